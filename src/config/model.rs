@@ -1,0 +1,203 @@
+//! The validated, typed configuration: what the rest of wakeproxy reads.
+//! Nothing here parses YAML; `config::parse` builds these values after every check passed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub global: Global,
+    /// Services in the order the file lists them.
+    pub services: Vec<Service>,
+}
+
+/// How the proxy reaches a managed container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectMode {
+    /// By container name on `docker_network` (the proxy runs in a container on that network).
+    DockerDns,
+    /// Through `internal_port` published on 127.0.0.1 only.
+    HostPort,
+}
+
+/// The `global:` section, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Used for the HTTPS redirect and ACME. Default `localhost`.
+    pub domain: String,
+    /// ACME account e-mail; required when `auto_certbot` is true.
+    pub email: Option<String>,
+    /// The token every non-exempt request must carry (at least 16 characters).
+    pub bearer_token: String,
+    /// Default idle time before a service is stopped; zero means never. Default 300 s.
+    pub idle_timeout: Duration,
+    /// Address both listeners bind to. Default `0.0.0.0`.
+    pub listen_address: IpAddr,
+    /// Plain HTTP port. Default 80; 0 picks an ephemeral port (tests).
+    pub listen_http: u16,
+    /// HTTPS port. Default 443.
+    pub listen_https: u16,
+    /// Docker network shared by the proxy and its services; `None` when set to "".
+    /// Default `wakeproxy-net`.
+    pub docker_network: Option<String>,
+    /// Default `docker_dns`, as in the reference.
+    pub connect_mode: ConnectMode,
+    /// Default true.
+    pub http_redirect_to_https: bool,
+    /// Where ACME http-01 challenge files live. Default `/var/www/acme`.
+    pub acme_webroot: PathBuf,
+    pub tls_certfile: Option<PathBuf>,
+    pub tls_keyfile: Option<PathBuf>,
+    /// Default false.
+    pub auto_certbot: bool,
+    /// `error`, `warn`, `info` (default), `debug` or `trace`.
+    pub log_level: log::LevelFilter,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Cap on concurrent client connections. Default 1024.
+    pub max_connections: usize,
+}
+
+/// One `services:` entry, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// Unique; also the container name. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    pub name: String,
+    /// Normalised prefix: starts with `/`, no trailing `/` except the root `/` itself.
+    pub path: String,
+    pub backend: Backend,
+    /// Remove `path` from the forwarded request target. Default true.
+    pub strip_prefix: bool,
+    /// Sent upstream as `Authorization: Bearer <auth_token>` in place of the client's header.
+    pub auth_token: Option<String>,
+    /// This service's idle timeout (its own or the global one); zero means never.
+    pub idle_timeout: Duration,
+    /// Path probed for readiness, e.g. `/health`.
+    pub health_path: Option<String>,
+    /// How long a cold start may take before waiters get 503. Default 60 s.
+    pub start_timeout: Duration,
+}
+
+/// What a service forwards to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// A container wakeproxy starts and stops.
+    Container(ContainerSpec),
+    /// A fixed always-on `host:port` wakeproxy does not manage.
+    Upstream(String),
+}
+
+/// Settings for a managed container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// Port the app listens on inside the container. Default 8000.
+    pub internal_port: u16,
+    /// Fixed host port in `host_port` mode; `None` means ephemeral.
+    pub host_port: Option<u16>,
+    /// Environment, in file order.
+    pub environment: Vec<(String, String)>,
+    pub volumes: Vec<Volume>,
+    /// Memory limit in bytes (`mem_limit: 512m`).
+    pub mem_limit: Option<u64>,
+    /// CPU limit (`cpus: 0.5`).
+    pub cpus: Option<f64>,
+    /// Run an init process as PID 1 (Docker's `Init`). Default true.
+    pub init: bool,
+}
+
+/// One bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Host path (the YAML key).
+    pub host: String,
+    /// Path inside the container.
+    pub bind: String,
+    /// `rw` or `ro`.
+    pub mode: String,
+}
+
+/// An IP network (`10.0.0.0/8`, `::1/128`); a bare address is a /32 or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, `::1`, `fe80::/10`. Host bits may be set (non-strict).
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|n| *n <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    /// True when `ip` lies inside this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Service {
+    /// The container spec when this service is managed.
+    pub fn container(&self) -> Option<&ContainerSpec> {
+        match &self.backend {
+            Backend::Container(c) => Some(c),
+            Backend::Upstream(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipnet_contains() {
+        let n = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert_eq!(one.prefix, 32);
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let all = IpNet::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = IpNet::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("nonsense").is_none());
+    }
+}

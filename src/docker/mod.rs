@@ -1,0 +1,1 @@
+//! The Docker Engine API client (HTTP over the daemon's Unix socket).
