@@ -4,5 +4,19 @@
 //! benchmarks can reach every part.
 #![forbid(unsafe_code)]
 
+pub mod acme;
+pub mod activity;
+pub mod answer;
+pub mod auth;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod forward;
+pub mod http;
+pub mod lifecycle;
+pub mod pool;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod status;

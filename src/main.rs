@@ -1,1 +1,65 @@
-fn main() {}
+//! The `wakeproxy` binary: parse arguments, set up logging, run a command, map its result to
+//! an exit code.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode, ThreadLogMode};
+use wakeproxy::cli::{normalize_args, CliError, Command, TopLevel};
+use wakeproxy::{commands, config};
+
+fn init_logging(level: LevelFilter) {
+    let mut b = ConfigBuilder::new();
+    b.set_time_format_rfc3339().set_thread_mode(ThreadLogMode::Names).set_target_level(LevelFilter::Off);
+    let _ = b.set_time_offset_to_local();
+    let _ = TermLogger::init(level, b.build(), TerminalMode::Stderr, ColorChoice::Never);
+}
+
+fn run(top: TopLevel) -> Result<(), CliError> {
+    match top.command {
+        None => {
+            eprintln!("wakeproxy: no command given; try `wakeproxy --help`");
+            Ok(())
+        }
+        Some(Command::Validate(a)) => commands::run_validate(&a),
+        Some(Command::Status(a)) => commands::run_status(&a),
+        Some(Command::Proxy(a)) => {
+            let cfg = config::load(&a.config).map_err(CliError::Config)?;
+            let level = if a.verbose { LevelFilter::Debug } else { cfg.global.log_level };
+            init_logging(level);
+            commands::run_proxy(&a, cfg)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let rest = normalize_args(&args[1..]);
+    let strs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let top = match <TopLevel as argh::FromArgs>::from_args(&["wakeproxy"], &strs) {
+        Ok(t) => t,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    ExitCode::SUCCESS
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output);
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    if top.version {
+        println!("wakeproxy {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match run(top) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wakeproxy: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

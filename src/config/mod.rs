@@ -1,3 +1,138 @@
 //! Configuration: reading `proxy.yaml`, `${VAR}` expansion, validation, and the typed model.
+//!
+//! [`parse`] reports every problem at once, each with its field path and line:
+//! 1. the text is parsed into a generic YAML tree (a syntax error is the one issue reported);
+//! 2. the tree is walked by hand (`validate`, `global`, `service`), expanding `${VAR}` in
+//!    string values as they are read (`expand`) and collecting issues (`read`);
+//! 3. line numbers come from a scan of the raw text (`locate`).
+//!
+//! YAML parsing stays behind [`parse`] so the YAML crate can change in one place.
+
 pub mod model;
 pub use model::*;
+
+mod expand;
+mod formats;
+mod global;
+mod locate;
+mod read;
+mod service;
+mod table;
+mod validate;
+
+#[cfg(test)]
+mod tests_files;
+#[cfg(test)]
+mod tests_global;
+#[cfg(test)]
+mod tests_services;
+#[cfg(test)]
+mod tests_support;
+
+pub use expand::{expand, ExpandError};
+pub use table::services_table;
+
+use std::fmt;
+use std::path::Path;
+
+/// Every problem found, in file order.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    /// The file (or other source) named in messages.
+    pub source: String,
+    pub issues: Vec<ConfigIssue>,
+}
+
+/// One problem: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigIssue {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Field path such as `services[2].mem_limit`; empty for the file as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    /// `<field>: <message>` (or just the message when the field is empty).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One line per issue: `<source>:<line>: <field>: <message>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(&self.source)?;
+            if let Some(line) = issue.line {
+                write!(f, ":{line}")?;
+            }
+            write!(f, ": {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parses and validates config text. `source` names the file in messages. `env` looks up
+/// variables for `${VAR}` expansion.
+pub fn parse(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let errors = |issues| ConfigErrors {
+        source: source.to_string(),
+        issues,
+    };
+    let mut doc = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(errors(vec![ConfigIssue {
+                line: e.location().map(|l| l.line()),
+                field: String::new(),
+                message: format!("invalid YAML: {e}"),
+            }]))
+        }
+    };
+    // `<<: *anchor` merge keys are applied before the walk, as YAML 1.1 users expect.
+    if let Err(e) = doc.apply_merge() {
+        return Err(errors(vec![ConfigIssue {
+            line: None,
+            field: String::new(),
+            message: format!("invalid YAML merge key (<<): {e}"),
+        }]));
+    }
+    let mut ctx = read::Ctx::new(text, env);
+    let config = validate::config(&mut ctx, &doc);
+    let issues = ctx.finish();
+    match config {
+        Some(config) if issues.is_empty() => Ok(config),
+        _ => Err(errors(issues)),
+    }
+}
+
+/// Reads the file and calls [`parse`] with the process environment. A missing or unreadable
+/// file is one issue naming the path and the OS error.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &source, &|name| std::env::var(name).ok()),
+        Err(e) => Err(ConfigErrors {
+            source: source.clone(),
+            issues: vec![ConfigIssue {
+                line: None,
+                field: String::new(),
+                message: format!("cannot read config file {source}: {e}"),
+            }],
+        }),
+    }
+}

@@ -58,6 +58,9 @@ pub struct Global {
     pub trusted_proxies: Vec<IpNet>,
     /// Cap on concurrent client connections. Default 1024.
     pub max_connections: usize,
+    /// Name of this proxy instance: its containers carry `wakeproxy.instance=<instance>`, so
+    /// two proxies on one daemon never touch each other's containers. Default `wakeproxy`.
+    pub instance: String,
 }
 
 /// One `services:` entry, defaults applied.
@@ -78,6 +81,9 @@ pub struct Service {
     pub health_path: Option<String>,
     /// How long a cold start may take before waiters get 503. Default 60 s.
     pub start_timeout: Duration,
+    /// Longest wait for the upstream's response head, and between two reads of a response
+    /// body (a streaming response stays open as long as bytes keep coming). Default 300 s.
+    pub response_timeout: Duration,
 }
 
 /// What a service forwards to.

@@ -1,0 +1,160 @@
+//! Command-line arguments (argh) and the errors commands end with, mapped to exit codes in
+//! exactly one place.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+/// wakeproxy: a reverse proxy that starts Docker containers on first request and stops them when idle.
+#[derive(FromArgs, Debug, PartialEq)]
+pub struct TopLevel {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand)]
+pub enum Command {
+    Proxy(ProxyArgs),
+    Validate(ValidateArgs),
+    Status(StatusArgs),
+}
+
+/// run the proxy in the foreground
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "proxy")]
+pub struct ProxyArgs {
+    /// path to proxy.yaml
+    #[argh(option, short = 'c')]
+    pub config: PathBuf,
+    /// serve plain HTTP only, even when certificates are configured
+    #[argh(switch)]
+    pub no_tls: bool,
+    /// log at debug level
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}
+
+/// check a config file and print its services
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "proxy-validate-config")]
+pub struct ValidateArgs {
+    /// path to proxy.yaml
+    #[argh(option, short = 'c')]
+    pub config: PathBuf,
+}
+
+/// show the state of every service of a running proxy
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "proxy-status")]
+pub struct StatusArgs {
+    /// the proxy's URL, e.g. http://127.0.0.1:8080 (the /proxy/status path is added when missing)
+    #[argh(option)]
+    pub server_url: String,
+    /// the proxy's bearer token (default: $PROXY_BEARER_TOKEN)
+    #[argh(option)]
+    pub bearer_token: Option<String>,
+    /// print the raw JSON
+    #[argh(switch)]
+    pub json: bool,
+    /// redraw every SECONDS seconds (default 2) until interrupted
+    #[argh(option)]
+    pub follow: Option<u64>,
+}
+
+/// Default refresh interval of `proxy-status --follow`.
+pub const DEFAULT_FOLLOW_SECS: u64 = 2;
+
+/// argh has no optional option values: `--follow` alone (last, or before another flag) gets
+/// the default interval inserted.
+pub fn normalize_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    for (i, a) in args.iter().enumerate() {
+        out.push(a.clone());
+        if a == "--follow" && args.get(i + 1).is_none_or(|n| n.parse::<u64>().is_err()) {
+            out.push(DEFAULT_FOLLOW_SECS.to_string());
+        }
+    }
+    out
+}
+
+/// How a command failed; `exit_code` is the one place errors become exit codes.
+#[derive(Debug)]
+pub enum CliError {
+    /// The configuration is invalid (exit 1).
+    Config(crate::config::ConfigErrors),
+    /// The proxy could not start: port in use, Docker too old... (exit 1).
+    Startup(String),
+    /// `proxy-status` could not get an answer (exit 3).
+    Status(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_) | CliError::Startup(_) => 1,
+            CliError::Status(_) => 3,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Config(e) => write!(f, "invalid configuration:\n{e}"),
+            CliError::Startup(m) => write!(f, "cannot start: {m}"),
+            CliError::Status(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<TopLevel, argh::EarlyExit> {
+        let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let norm = normalize_args(&owned);
+        let refs: Vec<&str> = norm.iter().map(String::as_str).collect();
+        TopLevel::from_args(&["wakeproxy"], &refs)
+    }
+
+    #[test]
+    fn parses_subcommands() {
+        let t = parse(&["proxy", "--config", "p.yaml", "--no-tls", "--verbose"]).unwrap();
+        assert_eq!(
+            t.command,
+            Some(Command::Proxy(ProxyArgs {
+                config: "p.yaml".into(),
+                no_tls: true,
+                verbose: true
+            }))
+        );
+        let t = parse(&["proxy-validate-config", "-c", "x.yaml"]).unwrap();
+        assert!(matches!(t.command, Some(Command::Validate(_))));
+        assert!(parse(&["--version"]).unwrap().version);
+        assert!(parse(&["proxy"]).is_err(), "--config is required");
+    }
+
+    #[test]
+    fn follow_takes_an_optional_interval() {
+        let s = |args: &[&str]| match parse(args).unwrap().command {
+            Some(Command::Status(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(s(&["proxy-status", "--server-url", "u", "--follow"]).follow, Some(2));
+        assert_eq!(s(&["proxy-status", "--server-url", "u", "--follow", "5"]).follow, Some(5));
+        assert_eq!(s(&["proxy-status", "--follow", "--server-url", "u", "--json"]).follow, Some(2));
+        assert_eq!(s(&["proxy-status", "--server-url", "u"]).follow, None);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(CliError::Startup("x".into()).exit_code(), 1);
+        assert_eq!(CliError::Status("x".into()).exit_code(), 3);
+    }
+}

@@ -1,0 +1,191 @@
+//! What each subcommand does: `proxy`, `proxy-validate-config`, `proxy-status`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
+use crate::activity::Activity;
+use crate::config::{self, Config};
+use crate::docker::{Docker, DockerError};
+use crate::lifecycle::engine::DockerEngine;
+use crate::lifecycle::{follow_events, Lifecycle};
+use crate::proxy::{Containers, Proxy};
+use crate::server::Server;
+
+/// Connects the Docker lifecycle when the config has container services: adopts running
+/// containers, starts the reaper and the events follower. A daemon that is down is not fatal:
+/// container services answer 503 until it comes back.
+fn start_lifecycle(config: &Config, activity: Arc<Vec<Activity>>) -> Result<Option<Box<dyn Containers>>, CliError> {
+    if config.services.iter().all(|s| s.container().is_none()) {
+        return Ok(None);
+    }
+    let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
+    let engine = Arc::new(DockerEngine { docker: docker.clone() });
+    let lifecycle = Lifecycle::new(config, engine, activity);
+    match docker.negotiate() {
+        Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),
+        Err(e @ DockerError::TooOld { .. }) => return Err(CliError::Startup(e.to_string())),
+        Err(e) => log::warn!("{e}; container services answer 503 until it is reachable"),
+    }
+    if let Err(e) = lifecycle.reconcile() {
+        log::warn!("cannot take stock of existing containers yet: {e}");
+    }
+    lifecycle.spawn_threads();
+    let (l, instance) = (lifecycle.clone(), config.global.instance.clone());
+    std::thread::Builder::new()
+        .name("docker-events".into())
+        .spawn(move || follow_events(l, docker, instance))
+        .map_err(|e| CliError::Startup(format!("cannot start the Docker events thread: {e}")))?;
+    Ok(Some(Box::new(lifecycle)))
+}
+
+/// `proxy`: connects Docker, binds, serves until killed.
+pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
+    let activity = Proxy::new_activity(&config);
+    let containers = start_lifecycle(&config, activity.clone())?;
+    let g = &config.global;
+    if !args.no_tls && (g.tls_certfile.is_some() || g.tls_keyfile.is_some()) {
+        log::warn!("TLS termination is not built yet: serving plain HTTP on port {} only", g.listen_http);
+    }
+    let addr = SocketAddr::new(g.listen_address, g.listen_http);
+    let proxy = Arc::new(Proxy::new(config, activity, containers));
+    let server = Server::bind(addr, proxy.clone()).map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
+    log::info!("listening on http://{local}");
+    for s in &proxy.config.services {
+        log::info!("route {} -> {}", s.path, s.name);
+    }
+    server.run();
+    Ok(())
+}
+
+/// `proxy-validate-config`: prints the services table, or every error.
+pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
+    let cfg = config::load(&args.config).map_err(CliError::Config)?;
+    print!("{}", config::services_table(&cfg));
+    println!("{}: valid ({} services)", args.config.display(), cfg.services.len());
+    Ok(())
+}
+
+/// The status URL for a server URL: `/proxy/status` is appended unless a path is given.
+pub fn status_url(server_url: &str) -> String {
+    let trimmed = server_url.trim_end_matches('/');
+    let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, r)| r);
+    if after_scheme.contains('/') {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/proxy/status")
+    }
+}
+
+fn fetch_status(url: &str, token: &str) -> Result<serde_json::Value, CliError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut res = agent
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|e| CliError::Status(format!("cannot reach {url}: {e}")))?;
+    let status = res.status().as_u16();
+    let body = res
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| CliError::Status(format!("reading the answer from {url}: {e}")))?;
+    if status == 401 {
+        return Err(CliError::Status(format!("{url} refused the bearer token (401)")));
+    }
+    if status != 200 {
+        return Err(CliError::Status(format!("{url} answered {status}: {}", body.trim())));
+    }
+    serde_json::from_str(&body).map_err(|e| CliError::Status(format!("{url} did not answer with status JSON: {e}")))
+}
+
+/// Renders the status JSON as a table.
+pub fn status_table(v: &serde_json::Value) -> String {
+    let cols = ["NAME", "PATH", "KIND", "STATUS", "HOST_PORT", "IN_FLIGHT", "LAST_ACCESS"];
+    let mut rows: Vec<Vec<String>> = vec![cols.iter().map(|c| c.to_string()).collect()];
+    let text = |x: &serde_json::Value| match x {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for s in v.as_array().into_iter().flatten() {
+        rows.push(
+            ["name", "path", "kind", "status", "host_port", "in_flight", "last_access"]
+                .iter()
+                .map(|k| text(&s[*k]))
+                .collect(),
+        );
+    }
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `proxy-status`: prints the table (or JSON), once or every `--follow` seconds.
+pub fn run_status(args: &StatusArgs) -> Result<(), CliError> {
+    let token = args
+        .bearer_token
+        .clone()
+        .or_else(|| std::env::var("PROXY_BEARER_TOKEN").ok())
+        .ok_or_else(|| CliError::Status("no bearer token: pass --bearer-token or set PROXY_BEARER_TOKEN".into()))?;
+    let url = status_url(&args.server_url);
+    loop {
+        let v = fetch_status(&url, &token)?;
+        let text = if args.json {
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        } else {
+            status_table(&v)
+        };
+        match args.follow {
+            None => {
+                print!("{text}");
+                return Ok(());
+            }
+            Some(secs) => {
+                // Clear the screen and redraw, like `watch`.
+                print!("\x1b[2J\x1b[H{url}  (every {secs}s)\n\n{text}");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::thread::sleep(Duration::from_secs(secs.max(1)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_url_appends_path() {
+        assert_eq!(status_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080/proxy/status");
+        assert_eq!(status_url("http://h:1/"), "http://h:1/proxy/status");
+        assert_eq!(status_url("https://h/proxy/status"), "https://h/proxy/status");
+    }
+
+    #[test]
+    fn table_lists_services() {
+        let v = serde_json::json!([
+            {"name": "blog", "path": "/blog", "kind": "container", "status": "running", "host_port": 32768, "in_flight": 0, "last_access": null},
+            {"name": "api", "path": "/", "kind": "upstream", "status": "external", "host_port": null, "in_flight": 2, "last_access": "2026-11-26T16:51:32Z"}
+        ]);
+        let t = status_table(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("NAME  PATH   KIND"));
+        assert!(lines[1].contains("blog") && lines[1].contains("32768") && lines[1].contains("running"));
+        assert!(lines[2].contains("2026-11-26T16:51:32Z"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The `global:` section: reads every key, applies defaults, records every problem.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::formats::is_docker_name;
+use super::read::{get, Ctx, FieldPath, Show};
+use super::{ConnectMode, Global, IpNet};
+
+/// The keys `global:` may hold.
+pub const GLOBAL_KEYS: &[&str] = &[
+    "domain",
+    "email",
+    "bearer_token",
+    "idle_timeout",
+    "listen_address",
+    "listen_http",
+    "listen_https",
+    "docker_network",
+    "connect_mode",
+    "http_redirect_to_https",
+    "acme_webroot",
+    "tls_certfile",
+    "tls_keyfile",
+    "auto_certbot",
+    "log_level",
+    "trusted_proxies",
+    "max_connections",
+    "instance",
+];
+
+/// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
+pub const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+
+const MIN_TOKEN_CHARS: usize = 16;
+
+/// Reads `global:`. Always returns a value (defaults where something failed); the caller
+/// discards it when any issue was recorded.
+pub fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
+    let path = FieldPath::root().key("global");
+    let empty = Mapping::new();
+    match value {
+        Some(Value::Mapping(map)) => {
+            ctx.check_keys(map, &path, GLOBAL_KEYS);
+            read_global(ctx, map, &path, true)
+        }
+        None | Some(Value::Null) => {
+            let msg = "missing required section (it must at least set bearer_token)";
+            ctx.issue(&path, msg);
+            read_global(ctx, &empty, &path, false)
+        }
+        Some(other) => {
+            ctx.type_error(other, &path, "a mapping", Show::Value);
+            read_global(ctx, &empty, &path, false)
+        }
+    }
+}
+
+/// Reads the keys of `map`; `present` is false when the section itself was missing or
+/// malformed (already reported), so its required keys are not reported again.
+fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -> Global {
+    let key = |k: &str| path.key(k);
+
+    let domain = match get(map, "domain").and_then(|v| ctx.string(v, &key("domain"), Show::Value)) {
+        Some(d) => check_domain(ctx, &key("domain"), d),
+        None => "localhost".to_string(),
+    };
+    let email = get(map, "email").and_then(|v| ctx.string(v, &key("email"), Show::Value));
+    if let Some(e) = &email {
+        if !e.contains('@') || e.chars().any(char::is_whitespace) {
+            ctx.issue(&key("email"), format!("{e:?} is not an e-mail address"));
+        }
+    }
+    let bearer_token = bearer_token(ctx, map, path, present);
+    let idle_timeout = get(map, "idle_timeout")
+        .and_then(|v| ctx.uint(v, &key("idle_timeout"), 0, MAX_SECS))
+        .unwrap_or(300);
+    let listen_address = get(map, "listen_address")
+        .and_then(|v| ctx.string(v, &key("listen_address"), Show::Value))
+        .and_then(|s| match s.trim().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                let msg = format!("expected an IP address like 0.0.0.0 or ::1, found {s:?}");
+                ctx.issue(&key("listen_address"), msg);
+                None
+            }
+        })
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let listen_http = port(ctx, map, path, "listen_http", 0).unwrap_or(80);
+    let listen_https = port(ctx, map, path, "listen_https", 1).unwrap_or(443);
+    if listen_http != 0 && listen_http == listen_https {
+        let msg = format!("listen_http and listen_https are both {listen_http}; they must differ");
+        ctx.issue(&key("listen_https"), msg);
+    }
+    let docker_network = match get(map, "docker_network")
+        .and_then(|v| ctx.string(v, &key("docker_network"), Show::Value))
+    {
+        None => Some("wakeproxy-net".to_string()),
+        Some(s) if s.is_empty() => None,
+        Some(s) => {
+            if !is_docker_name(&s) {
+                let msg = format!(
+                    "{s:?} is not a valid Docker network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+                );
+                ctx.issue(&key("docker_network"), msg);
+            }
+            Some(s)
+        }
+    };
+    let connect_mode = get(map, "connect_mode")
+        .and_then(|v| ctx.string(v, &key("connect_mode"), Show::Value))
+        .and_then(|s| match s.as_str() {
+            "docker_dns" => Some(ConnectMode::DockerDns),
+            "host_port" => Some(ConnectMode::HostPort),
+            _ => {
+                let msg = format!("expected docker_dns or host_port, found {s:?}");
+                ctx.issue(&key("connect_mode"), msg);
+                None
+            }
+        })
+        .unwrap_or(ConnectMode::DockerDns);
+    let http_redirect_to_https = get(map, "http_redirect_to_https")
+        .and_then(|v| ctx.boolean(v, &key("http_redirect_to_https")))
+        .unwrap_or(true);
+    let acme_webroot =
+        file_path(ctx, map, path, "acme_webroot").unwrap_or_else(|| PathBuf::from("/var/www/acme"));
+    let tls_certfile = file_path(ctx, map, path, "tls_certfile");
+    let tls_keyfile = file_path(ctx, map, path, "tls_keyfile");
+    match (get(map, "tls_certfile"), get(map, "tls_keyfile")) {
+        (Some(_), None) => ctx.issue_at(
+            &key("tls_keyfile"),
+            &key("tls_certfile"),
+            "missing: tls_certfile and tls_keyfile must be given together",
+        ),
+        (None, Some(_)) => ctx.issue_at(
+            &key("tls_certfile"),
+            &key("tls_keyfile"),
+            "missing: tls_certfile and tls_keyfile must be given together",
+        ),
+        _ => {}
+    }
+    let auto_certbot = get(map, "auto_certbot")
+        .and_then(|v| ctx.boolean(v, &key("auto_certbot")))
+        .unwrap_or(false);
+    if auto_certbot && get(map, "email").is_none() {
+        ctx.issue_at(
+            &key("email"),
+            &key("auto_certbot"),
+            "missing: an ACME account e-mail is required when auto_certbot is true",
+        );
+    }
+    let log_level = get(map, "log_level")
+        .and_then(|v| ctx.string(v, &key("log_level"), Show::Value))
+        .and_then(|s| match s.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(log::LevelFilter::Error),
+            "warn" => Some(log::LevelFilter::Warn),
+            "info" => Some(log::LevelFilter::Info),
+            "debug" => Some(log::LevelFilter::Debug),
+            "trace" => Some(log::LevelFilter::Trace),
+            _ => {
+                let msg = format!("expected error, warn, info, debug or trace, found {s:?}");
+                ctx.issue(&key("log_level"), msg);
+                None
+            }
+        })
+        .unwrap_or(log::LevelFilter::Info);
+    let trusted_proxies = trusted_proxies(ctx, map, path);
+    let max_connections = get(map, "max_connections")
+        .and_then(|v| ctx.uint(v, &key("max_connections"), 1, 100_000))
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1024);
+    let instance = get(map, "instance")
+        .and_then(|v| ctx.string(v, &key("instance"), Show::Value))
+        .filter(|n| {
+            let ok = is_docker_name(n) && n.len() <= 64;
+            if !ok {
+                let msg = format!("expected a name of letters, digits, '_', '.' or '-' (at most 64), found {n:?}");
+                ctx.issue(&key("instance"), msg);
+            }
+            ok
+        })
+        .unwrap_or_else(|| "wakeproxy".to_string());
+
+    Global {
+        domain,
+        email,
+        bearer_token,
+        idle_timeout: Duration::from_secs(idle_timeout),
+        listen_address,
+        listen_http,
+        listen_https,
+        docker_network,
+        connect_mode,
+        http_redirect_to_https,
+        acme_webroot,
+        tls_certfile,
+        tls_keyfile,
+        auto_certbot,
+        log_level,
+        trusted_proxies,
+        max_connections,
+        instance,
+    }
+}
+
+/// A host name for redirects and ACME: no scheme, path or whitespace.
+fn check_domain(ctx: &mut Ctx, path: &FieldPath, domain: String) -> String {
+    if domain.is_empty()
+        || domain.contains("://")
+        || domain.contains('/')
+        || domain.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        let msg =
+            format!("expected a host name like example.com (no scheme or path), found {domain:?}");
+        ctx.issue(path, msg);
+    }
+    domain
+}
+
+/// The bearer token: required, trimmed, at least 16 characters; never echoed.
+fn bearer_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -> String {
+    let p = path.key("bearer_token");
+    let Some(v) = get(map, "bearer_token") else {
+        if present {
+            let msg = "missing required key (generate a token with: openssl rand -hex 32)";
+            ctx.issue(&p, msg);
+        }
+        return String::new();
+    };
+    let Some(token) = ctx.string(v, &p, Show::Secret) else {
+        return String::new();
+    };
+    let token = token.trim().to_string();
+    let chars = token.chars().count();
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        ctx.issue(&p, "must not contain whitespace or control characters");
+    } else if chars < MIN_TOKEN_CHARS {
+        let msg = format!(
+            "must be at least {MIN_TOKEN_CHARS} characters, found {chars} \
+             (generate one with: openssl rand -hex 32)"
+        );
+        ctx.issue(&p, msg);
+    }
+    token
+}
+
+fn port(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str, min: u64) -> Option<u16> {
+    get(map, name)
+        .and_then(|v| ctx.uint(v, &path.key(name), min, 65535))
+        .and_then(|n| u16::try_from(n).ok())
+}
+
+fn file_path(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str) -> Option<PathBuf> {
+    let p = path.key(name);
+    let s = get(map, name).and_then(|v| ctx.string(v, &p, Show::Value))?;
+    if s.trim().is_empty() {
+        ctx.issue(&p, "must not be empty");
+        return None;
+    }
+    Some(PathBuf::from(s))
+}
+
+fn trusted_proxies(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Vec<IpNet> {
+    let p = path.key("trusted_proxies");
+    let Some(v) = get(map, "trusted_proxies") else {
+        return Vec::new();
+    };
+    let Some(list) = v.as_sequence() else {
+        ctx.type_error(v, &p, "a list of IP addresses or networks", Show::Value);
+        return Vec::new();
+    };
+    let mut nets = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let ip = p.index(i);
+        let Some(s) = ctx.string(item, &ip, Show::Value) else {
+            continue;
+        };
+        match IpNet::parse(&s) {
+            Some(net) => nets.push(net),
+            None => ctx.issue(
+                &ip,
+                format!("{s:?} is not an IP address or network (like 10.0.0.0/8 or ::1)"),
+            ),
+        }
+    }
+    nets
+}

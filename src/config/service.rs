@@ -1,0 +1,381 @@
+//! One `services:` entry: its keys, defaults, the image/upstream choice, environment and volumes.
+
+use std::time::Duration;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::expand::is_var_name;
+use super::formats::{
+    check_bind, check_mem_bytes, check_mode, check_volume_host, is_docker_name, is_reserved_path,
+    normalise_path, parse_bind_spec, parse_mem_limit, parse_upstream,
+};
+use super::global::MAX_SECS;
+use super::read::{get, Ctx, FieldPath, Show};
+use super::{Backend, ContainerSpec, Service, Volume};
+
+/// The keys a service may hold.
+pub const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "path",
+    "image",
+    "upstream",
+    "internal_port",
+    "host_port",
+    "environment",
+    "volumes",
+    "mem_limit",
+    "cpus",
+    "init",
+    "strip_prefix",
+    "auth_token",
+    "idle_timeout",
+    "health_path",
+    "start_timeout",
+    "response_timeout",
+];
+
+/// Keys that only make sense for a managed container (rejected next to `upstream`).
+const CONTAINER_KEYS: &[&str] = &[
+    "internal_port",
+    "host_port",
+    "environment",
+    "volumes",
+    "mem_limit",
+    "cpus",
+    "init",
+];
+
+/// A service as read, plus the values the cross-service checks compare (None when invalid).
+pub struct ReadService {
+    pub service: Service,
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub host_port: Option<u16>,
+}
+
+/// Reads one entry at `path` (`services[i]`). None when it is not a mapping.
+pub fn service(
+    ctx: &mut Ctx,
+    value: &Value,
+    path: &FieldPath,
+    default_idle: Duration,
+) -> Option<ReadService> {
+    let Some(map) = value.as_mapping() else {
+        ctx.type_error(
+            value,
+            path,
+            "a mapping with name, path and image or upstream",
+            Show::Value,
+        );
+        return None;
+    };
+    ctx.check_keys(map, path, SERVICE_KEYS);
+    let key = |k: &str| path.key(k);
+
+    let name = match get(map, "name") {
+        None => {
+            ctx.issue(&key("name"), "missing required key");
+            None
+        }
+        Some(v) => ctx.string(v, &key("name"), Show::Value).filter(|n| {
+            let ok = is_docker_name(n);
+            if !ok {
+                let msg = format!(
+                    "{n:?} is not a valid name: use letters, digits, \"_\", \".\" and \"-\", \
+                     starting with a letter or digit"
+                );
+                ctx.issue(&key("name"), msg);
+            }
+            ok
+        }),
+    };
+    let route = match get(map, "path") {
+        None => {
+            ctx.issue(
+                &key("path"),
+                "missing required key (use \"/\" to catch everything)",
+            );
+            None
+        }
+        Some(v) => {
+            ctx.string(v, &key("path"), Show::Value)
+                .and_then(|raw| match normalise_path(&raw) {
+                    Ok(p) if is_reserved_path(&p) => {
+                        let msg = format!("{p:?} is reserved for the proxy's own endpoints");
+                        ctx.issue(&key("path"), msg);
+                        None
+                    }
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        ctx.issue(&key("path"), e);
+                        None
+                    }
+                })
+        }
+    };
+
+    let backend = backend(ctx, map, path);
+    let host_port = match &backend {
+        Backend::Container(c) => c.host_port,
+        Backend::Upstream(_) => None,
+    };
+
+    let strip_prefix = get(map, "strip_prefix")
+        .and_then(|v| ctx.boolean(v, &key("strip_prefix")))
+        .unwrap_or(true);
+    let auth_token = get(map, "auth_token")
+        .and_then(|v| ctx.string(v, &key("auth_token"), Show::Secret))
+        .map(|t| t.trim().to_string())
+        .filter(|t| {
+            let ok = !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                let msg = "must be non-empty, without whitespace or control characters";
+                ctx.issue(&key("auth_token"), msg);
+            }
+            ok
+        });
+    let idle_timeout = get(map, "idle_timeout")
+        .and_then(|v| ctx.uint(v, &key("idle_timeout"), 0, MAX_SECS))
+        .map(Duration::from_secs)
+        .unwrap_or(default_idle);
+    let health_path = get(map, "health_path")
+        .and_then(|v| ctx.string(v, &key("health_path"), Show::Value))
+        .filter(|h| {
+            let ok = h.starts_with('/') && !h.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                let msg =
+                    format!("expected a path starting with \"/\" without spaces, found {h:?}");
+                ctx.issue(&key("health_path"), msg);
+            }
+            ok
+        });
+    let start_timeout = get(map, "start_timeout")
+        .and_then(|v| ctx.uint(v, &key("start_timeout"), 1, MAX_SECS))
+        .unwrap_or(60);
+    let response_timeout = get(map, "response_timeout")
+        .and_then(|v| ctx.uint(v, &key("response_timeout"), 1, MAX_SECS))
+        .unwrap_or(300);
+
+    Some(ReadService {
+        service: Service {
+            name: name.clone().unwrap_or_default(),
+            path: route.clone().unwrap_or_else(|| "/".to_string()),
+            backend,
+            strip_prefix,
+            auth_token,
+            idle_timeout,
+            health_path,
+            start_timeout: Duration::from_secs(start_timeout),
+            response_timeout: Duration::from_secs(response_timeout),
+        },
+        name,
+        path: route,
+        host_port,
+    })
+}
+
+/// Exactly one of `image` and `upstream`; container keys only with `image`.
+fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Backend {
+    let key = |k: &str| path.key(k);
+    match (get(map, "image"), get(map, "upstream")) {
+        (Some(_), Some(_)) => {
+            ctx.issue(&key("upstream"), "give either image or upstream, not both");
+            Backend::Upstream(String::new())
+        }
+        (None, None) => {
+            ctx.issue_at(
+                &key("image"),
+                path,
+                "missing: a service needs an image (a container to manage) \
+                 or an upstream (host:port)",
+            );
+            Backend::Upstream(String::new())
+        }
+        (None, Some(v)) => {
+            for k in CONTAINER_KEYS {
+                if get(map, k).is_some() {
+                    let msg = format!("{k} is only allowed for image services, not with upstream");
+                    ctx.issue(&key(k), msg);
+                }
+            }
+            let p = key("upstream");
+            let target = ctx
+                .string(v, &p, Show::Value)
+                .and_then(|s| parse_upstream(&s).map_err(|e| ctx.issue(&p, e)).ok());
+            Backend::Upstream(target.unwrap_or_default())
+        }
+        (Some(v), None) => Backend::Container(container(ctx, map, path, v)),
+    }
+}
+
+fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> ContainerSpec {
+    let key = |k: &str| path.key(k);
+    let image = ctx
+        .string(image, &key("image"), Show::Value)
+        .filter(|i| {
+            let ok =
+                !i.trim().is_empty() && !i.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                ctx.issue(
+                    &key("image"),
+                    format!("expected an image name like app:latest, found {i:?}"),
+                );
+            }
+            ok
+        })
+        .unwrap_or_default();
+    let internal_port = get(map, "internal_port")
+        .and_then(|v| ctx.uint(v, &key("internal_port"), 1, 65535))
+        .and_then(|n| u16::try_from(n).ok())
+        .unwrap_or(8000);
+    let host_port = get(map, "host_port")
+        .and_then(|v| ctx.uint(v, &key("host_port"), 1, 65535))
+        .and_then(|n| u16::try_from(n).ok());
+    let mem_limit = get(map, "mem_limit").and_then(|v| {
+        let p = key("mem_limit");
+        let parsed = match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(bytes) => check_mem_bytes(bytes),
+                None => Err(format!(
+                    "expected a whole number of bytes or a size like 512m, found {n}"
+                )),
+            },
+            Value::String(_) => match ctx.string(v, &p, Show::Value) {
+                Some(s) => parse_mem_limit(&s),
+                None => return None,
+            },
+            _ => {
+                ctx.type_error(v, &p, "a size like 512m or a number of bytes", Show::Value);
+                return None;
+            }
+        };
+        parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    });
+    let cpus = get(map, "cpus").and_then(|v| {
+        let p = key("cpus");
+        let n = ctx.number(v, &p)?;
+        if n <= 0.0 {
+            ctx.issue(&p, format!("must be greater than 0, found {n}"));
+            return None;
+        }
+        Some(n)
+    });
+    let init = get(map, "init")
+        .and_then(|v| ctx.boolean(v, &key("init")))
+        .unwrap_or(true);
+    ContainerSpec {
+        image,
+        internal_port,
+        host_port,
+        environment: environment(ctx, map, path),
+        volumes: volumes(ctx, map, path),
+        mem_limit,
+        cpus,
+        init,
+    }
+}
+
+/// `environment:` name → scalar, in file order.
+fn environment(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Vec<(String, String)> {
+    let p = path.key("environment");
+    let Some(v) = get(map, "environment") else {
+        return Vec::new();
+    };
+    let Some(env) = v.as_mapping() else {
+        ctx.type_error(v, &p, "a mapping of NAME: value", Show::Value);
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, val) in env {
+        let Some(name) = k.as_str() else {
+            ctx.type_error(k, &p, "variable names (strings) as keys", Show::Value);
+            continue;
+        };
+        let vp = p.key(name);
+        if !is_var_name(name) {
+            let msg = format!(
+                "{name:?} is not a valid variable name \
+                 (letters, digits and \"_\", not starting with a digit)"
+            );
+            ctx.issue(&vp, msg);
+            continue;
+        }
+        if let Some(s) = ctx.scalar_string(val, &vp) {
+            out.push((name.to_string(), s));
+        }
+    }
+    out
+}
+
+/// `volumes:` host → "/bind[:mode]" or {bind, mode}.
+fn volumes(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Vec<Volume> {
+    let p = path.key("volumes");
+    let Some(v) = get(map, "volumes") else {
+        return Vec::new();
+    };
+    let Some(vols) = v.as_mapping() else {
+        ctx.type_error(v, &p, "a mapping of host path: container path", Show::Value);
+        return Vec::new();
+    };
+    let mut out: Vec<Volume> = Vec::new();
+    for (k, val) in vols {
+        let Some(host) = k.as_str() else {
+            ctx.type_error(k, &p, "host paths (strings) as keys", Show::Value);
+            continue;
+        };
+        let vp = p.key(host);
+        if let Err(e) = check_volume_host(host) {
+            ctx.issue(&vp, e);
+            continue;
+        }
+        let Some((bind, mode)) = volume_target(ctx, val, &vp) else {
+            continue;
+        };
+        if let Some(other) = out.iter().find(|o| o.bind == bind) {
+            let msg = format!("{bind:?} is already the bind of volume {:?}", other.host);
+            ctx.issue(&vp, msg);
+            continue;
+        }
+        out.push(Volume {
+            host: host.to_string(),
+            bind,
+            mode,
+        });
+    }
+    out
+}
+
+/// The container side of one volume: (bind, mode).
+fn volume_target(ctx: &mut Ctx, val: &Value, vp: &FieldPath) -> Option<(String, String)> {
+    match val {
+        Value::String(_) => {
+            let spec = ctx.string(val, vp, Show::Value)?;
+            parse_bind_spec(&spec).map_err(|e| ctx.issue(vp, e)).ok()
+        }
+        Value::Mapping(m) => {
+            ctx.check_keys(m, vp, &["bind", "mode"]);
+            let bp = vp.key("bind");
+            let bind = match get(m, "bind") {
+                Some(b) => ctx.string(b, &bp, Show::Value),
+                None => {
+                    ctx.issue(&bp, "missing required key (the path inside the container)");
+                    None
+                }
+            };
+            let bind = bind.filter(|b| check_bind(b).map_err(|e| ctx.issue(&bp, e)).is_ok());
+            let mp = vp.key("mode");
+            let mode = match get(m, "mode") {
+                Some(v) => ctx
+                    .string(v, &mp, Show::Value)
+                    .filter(|m| check_mode(m).map_err(|e| ctx.issue(&mp, e)).is_ok()),
+                None => Some("rw".to_string()),
+            };
+            Some((bind?, mode?))
+        }
+        _ => {
+            let expected = "\"/container/path[:mode]\" or {bind: /container/path, mode: rw}";
+            ctx.type_error(val, vp, expected, Show::Value);
+            None
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! A read buffer in front of a socket: bytes read past a request or response head stay here
+//! for the body reader, and writes go straight through to the socket.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// What a connection needs from its socket beyond `Read + Write`: timeouts and shutdown.
+/// Implemented for `TcpStream` now and for the TLS stream later.
+pub trait Socket: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// A socket with a growable read buffer (`pos..end` holds unread bytes).
+pub struct BufStream<S> {
+    pub inner: S,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    max: usize,
+}
+
+impl<S> BufStream<S> {
+    /// `initial` bytes of buffer, growable up to `max` by `fill_more`.
+    pub fn new(inner: S, initial: usize, max: usize) -> Self {
+        BufStream {
+            inner,
+            buf: vec![0; initial],
+            pos: 0,
+            end: 0,
+            max: max.max(initial),
+        }
+    }
+
+    /// The unread bytes.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Marks `n` buffered bytes as read.
+    pub fn consume_buffered(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Has the buffer reached its maximum with no room to read into?
+    pub fn is_full(&self) -> bool {
+        self.end - self.pos >= self.max
+    }
+}
+
+impl<S: Read> BufStream<S> {
+    /// Reads more bytes after the unread ones, compacting or growing the buffer first.
+    /// Returns 0 at end of stream. Fails with `OutOfMemory` kind when the buffer is at its maximum.
+    pub fn fill_more(&mut self) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            if self.pos > 0 {
+                self.buf.copy_within(self.pos..self.end, 0);
+                self.end -= self.pos;
+                self.pos = 0;
+            } else if self.buf.len() < self.max {
+                let new_len = (self.buf.len() * 2).min(self.max);
+                self.buf.resize(new_len, 0);
+            } else {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer full"));
+            }
+        }
+        let n = self.inner.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+impl<S: Read> Read for BufStream<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end && out.len() >= self.buf.len() {
+            return self.inner.read(out);
+        }
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<S: Read> BufRead for BufStream<S> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+            let n = self.inner.read(&mut self.buf)?;
+            self.end = n;
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+    fn consume(&mut self, n: usize) {
+        self.consume_buffered(n);
+    }
+}
+
+impl<S: Write> Write for BufStream<S> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.inner.write(b)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn grows_until_max_then_reports_full() {
+        let data = vec![b'x'; 100];
+        let mut s = BufStream::new(Cursor::new(data), 16, 64);
+        let mut total = 0;
+        loop {
+            match s.fill_more() {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::OutOfMemory);
+                    break;
+                }
+            }
+        }
+        assert_eq!(total, 64);
+        assert!(s.is_full());
+        s.consume_buffered(10);
+        assert_eq!(s.buffered().len(), 54);
+        assert!(s.fill_more().unwrap() > 0);
+    }
+
+    #[test]
+    fn read_drains_buffer_then_inner() {
+        let mut s = BufStream::new(Cursor::new(b"hello world".to_vec()), 4, 4);
+        s.fill_more().unwrap();
+        assert_eq!(s.buffered(), b"hell");
+        s.consume_buffered(2);
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "llo world");
+    }
+}

@@ -1,0 +1,297 @@
+//! The header rules applied when forwarding: hop-by-hop removal (including headers named in
+//! `Connection`), `X-Forwarded-*`, the bearer token swap, and re-framing. Pure: heads in, bytes out.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use super::head::{header, header_tokens, BodyKind, Header, RequestHead, ResponseHead};
+
+/// Headers that describe one hop and never cross the proxy.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers the proxy always sets itself (or withholds) instead of copying.
+const REQUEST_OWNED: &[&str] = &[
+    "content-length",
+    "expect",
+    "authorization",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "forwarded",
+    "x-real-ip",
+];
+
+/// What the proxy knows about the client side of one request.
+#[derive(Debug, Clone)]
+pub struct ForwardInfo<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is in `trusted_proxies` (its X-Forwarded-* are believed).
+    pub trusted: bool,
+    /// `http` or `https`.
+    pub proto: &'a str,
+    /// The route prefix removed from the target, if any (never `/`).
+    pub stripped_prefix: Option<&'a str>,
+    /// Sent as `Authorization: Bearer <token>` to the upstream.
+    pub auth_token: Option<&'a str>,
+    /// Host to send when the client gave none (HTTP/1.0).
+    pub upstream_authority: &'a str,
+}
+
+fn is_listed(name: &str, list: &[&str]) -> bool {
+    list.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// True for headers that must not be forwarded in either direction.
+fn is_hop_by_hop(h: &Header, connection_tokens: &[String]) -> bool {
+    is_listed(&h.name, HOP_BY_HOP) || connection_tokens.iter().any(|t| h.name.eq_ignore_ascii_case(t))
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the head to send upstream for `req`, with `target` as the (already rewritten)
+/// request target and `body` as the framing the body will be sent with.
+pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &ForwardInfo<'_>, out: &mut Vec<u8>) {
+    let conn_tokens = header_tokens(&req.headers, "connection");
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut has_host = false;
+    for h in &req.headers {
+        if is_hop_by_hop(h, &conn_tokens) || is_listed(&h.name, REQUEST_OWNED) {
+            continue;
+        }
+        has_host |= h.is("host");
+        push_header(out, &h.name, &h.value);
+    }
+    if !has_host {
+        push_header(out, "Host", info.upstream_authority.as_bytes());
+    }
+    match body {
+        BodyKind::Empty => {
+            if !matches!(req.method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE") {
+                out.extend_from_slice(b"Content-Length: 0\r\n");
+            }
+        }
+        BodyKind::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        BodyKind::Chunked | BodyKind::UntilClose => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    if let Some(t) = info.auth_token {
+        out.extend_from_slice(b"Authorization: Bearer ");
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let believed = |name: &str| if info.trusted { header(&req.headers, name) } else { None };
+    let peer = info.peer.to_string();
+    match believed("x-forwarded-for") {
+        Some(prev) => {
+            let mut v = prev.value.clone();
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(peer.as_bytes());
+            push_header(out, "X-Forwarded-For", &v);
+        }
+        None => push_header(out, "X-Forwarded-For", peer.as_bytes()),
+    }
+    match believed("x-forwarded-proto") {
+        Some(p) => push_header(out, "X-Forwarded-Proto", &p.value),
+        None => push_header(out, "X-Forwarded-Proto", info.proto.as_bytes()),
+    }
+    if let Some(h) = believed("x-forwarded-host").or_else(|| header(&req.headers, "host")) {
+        push_header(out, "X-Forwarded-Host", &h.value);
+    }
+    if let Some(p) = info.stripped_prefix {
+        push_header(out, "X-Forwarded-Prefix", p.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body is framed towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFraming {
+    /// No body follows; the upstream's Content-Length (for HEAD and 304) is kept as it is.
+    NoBody,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 client, unknown length: the body ends when the proxy closes.
+    Close,
+}
+
+/// Chooses the client-side framing for an upstream body of `kind`.
+pub fn client_framing(kind: BodyKind, client_minor: u8) -> ClientFraming {
+    match kind {
+        BodyKind::Empty => ClientFraming::NoBody,
+        BodyKind::Length(n) => ClientFraming::Length(n),
+        BodyKind::Chunked | BodyKind::UntilClose if client_minor >= 1 => ClientFraming::Chunked,
+        BodyKind::Chunked | BodyKind::UntilClose => ClientFraming::Close,
+    }
+}
+
+/// Writes the response head for the client.
+pub fn client_response(res: &ResponseHead, framing: ClientFraming, keep_alive: bool, out: &mut Vec<u8>) {
+    let conn_tokens = header_tokens(&res.headers, "connection");
+    let _ = write!(out, "HTTP/1.1 {} ", res.status);
+    out.extend_from_slice(res.reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let keep_length = framing == ClientFraming::NoBody && res.status != 204 && res.status >= 200;
+    for h in &res.headers {
+        if is_hop_by_hop(h, &conn_tokens) || (h.is("content-length") && !keep_length) {
+            continue;
+        }
+        push_header(out, &h.name, &h.value);
+    }
+    match framing {
+        ClientFraming::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        ClientFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        ClientFraming::NoBody | ClientFraming::Close => {}
+    }
+    if !keep_alive || framing == ClientFraming::Close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Can the upstream connection carry another request after this response?
+pub fn upstream_reusable(res: &ResponseHead, kind: BodyKind) -> bool {
+    res.minor >= 1
+        && kind != BodyKind::UntilClose
+        && !header_tokens(&res.headers, "connection").iter().any(|t| t == "close")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::parse_request;
+
+    fn info<'a>(trusted: bool, prefix: Option<&'a str>, token: Option<&'a str>) -> ForwardInfo<'a> {
+        ForwardInfo {
+            peer: "10.0.0.7".parse().unwrap(),
+            trusted,
+            proto: "http",
+            stripped_prefix: prefix,
+            auth_token: token,
+            upstream_authority: "127.0.0.1:9000",
+        }
+    }
+
+    fn rewrite(raw: &str, i: &ForwardInfo<'_>) -> String {
+        let (_, h) = parse_request(raw.as_bytes()).unwrap().unwrap();
+        let kind = crate::http::head::request_body(&h).unwrap();
+        let mut out = Vec::new();
+        upstream_request(&h, "/x?y=%2F", kind, i, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed() {
+        let s = rewrite(
+            "GET /app/x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: foo\r\nProxy-Authorization: p\r\nAccept: */*\r\n\r\n",
+            &info(false, Some("/app"), None),
+        );
+        assert!(s.starts_with("GET /x?y=%2F HTTP/1.1\r\n"), "{s}");
+        for gone in ["Connection", "X-Secret", "Keep-Alive", "TE:", "Upgrade", "Proxy-Authorization"] {
+            assert!(!s.contains(gone), "{gone} leaked: {s}");
+        }
+        assert!(s.contains("Accept: */*\r\n"));
+        assert!(s.contains("X-Forwarded-Prefix: /app\r\n"));
+        assert!(s.contains("X-Forwarded-Host: h\r\n"));
+        assert!(!s.contains("Content-Length"), "a GET with no body stays unframed: {s}");
+    }
+
+    #[test]
+    fn token_is_replaced_never_forwarded() {
+        let raw = "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer proxy-secret-token\r\n\r\n";
+        let s = rewrite(raw, &info(false, None, None));
+        assert!(!s.contains("proxy-secret-token"));
+        assert!(!s.to_ascii_lowercase().contains("authorization"));
+        let s = rewrite(raw, &info(false, None, Some("svc-token")));
+        assert!(!s.contains("proxy-secret-token"));
+        assert!(s.contains("Authorization: Bearer svc-token\r\n"));
+    }
+
+    #[test]
+    fn forwarded_for_believed_only_from_trusted_peers() {
+        let raw = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n\r\n";
+        let s = rewrite(raw, &info(false, None, None));
+        assert!(s.contains("X-Forwarded-For: 10.0.0.7\r\n"));
+        assert!(s.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(!s.contains("1.2.3.4"));
+        let s = rewrite(raw, &info(true, None, None));
+        assert!(s.contains("X-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n"));
+        assert!(s.contains("X-Forwarded-Proto: https\r\n"));
+    }
+
+    #[test]
+    fn body_framing_is_kept() {
+        let s = rewrite("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n", &info(false, None, None));
+        assert!(s.contains("Content-Length: 5\r\n"));
+        let s = rewrite(
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+            &info(false, None, None),
+        );
+        assert!(s.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(!s.contains("Expect"));
+        let s = rewrite("GET / HTTP/1.0\r\n\r\n", &info(false, None, None));
+        assert!(s.contains("Host: 127.0.0.1:9000\r\n"));
+    }
+
+    fn res(raw: &str) -> ResponseHead {
+        crate::http::head::parse_response(raw.as_bytes()).unwrap().unwrap().1
+    }
+
+    #[test]
+    fn response_keeps_repeated_headers_and_encoding() {
+        let r = res("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\nConnection: close\r\n\r\n");
+        let mut out = Vec::new();
+        client_response(&r, ClientFraming::Length(10), true, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\n"
+        );
+        assert!(!upstream_reusable(&r, BodyKind::Length(10)));
+    }
+
+    #[test]
+    fn head_and_304_keep_their_length() {
+        let r = res("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: x\r\n\r\n");
+        let mut out = Vec::new();
+        client_response(&r, ClientFraming::NoBody, true, &mut out);
+        assert!(String::from_utf8(out).unwrap().contains("Content-Length: 99\r\n"));
+        let r = res("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+        let mut out = Vec::new();
+        client_response(&r, ClientFraming::NoBody, true, &mut out);
+        assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
+    }
+
+    #[test]
+    fn unknown_length_to_http10_client_closes() {
+        assert_eq!(client_framing(BodyKind::Chunked, 0), ClientFraming::Close);
+        assert_eq!(client_framing(BodyKind::UntilClose, 1), ClientFraming::Chunked);
+        let r = res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let mut out = Vec::new();
+        client_response(&r, ClientFraming::Close, true, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("Connection: close") && !s.contains("Transfer-Encoding"));
+    }
+}

@@ -1,0 +1,486 @@
+//! On-demand containers: single-flight cold starts with readiness, the idle reaper, adoption of
+//! running containers, and crash detection from Docker events. The per-service state machine
+//! lives in `state`; Docker sits behind `engine::Engine`.
+
+pub mod engine;
+pub mod probe;
+pub mod spec;
+pub mod state;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use serde_json::{json, Map, Value};
+
+use crate::activity::Activity;
+use crate::answer::Answer;
+use crate::config::{Config, ConnectMode};
+use crate::proxy::Containers;
+use engine::{Engine, EngineError};
+use probe::Accept;
+use spec::ManagedSpec;
+use state::{Phase, State, Step};
+
+/// Requests allowed to wait for one service's start; more get 503 at once.
+pub const MAX_WAITERS: usize = 1024;
+/// Log lines quoted in the answer when a container exits during start.
+const LOG_LINES: usize = 20;
+/// How often the reaper looks for idle services.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+
+/// One managed service.
+struct Slot {
+    spec: ManagedSpec,
+    health_path: Option<String>,
+    start_timeout: Duration,
+    idle_timeout: Duration,
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+struct Inner {
+    /// Indexed like `config.services`; `None` for upstream services.
+    slots: Vec<Option<Slot>>,
+    engine: Arc<dyn Engine>,
+    activity: Arc<Vec<Activity>>,
+    instance: String,
+    /// Set while the daemon cannot be reached (from the events thread).
+    daemon_down: AtomicBool,
+}
+
+/// The container lifecycle of every managed service.
+#[derive(Clone)]
+pub struct Lifecycle {
+    inner: Arc<Inner>,
+}
+
+impl Lifecycle {
+    pub fn new(config: &Config, engine: Arc<dyn Engine>, activity: Arc<Vec<Activity>>) -> Lifecycle {
+        let g = &config.global;
+        let slots = config
+            .services
+            .iter()
+            .map(|s| {
+                s.container().map(|c| Slot {
+                    spec: ManagedSpec {
+                        name: s.name.clone(),
+                        container: c.clone(),
+                        network: g.docker_network.clone(),
+                        mode: g.connect_mode,
+                        instance: g.instance.clone(),
+                    },
+                    health_path: s.health_path.clone(),
+                    start_timeout: s.start_timeout,
+                    idle_timeout: s.idle_timeout,
+                    state: Mutex::new(State::new()),
+                    cond: Condvar::new(),
+                })
+            })
+            .collect();
+        Lifecycle {
+            inner: Arc::new(Inner {
+                slots,
+                engine,
+                activity,
+                instance: g.instance.clone(),
+                daemon_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn slot(&self, i: usize) -> Option<&Slot> {
+        self.inner.slots.get(i).and_then(Option::as_ref)
+    }
+
+    /// Takes stock of this instance's containers: running ones with current settings are
+    /// adopted as ready; stale or orphaned ones are stopped; a foreign container holding a
+    /// service's name marks that service as in conflict.
+    pub fn reconcile(&self) -> Result<(), EngineError> {
+        let engine = &self.inner.engine;
+        engine.ping()?;
+        let found = engine.list_ours(&self.inner.instance)?;
+        for f in &found {
+            let slot_idx = self.inner.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.spec.name == f.service));
+            let Some(i) = slot_idx else {
+                if f.running {
+                    log::info!("container {} is no longer in the config: stopping it", f.service);
+                    self.stop_in_background(f.id.clone());
+                }
+                continue;
+            };
+            let slot = self.slot(i).expect("index from position");
+            let current = f.settings_hash == slot.spec.settings_hash();
+            if !f.running {
+                continue;
+            }
+            if !current {
+                log::info!(
+                    "container {} runs with outdated settings: stopping it (recreated on the next request)",
+                    f.service
+                );
+                self.stop_in_background(f.id.clone());
+                continue;
+            }
+            match self.address_of(slot, &f.id) {
+                Ok(addr) => {
+                    let mut st = slot.state.lock();
+                    if matches!(st.phase, Phase::Stopped) {
+                        log::info!("adopted running container {} at {addr}", f.service);
+                        st.adopt(addr, f.id.clone());
+                        self.inner.activity[i].touch(Instant::now());
+                    }
+                }
+                Err(e) => log::warn!("cannot adopt container {}: {e}", f.service),
+            }
+        }
+        // Services whose container is gone (or stopped) while we thought them ready.
+        for slot in self.inner.slots.iter().flatten() {
+            let running_id = found.iter().find(|f| f.service == slot.spec.name && f.running).map(|f| f.id.clone());
+            let mut st = slot.state.lock();
+            if let Phase::Ready { id, .. } = &st.phase {
+                if running_id.as_deref() != Some(id.as_str()) {
+                    log::info!("container {} is no longer running", slot.spec.name);
+                    st.container_gone(None);
+                }
+            }
+            let foreign = !found.iter().any(|f| f.service == slot.spec.name)
+                && engine.foreign_holds_name(&slot.spec.name, &self.inner.instance).unwrap_or(false);
+            st.conflict = foreign.then(|| engine::foreign_message(&slot.spec.name));
+            if foreign {
+                log::warn!("service {}: {}", slot.spec.name, engine::foreign_message(&slot.spec.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where to reach a started container.
+    fn address_of(&self, slot: &Slot, id: &str) -> Result<String, String> {
+        match slot.spec.mode {
+            ConnectMode::DockerDns => Ok(format!("{}:{}", slot.spec.name, slot.spec.container.internal_port)),
+            ConnectMode::HostPort => {
+                let obs = self
+                    .inner
+                    .engine
+                    .observe(id, slot.spec.container.internal_port)
+                    .map_err(|e| e.0)?
+                    .ok_or("the container disappeared")?;
+                obs.host_port
+                    .map(|p| format!("127.0.0.1:{p}"))
+                    .ok_or_else(|| format!("port {} is not published", slot.spec.container.internal_port))
+            }
+        }
+    }
+
+    fn stop_in_background(&self, id: String) {
+        let engine = self.inner.engine.clone();
+        let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
+            if let Err(e) = engine.stop(&id) {
+                log::warn!("stopping container {}: {e}", &id[..id.len().min(12)]);
+            }
+        });
+    }
+
+    /// Starts the reaper and, when given a way to watch, the events follower.
+    pub fn spawn_threads(&self) {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || loop {
+                me.reap(Instant::now());
+                std::thread::sleep(REAP_EVERY);
+            })
+            .expect("spawning the reaper thread");
+    }
+
+    /// Stops every ready service idle for its `idle_timeout` at `now`.
+    pub fn reap(&self, now: Instant) {
+        for (i, slot) in self.inner.slots.iter().enumerate() {
+            let Some(slot) = slot else { continue };
+            let mut st = slot.state.lock();
+            let idle = self.inner.activity[i].idle_for(now);
+            if !st.should_stop(idle, slot.idle_timeout) {
+                continue;
+            }
+            let Some(id) = st.begin_stop() else { continue };
+            drop(st);
+            log::info!(
+                "stopping {}: idle for {} s",
+                slot.spec.name,
+                idle.unwrap_or_default().as_secs()
+            );
+            let me = self.clone();
+            let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
+                let slot = me.slot(i).expect("managed slot");
+                if let Err(e) = me.inner.engine.stop(&id) {
+                    log::warn!("stopping {}: {e}", slot.spec.name);
+                }
+                slot.state.lock().stopped();
+                slot.cond.notify_all();
+            });
+        }
+    }
+
+    /// A container event: `service` died (with `exit_code`) or was removed.
+    pub fn container_gone(&self, service: &str, exit_code: Option<i64>) {
+        for slot in self.inner.slots.iter().flatten() {
+            if slot.spec.name == service {
+                let mut st = slot.state.lock();
+                let was_ready = matches!(st.phase, Phase::Ready { .. });
+                if st.container_gone(exit_code) {
+                    if was_ready {
+                        log::warn!(
+                            "container {service} stopped outside wakeproxy (exit code {}); it starts again on the next request",
+                            exit_code.map_or("unknown".into(), |c| c.to_string())
+                        );
+                    }
+                    slot.cond.notify_all();
+                }
+            }
+        }
+    }
+
+    pub fn set_daemon_down(&self, down: bool) {
+        self.inner.daemon_down.store(down, Ordering::Relaxed);
+    }
+
+    /// The start worker: runs start `gen` of service `i` to readiness or failure.
+    fn run_start(&self, i: usize, gen: u64) {
+        let slot = self.slot(i).expect("managed slot");
+        let deadline = Instant::now() + slot.start_timeout;
+        let result = self.start_and_wait(slot, gen, deadline);
+        let mut st = slot.state.lock();
+        match result {
+            Ok((addr, id)) => {
+                if st.started(gen, addr.clone(), id, Instant::now()) {
+                    self.inner.activity[i].touch(Instant::now());
+                    log::info!(
+                        "{} ready at {addr} after {} ms",
+                        slot.spec.name,
+                        st.last_start.unwrap_or_default().as_millis()
+                    );
+                }
+            }
+            Err(why) => {
+                log::warn!("starting {} failed: {why}", slot.spec.name);
+                st.start_failed(gen, why);
+            }
+        }
+        drop(st);
+        slot.cond.notify_all();
+    }
+
+    fn start_and_wait(&self, slot: &Slot, gen: u64, deadline: Instant) -> Result<(String, String), String> {
+        let engine = &self.inner.engine;
+        let name = &slot.spec.name;
+        let id = engine.ensure_started(&slot.spec).map_err(|e| e.0)?;
+        let port = slot.spec.container.internal_port;
+        let (path, accept) = match &slot.health_path {
+            Some(p) => (p.as_str(), Accept::Below500),
+            None => ("/", Accept::Any),
+        };
+        let mut round = 0u32;
+        let mut addr: Option<String> = None;
+        let mut docker_health = false;
+        loop {
+            let died = slot.state.lock().died.filter(|(g, _)| *g == gen);
+            // Look at the container on the first round, every 10th, and when an event says it died.
+            if round.is_multiple_of(10) || died.is_some() {
+                let obs = engine.observe(&id, port).map_err(|e| e.0)?;
+                let Some(obs) = obs else {
+                    return Err(format!("container {name} was removed while starting"));
+                };
+                if !obs.running {
+                    let logs = engine.logs_tail(&id, LOG_LINES);
+                    let oom = if obs.oom_killed { " (killed: out of memory)" } else { "" };
+                    return Err(format!(
+                        "container {name} exited with code {}{oom} while starting; last log lines:\n{}",
+                        obs.exit_code,
+                        logs.trim_end()
+                    ));
+                }
+                docker_health = obs.health.is_some();
+                if docker_health && obs.health.as_deref() == Some("healthy") {
+                    let a = self.address_of(slot, &id)?;
+                    return Ok((a, id));
+                }
+                if addr.is_none() {
+                    addr = Some(self.address_of(slot, &id)?);
+                }
+            }
+            if !docker_health {
+                if let Some(a) = &addr {
+                    if probe::http_ready(a, name, path, accept, Duration::from_secs(1)) {
+                        return Ok((a.clone(), id));
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                self.stop_in_background(id);
+                return Err(format!(
+                    "container {name} did not become ready within {} s (readiness: {})",
+                    slot.start_timeout.as_secs(),
+                    if docker_health { "Docker HEALTHCHECK".to_string() } else { format!("HTTP GET {path}") }
+                ));
+            }
+            round += 1;
+            // Poll fast at first (cold-start latency), then ease off.
+            let pause = if round < 100 { 5 } else { 50 };
+            std::thread::sleep(Duration::from_millis(pause));
+        }
+    }
+}
+
+impl Containers for Lifecycle {
+    fn ensure_ready(&self, i: usize) -> Result<String, Answer> {
+        let slot = self.slot(i).ok_or_else(|| Answer::Internal("service is not a container".into()))?;
+        let deadline = Instant::now() + slot.start_timeout;
+        let retry_after = slot.start_timeout.as_secs().clamp(1, 30);
+        let mut st = slot.state.lock();
+        if st.waiters >= MAX_WAITERS {
+            return Err(Answer::Unavailable {
+                detail: format!("{} requests are already waiting for {} to start", st.waiters, slot.spec.name),
+                retry_after,
+            });
+        }
+        st.waiters += 1;
+        let result = loop {
+            match st.request(Instant::now()) {
+                Step::Ready(addr) => break Ok(addr),
+                Step::Fail(why) => break Err(Answer::Unavailable { detail: why, retry_after }),
+                Step::Start(gen) => {
+                    let me = self.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("start-{}", slot.spec.name))
+                        .spawn(move || me.run_start(i, gen));
+                    if let Err(e) = spawned {
+                        st.start_failed(gen, format!("cannot spawn a start thread: {e}"));
+                    }
+                }
+                Step::Wait(gen) => {
+                    let timed_out = slot.cond.wait_until(&mut st, deadline).timed_out();
+                    if let Some(why) = gen.and_then(|g| st.failure_of(g)) {
+                        break Err(Answer::Unavailable {
+                            detail: why.to_string(),
+                            retry_after,
+                        });
+                    }
+                    if timed_out && !matches!(st.phase, Phase::Ready { .. }) {
+                        break Err(Answer::Unavailable {
+                            detail: format!(
+                                "{} did not become ready within {} s",
+                                slot.spec.name,
+                                slot.start_timeout.as_secs()
+                            ),
+                            retry_after,
+                        });
+                    }
+                }
+            }
+        };
+        st.waiters -= 1;
+        result
+    }
+
+    fn forward_failed(&self, i: usize, addr: &str) {
+        let Some(slot) = self.slot(i) else { return };
+        let id = match &slot.state.lock().phase {
+            Phase::Ready { id, addr: a } if a == addr => id.clone(),
+            _ => return,
+        };
+        let running = self
+            .inner
+            .engine
+            .observe(&id, slot.spec.container.internal_port)
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.running);
+        if !running {
+            log::info!("container {} is not running any more: it will be started again", slot.spec.name);
+            let mut st = slot.state.lock();
+            if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
+                st.container_gone(None);
+            }
+        }
+    }
+
+    fn status(&self, i: usize) -> Map<String, Value> {
+        let mut m = Map::new();
+        let Some(slot) = self.slot(i) else { return m };
+        let st = slot.state.lock();
+        let status = match &st.conflict {
+            Some(_) => "conflict",
+            None => st.phase_name(),
+        };
+        m.insert("status".into(), json!(status));
+        let host_port = match (&st.phase, slot.spec.mode) {
+            (Phase::Ready { addr, .. }, ConnectMode::HostPort) => {
+                addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).map_or(Value::Null, |p| json!(p))
+            }
+            (_, ConnectMode::DockerDns) => json!(slot.spec.container.internal_port),
+            _ => Value::Null,
+        };
+        m.insert("host_port".into(), host_port);
+        m.insert("container".into(), json!(slot.spec.name));
+        m.insert("cold_starts".into(), json!(st.cold_starts));
+        m.insert(
+            "last_start_ms".into(),
+            st.last_start.map_or(Value::Null, |d| json!(d.as_millis() as u64)),
+        );
+        m.insert(
+            "last_error".into(),
+            st.last_error.clone().or_else(|| st.conflict.clone()).map_or(Value::Null, Value::String),
+        );
+        m.insert("waiting".into(), json!(st.waiters));
+        if self.inner.daemon_down.load(Ordering::Relaxed) {
+            m.insert("docker".into(), json!("unreachable"));
+        }
+        m
+    }
+}
+
+/// Follows Docker events for this instance's containers forever, reconnecting (and
+/// reconciling) when the daemon goes away and comes back.
+pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instance: String) {
+    let label = ManagedSpec::instance_label(&instance);
+    let mut backoff = Duration::from_millis(500);
+    let mut first = true;
+    loop {
+        let stream = docker.negotiate().and_then(|_| docker.events(&label));
+        match stream {
+            Ok(events) => {
+                if !first {
+                    log::info!("Docker daemon at {} is back: reconciling", docker.socket().display());
+                }
+                lifecycle.set_daemon_down(false);
+                if let Err(e) = lifecycle.reconcile() {
+                    log::warn!("reconciling with Docker: {e}");
+                }
+                backoff = Duration::from_millis(500);
+                for ev in events {
+                    let Ok(ev) = ev else { break };
+                    let service = ev.attributes.get(spec::LABEL_SERVICE).cloned().unwrap_or_default();
+                    match ev.action.as_str() {
+                        "die" | "destroy" => lifecycle.container_gone(&service, ev.exit_code),
+                        "oom" => log::warn!("container {service} ran out of memory"),
+                        _ => log::debug!("docker event {} for {service}", ev.action),
+                    }
+                }
+                log::warn!("lost the Docker event stream at {}", docker.socket().display());
+            }
+            Err(e) => {
+                if first || !lifecycle.inner.daemon_down.load(Ordering::Relaxed) {
+                    log::warn!("{e}");
+                }
+            }
+        }
+        first = false;
+        lifecycle.set_daemon_down(true);
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! The request pipeline, top to bottom: framing, target check, proxy endpoints, auth, route,
+//! backend readiness, forward, access log. Also the state shared by all connections.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::activity::Activity;
+use crate::answer::{self, Answer};
+use crate::config::{Backend, Config};
+use crate::forward::{self, Failure, Timeouts};
+use crate::http::head::{header_tokens, request_body, wants_keep_alive};
+use crate::http::rewrite::ForwardInfo;
+use crate::http::{BodyKind, BufStream, RequestHead, Socket};
+use crate::pool::Pool;
+use crate::route::{split_target, upstream_target, Router};
+use crate::{acme, auth, status};
+
+/// What makes managed containers ready; implemented by the Docker lifecycle.
+pub trait Containers: Send + Sync {
+    /// Makes service `index` ready (starting it if needed, waiting for a start under way)
+    /// and returns the `host:port` to forward to.
+    fn ensure_ready(&self, index: usize) -> Result<String, Answer>;
+    /// The first forward to `addr` was refused: the container may have just died.
+    fn forward_failed(&self, index: usize, addr: &str);
+    /// Extra status fields for service `index` (Docker state, host port, cold starts...).
+    fn status(&self, index: usize) -> serde_json::Map<String, serde_json::Value>;
+}
+
+/// Everything connections share.
+pub struct Proxy {
+    pub config: Config,
+    router: Router,
+    /// One per service, in config order.
+    pub activity: Arc<Vec<Activity>>,
+    pub pool: Pool,
+    pub connect_timeout: Duration,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+    pub containers: Option<Box<dyn Containers>>,
+    pub started: SystemTime,
+}
+
+impl Proxy {
+    /// One `Activity` per service, shared with the lifecycle's idle reaper.
+    pub fn new_activity(config: &Config) -> Arc<Vec<Activity>> {
+        let now = Instant::now();
+        Arc::new(config.services.iter().map(|_| Activity::new(now)).collect())
+    }
+
+    pub fn new(config: Config, activity: Arc<Vec<Activity>>, containers: Option<Box<dyn Containers>>) -> Proxy {
+        Proxy {
+            router: Router::new(config.services.iter().map(|s| s.path.as_str())),
+            activity,
+            pool: Pool::new(),
+            connect_timeout: Duration::from_secs(10),
+            connections: AtomicUsize::new(0),
+            containers,
+            started: SystemTime::now(),
+            config,
+        }
+    }
+
+    /// Handles one request whose head has been read. Returns whether the connection may
+    /// carry another request.
+    pub fn handle<C: Socket>(&self, client: &mut BufStream<C>, head: &RequestHead, peer: SocketAddr, proto: &str) -> bool {
+        let start = Instant::now();
+        let keep_alive = wants_keep_alive(head.minor, &head.headers);
+        let head_only = head.method == "HEAD";
+        let mut log = AccessLog {
+            peer,
+            head,
+            service: "-",
+            start,
+        };
+        let body = match request_body(head) {
+            Ok(b) => b,
+            Err(e) => return self.answer(client, &mut log, Answer::BadRequest(e.to_string()), false, head_only),
+        };
+        // A refused request whose body was not read leaves the connection unusable.
+        let reusable = keep_alive && body == BodyKind::Empty;
+        let target = match split_target(&head.target) {
+            Ok(t) => t,
+            Err(e) => return self.answer(client, &mut log, Answer::BadRequest(e.0.into()), false, head_only),
+        };
+        if target.path == "/proxy/healthz" {
+            return self.reply(client, &mut log, answer::ok("text/plain", b"ok\n", reusable, head_only), reusable);
+        }
+        if let Some(token) = target.path.strip_prefix("/.well-known/acme-challenge/") {
+            return match acme::challenge(&self.config.global.acme_webroot, token) {
+                Ok(bytes) => self.reply(client, &mut log, answer::ok("text/plain", &bytes, reusable, head_only), reusable),
+                Err(a) => self.answer(client, &mut log, a, reusable, head_only),
+            };
+        }
+        if let Err(denied) = auth::check(&head.headers, &self.config.global.bearer_token) {
+            return self.answer(client, &mut log, Answer::Unauthorized(denied.detail()), reusable, head_only);
+        }
+        if let Some(rest) = target.path.strip_prefix("/proxy/") {
+            return match (rest, head.method.as_str()) {
+                ("status", "GET" | "HEAD") => {
+                    let json = status::render(self, SystemTime::now());
+                    self.reply(client, &mut log, answer::ok("application/json", &json, reusable, head_only), reusable)
+                }
+                ("status", _) => self.answer(client, &mut log, Answer::MethodNotAllowed("GET, HEAD"), reusable, head_only),
+                _ => self.answer(
+                    client,
+                    &mut log,
+                    Answer::NotFound(format!("no proxy endpoint {}", target.path)),
+                    reusable,
+                    head_only,
+                ),
+            };
+        }
+        let Some(m) = self.router.lookup(target.path) else {
+            return self.answer(
+                client,
+                &mut log,
+                Answer::NotFound(format!("no service for path {}", target.path)),
+                reusable,
+                head_only,
+            );
+        };
+        let svc = &self.config.services[m.service];
+        log.service = &svc.name;
+        let _in_flight = self.activity[m.service].begin(SystemTime::now(), start);
+        let addr = match &svc.backend {
+            Backend::Upstream(a) => a.clone(),
+            Backend::Container(_) => match &self.containers {
+                Some(c) => match c.ensure_ready(m.service) {
+                    Ok(a) => a,
+                    Err(a) => return self.answer(client, &mut log, a, reusable, head_only),
+                },
+                None => {
+                    let a = Answer::Unavailable {
+                        detail: "container services need the Docker daemon, which is not connected".into(),
+                        retry_after: 5,
+                    };
+                    return self.answer(client, &mut log, a, reusable, head_only);
+                }
+            },
+        };
+        let upstream_target = upstream_target(target.path, target.query, m.prefix, svc.strip_prefix);
+        let stripped = (svc.strip_prefix && m.prefix != "/").then_some(m.prefix);
+        let authority = target
+            .authority
+            .map(str::to_string)
+            .unwrap_or_else(|| addr.clone());
+        let req = forward::Request {
+            head,
+            body,
+            target: &upstream_target,
+            info: ForwardInfo {
+                peer: peer.ip(),
+                trusted: self.config.global.trusted_proxies.iter().any(|n| n.contains(peer.ip())),
+                proto,
+                stripped_prefix: stripped,
+                auth_token: svc.auth_token.as_deref(),
+                upstream_authority: &authority,
+            },
+            client_keep_alive: keep_alive,
+            expect_continue: header_tokens(&head.headers, "expect").iter().any(|t| t == "100-continue"),
+            max_body: None,
+        };
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            read: svc.response_timeout,
+        };
+        let mut result = forward::forward(client, &req, &self.pool, &addr, timeouts);
+        if let (Err(Failure::Answer { answer: Answer::BadGateway(_), .. }), Backend::Container(_), Some(c)) =
+            (&result, &svc.backend, &self.containers)
+        {
+            // A container that just became ready (or just died) may refuse once: check and retry.
+            if body == BodyKind::Empty {
+                c.forward_failed(m.service, &addr);
+                if let Ok(addr) = c.ensure_ready(m.service) {
+                    result = forward::forward(client, &req, &self.pool, &addr, timeouts);
+                }
+            }
+        }
+        match result {
+            Ok(o) => {
+                log.write(o.status, o.bytes_out);
+                o.client_keep_alive
+            }
+            Err(Failure::Answer { answer, close }) => self.answer(client, &mut log, answer, keep_alive && !close, head_only),
+            Err(Failure::Abort { status, reason }) => {
+                log::warn!("{} {} {}: {reason}", peer, head.method, svc.name);
+                log.write(status, 0);
+                false
+            }
+        }
+    }
+
+    fn answer<C: Socket>(&self, client: &mut BufStream<C>, log: &mut AccessLog<'_>, a: Answer, keep: bool, head_only: bool) -> bool {
+        if a.status() >= 500 {
+            log::warn!("{} {} {} -> {}: {}", log.peer, log.head.method, log.service, a.status(), a.detail());
+        }
+        let bytes = a.render(keep, head_only);
+        let ok = client.write_all(&bytes).is_ok();
+        log.write(a.status(), bytes.len() as u64);
+        ok && keep
+    }
+
+    fn reply<C: Socket>(&self, client: &mut BufStream<C>, log: &mut AccessLog<'_>, bytes: Vec<u8>, keep: bool) -> bool {
+        let ok = client.write_all(&bytes).is_ok();
+        log.write(200, bytes.len() as u64);
+        ok && keep
+    }
+}
+
+/// One access-log line per request: client, method, path (no query: it may hold secrets),
+/// status, service, bytes sent, duration.
+struct AccessLog<'a> {
+    peer: SocketAddr,
+    head: &'a RequestHead,
+    service: &'a str,
+    start: Instant,
+}
+
+impl AccessLog<'_> {
+    fn write(&self, status: u16, bytes: u64) {
+        if log::log_enabled!(target: "access", log::Level::Info) {
+            let path = self.head.target.split('?').next().unwrap_or("");
+            log::info!(
+                target: "access",
+                "{} \"{} {}\" {} {} {}B {:.1}ms",
+                self.peer.ip(),
+                self.head.method,
+                path,
+                status,
+                self.service,
+                bytes,
+                self.start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Longest-prefix routing on path-segment boundaries, request-target splitting and the path
+//! safety check done before any route is matched. Pure.
+
+/// A request target split into its parts (absolute-form reduced to origin-form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// Raw path, starting with `/`.
+    pub path: &'a str,
+    /// Raw query without `?`, if any.
+    pub query: Option<&'a str>,
+    /// The authority of an absolute-form target (`http://host/...`), which replaces Host.
+    pub authority: Option<&'a str>,
+}
+
+/// Why a target was refused (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTarget(pub &'static str);
+
+/// Splits a raw request target. Accepts origin-form and absolute-form (http/https).
+pub fn split_target(raw: &str) -> Result<Target<'_>, BadTarget> {
+    let (authority, rest) = if raw.starts_with('/') {
+        (None, raw)
+    } else {
+        let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+        let after = if lower.starts_with("http://") {
+            &raw[7..]
+        } else if lower.starts_with("https://") {
+            &raw[8..]
+        } else {
+            return Err(BadTarget("request target must be a path or an absolute http URL"));
+        };
+        let end = after.find(['/', '?']).unwrap_or(after.len());
+        let (auth, rest) = after.split_at(end);
+        if auth.is_empty() || auth.contains('@') {
+            return Err(BadTarget("invalid authority in request target"));
+        }
+        (Some(auth), if rest.is_empty() { "/" } else { rest })
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    if !path.starts_with('/') {
+        return Err(BadTarget("path must start with /"));
+    }
+    if path.contains('#') || rest.contains('#') {
+        return Err(BadTarget("fragment in request target"));
+    }
+    check_path(path)?;
+    Ok(Target { path, query, authority })
+}
+
+/// Refuses paths that could escape a route prefix once a backend decodes them: dot segments
+/// (plain or percent-encoded), encoded NUL, backslashes (plain or encoded) and encoded slashes
+/// adjacent to dots.
+fn check_path(path: &str) -> Result<(), BadTarget> {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains('\\') || lower.contains("%5c") {
+        return Err(BadTarget("backslash in path"));
+    }
+    if lower.contains("%00") {
+        return Err(BadTarget("encoded NUL in path"));
+    }
+    for seg in lower.split('/').flat_map(|s| s.split("%2f")) {
+        let decoded = seg.replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err(BadTarget("dot segment in path"));
+        }
+    }
+    Ok(())
+}
+
+/// A route: a normalised prefix and the index of its service.
+#[derive(Debug, Clone)]
+struct Route {
+    prefix: String,
+    service: usize,
+}
+
+/// Longest-prefix router over the services' paths.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    /// Sorted by prefix length (longest first), then by service index: deterministic.
+    routes: Vec<Route>,
+}
+
+/// The route chosen for a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'a> {
+    pub service: usize,
+    /// The matched prefix as configured.
+    pub prefix: &'a str,
+}
+
+impl Router {
+    /// `paths[i]` is service i's normalised prefix.
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Router {
+        let mut routes: Vec<Route> = paths
+            .into_iter()
+            .enumerate()
+            .map(|(service, p)| Route {
+                prefix: p.to_string(),
+                service,
+            })
+            .collect();
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then(a.service.cmp(&b.service)));
+        Router { routes }
+    }
+
+    /// The longest prefix matching `path` on a segment boundary.
+    pub fn lookup(&self, path: &str) -> Option<Match<'_>> {
+        self.routes
+            .iter()
+            .find(|r| prefix_matches(&r.prefix, path))
+            .map(|r| Match {
+                service: r.service,
+                prefix: &r.prefix,
+            })
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+/// The target sent upstream: the raw path minus `prefix` when `strip`, plus the raw query.
+pub fn upstream_target(path: &str, query: Option<&str>, prefix: &str, strip: bool) -> String {
+    let rest = if strip && prefix != "/" { &path[prefix.len().min(path.len())..] } else { path };
+    let mut t = String::with_capacity(rest.len() + 1 + query.map_or(0, |q| q.len() + 1));
+    if !rest.starts_with('/') {
+        t.push('/');
+    }
+    t.push_str(rest);
+    if let Some(q) = query {
+        t.push('?');
+        t.push_str(q);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(["/app", "/", "/app/admin", "/api/v1", "/dup", "/dup"])
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let r = router();
+        let svc = |p: &str| r.lookup(p).map(|m| m.service);
+        assert_eq!(svc("/app"), Some(0));
+        assert_eq!(svc("/app/"), Some(0));
+        assert_eq!(svc("/app/x/y"), Some(0));
+        assert_eq!(svc("/apps"), Some(1));
+        assert_eq!(svc("/app/admin/x"), Some(2));
+        assert_eq!(svc("/app/administrator"), Some(0));
+        assert_eq!(svc("/api/v1/users"), Some(3));
+        assert_eq!(svc("/api/v2"), Some(1));
+        assert_eq!(svc("/dup/x"), Some(4), "ties go to the earlier service");
+        let no_root = Router::new(["/app"]);
+        assert_eq!(no_root.lookup("/apps"), None);
+        assert_eq!(no_root.lookup("/"), None);
+    }
+
+    #[test]
+    fn targets_are_stripped_byte_for_byte() {
+        assert_eq!(upstream_target("/app", None, "/app", true), "/");
+        assert_eq!(upstream_target("/app/", None, "/app", true), "/");
+        assert_eq!(upstream_target("/app/a%2Fb", Some("q=%20&x"), "/app", true), "/a%2Fb?q=%20&x");
+        assert_eq!(upstream_target("/app/a", Some(""), "/app", false), "/app/a?");
+        assert_eq!(upstream_target("/x", None, "/", true), "/x");
+    }
+
+    #[test]
+    fn split_forms() {
+        let t = split_target("/a/b?x=1?y").unwrap();
+        assert_eq!((t.path, t.query, t.authority), ("/a/b", Some("x=1?y"), None));
+        let t = split_target("http://example.com:8080/p?q").unwrap();
+        assert_eq!((t.path, t.query, t.authority), ("/p", Some("q"), Some("example.com:8080")));
+        let t = split_target("HTTP://h").unwrap();
+        assert_eq!(t.path, "/");
+        assert!(split_target("*").is_err());
+        assert!(split_target("ftp://h/").is_err());
+        assert!(split_target("http://u@h/").is_err());
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for bad in [
+            "/app/../secret",
+            "/app/..",
+            "/app/%2e%2e/x",
+            "/app/.%2E/x",
+            "/app/./x",
+            "/app%2f..%2fx",
+            "/app/a\\..\\b",
+            "/app/%5c",
+            "/app/%00",
+        ] {
+            assert!(split_target(bad).is_err(), "{bad} should be refused");
+        }
+        for ok in ["/app/..a", "/app/a..", "/app/.well-known", "/%2e%2eb"] {
+            assert!(split_target(ok).is_ok(), "{ok} should pass");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Accepting connections: the listener, one thread per connection with an explicit stack size,
+//! the connection cap, and the per-connection loop that reads request heads with a deadline.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::answer::Answer;
+use crate::http::head::{parse_request, HeadError};
+use crate::http::{BufStream, RequestHead, Socket};
+use crate::proxy::Proxy;
+
+/// Stack of a connection thread: room for TLS handshakes in debug builds (see the crate notes).
+const STACK_SIZE: usize = 256 * 1024;
+/// Initial read buffer per client connection; grows up to `MAX_HEAD` for large heads.
+const CLIENT_BUF: usize = 8 * 1024;
+/// Largest request head accepted (431 above).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Time allowed to receive a whole request head once it has started.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an idle keep-alive connection is kept open.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Time a write to a client may block (a client that stops reading is dropped).
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A bound listener ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    proto: &'static str,
+}
+
+impl Server {
+    pub fn bind(addr: SocketAddr, proxy: Arc<Proxy>) -> io::Result<Server> {
+        Ok(Server {
+            listener: TcpListener::bind(addr)?,
+            proxy,
+            proto: "http",
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts forever.
+    pub fn run(self) {
+        let max = self.proxy.config.global.max_connections;
+        let mut last_full_log: Option<Instant> = None;
+        for stream in self.listener.incoming() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let open = self.proxy.connections.fetch_add(1, Ordering::AcqRel);
+            if open >= max {
+                self.proxy.connections.fetch_sub(1, Ordering::AcqRel);
+                if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    log::warn!("connection limit reached ({max} open): refusing new connections with 503");
+                    last_full_log = Some(Instant::now());
+                }
+                refuse(stream);
+                continue;
+            }
+            let proxy = self.proxy.clone();
+            let proto = self.proto;
+            let spawned = std::thread::Builder::new()
+                .name("conn".into())
+                .stack_size(STACK_SIZE)
+                .spawn(move || {
+                    let _slot = Slot(&proxy);
+                    serve_connection(&proxy, stream, proto);
+                });
+            if let Err(e) = spawned {
+                // The closure (and its Slot) was never run: give the slot back by hand.
+                self.proxy.connections.fetch_sub(1, Ordering::AcqRel);
+                log::error!("cannot start a connection thread: {e}");
+            }
+        }
+    }
+}
+
+/// Releases a connection slot when the connection thread ends, even by panic.
+struct Slot<'a>(&'a Proxy);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let a = Answer::Unavailable {
+        detail: "the proxy is at its connection limit".into(),
+        retry_after: 1,
+    };
+    let _ = stream.write_all(&a.render(false, false));
+}
+
+fn serve_connection(proxy: &Proxy, stream: TcpStream, proto: &str) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
+    let mut client = BufStream::new(stream, CLIENT_BUF, MAX_HEAD);
+    let mut first = true;
+    loop {
+        let idle = if first { HEAD_TIMEOUT } else { KEEP_ALIVE_TIMEOUT };
+        first = false;
+        let head = match read_head(&mut client, idle) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(a) => {
+                log::info!(target: "access", "{} bad request head: {} {}", peer.ip(), a.status(), a.detail());
+                let _ = client.write_all(&a.render(false, false));
+                linger(&mut client);
+                return;
+            }
+        };
+        if !proxy.handle(&mut client, &head, peer, proto) {
+            return;
+        }
+    }
+}
+
+/// Closes gracefully after an error answer: stop writing, then read and discard what the
+/// client is still sending (briefly), so the kernel does not reset the connection and destroy
+/// the answer before the client reads it.
+fn linger<C: Socket>(client: &mut BufStream<C>) {
+    let _ = client.inner.shutdown_write();
+    let end = Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    while drained < 1 << 20 {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || client.inner.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match client.inner.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Reads one request head. `Ok(None)` when the client closed or went quiet between requests
+/// (or stalled mid-head past the deadline); `Err` carries the answer for a bad head.
+pub fn read_head<C: Socket>(client: &mut BufStream<C>, idle: Duration) -> Result<Option<RequestHead>, Answer> {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        if !client.buffered().is_empty() {
+            match parse_request(client.buffered()) {
+                Ok(Some((n, head))) => {
+                    client.consume_buffered(n);
+                    return Ok(Some(head));
+                }
+                Ok(None) if client.is_full() => {
+                    let line_done = client.buffered().contains(&b'\n');
+                    return Err(if line_done { Answer::HeadersTooLarge } else { Answer::UriTooLong });
+                }
+                Ok(None) => {}
+                Err(HeadError::TooManyHeaders) => return Err(Answer::HeadersTooLarge),
+                Err(e) => return Err(Answer::BadRequest(e.to_string())),
+            }
+            deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
+        }
+        let wait = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => idle,
+        };
+        if wait.is_zero() {
+            return Ok(None);
+        }
+        let _ = client.inner.set_read_timeout(Some(wait));
+        match client.fill_more() {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(None),
+        }
+    }
+}
