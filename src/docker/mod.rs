@@ -1,1 +1,24 @@
 //! The Docker Engine API client (HTTP over the daemon's Unix socket).
+//!
+//! [`Docker`] makes the few calls wakeproxy needs (ping and version negotiation, containers,
+//! images, networks, logs and the event stream) with ureq over a Unix socket. Calls block and
+//! return typed values; statuses are mapped to [`DockerError`] with the daemon's own message.
+//!
+//! Layout: `transport` (the socket plumbing for ureq and `DOCKER_HOST`), `client` (the calls),
+//! `types` (containers and images), `events`, `logs` (frame demultiplexing), `encode` (URL
+//! building, name checks, API versions) and `error`.
+
+mod client;
+mod encode;
+mod error;
+mod events;
+mod logs;
+mod transport;
+mod types;
+
+pub use client::{Docker, DEFAULT_TIMEOUT, MAX_API, MIN_API};
+pub use encode::{percent_encode, ApiVersion};
+pub use error::DockerError;
+pub use events::{Event, EventStream, EventStreamCloser};
+pub use transport::{socket_from_docker_host, DEFAULT_SOCKET};
+pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, integration tests against the real binary, and the Docker
+# tests against the local daemon (which must be running). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+need curl || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "test.sh: the Docker daemon is not reachable (${DOCKER_HOST:-unix:///var/run/docker.sock}); the Docker tests need it" >&2
+  exit 1
+fi
+
+scripts/build-test-image.sh
+cargo build --all-targets
+cargo test --all-targets -- --test-threads 4

@@ -1,0 +1,196 @@
+//! The container lifecycle against the real Docker daemon: cold starts, readiness, idle stop,
+//! adoption, recreation on config change, crash handling, conflicts.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::docker::*;
+use support::*;
+
+fn global(g: &DockerGuard, extra: &str) -> String {
+    format!("  connect_mode: host_port\n  docker_network: ''\n  instance: {}\n{extra}", g.instance)
+}
+
+fn service(name: &str, path: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    path: {path}\n    image: {IMAGE}\n    health_path: /health\n    start_timeout: 30\n{extra}")
+}
+
+fn status_of(p: &TestProxy, name: &str) -> serde_json::Value {
+    let all = get(p.addr, "/proxy/status").json();
+    all.as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap()
+}
+
+#[test]
+fn fifty_concurrent_first_requests_share_one_start() {
+    let mut g = DockerGuard::new("fifty");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let addr = p.addr;
+            std::thread::spawn(move || get(addr, &format!("/svc/req/{i}")))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.json()["target"], format!("/req/{i}"));
+    }
+    assert_eq!(g.containers().len(), 1, "exactly one container");
+    assert_eq!(p.proc.log().matches("created container").count(), 1, "{}", p.proc.log());
+    let st = status_of(&p, &name);
+    assert_eq!(st["cold_starts"], 1);
+    assert_eq!(st["status"], "running");
+    let port = st["host_port"].as_u64().unwrap();
+    // Published on loopback only.
+    let bind = inspect(&name, "{{json .HostConfig.PortBindings}}").unwrap();
+    assert!(bind.contains("\"HostIp\":\"127.0.0.1\"") && bind.contains("8000/tcp"), "{bind}");
+    assert!(port > 0);
+}
+
+#[test]
+fn slow_starting_backend_holds_requests_until_ready() {
+    let mut g = DockerGuard::new("slow");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    environment:\n      STARTUP_DELAY_MS: 2000\n"),
+    ));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..5)
+        .map(|_| {
+            let addr = p.addr;
+            std::thread::spawn(move || (get(addr, "/svc/x"), t0.elapsed()))
+        })
+        .collect();
+    for h in handles {
+        let (r, took) = h.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(took >= Duration::from_millis(2000), "answered after {took:?}, before the backend was ready");
+    }
+    assert_eq!(g.containers().len(), 1);
+}
+
+#[test]
+fn idle_services_stop_and_restart_but_never_while_streaming() {
+    let mut g = DockerGuard::new("idle");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 2\n")));
+    assert_eq!(get(p.addr, "/svc/x").status, 200);
+    assert!(is_running(&name));
+    // A response streaming for ~5 s (longer than idle_timeout) keeps the container up.
+    let r = get(p.addr, "/svc/stream?chunks=10&interval_ms=500");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text().matches("chunk ").count(), 10);
+    assert!(is_running(&name), "stopped while a response was still streaming");
+    wait_for("the idle stop", Duration::from_secs(20), || (!is_running(&name)).then_some(()));
+    assert_eq!(status_of(&p, &name)["status"], "stopped");
+    let r = get(p.addr, "/svc/again");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(is_running(&name));
+    assert_eq!(status_of(&p, &name)["cold_starts"], 2);
+}
+
+#[test]
+fn a_killed_proxy_adopts_its_running_container_and_still_reaps_it() {
+    let mut g = DockerGuard::new("adopt");
+    let name = g.name("svc");
+    let cfg = config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 3\n"));
+    let mut first = TestProxy::start(&cfg);
+    assert_eq!(get(first.addr, "/svc/x").status, 200);
+    let id = inspect(&name, "{{.Id}}").unwrap();
+    first.proc.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let _ = first.proc.child.wait();
+    let second = TestProxy::start(&cfg);
+    assert_eq!(status_of(&second, &name)["status"], "running", "{}", second.proc.log());
+    assert!(second.proc.log().contains("adopted"), "{}", second.proc.log());
+    let r = get(second.addr, "/svc/y");
+    assert_eq!(r.status, 200);
+    assert_eq!(inspect(&name, "{{.Id}}").unwrap(), id, "the container was replaced, not adopted");
+    assert_eq!(g.containers().len(), 1);
+    wait_for("the adopted container to be reaped", Duration::from_secs(20), || (!is_running(&name)).then_some(()));
+}
+
+#[test]
+fn a_changed_environment_recreates_the_container() {
+    let mut g = DockerGuard::new("recreate");
+    let name = g.name("svc");
+    let cfg = |v: &str| {
+        config_with(&global(&g, ""), &service(&name, "/svc", &format!("    environment:\n      FLAVOUR: {v}\n")))
+    };
+    let first = TestProxy::start(&cfg("one"));
+    assert_eq!(get(first.addr, "/svc/x").status, 200);
+    let old_id = inspect(&name, "{{.Id}}").unwrap();
+    drop(first);
+    let second = TestProxy::start(&cfg("two"));
+    assert_eq!(get(second.addr, "/svc/x").status, 200, "{}", second.proc.log());
+    let new_id = inspect(&name, "{{.Id}}").unwrap();
+    assert_ne!(old_id, new_id);
+    let env = inspect(&name, "{{json .Config.Env}}").unwrap();
+    assert!(env.contains("FLAVOUR=two") && !env.contains("FLAVOUR=one"), "{env}");
+    assert_eq!(g.containers().len(), 1);
+}
+
+#[test]
+fn a_container_that_exits_at_start_gives_503_with_its_exit_code_at_once() {
+    let mut g = DockerGuard::new("exit");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    environment:\n      EXIT_AT_START: 7\n"),
+    ));
+    let t0 = Instant::now();
+    let r = get(p.addr, "/svc/x");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?} (start_timeout is 30 s)", t0.elapsed());
+    assert!(r.header("retry-after").is_some());
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("exited with code 7"), "{detail}");
+    assert!(detail.contains("exiting at start"), "the last log lines are quoted: {detail}");
+    assert!(status_of(&p, &name)["last_error"].as_str().unwrap().contains("code 7"));
+}
+
+#[test]
+fn a_killed_container_is_started_again_on_the_next_request() {
+    let mut g = DockerGuard::new("kill");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
+    assert_eq!(get(p.addr, "/svc/x").status, 200);
+    docker(&["kill", &name]);
+    wait_for("the proxy to notice the kill", Duration::from_secs(10), || {
+        (status_of(&p, &name)["status"] == "stopped").then_some(())
+    });
+    let r = get(p.addr, "/svc/y");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(is_running(&name));
+}
+
+#[test]
+fn a_foreign_container_holding_the_name_is_never_touched() {
+    let mut g = DockerGuard::new("foreign");
+    let name = g.name("svc");
+    docker(&["create", "--name", &name, IMAGE]);
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
+    let r = get(p.addr, "/svc/x");
+    assert_eq!(r.status, 503);
+    assert!(r.json()["detail"].as_str().unwrap().contains("did not create"), "{}", r.text());
+    assert!(p.proc.log().contains("did not create"), "the start-up log says so");
+    assert_eq!(inspect(&name, "{{.State.Status}}").as_deref(), Some("created"), "left as it was");
+}
+
+#[test]
+fn docker_healthcheck_is_used_for_readiness_and_network_is_created() {
+    let mut g = DockerGuard::new("health");
+    let name = g.name("svc");
+    let net = format!("{}-net", g.instance);
+    g.networks.push(net.clone());
+    let p = TestProxy::start(&config_with(
+        &format!("  connect_mode: host_port\n  docker_network: {net}\n  instance: {}\n", g.instance),
+        &format!("  - name: {name}\n    path: /svc\n    image: {IMAGE_HEALTHCHECK}\n    start_timeout: 30\n"),
+    ));
+    let r = get(p.addr, "/svc/x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(inspect(&name, "{{.State.Health.Status}}").as_deref(), Some("healthy"));
+    assert!(docker_try(&["network", "inspect", &net]).is_some(), "network {net} was created");
+}

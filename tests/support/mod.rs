@@ -1,0 +1,339 @@
+//! Test support: run the real `wakeproxy` binary and the test backend on ephemeral 127.0.0.1
+//! ports, wait with deadlines, clean up on drop, and print the proxy's log when a test fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("wakeproxy-it-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process whose output lines are collected; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for l in BufReader::new(out).lines() {
+                    let Ok(l) = l else { break };
+                    lines.lock().unwrap().push(l);
+                }
+            });
+        }
+        Proc {
+            child,
+            lines,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for an output line containing `needle` and returns it.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("{} exited ({st}) before printing {needle:?}; output:\n{}", self.name, self.log());
+            }
+            if Instant::now() > end {
+                panic!("{} did not print {needle:?} within {timeout:?}; output:\n{}", self.name, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} output -----\n{}\n----- end of {} output -----", self.name, self.log(), self.name);
+        }
+    }
+}
+
+fn addr_after(line: &str, marker: &str) -> SocketAddr {
+    let rest = &line[line.find(marker).unwrap() + marker.len()..];
+    let a = rest.split_whitespace().next().unwrap();
+    a.parse().unwrap_or_else(|e| panic!("bad address {a:?} in {line:?}: {e}"))
+}
+
+/// The test backend binary on 127.0.0.1:0.
+pub struct Backend {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        Backend::start_with(name, &[])
+    }
+    pub fn start_with(name: &str, env: &[(&str, &str)]) -> Backend {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy-testbackend"));
+        cmd.args(["--listen", "127.0.0.1:0"]).env("NAME", name);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn(&format!("backend {name}"), cmd);
+        let line = proc.wait_line("listening on ", Duration::from_secs(10));
+        let addr = addr_after(&line, "listening on ");
+        Backend { proc, addr }
+    }
+}
+
+/// The wakeproxy binary running a config.
+pub struct TestProxy {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+}
+
+impl TestProxy {
+    /// Writes `yaml` and runs `wakeproxy proxy --config F --no-tls`.
+    pub fn start(yaml: &str) -> TestProxy {
+        TestProxy::start_env(yaml, &[])
+    }
+
+    pub fn start_env(yaml: &str, env: &[(&str, &str)]) -> TestProxy {
+        let dir = TempDir::new("proxy");
+        let config_path = dir.path().join("proxy.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy"));
+        cmd.arg("proxy").arg("--config").arg(&config_path).arg("--no-tls");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn("wakeproxy", cmd);
+        let line = proc.wait_line("listening on http://", Duration::from_secs(20));
+        let addr = addr_after(&line, "listening on http://");
+        TestProxy {
+            proc,
+            addr,
+            dir,
+            config_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A minimal config: global section with the test token on 127.0.0.1:0, plus `services`.
+pub fn config(services: &str) -> String {
+    config_with("", services)
+}
+
+/// Like `config`, with extra global lines (each indented two spaces by the caller).
+pub fn config_with(global_extra: &str, services: &str) -> String {
+    format!(
+        "global:\n  bearer_token: {TOKEN}\n  listen_address: 127.0.0.1\n  listen_http: 0\n  idle_timeout: 300\n{global_extra}services:\n{services}"
+    )
+}
+
+/// A parsed response from `raw_request`.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Reads one response from a stream (Content-Length, chunked, or until close), independent of
+/// the proxy's own parser. `head_request` means no body follows.
+pub fn read_response(r: &mut BufReader<TcpStream>, head_request: bool) -> RawResponse {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("reading response head");
+        assert!(n > 0, "connection closed before a complete response head; got {head:?}");
+        if head.is_empty() && line.starts_with("HTTP/1.1 1") && !line.starts_with("HTTP/1.1 101") {
+            // interim response: skip it and its headers
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if l == "\r\n" {
+                    break;
+                }
+            }
+            continue;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if !(head_request || status == 204 || status == 304 || (100..200).contains(&status)) {
+        if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                let size = usize::from_str_radix(l.trim().split(';').next().unwrap(), 16).unwrap();
+                if size == 0 {
+                    let mut end = String::new();
+                    r.read_line(&mut end).unwrap();
+                    break;
+                }
+                let mut chunk = vec![0; size];
+                r.read_exact(&mut chunk).unwrap();
+                body.extend_from_slice(&chunk);
+                let mut crlf = [0u8; 2];
+                r.read_exact(&mut crlf).unwrap();
+            }
+        } else if let Some(len) = get("content-length") {
+            body.resize(len.parse().unwrap(), 0);
+            r.read_exact(&mut body).unwrap();
+        } else {
+            r.read_to_end(&mut body).unwrap();
+        }
+    }
+    RawResponse {
+        status,
+        head,
+        headers,
+        body,
+    }
+}
+
+/// Sends raw request bytes on a new connection and reads one response.
+pub fn raw_request(addr: SocketAddr, raw: &str) -> RawResponse {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    (&s).write_all(raw.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    read_response(&mut r, raw.starts_with("HEAD "))
+}
+
+/// A GET with the test token.
+pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
+    raw_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: test.local\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// Runs `curl` with arguments, returning (exit status, stdout).
+pub fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl is needed for these tests (apt-get install curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+pub mod docker;
