@@ -11,6 +11,7 @@ use crate::http::head::{parse_response, response_body, BodyKind, RequestHead, Re
 use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
 use crate::http::{BufStream, Socket};
 use crate::pool::{ConnectError, Pool, UpstreamConn, MAX_RESPONSE_HEAD};
+use crate::tunnel;
 
 /// Upstream timeouts.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,15 @@ pub struct Request<'a> {
     /// The client sent `Expect: 100-continue`: tell it to go on before reading the body.
     pub expect_continue: bool,
     pub max_body: Option<u64>,
+    /// Where an upgraded connection's tunnel is registered, and its limits.
+    pub tunnel: TunnelCtx<'a>,
+}
+
+/// What a tunnel needs after `101 Switching Protocols`.
+pub struct TunnelCtx<'a> {
+    pub registry: &'a tunnel::Registry,
+    pub service: usize,
+    pub limits: tunnel::Limits,
 }
 
 /// What happened, for the access log.
@@ -95,11 +105,8 @@ fn read_response_head<C: Socket>(
         match parse_response(up.buffered()) {
             Ok(Some((n, head))) => {
                 up.consume_buffered(n);
-                if head.status >= 200 {
+                if head.status >= 200 || head.status == 101 {
                     return Ok(head);
-                }
-                if head.status == 101 {
-                    return Err(HeadFailure::Malformed("unexpected 101 Switching Protocols".into()));
                 }
                 if head.status != 100 && client_minor >= 1 {
                     let mut out = Vec::new();
@@ -194,6 +201,9 @@ pub fn forward<C: Socket>(
             }
         }
     };
+    if res.status == 101 {
+        return switch_protocols(client, req, conn, &res, bytes_in, addr);
+    }
     let kind = response_body(&req.head.method, &res)
         .map_err(|e| Failure::answer(Answer::BadGateway(format!("upstream {addr} sent an invalid response: {e}")), false))?;
     let framing = rewrite::client_framing(kind, req.head.minor);
@@ -233,5 +243,44 @@ pub fn forward<C: Socket>(
         bytes_out,
         bytes_in,
         client_keep_alive: keep,
+    })
+}
+
+/// The upstream agreed to switch protocols: pass the 101 on and become a byte tunnel until
+/// either side closes. A 101 nobody asked for closes the connection (502) instead.
+fn switch_protocols<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    conn: UpstreamConn,
+    res: &ResponseHead,
+    bytes_in: u64,
+    addr: &str,
+) -> Result<Outcome, Failure> {
+    if req.info.upgrade.is_none() {
+        return Err(Failure::answer(
+            Answer::BadGateway(format!("upstream {addr} switched protocols although no upgrade was asked for")),
+            true,
+        ));
+    }
+    let mut head = Vec::with_capacity(512);
+    rewrite::client_switching(res, &mut head);
+    client
+        .write_all(&head)
+        .map_err(|e| Failure::Abort { status: 101, reason: format!("writing to client: {e}") })?;
+    let client_pending = client.buffered().to_vec();
+    client.consume_buffered(client_pending.len());
+    let upstream_pending = conn.stream.buffered().to_vec();
+    let halves = client
+        .inner
+        .tunnel_halves()
+        .and_then(|c| Ok((c, tunnel::tcp_halves(&conn.stream.inner)?)));
+    let (c, u) = halves.map_err(|e| Failure::Abort { status: 101, reason: format!("cannot set up the tunnel: {e}") })?;
+    let t = &req.tunnel;
+    let stats = tunnel::run(c, u, &client_pending, &upstream_pending, t.limits, t.registry, t.service);
+    Ok(Outcome {
+        status: 101,
+        bytes_out: stats.upstream_to_client,
+        bytes_in: bytes_in + stats.client_to_upstream,
+        client_keep_alive: false,
     })
 }

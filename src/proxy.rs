@@ -10,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::activity::Activity;
 use crate::answer::{self, Answer};
 use crate::config::{Backend, Config};
-use crate::forward::{self, Failure, Timeouts};
+use crate::forward::{self, Failure, Timeouts, TunnelCtx};
 use crate::http::head::{header_tokens, request_body, wants_keep_alive};
-use crate::http::rewrite::ForwardInfo;
+use crate::http::rewrite::{self, ForwardInfo};
+use crate::tunnel;
 use crate::http::{BodyKind, BufStream, RequestHead, Socket};
 use crate::pool::Pool;
 use crate::route::{split_target, upstream_target, Router};
@@ -41,6 +42,8 @@ pub struct Proxy {
     pub connections: AtomicUsize,
     pub containers: Option<Box<dyn Containers>>,
     pub started: SystemTime,
+    /// Open tunnels (WebSockets and other upgrades).
+    pub tunnels: tunnel::Registry,
 }
 
 impl Proxy {
@@ -59,6 +62,7 @@ impl Proxy {
             connections: AtomicUsize::new(0),
             containers,
             started: SystemTime::now(),
+            tunnels: tunnel::Registry::default(),
             config,
         }
     }
@@ -158,10 +162,19 @@ impl Proxy {
                 stripped_prefix: stripped,
                 auth_token: svc.auth_token.as_deref(),
                 upstream_authority: &authority,
+                upgrade: rewrite::requested_upgrade(head),
             },
             client_keep_alive: keep_alive,
             expect_continue: header_tokens(&head.headers, "expect").iter().any(|t| t == "100-continue"),
             max_body: None,
+            tunnel: TunnelCtx {
+                registry: &self.tunnels,
+                service: m.service,
+                limits: tunnel::Limits {
+                    idle: self.config.global.tunnel_idle_timeout,
+                    max_lifetime: svc.max_tunnel_lifetime,
+                },
+            },
         };
         let timeouts = Timeouts {
             connect: self.connect_timeout,

@@ -29,6 +29,7 @@ pub fn render(proxy: &Proxy, _now: SystemTime) -> Vec<u8> {
             obj.insert("host_port".into(), Value::Null);
             obj.insert("last_access".into(), act.last_access().map_or(Value::Null, |t| json!(rfc3339(t))));
             obj.insert("in_flight".into(), json!(act.in_flight()));
+            obj.insert("open_tunnels".into(), json!(proxy.tunnels.count(i)));
             obj.insert("requests".into(), json!(act.requests()));
             obj.insert("idle_timeout".into(), json!(s.idle_timeout.as_secs()));
             if let (Backend::Container(_), Some(c)) = (&s.backend, &proxy.containers) {

@@ -194,3 +194,31 @@ fn docker_healthcheck_is_used_for_readiness_and_network_is_created() {
     assert_eq!(inspect(&name, "{{.State.Health.Status}}").as_deref(), Some("healthy"));
     assert!(docker_try(&["network", "inspect", &net]).is_some(), "network {net} was created");
 }
+
+#[test]
+fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
+    let mut g = DockerGuard::new("wsidle");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 2\n")));
+    let url = format!("ws://{}/svc/ws", p.addr);
+    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .args([script.as_str(), "hold", &url, TOKEN, "10"])
+        .output()
+        .expect("python3 with the websockets package");
+    let closed_at = Instant::now();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The socket was open (idle) for 10 s with idle_timeout 2 s, and it still echoed at the end:
+    // the container was not stopped under it.
+    assert!(p.proc.log().matches("created container").count() == 1, "{}", p.proc.log());
+    assert_eq!(status_of(&p, &name)["cold_starts"], 1);
+    wait_for("the stop after the close", Duration::from_secs(15), || (!is_running(&name)).then_some(()));
+    let after = closed_at.elapsed();
+    assert!(after >= Duration::from_millis(1500), "stopped {after:?} after the close");
+    assert!(after < Duration::from_secs(8), "stopped {after:?} after the close (idle_timeout 2 s)");
+}

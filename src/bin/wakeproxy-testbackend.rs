@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `/health` | 200 `ok` (500 `unhealthy` with `FAIL_HEALTH`) |
 //! | `/stream?chunks=5&interval_ms=200&size=16` | chunked body, one flushed chunk per interval |
-//! | `/sse?events=5&interval_ms=200` | `text/event-stream`, `data: event N`; `events=0` is forever |
+//! | `/sse?events=5&interval_ms=200` | `text/event-stream`, `data: event N t=<unix ms when sent>`; `events=0` is forever |
 //! | `/status/NNN` | that status (200..=599), small body; none for 204/304 |
 //! | `/cookies` | three separate `Set-Cookie` headers |
 //! | `/gzip` | `Content-Encoding: gzip` of `hello gzip\n` |
@@ -59,7 +59,7 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// The echo includes the body as a string only below this size.
 const ECHO_BODY_LIMIT: usize = 64 * 1024;
 /// Largest WebSocket frame payload accepted; larger frames are closed with 1009.
-const WS_MAX_PAYLOAD: u64 = 1 << 20;
+const WS_MAX_PAYLOAD: u64 = 32 << 20;
 /// The GUID appended to `Sec-WebSocket-Key` (RFC 6455 section 1.3).
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Stack of each connection thread; all large buffers live on the heap.
@@ -1179,7 +1179,10 @@ fn serve_request(conn: &mut Conn, req: &Request, config: &Config) -> io::Result<
                             thread::sleep(Duration::from_millis(interval));
                         }
                         // A write error means the client went away.
-                        s.send(format!("data: event {i}\n\n").as_bytes())?;
+                        let sent_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis());
+                        s.send(format!("data: event {i} t={sent_ms}\n\n").as_bytes())?;
                         i += 1;
                     }
                     s.finish()?;

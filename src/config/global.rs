@@ -30,6 +30,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "trusted_proxies",
     "max_connections",
     "instance",
+    "tunnel_idle_timeout",
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
@@ -183,6 +184,9 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
             ok
         })
         .unwrap_or_else(|| "wakeproxy".to_string());
+    let tunnel_idle_timeout = get(map, "tunnel_idle_timeout")
+        .and_then(|v| ctx.uint(v, &key("tunnel_idle_timeout"), 1, MAX_SECS))
+        .unwrap_or(3600);
 
     Global {
         domain,
@@ -203,6 +207,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         trusted_proxies,
         max_connections,
         instance,
+        tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout),
     }
 }
 

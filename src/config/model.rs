@@ -61,6 +61,8 @@ pub struct Global {
     /// Name of this proxy instance: its containers carry `wakeproxy.instance=<instance>`, so
     /// two proxies on one daemon never touch each other's containers. Default `wakeproxy`.
     pub instance: String,
+    /// Tunnels (WebSockets) with no byte either way for this long are closed. Default 1 h.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// One `services:` entry, defaults applied.
@@ -84,6 +86,9 @@ pub struct Service {
     /// Longest wait for the upstream's response head, and between two reads of a response
     /// body (a streaming response stays open as long as bytes keep coming). Default 300 s.
     pub response_timeout: Duration,
+    /// Tunnels older than this are closed, so a forgotten tab cannot keep a container up
+    /// forever. Default: none.
+    pub max_tunnel_lifetime: Option<Duration>,
 }
 
 /// What a service forwards to.

@@ -32,6 +32,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "health_path",
     "start_timeout",
     "response_timeout",
+    "max_tunnel_lifetime",
 ];
 
 /// Keys that only make sense for a managed container (rejected next to `upstream`).
@@ -155,6 +156,9 @@ pub fn service(
     let response_timeout = get(map, "response_timeout")
         .and_then(|v| ctx.uint(v, &key("response_timeout"), 1, MAX_SECS))
         .unwrap_or(300);
+    let max_tunnel_lifetime = get(map, "max_tunnel_lifetime")
+        .and_then(|v| ctx.uint(v, &key("max_tunnel_lifetime"), 1, MAX_SECS))
+        .map(Duration::from_secs);
 
     Some(ReadService {
         service: Service {
@@ -167,6 +171,7 @@ pub fn service(
             health_path,
             start_timeout: Duration::from_secs(start_timeout),
             response_timeout: Duration::from_secs(response_timeout),
+            max_tunnel_lifetime,
         },
         name,
         path: route,

@@ -12,6 +12,10 @@ mod client;
 mod encode;
 mod error;
 mod events;
+#[cfg(test)]
+mod fake_daemon;
+#[cfg(test)]
+mod fake_tests;
 mod logs;
 mod transport;
 mod types;

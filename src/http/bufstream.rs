@@ -11,6 +11,8 @@ pub trait Socket: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     fn shutdown_write(&self) -> io::Result<()>;
+    /// Independent read and write halves for a tunnel (see `crate::tunnel`).
+    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves>;
 }
 
 impl Socket for TcpStream {
@@ -22,6 +24,9 @@ impl Socket for TcpStream {
     }
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
+    }
+    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves> {
+        crate::tunnel::tcp_halves(self)
     }
 }
 

@@ -47,6 +47,9 @@ pub struct ForwardInfo<'a> {
     pub auth_token: Option<&'a str>,
     /// Host to send when the client gave none (HTTP/1.0).
     pub upstream_authority: &'a str,
+    /// The client asked to switch protocols (`Connection: upgrade` + `Upgrade: <value>`):
+    /// the upgrade is passed on instead of being dropped as hop-by-hop.
+    pub upgrade: Option<&'a [u8]>,
 }
 
 fn is_listed(name: &str, list: &[&str]) -> bool {
@@ -94,6 +97,10 @@ pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
         BodyKind::Chunked | BodyKind::UntilClose => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    if let Some(u) = info.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+        push_header(out, "Upgrade", u);
     }
     if let Some(t) = info.auth_token {
         out.extend_from_slice(b"Authorization: Bearer ");
@@ -171,6 +178,26 @@ pub fn client_response(res: &ResponseHead, framing: ClientFraming, keep_alive: b
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes the `101 Switching Protocols` head for the client: the upstream's end-to-end
+/// headers (e.g. `Sec-WebSocket-Accept`) plus its `Upgrade` and `Connection: upgrade`.
+pub fn client_switching(res: &ResponseHead, out: &mut Vec<u8>) {
+    let conn_tokens = header_tokens(&res.headers, "connection");
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for h in &res.headers {
+        if (is_hop_by_hop(h, &conn_tokens) && !h.is("upgrade")) || h.is("content-length") {
+            continue;
+        }
+        push_header(out, &h.name, &h.value);
+    }
+    out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
+}
+
+/// The `Upgrade` value a request asks for, when it asks properly (`Connection: upgrade` too).
+pub fn requested_upgrade(req: &RequestHead) -> Option<&[u8]> {
+    let asks = header_tokens(&req.headers, "connection").iter().any(|t| t == "upgrade");
+    header(&req.headers, "upgrade").filter(|_| asks && req.minor >= 1).map(|h| h.value.as_slice())
+}
+
 /// Can the upstream connection carry another request after this response?
 pub fn upstream_reusable(res: &ResponseHead, kind: BodyKind) -> bool {
     res.minor >= 1
@@ -191,6 +218,7 @@ mod tests {
             stripped_prefix: prefix,
             auth_token: token,
             upstream_authority: "127.0.0.1:9000",
+            upgrade: None,
         }
     }
 
@@ -282,6 +310,30 @@ mod tests {
         let mut out = Vec::new();
         client_response(&r, ClientFraming::NoBody, true, &mut out);
         assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
+    }
+
+    #[test]
+    fn upgrades_are_passed_on_only_when_asked_for() {
+        let raw = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
+        let (_, h) = parse_request(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(requested_upgrade(&h), Some(&b"websocket"[..]));
+        let mut i = info(false, None, None);
+        i.upgrade = requested_upgrade(&h);
+        let mut out = Vec::new();
+        upstream_request(&h, "/ws", BodyKind::Empty, &i, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"), "{s}");
+        assert!(s.contains("Sec-WebSocket-Key: k\r\n"));
+        // Upgrade without Connection: upgrade is not a request to switch.
+        let (_, h) = parse_request(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+        assert_eq!(requested_upgrade(&h), None);
+        let r = res("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
+        let mut out = Vec::new();
+        client_switching(&r, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n"
+        );
     }
 
     #[test]

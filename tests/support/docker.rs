@@ -111,3 +111,26 @@ pub fn inspect(name: &str, format: &str) -> Option<String> {
 pub fn is_running(name: &str) -> bool {
     inspect(name, "{{.State.Running}}").as_deref() == Some("true")
 }
+
+/// The proxy's own image, built by scripts/build-proxy-image.sh.
+pub const PROXY_IMAGE: &str = "wakeproxy:latest";
+
+/// Like `ensure_images` (daemon check and test images), then builds the proxy's own image
+/// once per test binary.
+pub fn ensure_proxy_image() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    ensure_images();
+    DONE.get_or_init(|| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let st = Command::new(format!("{root}/scripts/build-proxy-image.sh"))
+            .status()
+            .expect("running scripts/build-proxy-image.sh");
+        assert!(st.success(), "scripts/build-proxy-image.sh failed");
+    });
+}
+
+/// The host address Docker published a container's `port`/tcp on (`docker port`), if any.
+pub fn published_addr(container: &str, port: u16) -> Option<std::net::SocketAddr> {
+    let out = docker_try(&["port", container, &format!("{port}/tcp")])?;
+    out.lines().find_map(|l| l.trim().parse().ok())
+}
