@@ -12,6 +12,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+if ! python3 -c 'import websockets, sys; sys.exit(int(websockets.version.version.split(".")[0]) < 13)' 2>/dev/null; then
+  echo "test.sh: installing the websockets package (the WebSocket tests' client)"
+  python3 -m pip install -q 'websockets>=13'
+fi
+
 if ! docker info >/dev/null 2>&1; then
   echo "test.sh: the Docker daemon is not reachable (${DOCKER_HOST:-unix:///var/run/docker.sock}); the Docker tests need it" >&2
   exit 1

@@ -187,9 +187,10 @@ impl Proxy {
             // A container that just became ready (or just died) may refuse once: check and retry.
             if body == BodyKind::Empty {
                 c.forward_failed(m.service, &addr);
-                if let Ok(addr) = c.ensure_ready(m.service) {
-                    result = forward::forward(client, &req, &self.pool, &addr, timeouts);
-                }
+                result = match c.ensure_ready(m.service) {
+                    Ok(addr) => forward::forward(client, &req, &self.pool, &addr, timeouts),
+                    Err(answer) => Err(Failure::Answer { answer, close: false }),
+                };
             }
         }
         match result {

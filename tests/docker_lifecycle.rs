@@ -222,3 +222,84 @@ fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
     assert!(after >= Duration::from_millis(1500), "stopped {after:?} after the close");
     assert!(after < Duration::from_secs(8), "stopped {after:?} after the close (idle_timeout 2 s)");
 }
+
+/// A Unix-socket relay to the real daemon that the test can cut and restore, standing in for
+/// a Docker daemon that goes away and comes back.
+struct FlakyDaemon {
+    path: std::path::PathBuf,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    _dir: TempDir,
+}
+
+impl FlakyDaemon {
+    fn start() -> FlakyDaemon {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::Ordering;
+        let dir = TempDir::new("flaky");
+        let path = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for c in listener.incoming() {
+                let Ok(c) = c else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(c); // the daemon is "down": refuse by closing at once
+                    continue;
+                }
+                let Ok(d) = UnixStream::connect("/var/run/docker.sock") else { continue };
+                conns2.lock().unwrap().push(c.try_clone().unwrap());
+                conns2.lock().unwrap().push(d.try_clone().unwrap());
+                let (mut c2, mut d2) = (c.try_clone().unwrap(), d.try_clone().unwrap());
+                let (mut c1, mut d1) = (c, d);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut d1);
+                    let _ = d1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut d2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        FlakyDaemon { path, up, conns, _dir: dir }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for c in self.conns.lock().unwrap().drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_daemon_that_goes_away_gives_503_naming_the_socket_and_is_picked_up_again() {
+    let mut g = DockerGuard::new("flaky");
+    let name = g.name("svc");
+    let daemon = FlakyDaemon::start();
+    let host = format!("unix://{}", daemon.path.display());
+    let p = TestProxy::start_env(
+        &config_with(&global(&g, ""), &service(&name, "/svc", "")),
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    assert_eq!(get(p.addr, "/svc/x").status, 200);
+    daemon.set_up(false);
+    docker(&["stop", "-t", "1", &name]); // changes the proxy cannot see while the daemon is away
+    let r = get(p.addr, "/svc/y");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let detail = r.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains(&daemon.path.display().to_string()), "names the socket: {detail}");
+    daemon.set_up(true);
+    wait_for("wakeproxy to reconcile with the returning daemon", Duration::from_secs(20), || {
+        let r = get(p.addr, "/svc/z");
+        (r.status == 200).then_some(())
+    });
+    // The events follower reconnects and reconciles too.
+    let mut p = p;
+    p.proc.wait_line("is back: reconciling", Duration::from_secs(20));
+}
