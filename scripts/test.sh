@@ -12,9 +12,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Python packages the tests drive: a real WebSocket client and a real Prometheus text parser.
 if ! python3 -c 'import websockets, sys; sys.exit(int(websockets.version.version.split(".")[0]) < 13)' 2>/dev/null; then
-  echo "test.sh: installing the websockets package (the WebSocket tests' client)"
+  echo "test.sh: installing the websockets package"
   python3 -m pip install -q 'websockets>=13'
+fi
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "test.sh: installing the prometheus_client package"
+  python3 -m pip install -q prometheus_client
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ use crate::tunnel;
 use crate::http::{BodyKind, BufStream, RequestHead, Socket};
 use crate::pool::Pool;
 use crate::route::{split_target, upstream_target, Router};
+use crate::metrics::{self, Metrics};
 use crate::{acme, auth, status};
 
 /// What makes managed containers ready; implemented by the Docker lifecycle.
@@ -28,6 +29,8 @@ pub trait Containers: Send + Sync {
     fn forward_failed(&self, index: usize, addr: &str);
     /// Extra status fields for service `index` (Docker state, host port, cold starts...).
     fn status(&self, index: usize) -> serde_json::Map<String, serde_json::Value>;
+    /// Cold-start metrics of service `index` (`None` when it is not managed).
+    fn start_metrics(&self, index: usize) -> Option<metrics::StartMetrics<'_>>;
 }
 
 /// Everything connections share.
@@ -44,6 +47,7 @@ pub struct Proxy {
     pub started: SystemTime,
     /// Open tunnels (WebSockets and other upgrades).
     pub tunnels: tunnel::Registry,
+    pub metrics: Metrics,
 }
 
 impl Proxy {
@@ -63,6 +67,7 @@ impl Proxy {
             containers,
             started: SystemTime::now(),
             tunnels: tunnel::Registry::default(),
+            metrics: Metrics::new(config.services.len()),
             config,
         }
     }
@@ -77,7 +82,9 @@ impl Proxy {
             peer,
             head,
             service: "-",
+            index: None,
             start,
+            metrics: &self.metrics,
         };
         let body = match request_body(head) {
             Ok(b) => b,
@@ -107,7 +114,14 @@ impl Proxy {
                     let json = status::render(self, SystemTime::now());
                     self.reply(client, &mut log, answer::ok("application/json", &json, reusable, head_only), reusable)
                 }
-                ("status", _) => self.answer(client, &mut log, Answer::MethodNotAllowed("GET, HEAD"), reusable, head_only),
+                ("metrics", "GET" | "HEAD") => {
+                    let text = self.render_metrics();
+                    let ct = "text/plain; version=0.0.4; charset=utf-8";
+                    self.reply(client, &mut log, answer::ok(ct, text.as_bytes(), reusable, head_only), reusable)
+                }
+                ("status" | "metrics", _) => {
+                    self.answer(client, &mut log, Answer::MethodNotAllowed("GET, HEAD"), reusable, head_only)
+                }
                 _ => self.answer(
                     client,
                     &mut log,
@@ -128,6 +142,7 @@ impl Proxy {
         };
         let svc = &self.config.services[m.service];
         log.service = &svc.name;
+        log.index = Some(m.service);
         let _in_flight = self.activity[m.service].begin(SystemTime::now(), start);
         let addr = match &svc.backend {
             Backend::Upstream(a) => a.clone(),
@@ -195,7 +210,7 @@ impl Proxy {
         }
         match result {
             Ok(o) => {
-                log.write(o.status, o.bytes_out);
+                log.write_in(o.status, o.bytes_out, o.bytes_in);
                 o.client_keep_alive
             }
             Err(Failure::Answer { answer, close }) => self.answer(client, &mut log, answer, keep_alive && !close, head_only),
@@ -205,6 +220,21 @@ impl Proxy {
                 false
             }
         }
+    }
+
+    /// The `/proxy/metrics` text at this moment.
+    fn render_metrics(&self) -> String {
+        let n = self.config.services.len();
+        let snapshot = metrics::Snapshot {
+            names: self.config.services.iter().map(|s| s.name.as_str()).collect(),
+            open_connections: self.connections.load(std::sync::atomic::Ordering::Relaxed),
+            open_tunnels: (0..n).map(|i| self.tunnels.count(i)).collect(),
+            in_flight: self.activity.iter().map(Activity::in_flight).collect(),
+            starts: (0..n)
+                .map(|i| self.containers.as_ref().and_then(|c| c.start_metrics(i)))
+                .collect(),
+        };
+        metrics::render(&self.metrics, &snapshot)
     }
 
     fn answer<C: Socket>(&self, client: &mut BufStream<C>, log: &mut AccessLog<'_>, a: Answer, keep: bool, head_only: bool) -> bool {
@@ -230,11 +260,18 @@ struct AccessLog<'a> {
     peer: SocketAddr,
     head: &'a RequestHead,
     service: &'a str,
+    index: Option<usize>,
     start: Instant,
+    metrics: &'a Metrics,
 }
 
 impl AccessLog<'_> {
     fn write(&self, status: u16, bytes: u64) {
+        self.write_in(status, bytes, 0);
+    }
+
+    fn write_in(&self, status: u16, bytes: u64, bytes_in: u64) {
+        self.metrics.request(self.index, status, self.start.elapsed(), bytes_in, bytes);
         if log::log_enabled!(target: "access", log::Level::Info) {
             let path = self.head.target.split('?').next().unwrap_or("");
             log::info!(

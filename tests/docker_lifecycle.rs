@@ -47,6 +47,10 @@ fn fifty_concurrent_first_requests_share_one_start() {
     let bind = inspect(&name, "{{json .HostConfig.PortBindings}}").unwrap();
     assert!(bind.contains("\"HostIp\":\"127.0.0.1\"") && bind.contains("8000/tcp"), "{bind}");
     assert!(port > 0);
+    let m = prom_parse(&get(p.addr, "/proxy/metrics").text());
+    assert_eq!(sample(&m, "wakeproxy_cold_start_duration_seconds_count", &[("service", name.as_str())]), 1.0);
+    assert_eq!(sample(&m, "wakeproxy_containers_running", &[]), 1.0);
+    assert_eq!(sample(&m, "wakeproxy_start_failures_total", &[("service", name.as_str())]), 0.0);
 }
 
 #[test]

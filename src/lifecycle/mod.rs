@@ -7,7 +7,7 @@ pub mod probe;
 pub mod spec;
 pub mod state;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::activity::Activity;
 use crate::answer::Answer;
 use crate::config::{Config, ConnectMode};
+use crate::metrics::{Histogram, StartMetrics, START_BUCKETS};
 use crate::proxy::Containers;
 use engine::{Engine, EngineError};
 use probe::Accept;
@@ -38,6 +39,8 @@ struct Slot {
     idle_timeout: Duration,
     state: Mutex<State>,
     cond: Condvar,
+    cold_starts: Histogram,
+    failures: AtomicU64,
 }
 
 struct Inner {
@@ -76,6 +79,8 @@ impl Lifecycle {
                     idle_timeout: s.idle_timeout,
                     state: Mutex::new(State::new()),
                     cond: Condvar::new(),
+                    cold_starts: Histogram::new(START_BUCKETS),
+                    failures: AtomicU64::new(0),
                 })
             })
             .collect();
@@ -255,6 +260,7 @@ impl Lifecycle {
             Ok((addr, id)) => {
                 if st.started(gen, addr.clone(), id, Instant::now()) {
                     self.inner.activity[i].touch(Instant::now());
+                    slot.cold_starts.observe(st.last_start.unwrap_or_default());
                     log::info!(
                         "{} ready at {addr} after {} ms",
                         slot.spec.name,
@@ -264,6 +270,7 @@ impl Lifecycle {
             }
             Err(why) => {
                 log::warn!("starting {} failed: {why}", slot.spec.name);
+                slot.failures.fetch_add(1, Ordering::Relaxed);
                 st.start_failed(gen, why);
             }
         }
@@ -403,6 +410,15 @@ impl Containers for Lifecycle {
                 st.container_gone(None);
             }
         }
+    }
+
+    fn start_metrics(&self, i: usize) -> Option<StartMetrics<'_>> {
+        let slot = self.slot(i)?;
+        Some(StartMetrics {
+            cold_starts: &slot.cold_starts,
+            failures: slot.failures.load(Ordering::Relaxed),
+            running: matches!(slot.state.lock().phase, Phase::Ready { .. }),
+        })
     }
 
     fn status(&self, i: usize) -> Map<String, Value> {

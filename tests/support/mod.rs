@@ -337,3 +337,34 @@ pub fn curl(args: &[&str]) -> (i32, String) {
     )
 }
 pub mod docker;
+
+/// Parses exposition text with prometheus_client; fails the test if the parser rejects it.
+pub fn prom_parse(text: &str) -> Vec<serde_json::Value> {
+    let script = format!("{}/tests/py/prom_parse.py", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with prometheus_client is needed (pip install prometheus_client)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser rejected the metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+}
+
+pub fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+
