@@ -3,9 +3,9 @@
 
 use crate::http::Header;
 
-/// Paths that need no token: the health check and ACME http-01 challenges.
+/// Paths that need no token: the health check, the login form and ACME http-01 challenges.
 pub fn is_exempt(path: &str) -> bool {
-    path == "/proxy/healthz" || path.starts_with("/.well-known/acme-challenge/")
+    matches!(path, "/proxy/healthz" | "/proxy/login" | "/proxy/logout") || path.starts_with("/.well-known/acme-challenge/")
 }
 
 /// Why a request was refused.
@@ -26,11 +26,19 @@ impl Denied {
     }
 }
 
-/// Checks the request's `Authorization` header against `token`. Exactly one header, scheme
-/// `Bearer` in any case, then the token.
-pub fn check(headers: &[Header], token: &str) -> Result<(), Denied> {
+/// Checks the request's credentials: the `Authorization` header against `token` (exactly one
+/// header, scheme `Bearer` in any case, then the token), or, without that header, the login
+/// cookie against `cookie` (see `login`).
+pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
     let mut found = headers.iter().filter(|h| h.is("authorization"));
-    let h = found.next().ok_or(Denied::Missing)?;
+    let Some(h) = found.next() else {
+        let cookies = headers.iter().filter(|h| h.is("cookie")).map(|h| h.value.as_slice());
+        return match crate::login::find_cookie(cookies, crate::login::COOKIE) {
+            Some(v) if constant_time_eq(v, cookie.as_bytes()) => Ok(()),
+            Some(_) => Err(Denied::Wrong),
+            None => Err(Denied::Missing),
+        };
+    };
     if found.next().is_some() {
         return Err(Denied::Malformed);
     }
@@ -61,8 +69,10 @@ mod tests {
 
     const T: &str = "0123456789abcdef-token";
 
+    const C: &str = "cookie-value";
+
     fn auth(v: &str) -> Result<(), Denied> {
-        check(&[Header::new("Authorization", v)], T)
+        check(&[Header::new("Authorization", v)], T, C)
     }
 
     #[test]
@@ -71,12 +81,12 @@ mod tests {
         assert_eq!(auth(&format!("bearer {T}")), Ok(()));
         assert_eq!(auth(&format!("BEARER {T} ")), Ok(()));
         let lower = vec![Header::new("authorization", format!("Bearer {T}"))];
-        assert_eq!(check(&lower, T), Ok(()));
+        assert_eq!(check(&lower, T, C), Ok(()));
     }
 
     #[test]
     fn refuses_everything_else() {
-        assert_eq!(check(&[], T), Err(Denied::Missing));
+        assert_eq!(check(&[], T, C), Err(Denied::Missing));
         assert_eq!(auth(T), Err(Denied::Malformed));
         assert_eq!(auth(&format!("Basic {T}")), Err(Denied::Malformed));
         assert_eq!(auth("Bearer"), Err(Denied::Malformed));
@@ -88,7 +98,19 @@ mod tests {
             Header::new("Authorization", format!("Bearer {T}")),
             Header::new("Authorization", format!("Bearer {T}")),
         ];
-        assert_eq!(check(&two, T), Err(Denied::Malformed));
+        assert_eq!(check(&two, T, C), Err(Denied::Malformed));
+    }
+
+    #[test]
+    fn the_login_cookie_stands_in_for_the_header() {
+        let ok = vec![Header::new("Cookie", format!("a=b; wakeproxy_session={C}"))];
+        assert_eq!(check(&ok, T, C), Ok(()));
+        let wrong = vec![Header::new("Cookie", "wakeproxy_session=nope")];
+        assert_eq!(check(&wrong, T, C), Err(Denied::Wrong));
+        let raw_token = vec![Header::new("Cookie", format!("wakeproxy_session={T}"))];
+        assert_eq!(check(&raw_token, T, C), Err(Denied::Wrong), "the raw token is not a cookie value");
+        let other = vec![Header::new("Cookie", "a=b")];
+        assert_eq!(check(&other, T, C), Err(Denied::Missing));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod docker;
 pub mod forward;
 pub mod http;
 pub mod lifecycle;
+pub mod login;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

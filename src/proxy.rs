@@ -18,7 +18,8 @@ use crate::http::{BodyKind, BufStream, RequestHead, Socket};
 use crate::pool::Pool;
 use crate::route::{split_target, upstream_target, Router};
 use crate::metrics::{self, Metrics};
-use crate::{acme, auth, status};
+use crate::http::Header;
+use crate::{acme, auth, login, status};
 
 /// What makes managed containers ready; implemented by the Docker lifecycle.
 pub trait Containers: Send + Sync {
@@ -48,6 +49,9 @@ pub struct Proxy {
     /// Open tunnels (WebSockets and other upgrades).
     pub tunnels: tunnel::Registry,
     pub metrics: Metrics,
+    /// The login cookie's expected value (a digest of the token).
+    session_cookie: String,
+    throttle: login::Throttle,
 }
 
 impl Proxy {
@@ -68,6 +72,8 @@ impl Proxy {
             started: SystemTime::now(),
             tunnels: tunnel::Registry::default(),
             metrics: Metrics::new(config.services.len()),
+            session_cookie: login::cookie_value(&config.global.bearer_token),
+            throttle: login::Throttle::default(),
             config,
         }
     }
@@ -105,7 +111,10 @@ impl Proxy {
                 Err(a) => self.answer(client, &mut log, a, reusable, head_only),
             };
         }
-        if let Err(denied) = auth::check(&head.headers, &self.config.global.bearer_token) {
+        if target.path == "/proxy/login" || target.path == "/proxy/logout" {
+            return self.login(client, &mut log, head, body, &target, proto == "https", keep_alive);
+        }
+        if let Err(denied) = auth::check(&head.headers, &self.config.global.bearer_token, &self.session_cookie) {
             return self.answer(client, &mut log, Answer::Unauthorized(denied.detail()), reusable, head_only);
         }
         if let Some(rest) = target.path.strip_prefix("/proxy/") {
@@ -220,6 +229,56 @@ impl Proxy {
                 false
             }
         }
+    }
+
+    /// `/proxy/login` (GET: the form; POST: token for cookie) and `/proxy/logout`.
+    #[allow(clippy::too_many_arguments)]
+    fn login<C: Socket>(
+        &self,
+        client: &mut BufStream<C>,
+        log: &mut AccessLog<'_>,
+        head: &RequestHead,
+        body: BodyKind,
+        target: &crate::route::Target<'_>,
+        secure: bool,
+        keep_alive: bool,
+    ) -> bool {
+        let query_next = target.query.and_then(|q| login::form_field(q.as_bytes(), "next"));
+        let (status, bytes) = match (target.path, head.method.as_str()) {
+            ("/proxy/logout", "GET" | "POST") => {
+                let page = login::form_page("/", false);
+                ("200 OK", login::response("200 OK", &login::clear_cookie(), &page, keep_alive && body == BodyKind::Empty))
+            }
+            ("/proxy/login", "GET" | "HEAD") => {
+                let page = login::form_page(login::safe_next(query_next.as_deref()), false);
+                ("200 OK", login::response("200 OK", "", &page, keep_alive && body == BodyKind::Empty))
+            }
+            ("/proxy/login", "POST") => {
+                let mut form = Vec::new();
+                let read = crate::http::copy_body(body, client, &mut form, false, Some(login::MAX_FORM), &mut |_| {});
+                if read.is_err() {
+                    return self.answer(client, log, Answer::BadRequest("unreadable login form".into()), false, false);
+                }
+                let next = login::form_field(&form, "next");
+                let next = login::safe_next(next.as_deref());
+                let token = login::form_field(&form, "token").unwrap_or_default();
+                let header = [Header::new("Authorization", format!("Bearer {}", token.trim()))];
+                if auth::check(&header, &self.config.global.bearer_token, &self.session_cookie).is_ok() {
+                    self.throttle.succeed(log.peer.ip());
+                    let extra = format!("Location: {next}\r\n{}", login::set_cookie(&self.session_cookie, secure));
+                    ("303 See Other", login::response("303 See Other", &extra, b"", keep_alive))
+                } else {
+                    std::thread::sleep(self.throttle.fail(log.peer.ip(), Instant::now()));
+                    let page = login::form_page(next, true);
+                    let extra = "WWW-Authenticate: Bearer realm=\"wakeproxy\"\r\n";
+                    ("401 Unauthorized", login::response("401 Unauthorized", extra, &page, keep_alive))
+                }
+            }
+            _ => return self.answer(client, log, Answer::MethodNotAllowed("GET, POST"), false, false),
+        };
+        let ok = client.write_all(&bytes).is_ok();
+        log.write(status[..3].parse().unwrap_or(200), bytes.len() as u64);
+        ok && keep_alive && (body == BodyKind::Empty || head.method == "POST")
     }
 
     /// The `/proxy/metrics` text at this moment.

@@ -82,6 +82,13 @@ pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &
             continue;
         }
         has_host |= h.is("host");
+        if h.is("cookie") {
+            // The login cookie is the proxy's credential: it never reaches a backend.
+            if let Some(v) = crate::login::strip_cookie(&h.value, crate::login::COOKIE) {
+                push_header(out, &h.name, &v);
+            }
+            continue;
+        }
         push_header(out, &h.name, &h.value);
     }
     if !has_host {
@@ -255,6 +262,16 @@ mod tests {
         let s = rewrite(raw, &info(false, None, Some("svc-token")));
         assert!(!s.contains("proxy-secret-token"));
         assert!(s.contains("Authorization: Bearer svc-token\r\n"));
+    }
+
+    #[test]
+    fn login_cookie_is_removed_other_cookies_kept() {
+        let s = rewrite(
+            "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; wakeproxy_session=secret; b=2\r\nCookie: wakeproxy_session=x\r\n\r\n",
+            &info(false, None, None),
+        );
+        assert!(s.contains("Cookie: a=1; b=2\r\n"), "{s}");
+        assert!(!s.contains("secret") && !s.contains("wakeproxy_session"), "{s}");
     }
 
     #[test]
