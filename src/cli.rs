@@ -22,6 +22,28 @@ pub enum Command {
     Proxy(ProxyArgs),
     Validate(ValidateArgs),
     Status(StatusArgs),
+    Daemon(DaemonArgs),
+}
+
+/// run the proxy in the background: start, stop, restart, status or reload
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "proxy-daemon")]
+pub struct DaemonArgs {
+    /// path to proxy.yaml
+    #[argh(option, short = 'c')]
+    pub config: PathBuf,
+    /// pid file (default: wakeproxy.pid beside the config)
+    #[argh(option)]
+    pub pid_file: Option<PathBuf>,
+    /// log file (default: wakeproxy.log beside the config)
+    #[argh(option)]
+    pub log_file: Option<PathBuf>,
+    /// start the proxy with --no-tls
+    #[argh(switch)]
+    pub no_tls: bool,
+    /// start, stop, restart, status or reload
+    #[argh(positional)]
+    pub action: String,
 }
 
 /// run the proxy in the foreground
@@ -91,6 +113,10 @@ pub enum CliError {
     Startup(String),
     /// `proxy-status` could not get an answer (exit 3).
     Status(String),
+    /// A `proxy-daemon` action failed with this exit code (3: not running).
+    Daemon { code: i32, message: String },
+    /// Wrong command-line usage (exit 2).
+    Usage(String),
 }
 
 impl CliError {
@@ -98,6 +124,8 @@ impl CliError {
         match self {
             CliError::Config(_) | CliError::Startup(_) => 1,
             CliError::Status(_) => 3,
+            CliError::Daemon { code, .. } => *code,
+            CliError::Usage(_) => 2,
         }
     }
 }
@@ -107,7 +135,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Config(e) => write!(f, "invalid configuration:\n{e}"),
             CliError::Startup(m) => write!(f, "cannot start: {m}"),
-            CliError::Status(m) => write!(f, "{m}"),
+            CliError::Status(m) | CliError::Daemon { message: m, .. } | CliError::Usage(m) => write!(f, "{m}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
 use crate::activity::Activity;
@@ -12,6 +12,9 @@ use crate::lifecycle::engine::DockerEngine;
 use crate::lifecycle::{follow_events, Lifecycle};
 use crate::proxy::{Containers, Proxy};
 use crate::server::Server;
+use crate::certbot::Certbot;
+use crate::config::Global;
+use crate::tls::{self, watch::Watcher, CertFiles};
 
 /// Connects the Docker lifecycle when the config has container services: adopts running
 /// containers, starts the reaper and the events follower. A daemon that is down is not fatal:
@@ -45,19 +48,152 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     let activity = Proxy::new_activity(&config);
     let containers = start_lifecycle(&config, activity.clone())?;
     let g = &config.global;
-    if !args.no_tls && (g.tls_certfile.is_some() || g.tls_keyfile.is_some()) {
-        log::warn!("TLS termination is not built yet: serving plain HTTP on port {} only", g.listen_http);
-    }
+    // Certificate files are checked before anything is bound: bad ones are a start-up error.
+    let tls = if args.no_tls { None } else { prepare_tls(g)? };
     let addr = SocketAddr::new(g.listen_address, g.listen_http);
     let proxy = Arc::new(Proxy::new(config, activity, containers));
     let server = Server::bind(addr, proxy.clone()).map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
     let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
     log::info!("listening on http://{local}");
+    if let Some(plan) = tls {
+        start_tls(&proxy, plan)?;
+    }
     for s in &proxy.config.services {
         log::info!("route {} -> {}", s.path, s.name);
     }
+    watch_signals(proxy.clone())?;
     server.run();
+    finish_drain(&proxy);
     Ok(())
+}
+
+/// TLS as configured: the files to serve, what was found in them at start-up, and certbot.
+struct TlsPlan {
+    files: CertFiles,
+    prepared: tls::Prepared,
+    certbot: Option<Certbot>,
+}
+
+/// `None` when TLS is not configured. With `auto_certbot` and no `tls_certfile`, the files
+/// are where certbot puts them.
+fn prepare_tls(g: &Global) -> Result<Option<TlsPlan>, CliError> {
+    let certbot = match g.auto_certbot {
+        true => Some(Certbot::from_env(g).map_err(CliError::Startup)?),
+        false => None,
+    };
+    let files = match (&g.tls_certfile, &g.tls_keyfile, &certbot) {
+        (Some(cert), Some(key), _) => CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (_, _, Some(c)) => c.default_files(),
+        _ => return Ok(None),
+    };
+    let prepared = tls::prepare(&files).map_err(CliError::Startup)?;
+    Ok(Some(TlsPlan {
+        files,
+        prepared,
+        certbot,
+    }))
+}
+
+/// Binds the HTTPS port, serves the certificate found at start-up (or waits for one), and
+/// starts the reload watcher, certbot's thread and the HTTPS accept loop.
+fn start_tls(proxy: &Arc<Proxy>, plan: TlsPlan) -> Result<(), CliError> {
+    let g = &proxy.config.global;
+    let addr = SocketAddr::new(g.listen_address, g.listen_https);
+    let TlsPlan {
+        files,
+        prepared,
+        certbot,
+    } = plan;
+    let server = Server::bind_tls(addr, proxy.clone(), prepared.config.clone())
+        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
+    proxy.https.set_port(local.port());
+    log::info!("listening on https://{local}");
+    let watcher = Watcher {
+        files: files.clone(),
+        store: prepared.store.clone(),
+        state: proxy.https.clone(),
+        provider: prepared.provider.clone(),
+        domain: g.domain.clone(),
+    };
+    let stamp = match prepared.initial {
+        Some((loaded, stamp)) => {
+            watcher.install(loaded);
+            Some(stamp)
+        }
+        None => {
+            log::info!(
+                "waiting for certificates: {} or {} does not exist yet; until they do, the full proxy is served over plain HTTP, and HTTPS starts as soon as they appear{}",
+                files.cert.display(),
+                files.key.display(),
+                if certbot.is_some() { " (auto_certbot: running certbot)" } else { "" }
+            );
+            None
+        }
+    };
+    let startup = |e: std::io::Error| CliError::Startup(format!("cannot start a TLS thread: {e}"));
+    let reload = watcher.spawn(stamp).map_err(startup)?;
+    if let Some(c) = certbot {
+        c.spawn(stamp.is_none(), files, prepared.store, proxy.https.clone(), reload)
+            .map_err(startup)?;
+    }
+    std::thread::Builder::new()
+        .name("https".into())
+        .spawn(move || server.run())
+        .map_err(startup)?;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown (a second one exits at once); SIGHUP reloads.
+fn watch_signals(proxy: Arc<Proxy>) -> Result<(), CliError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| CliError::Startup(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+                    continue;
+                }
+                if proxy.drain.begin() {
+                    log::info!(
+                        "shutting down: no new connections; in-flight requests get up to {} s",
+                        proxy.config.global.shutdown_timeout.as_secs()
+                    );
+                    proxy.tunnels.close_all(None);
+                } else {
+                    log::warn!("second stop signal: exiting now");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .map_err(|e| CliError::Startup(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
+/// After the listeners stopped: waits for open connections to finish (up to
+/// `shutdown_timeout`), then stops the managed containers if so configured.
+fn finish_drain(proxy: &Proxy) {
+    let g = &proxy.config.global;
+    let deadline = Instant::now() + g.shutdown_timeout;
+    while proxy.drain.open() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = proxy.drain.open();
+    if left > 0 {
+        log::warn!("{left} connections still open after shutdown_timeout ({} s): closing them", g.shutdown_timeout.as_secs());
+    }
+    if g.stop_services_on_exit {
+        if let Some(c) = &proxy.containers {
+            c.stop_all();
+        }
+    }
+    log::info!("stopped");
 }
 
 /// `proxy-validate-config`: prints the services table, or every error.

@@ -38,12 +38,17 @@ pub fn find_cookie<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &st
     None
 }
 
+/// Is this `name=value` pair the cookie `name`?
+fn is_named(pair: &[u8], name: &str) -> bool {
+    pair.starts_with(name.as_bytes()) && pair.get(name.len()) == Some(&b'=')
+}
+
 /// A `Cookie` header value without cookie `name` (`None` when nothing else is left).
 pub fn strip_cookie(value: &[u8], name: &str) -> Option<Vec<u8>> {
     let kept: Vec<&[u8]> = value
         .split(|&b| b == b';')
         .map(<[u8]>::trim_ascii)
-        .filter(|p| !p.is_empty() && !(p.starts_with(name.as_bytes()) && p.get(name.len()) == Some(&b'=')))
+        .filter(|p| !p.is_empty() && !is_named(p, name))
         .collect();
     (!kept.is_empty()).then(|| kept.join(&b"; "[..]))
 }

@@ -18,6 +18,7 @@ use crate::http::{BodyKind, BufStream, RequestHead, Socket};
 use crate::pool::Pool;
 use crate::route::{split_target, upstream_target, Router};
 use crate::metrics::{self, Metrics};
+use crate::drain::Drain;
 use crate::http::Header;
 use crate::{acme, auth, login, status};
 
@@ -30,6 +31,9 @@ pub trait Containers: Send + Sync {
     fn forward_failed(&self, index: usize, addr: &str);
     /// Extra status fields for service `index` (Docker state, host port, cold starts...).
     fn status(&self, index: usize) -> serde_json::Map<String, serde_json::Value>;
+    /// Stops every running managed container and waits for the stops (proxy exit with
+    /// `stop_services_on_exit`).
+    fn stop_all(&self);
     /// Cold-start metrics of service `index` (`None` when it is not managed).
     fn start_metrics(&self, index: usize) -> Option<metrics::StartMetrics<'_>>;
 }
@@ -52,6 +56,10 @@ pub struct Proxy {
     /// The login cookie's expected value (a digest of the token).
     session_cookie: String,
     throttle: login::Throttle,
+    /// Graceful shutdown state.
+    pub drain: Drain,
+    /// TLS (issue 5): whether HTTPS is on, which decides what the HTTP port answers.
+    pub https: Arc<crate::tls::HttpsState>,
 }
 
 impl Proxy {
@@ -74,6 +82,8 @@ impl Proxy {
             metrics: Metrics::new(config.services.len()),
             session_cookie: login::cookie_value(&config.global.bearer_token),
             throttle: login::Throttle::default(),
+            drain: Drain::default(),
+            https: Arc::new(crate::tls::HttpsState::new(&config.global)),
             config,
         }
     }
@@ -82,7 +92,7 @@ impl Proxy {
     /// carry another request.
     pub fn handle<C: Socket>(&self, client: &mut BufStream<C>, head: &RequestHead, peer: SocketAddr, proto: &str) -> bool {
         let start = Instant::now();
-        let keep_alive = wants_keep_alive(head.minor, &head.headers);
+        let keep_alive = wants_keep_alive(head.minor, &head.headers) && !self.drain.is_draining();
         let head_only = head.method == "HEAD";
         let mut log = AccessLog {
             peer,
@@ -111,6 +121,16 @@ impl Proxy {
                 Err(a) => self.answer(client, &mut log, a, reusable, head_only),
             };
         }
+        // --- TLS (issue 5): while HTTPS is on, the HTTP port serves only the two routes above
+        // and answers everything else with a redirect to HTTPS (or 426), before any auth.
+        if proto == "http" {
+            if let Some(r) = self.https.http_port_answer(target.path, target.query, reusable, head_only) {
+                let ok = client.write_all(&r.bytes).is_ok();
+                log.write(r.status, r.bytes.len() as u64);
+                return ok && r.keep_alive;
+            }
+        }
+        // --- end TLS
         if target.path == "/proxy/login" || target.path == "/proxy/logout" {
             return self.login(client, &mut log, head, body, &target, proto == "https", keep_alive);
         }

@@ -11,6 +11,7 @@ use crate::answer::Answer;
 use crate::http::head::{parse_request, HeadError};
 use crate::http::{BufStream, RequestHead, Socket};
 use crate::proxy::Proxy;
+use crate::tls::{TlsStream, HANDSHAKE_TIMEOUT};
 
 /// Stack of a connection thread: room for TLS handshakes in debug builds (see the crate notes).
 const STACK_SIZE: usize = 256 * 1024;
@@ -30,6 +31,8 @@ pub struct Server {
     listener: TcpListener,
     proxy: Arc<Proxy>,
     proto: &'static str,
+    /// TLS listeners hand each connection to rustls first (on the connection's thread).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -38,6 +41,17 @@ impl Server {
             listener: TcpListener::bind(addr)?,
             proxy,
             proto: "http",
+            tls: None,
+        })
+    }
+
+    /// A TLS listener: every connection is a TLS handshake first, then the same proxy.
+    pub fn bind_tls(addr: SocketAddr, proxy: Arc<Proxy>, tls: Arc<rustls::ServerConfig>) -> io::Result<Server> {
+        Ok(Server {
+            listener: TcpListener::bind(addr)?,
+            proxy,
+            proto: "https",
+            tls: Some(tls),
         })
     }
 
@@ -45,11 +59,17 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts forever.
+    /// Accepts until the proxy starts draining.
     pub fn run(self) {
         let max = self.proxy.config.global.max_connections;
         let mut last_full_log: Option<Instant> = None;
+        if let Ok(a) = self.listener.local_addr() {
+            self.proxy.drain.add_listener(a);
+        }
         for stream in self.listener.incoming() {
+            if self.proxy.drain.is_draining() {
+                break; // dropping the listener stops accepting
+            }
             let stream = match stream {
                 Ok(s) => s,
                 Err(e) => {
@@ -65,17 +85,20 @@ impl Server {
                     log::warn!("connection limit reached ({max} open): refusing new connections with 503");
                     last_full_log = Some(Instant::now());
                 }
-                refuse(stream);
+                if self.tls.is_none() {
+                    refuse(stream);
+                }
                 continue;
             }
             let proxy = self.proxy.clone();
             let proto = self.proto;
+            let tls = self.tls.clone();
             let spawned = std::thread::Builder::new()
                 .name("conn".into())
                 .stack_size(STACK_SIZE)
                 .spawn(move || {
                     let _slot = Slot(&proxy);
-                    serve_connection(&proxy, stream, proto);
+                    serve_connection(&proxy, stream, proto, tls);
                 });
             if let Err(e) = spawned {
                 // The closure (and its Slot) was never run: give the slot back by hand.
@@ -104,26 +127,58 @@ fn refuse(mut stream: TcpStream) {
     let _ = stream.write_all(&a.render(false, false));
 }
 
-fn serve_connection(proxy: &Proxy, stream: TcpStream, proto: &str) {
+fn serve_connection(proxy: &Proxy, stream: TcpStream, proto: &str, tls: Option<Arc<rustls::ServerConfig>>) {
     let Ok(peer) = stream.peer_addr() else { return };
+    let Some(registered) = proxy.drain.register(&stream) else { return };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
+    let Some(tls) = tls else {
+        serve_client(proxy, &mut BufStream::new(stream, CLIENT_BUF, MAX_HEAD), peer, proto, &registered);
+        return;
+    };
+    // The handshake runs here, on the connection's own thread, within HANDSHAKE_TIMEOUT.
+    let stream = match TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => {
+            log::debug!("{peer}: {e}");
+            return;
+        }
+    };
+    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
     let mut client = BufStream::new(stream, CLIENT_BUF, MAX_HEAD);
+    serve_client(proxy, &mut client, peer, proto, &registered);
+    client.inner.close_notify();
+}
+
+/// The request loop of one client connection, plain or TLS.
+fn serve_client<C: Socket>(
+    proxy: &Proxy,
+    client: &mut BufStream<C>,
+    peer: SocketAddr,
+    proto: &str,
+    registered: &crate::drain::Registered<'_>,
+) {
     let mut first = true;
     loop {
         let idle = if first { HEAD_TIMEOUT } else { KEEP_ALIVE_TIMEOUT };
         first = false;
-        let head = match read_head(&mut client, idle) {
-            Ok(Some(h)) => h,
+        if !registered.set_idle(true) {
+            return;
+        }
+        let head = match read_head(client, idle) {
+            Ok(Some(h)) => {
+                registered.set_idle(false);
+                h
+            }
             Ok(None) => return,
             Err(a) => {
                 log::info!(target: "access", "{} bad request head: {} {}", peer.ip(), a.status(), a.detail());
                 let _ = client.write_all(&a.render(false, false));
-                linger(&mut client);
+                linger(client);
                 return;
             }
         };
-        if !proxy.handle(&mut client, &head, peer, proto) {
+        if !proxy.handle(client, &head, peer, proto) {
             return;
         }
     }

@@ -31,6 +31,8 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "max_connections",
     "instance",
     "tunnel_idle_timeout",
+    "shutdown_timeout",
+    "stop_services_on_exit",
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
@@ -187,6 +189,12 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let tunnel_idle_timeout = get(map, "tunnel_idle_timeout")
         .and_then(|v| ctx.uint(v, &key("tunnel_idle_timeout"), 1, MAX_SECS))
         .unwrap_or(3600);
+    let shutdown_timeout = get(map, "shutdown_timeout")
+        .and_then(|v| ctx.uint(v, &key("shutdown_timeout"), 0, 3600))
+        .unwrap_or(30);
+    let stop_services_on_exit = get(map, "stop_services_on_exit")
+        .and_then(|v| ctx.boolean(v, &key("stop_services_on_exit")))
+        .unwrap_or(false);
 
     Global {
         domain,
@@ -208,6 +216,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         max_connections,
         instance,
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout),
+        shutdown_timeout: Duration::from_secs(shutdown_timeout),
+        stop_services_on_exit,
     }
 }
 

@@ -63,6 +63,11 @@ pub struct Global {
     pub instance: String,
     /// Tunnels (WebSockets) with no byte either way for this long are closed. Default 1 h.
     pub tunnel_idle_timeout: Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish. Default 30 s.
+    pub shutdown_timeout: Duration,
+    /// Stop managed containers when the proxy exits (default false: they are adopted on the
+    /// next start).
+    pub stop_services_on_exit: bool,
 }
 
 /// One `services:` entry, defaults applied.

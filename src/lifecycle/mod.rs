@@ -412,6 +412,26 @@ impl Containers for Lifecycle {
         }
     }
 
+    fn stop_all(&self) {
+        let stops: Vec<_> = self
+            .inner
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| {
+                let id = slot.state.lock().begin_stop()?;
+                log::info!("stopping {} (stop_services_on_exit)", slot.spec.name);
+                let engine = self.inner.engine.clone();
+                Some(std::thread::spawn(move || engine.stop(&id)))
+            })
+            .collect();
+        for s in stops {
+            if let Ok(Err(e)) = s.join() {
+                log::warn!("stopping a container on exit: {e}");
+            }
+        }
+    }
+
     fn start_metrics(&self, i: usize) -> Option<StartMetrics<'_>> {
         let slot = self.slot(i)?;
         Some(StartMetrics {
