@@ -28,9 +28,18 @@ fn run(top: TopLevel) -> Result<(), CliError> {
             let cfg = config::load(&a.config).map_err(CliError::Config)?;
             let level = if a.verbose { LevelFilter::Debug } else { cfg.global.log_level };
             init_logging(level);
+            log_panics();
             commands::run_proxy(&a, cfg)
         }
     }
+}
+
+/// A panic ends only the connection (thread) it happened in; log it like any other error.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("?"));
+    }));
 }
 
 fn main() -> ExitCode {
