@@ -172,6 +172,12 @@ impl Proxy {
         let svc = &self.config.services[m.service];
         log.service = &svc.name;
         log.index = Some(m.service);
+        if let (Some(max), BodyKind::Length(n)) = (svc.max_body_size, body) {
+            if n > max {
+                // Refused before any container is woken or any byte is sent upstream.
+                return self.answer(client, &mut log, Answer::PayloadTooLarge, false, head_only);
+            }
+        }
         let _in_flight = self.activity[m.service].begin(SystemTime::now(), start);
         let addr = match &svc.backend {
             Backend::Upstream(a) => a.clone(),
@@ -210,7 +216,7 @@ impl Proxy {
             },
             client_keep_alive: keep_alive,
             expect_continue: header_tokens(&head.headers, "expect").iter().any(|t| t == "100-continue"),
-            max_body: None,
+            max_body: svc.max_body_size,
             tunnel: TunnelCtx {
                 registry: &self.tunnels,
                 service: m.service,

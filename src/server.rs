@@ -21,6 +21,8 @@ const CLIENT_BUF: usize = 8 * 1024;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Time allowed to receive a whole request head once it has started.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause between two reads of a request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time an idle keep-alive connection is kept open.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Time a write to a client may block (a client that stops reading is dropped).
@@ -168,6 +170,9 @@ fn serve_client<C: Socket>(
         let head = match read_head(client, idle) {
             Ok(Some(h)) => {
                 registered.set_idle(false);
+                // While a body streams in, each read may wait this long (a stalled upload
+                // is cut off instead of holding the connection forever).
+                let _ = client.inner.set_read_timeout(Some(BODY_READ_TIMEOUT));
                 h
             }
             Ok(None) => return,

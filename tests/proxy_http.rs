@@ -373,3 +373,25 @@ fn chunked_upload_and_http10_client() {
     assert!(r.header("transfer-encoding").is_none(), "HTTP/1.0 clients get a close-delimited body");
     assert_eq!(r.text().matches("chunk ").count(), 2);
 }
+
+#[test]
+fn bodies_over_max_body_size_get_413() {
+    let b = Backend::start("b");
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n    max_body_size: 1k\n",
+        b.addr
+    )));
+    let big = "x".repeat(2000);
+    let r = raw_request(
+        p.addr,
+        &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2000\r\n\r\n{big}"),
+    );
+    assert_eq!(r.status, 413);
+    let chunked = format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n");
+    assert_eq!(raw_request(p.addr, &chunked).status, 413);
+    let ok = raw_request(
+        p.addr,
+        &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsmall"),
+    );
+    assert_eq!(ok.json()["body"], "small");
+}

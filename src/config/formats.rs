@@ -62,9 +62,14 @@ pub fn is_reserved_path(path: &str) -> bool {
     })
 }
 
-/// Parses a size: digits with an optional `b`, `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb` suffix
-/// (case-insensitive, binary multiples: 1k = 1024), at least Docker's 6 MiB.
+/// Parses a size like `parse_size`, at least Docker's 6 MiB.
 pub fn parse_mem_limit(raw: &str) -> Result<u64, String> {
+    check_mem_bytes(parse_size(raw)?)
+}
+
+/// Parses a size: digits with an optional `b`, `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb` suffix
+/// (case-insensitive, binary multiples: 1k = 1024).
+pub fn parse_size(raw: &str) -> Result<u64, String> {
     let lower = raw.trim().to_ascii_lowercase();
     let digits = lower
         .find(|c: char| !c.is_ascii_digit())
@@ -86,7 +91,7 @@ pub fn parse_mem_limit(raw: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .ok_or_else(|| format!("{raw:?} is too large"))?;
-    check_mem_bytes(bytes)
+    Ok(bytes)
 }
 
 fn num_too(raw: &str) -> Result<u64, String> {

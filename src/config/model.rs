@@ -94,6 +94,8 @@ pub struct Service {
     /// Tunnels older than this are closed, so a forgotten tab cannot keep a container up
     /// forever. Default: none.
     pub max_tunnel_lifetime: Option<Duration>,
+    /// Largest request body accepted (413 above); `None` = unlimited (bodies stream).
+    pub max_body_size: Option<u64>,
 }
 
 /// What a service forwards to.

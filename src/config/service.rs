@@ -7,7 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::expand::is_var_name;
 use super::formats::{
     check_bind, check_mem_bytes, check_mode, check_volume_host, is_docker_name, is_reserved_path,
-    normalise_path, parse_bind_spec, parse_mem_limit, parse_upstream,
+    normalise_path, parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
 };
 use super::global::MAX_SECS;
 use super::read::{get, Ctx, FieldPath, Show};
@@ -33,6 +33,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "start_timeout",
     "response_timeout",
     "max_tunnel_lifetime",
+    "max_body_size",
 ];
 
 /// Keys that only make sense for a managed container (rejected next to `upstream`).
@@ -159,6 +160,18 @@ pub fn service(
     let max_tunnel_lifetime = get(map, "max_tunnel_lifetime")
         .and_then(|v| ctx.uint(v, &key("max_tunnel_lifetime"), 1, MAX_SECS))
         .map(Duration::from_secs);
+    let max_body_size = get(map, "max_body_size").and_then(|v| {
+        let p = key("max_body_size");
+        let parsed = match v {
+            Value::Number(n) => n.as_u64().ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
+            Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
+            _ => {
+                ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
+                return None;
+            }
+        };
+        parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    });
 
     Some(ReadService {
         service: Service {
@@ -172,6 +185,7 @@ pub fn service(
             start_timeout: Duration::from_secs(start_timeout),
             response_timeout: Duration::from_secs(response_timeout),
             max_tunnel_lifetime,
+            max_body_size,
         },
         name,
         path: route,
