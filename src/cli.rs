@@ -23,6 +23,16 @@ pub enum Command {
     Validate(ValidateArgs),
     Status(StatusArgs),
     Daemon(DaemonArgs),
+    Health(HealthArgs),
+}
+
+/// exit 0 when the proxy of this config answers /proxy/healthz (for container HEALTHCHECKs)
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "healthcheck")]
+pub struct HealthArgs {
+    /// path to proxy.yaml (its listen_address and listen_http are probed)
+    #[argh(option, short = 'c')]
+    pub config: PathBuf,
 }
 
 /// run the proxy in the background: start, stop, restart, status or reload

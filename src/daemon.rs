@@ -225,6 +225,16 @@ fn reload(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `healthcheck`: exit 0 when `/proxy/healthz` of the configured listener answers 200.
+pub fn healthcheck(config_path: &Path) -> Result<(), CliError> {
+    let cfg = config::load(config_path).map_err(CliError::Config)?;
+    match health_addr(&cfg, Path::new("/nonexistent"), 0) {
+        Some(addr) if healthy(addr) => Ok(()),
+        Some(addr) => Err(fail(1, format!("no healthy answer from http://{addr}/proxy/healthz"))),
+        None => Err(fail(1, "listen_http is 0: nothing fixed to probe")),
+    }
+}
+
 /// Runs `proxy-daemon ACTION`.
 pub fn run(args: &DaemonArgs) -> Result<(), CliError> {
     let p = paths(args);

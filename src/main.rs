@@ -24,6 +24,7 @@ fn run(top: TopLevel) -> Result<(), CliError> {
         Some(Command::Validate(a)) => commands::run_validate(&a),
         Some(Command::Status(a)) => commands::run_status(&a),
         Some(Command::Daemon(a)) => wakeproxy::daemon::run(&a),
+        Some(Command::Health(a)) => wakeproxy::daemon::healthcheck(&a.config),
         Some(Command::Proxy(a)) => {
             let cfg = config::load(&a.config).map_err(CliError::Config)?;
             let level = if a.verbose { LevelFilter::Debug } else { cfg.global.log_level };

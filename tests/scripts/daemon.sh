@@ -47,6 +47,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" 
 check 0 "start again: already running" -- "$bin" proxy-daemon --config "$dir/good.yaml" start
 [ "$(cat "$dir/wakeproxy.pid")" = "$pid" ] || { echo "FAIL: a second proxy was started"; fails=$((fails+1)); }
 check 0 "status while running" -- "$bin" proxy-daemon --config "$dir/good.yaml" status
+check 0 "healthcheck while running" -- "$bin" healthcheck --config "$dir/good.yaml"
 check 0 "reload" -- "$bin" proxy-daemon --config "$dir/good.yaml" reload
 check 1 "reload with a broken config is refused" -- "$bin" proxy-daemon --config "$dir/broken.yaml" --pid-file "$dir/wakeproxy.pid" reload
 check 0 "stop" -- "$bin" proxy-daemon --config "$dir/good.yaml" stop
@@ -54,6 +55,7 @@ check 0 "stop" -- "$bin" proxy-daemon --config "$dir/good.yaml" stop
 state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
 if [ "$state" != gone ] && [ "$state" != Z ]; then echo "FAIL: pid $pid still alive after stop (state $state)"; fails=$((fails+1)); else echo "ok: the process is gone"; fi
 check 3 "status after stop" -- "$bin" proxy-daemon --config "$dir/good.yaml" status
+check 1 "healthcheck after stop" -- "$bin" healthcheck --config "$dir/good.yaml"
 check 3 "reload when not running" -- "$bin" proxy-daemon --config "$dir/good.yaml" reload
 
 # A stale pid file (a dead pid, then a live process that is not wakeproxy) is never trusted.
