@@ -228,22 +228,39 @@ impl Lifecycle {
     }
 
     /// A container event: `service` died (with `exit_code`) or was removed.
-    pub fn container_gone(&self, service: &str, exit_code: Option<i64>) {
+    /// `oom_killed` comes from an `oom` event or the container's state.
+    pub fn container_gone(&self, service: &str, exit_code: Option<i64>, oom_killed: bool) {
         for slot in self.inner.slots.iter().flatten() {
             if slot.spec.name == service {
                 let mut st = slot.state.lock();
                 let was_ready = matches!(st.phase, Phase::Ready { .. });
                 if st.container_gone(exit_code) {
                     if was_ready {
-                        log::warn!(
-                            "container {service} stopped outside wakeproxy (exit code {}); it starts again on the next request",
-                            exit_code.map_or("unknown".into(), |c| c.to_string())
-                        );
+                        let code = exit_code.map_or("unknown".into(), |c| c.to_string());
+                        let why = if oom_killed {
+                            format!("container {service} was killed for running out of memory (mem_limit) with exit code {code}")
+                        } else {
+                            format!("container {service} stopped outside wakeproxy (exit code {code})")
+                        };
+                        log::warn!("{why}; it starts again on the next request");
+                        st.last_error = Some(why);
                     }
                     slot.cond.notify_all();
                 }
             }
         }
+    }
+
+    /// Was this instance's container for `service` killed by the OOM killer?
+    fn oom_killed(&self, service: &str) -> bool {
+        let port = self
+            .inner
+            .slots
+            .iter()
+            .flatten()
+            .find(|s| s.spec.name == service)
+            .map_or(0, |s| s.spec.container.internal_port);
+        matches!(self.inner.engine.observe(service, port), Ok(Some(o)) if o.oom_killed)
     }
 
     pub fn set_daemon_down(&self, down: bool) {
@@ -498,7 +515,11 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
                     let Ok(ev) = ev else { break };
                     let service = ev.attributes.get(spec::LABEL_SERVICE).cloned().unwrap_or_default();
                     match ev.action.as_str() {
-                        "die" | "destroy" => lifecycle.container_gone(&service, ev.exit_code),
+                        "die" => {
+                            let oom = ev.exit_code == Some(137) && lifecycle.oom_killed(&service);
+                            lifecycle.container_gone(&service, ev.exit_code, oom);
+                        }
+                        "destroy" => lifecycle.container_gone(&service, None, false),
                         "oom" => log::warn!("container {service} ran out of memory"),
                         _ => log::debug!("docker event {} for {service}", ev.action),
                     }

@@ -174,7 +174,8 @@ fn a_crash_marks_the_service_stopped() {
     let fake = Fake::new(Duration::from_millis(10), None);
     let (lc, _) = setup(fake.clone(), 300);
     lc.ensure_ready(0).unwrap();
-    lc.container_gone("svc", Some(137));
+    lc.container_gone("svc", Some(137), true);
+    assert!(lc.status(0)["last_error"].as_str().unwrap().contains("out of memory"));
     assert_eq!(lc.status(0)["status"], "stopped");
     lc.ensure_ready(0).unwrap();
     assert_eq!(fake.starts.load(Ordering::SeqCst), 2);
