@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 need curl || missing+=(curl)
+# The browser-access test drives a real headless Chromium.
+[ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
-  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Python packages the tests drive: a real WebSocket client and a real Prometheus text parser.

@@ -307,3 +307,21 @@ fn a_daemon_that_goes_away_gives_503_naming_the_socket_and_is_picked_up_again() 
     let mut p = p;
     p.proc.wait_line("is back: reconciling", Duration::from_secs(20));
 }
+
+#[test]
+fn an_oom_killed_container_is_reported_and_restarted() {
+    let mut g = DockerGuard::new("oom");
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    mem_limit: 32m\n")));
+    assert_eq!(get(p.addr, "/svc/x").status, 200);
+    let r = get(p.addr, "/svc/alloc?mb=256");
+    assert!(matches!(r.status, 502 | 503), "the allocation should kill the container: {} {}", r.status, r.text());
+    wait_for("the OOM kill to show in status", Duration::from_secs(15), || {
+        let st = status_of(&p, &name);
+        (st["status"] == "stopped" && st["last_error"].as_str().is_some_and(|e| e.contains("out of memory"))).then_some(())
+    });
+    assert_eq!(inspect(&name, "{{.State.OOMKilled}}").as_deref(), Some("true"));
+    let again = get(p.addr, "/svc/y");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(status_of(&p, &name)["cold_starts"], 2);
+}

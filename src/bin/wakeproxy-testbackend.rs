@@ -32,8 +32,10 @@
 //! | `/cookies` | three separate `Set-Cookie` headers |
 //! | `/gzip` | `Content-Encoding: gzip` of `hello gzip\n` |
 //! | `/sleep?ms=1000` | waits, then 200 `slept` |
+//! | `/alloc?mb=64` | allocates and touches that much memory, then 200 (to hit a `mem_limit`) |
 //! | `/sink` | streams the body through SHA-256: `{"bytes":N,"sha256":"hex"}` |
 //! | `/ws` | WebSocket echo (text, binary, fragments), ping → pong, close → close |
+//! | `/wspage` | HTML page whose script opens a WebSocket to the sibling `ws` path, sends `hello from browser` and sets the title to `WS:<reply>` (`WS error` / `WS closed <code>` on failure) |
 //! | anything else | JSON echo of the request: name, method, target, path, query, headers, body, peer |
 //!
 //! Over HTTP/1.0, `/stream` and `/sse` are close-delimited instead of chunked. A malformed
@@ -67,6 +69,31 @@ const CONN_STACK: usize = 512 * 1024;
 /// Upper bound for every `*ms` query parameter: one hour.
 const MAX_MS: u64 = 3_600_000;
 
+/// `/wspage`: a page that opens a WebSocket to the `ws` path next to its own (so it works
+/// behind a path prefix), sends one message and shows the outcome in `document.title`.
+const WS_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>WS pending</title></head>
+<body><p>WebSocket test page</p>
+<script>
+(function () {
+  var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
+    location.pathname.replace(/wspage$/, 'ws');
+  var done = false;
+  var ws = new WebSocket(url);
+  ws.onopen = function () { ws.send('hello from browser'); };
+  ws.onmessage = function (e) {
+    if (done) return;
+    done = true;
+    document.title = 'WS:' + e.data;
+    ws.close(1000);
+  };
+  ws.onerror = function () { if (!done) { done = true; document.title = 'WS error'; } };
+  ws.onclose = function (e) { if (!done) { done = true; document.title = 'WS closed ' + e.code; } };
+})();
+</script>
+</body></html>
+"#;
+
 /// `hello gzip\n` compressed with `gzip -9n`.
 const GZIP_BODY: &[u8] = &[
     0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0xcd, 0xc9, 0xc9, 0x57,
@@ -78,7 +105,7 @@ usage: wakeproxy-testbackend [--listen ADDR:PORT]
        wakeproxy-testbackend [--listen ADDR:PORT] --check [PATH]
 
 environment: PORT (8000), BIND (0.0.0.0), STARTUP_DELAY_MS, EXIT_AT_START, FAIL_HEALTH, NAME
-endpoints: /health /stream /sse /status/NNN /cookies /gzip /sleep /sink /ws, else a JSON echo
+endpoints: /health /stream /sse /status/NNN /cookies /gzip /sleep /sink /ws /wspage, else a JSON echo
 ";
 
 // ---------------------------------------------------------------------------------------
@@ -1017,8 +1044,10 @@ enum Route<'a> {
     Cookies,
     Gzip,
     Sleep,
+    Alloc,
     Sink,
     WebSocket,
+    WsPage,
     Echo,
 }
 
@@ -1031,8 +1060,10 @@ impl<'a> Route<'a> {
             "/cookies" => Route::Cookies,
             "/gzip" => Route::Gzip,
             "/sleep" => Route::Sleep,
+            "/alloc" => Route::Alloc,
             "/sink" => Route::Sink,
             "/ws" => Route::WebSocket,
+            "/wspage" => Route::WsPage,
             _ => match path.strip_prefix("/status/") {
                 Some(code) => Route::Status(code),
                 None => Route::Echo,
@@ -1122,6 +1153,13 @@ fn serve_request(conn: &mut Conn, req: &Request, config: &Config) -> io::Result<
             ];
             respond(w, &ctx, 200, &headers, b"three cookies\n")?;
         }
+        Route::WsPage => {
+            let headers = [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Cache-Control", "no-store"),
+            ];
+            respond(w, &ctx, 200, &headers, WS_PAGE.as_bytes())?;
+        }
         Route::Gzip => {
             let headers = [
                 ("Content-Type", "text/plain; charset=utf-8"),
@@ -1133,6 +1171,18 @@ fn serve_request(conn: &mut Conn, req: &Request, config: &Config) -> io::Result<
             Ok(ms) => {
                 thread::sleep(Duration::from_millis(ms));
                 respond_text(w, &ctx, 200, "slept")?;
+            }
+            Err(msg) => respond_text(w, &ctx, 400, &format!("{msg}\n"))?,
+        },
+        Route::Alloc => match query_u64(query, "mb", 64, 1, 4096) {
+            Ok(mb) => {
+                // Touch every page so the memory is really used (and a mem_limit bites).
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                for _ in 0..mb {
+                    held.push(vec![1u8; 1 << 20]);
+                }
+                let total: usize = held.iter().map(|v| v.len()).sum();
+                respond_text(w, &ctx, 200, &format!("allocated {} MiB", total >> 20))?;
             }
             Err(msg) => respond_text(w, &ctx, 400, &format!("{msg}\n"))?,
         },
