@@ -9,6 +9,12 @@ missing=()
 need curl || missing+=(curl)
 # The browser-access test drives a real headless Chromium.
 [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+# TLS and ACME tests: an offline ACME server (Pebble), certbot, a TLS scanner, openssl.
+need pebble || missing+=(pebble)
+need pebble-challtestsrv || missing+=(pebble)
+need certbot || missing+=(certbot)
+need testssl || missing+=(testssl.sh)
+need openssl || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -200,6 +200,9 @@ fn finish_drain(proxy: &Proxy) {
 pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(CliError::Config)?;
     print!("{}", config::services_table(&cfg));
+    for w in crate::tls::config_warnings(&cfg.global) {
+        println!("warning: {w}");
+    }
     println!("{}: valid ({} services)", args.config.display(), cfg.services.len());
     Ok(())
 }
@@ -249,7 +252,7 @@ pub fn status_table(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    for s in v.as_array().into_iter().flatten() {
+    for s in v["services"].as_array().into_iter().flatten() {
         rows.push(
             ["name", "path", "kind", "status", "host_port", "in_flight", "last_access"]
                 .iter()
@@ -313,10 +316,10 @@ mod tests {
 
     #[test]
     fn table_lists_services() {
-        let v = serde_json::json!([
+        let v = serde_json::json!({"services": [
             {"name": "blog", "path": "/blog", "kind": "container", "status": "running", "host_port": 32768, "in_flight": 0, "last_access": null},
             {"name": "api", "path": "/", "kind": "upstream", "status": "external", "host_port": null, "in_flight": 2, "last_access": "2026-11-26T16:51:32Z"}
-        ]);
+        ]});
         let t = status_table(&v);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -28,3 +28,4 @@ pub mod server;
 pub mod status;
 pub mod tls;
 pub mod tunnel;
+pub mod workers;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::config::Backend;
 use crate::proxy::Proxy;
 
-/// Renders the status JSON (an array of service objects).
+/// Renders the status JSON: `{"services": [one object per service], "tls": {...}, ...}`.
 pub fn render(proxy: &Proxy, _now: SystemTime) -> Vec<u8> {
     let services: Vec<Value> = proxy
         .config
@@ -38,7 +38,14 @@ pub fn render(proxy: &Proxy, _now: SystemTime) -> Vec<u8> {
             Value::Object(obj)
         })
         .collect();
-    let mut out = serde_json::to_vec_pretty(&Value::Array(services)).unwrap_or_default();
+    let doc = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": rfc3339(proxy.started),
+        "open_connections": proxy.connections.load(std::sync::atomic::Ordering::Relaxed),
+        "services": services,
+        "tls": proxy.https.status_json(),
+    });
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     out
 }

@@ -17,7 +17,7 @@ fn service(name: &str, path: &str, extra: &str) -> String {
 }
 
 fn status_of(p: &TestProxy, name: &str) -> serde_json::Value {
-    let all = get(p.addr, "/proxy/status").json();
+    let all = get(p.addr, "/proxy/status").json()["services"].clone();
     all.as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap()
 }
 

@@ -43,7 +43,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
         read_response(&mut BufReader::new(s), false)
     });
     wait_for("the requests to be in flight", Duration::from_secs(10), || {
-        (get(addr, "/proxy/status").json()[0]["in_flight"].as_u64().unwrap() >= 101).then_some(())
+        (get(addr, "/proxy/status").json()["services"][0]["in_flight"].as_u64().unwrap() >= 101).then_some(())
     });
     let t0 = Instant::now();
     signal(p.proc.pid(), "-TERM");

@@ -46,7 +46,7 @@ fn an_upgrade_without_token_is_refused_and_never_reaches_the_backend() {
     let url = format!("ws://{}/app/ws", p.addr);
     let (ok, v, err) = ws_client(&["unauthorised", &url]);
     assert!(ok, "{v}\n{err}");
-    let status = get(p.addr, "/proxy/status").json();
+    let status = get(p.addr, "/proxy/status").json()["services"].clone();
     assert_eq!(status[0]["requests"], 0, "the backend was reached: {status}");
 }
 
@@ -160,12 +160,12 @@ fn status_counts_open_tunnels() {
     )
     .unwrap();
     wait_for("the tunnel to show in status", Duration::from_secs(10), || {
-        let st = get(p.addr, "/proxy/status").json();
+        let st = get(p.addr, "/proxy/status").json()["services"].clone();
         (st[0]["open_tunnels"] == 1 && st[0]["in_flight"] == 1).then_some(())
     });
     drop(s);
     wait_for("the tunnel to close", Duration::from_secs(10), || {
-        (get(p.addr, "/proxy/status").json()[0]["open_tunnels"] == 0).then_some(())
+        (get(p.addr, "/proxy/status").json()["services"][0]["open_tunnels"] == 0).then_some(())
     });
 }
 

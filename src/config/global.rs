@@ -33,6 +33,8 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "tunnel_idle_timeout",
     "shutdown_timeout",
     "stop_services_on_exit",
+    "certbot_path",
+    "certbot_args",
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
@@ -171,6 +173,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         })
         .unwrap_or(log::LevelFilter::Info);
     let trusted_proxies = trusted_proxies(ctx, map, path);
+    let certbot_path = get(map, "certbot_path").and_then(|v| ctx.string(v, &key("certbot_path"), Show::Value));
+    let certbot_args = string_list(ctx, map, path, "certbot_args");
     let max_connections = get(map, "max_connections")
         .and_then(|v| ctx.uint(v, &key("max_connections"), 1, 100_000))
         .and_then(|n| usize::try_from(n).ok())
@@ -218,6 +222,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout),
         shutdown_timeout: Duration::from_secs(shutdown_timeout),
         stop_services_on_exit,
+        certbot_path,
+        certbot_args,
     }
 }
 
@@ -302,4 +308,20 @@ fn trusted_proxies(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Vec<IpNet>
         }
     }
     nets
+}
+
+/// A list of strings (each may use `${VAR}`).
+fn string_list(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str) -> Vec<String> {
+    let p = path.key(name);
+    let Some(v) = get(map, name) else {
+        return Vec::new();
+    };
+    let Some(list) = v.as_sequence() else {
+        ctx.type_error(v, &p, "a list of strings", Show::Value);
+        return Vec::new();
+    };
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, item)| ctx.string(item, &p.index(i), Show::Value))
+        .collect()
 }

@@ -59,12 +59,22 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         for out in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -92,15 +102,29 @@ impl Proc {
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
         let end = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return l.clone();
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(50));
-                panic!("{} exited ({st}) before printing {needle:?}; output:\n{}", self.name, self.log());
+                panic!(
+                    "{} exited ({st}) before printing {needle:?}; output:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             if Instant::now() > end {
-                panic!("{} did not print {needle:?} within {timeout:?}; output:\n{}", self.name, self.log());
+                panic!(
+                    "{} did not print {needle:?} within {timeout:?}; output:\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -126,7 +150,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("----- {} output -----\n{}\n----- end of {} output -----", self.name, self.log(), self.name);
+            eprintln!(
+                "----- {} output -----\n{}\n----- end of {} output -----",
+                self.name,
+                self.log(),
+                self.name
+            );
         }
     }
 }
@@ -134,7 +163,8 @@ impl Drop for Proc {
 fn addr_after(line: &str, marker: &str) -> SocketAddr {
     let rest = &line[line.find(marker).unwrap() + marker.len()..];
     let a = rest.split_whitespace().next().unwrap();
-    a.parse().unwrap_or_else(|e| panic!("bad address {a:?} in {line:?}: {e}"))
+    a.parse()
+        .unwrap_or_else(|e| panic!("bad address {a:?} in {line:?}: {e}"))
 }
 
 /// The test backend binary on 127.0.0.1:0.
@@ -179,7 +209,10 @@ impl TestProxy {
         let config_path = dir.path().join("proxy.yaml");
         std::fs::write(&config_path, yaml).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy"));
-        cmd.arg("proxy").arg("--config").arg(&config_path).arg("--no-tls");
+        cmd.arg("proxy")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--no-tls");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -222,7 +255,10 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
         self.headers
@@ -235,7 +271,8 @@ impl RawResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -246,7 +283,10 @@ pub fn read_response(r: &mut BufReader<TcpStream>, head_request: bool) -> RawRes
     loop {
         let mut line = String::new();
         let n = r.read_line(&mut line).expect("reading response head");
-        assert!(n > 0, "connection closed before a complete response head; got {head:?}");
+        assert!(
+            n > 0,
+            "connection closed before a complete response head; got {head:?}"
+        );
         if head.is_empty() && line.starts_with("HTTP/1.1 1") && !line.starts_with("HTTP/1.1 101") {
             // interim response: skip it and its headers
             loop {
@@ -273,7 +313,12 @@ pub fn read_response(r: &mut BufReader<TcpStream>, head_request: bool) -> RawRes
             (n.to_string(), v.trim().to_string())
         })
         .collect();
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if !(head_request || status == 204 || status == 304 || (100..200).contains(&status)) {
         if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -348,14 +393,23 @@ pub fn prom_parse(text: &str) -> Vec<serde_json::Value> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 with prometheus_client is needed (pip install prometheus_client)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "the Prometheus parser rejected the metrics: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 pub fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -366,5 +420,3 @@ pub fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]
         .as_f64()
         .unwrap()
 }
-
-

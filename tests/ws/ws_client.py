@@ -9,10 +9,16 @@ Modes:
   many N SECONDS EVERY     N concurrent sockets, each echoing a message every EVERY seconds
   hold SECONDS             one socket kept open (idle) for SECONDS, then closed cleanly
   unauthorised             an upgrade without the token must be refused with 401
+  hold-until FILE          one socket echoing a message every 0.2 s until FILE exists, then closed cleanly
+
+wss:// URLs: WS_CA_FILE names the CA file to verify the server with; WS_CONNECT=HOST:PORT
+connects there instead of resolving the URL's host (which stays the TLS server name).
 """
 import asyncio
 import json
 import os
+import socket
+import ssl
 import sys
 import time
 
@@ -31,10 +37,22 @@ def headers(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+def tls(url, with_sock=True):
+    """Extra connect() arguments for wss:// URLs and WS_CONNECT."""
+    kw = {}
+    if url.startswith("wss://") and os.environ.get("WS_CA_FILE"):
+        kw["ssl"] = ssl.create_default_context(cafile=os.environ["WS_CA_FILE"])
+    target = os.environ.get("WS_CONNECT")
+    if target and with_sock:
+        host, port = target.rsplit(":", 1)
+        kw["sock"] = socket.create_connection((host, int(port)), timeout=30)
+    return kw
+
+
 def echo(url, token):
     sizes = [1, 125, 126, 65535, 65536, 1 << 20, 16 << 20]
     failures = []
-    with connect(url, additional_headers=headers(token), max_size=None, open_timeout=30, close_timeout=10) as ws:
+    with connect(url, additional_headers=headers(token), max_size=None, open_timeout=30, close_timeout=10, **tls(url)) as ws:
         for n in sizes:
             data = os.urandom(n)
             ws.send(data)
@@ -63,7 +81,7 @@ async def many(url, token, n, seconds, every):
     async def one(i):
         nonlocal sent
         try:
-            async with aconnect(url, additional_headers=headers(token), open_timeout=60, max_size=None) as ws:
+            async with aconnect(url, additional_headers=headers(token), open_timeout=60, max_size=None, **tls(url, False)) as ws:
                 # Spread the first messages so the load is steady.
                 await asyncio.sleep((i % 100) * every / 100)
                 k = 0
@@ -85,7 +103,7 @@ async def many(url, token, n, seconds, every):
 
 
 def hold(url, token, seconds):
-    with connect(url, additional_headers=headers(token), open_timeout=30) as ws:
+    with connect(url, additional_headers=headers(token), open_timeout=30, **tls(url)) as ws:
         ws.send("hello")
         first = ws.recv(timeout=10)
         time.sleep(seconds)
@@ -94,9 +112,30 @@ def hold(url, token, seconds):
     out({"mode": "hold", "echoes": [first, second]}, first == "hello" and second == "still here")
 
 
+def hold_until(url, token, path):
+    ticks = 0
+    failures = []
+    with connect(url, additional_headers=headers(token), open_timeout=30, **tls(url)) as ws:
+        # Tell the test the socket is open (it waits for this line on stderr).
+        print("open", file=sys.stderr, flush=True)
+        while True:
+            done = os.path.exists(path)
+            msg = f"tick {ticks}"
+            ws.send(msg)
+            back = ws.recv(timeout=10)
+            if back != msg:
+                failures.append(f"sent {msg!r}, got {back!r}")
+                break
+            ticks += 1
+            if done:
+                break
+            time.sleep(0.2)
+    out({"mode": "hold-until", "ticks": ticks, "failures": failures}, not failures and ticks >= 2)
+
+
 def unauthorised(url):
     try:
-        with connect(url, open_timeout=10):
+        with connect(url, open_timeout=10, **tls(url)):
             pass
     except InvalidStatus as e:
         status = e.response.status_code
@@ -113,6 +152,8 @@ def main():
         asyncio.run(many(url, token, int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])))
     elif mode == "hold":
         hold(url, token, float(sys.argv[4]))
+    elif mode == "hold-until":
+        hold_until(url, token, sys.argv[4])
     elif mode == "unauthorised":
         unauthorised(url)
     else:

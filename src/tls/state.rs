@@ -1,0 +1,145 @@
+//! What the rest of the proxy sees of TLS: whether HTTPS is on (which decides what the plain
+//! HTTP port answers), and what `/proxy/status` can tell about the certificate and certbot.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::x509::Summary;
+use crate::config::Global;
+use crate::redirect::{PortAnswer, PortRules};
+use crate::status::rfc3339;
+
+/// One certbot run, for the status endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertbotRun {
+    /// `certonly` or `renew`.
+    pub command: String,
+    pub at: SystemTime,
+    pub ok: bool,
+    /// The last lines of certbot's output when it failed; empty on success.
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+struct Info {
+    cert: Option<Summary>,
+    loaded_at: Option<SystemTime>,
+    /// Why the files on disk are not the ones served (a failed reload), if so.
+    reload_error: Option<String>,
+    certbot: Option<CertbotRun>,
+}
+
+/// Shared between the connections, the reload watcher and the certbot timer.
+#[derive(Debug)]
+pub struct HttpsState {
+    /// HTTPS has a certificate and is serving: the HTTP port redirects.
+    live: AtomicBool,
+    /// The bound HTTPS port (0 before it is bound).
+    port: AtomicU16,
+    redirect: bool,
+    domain: String,
+    info: Mutex<Info>,
+}
+
+impl HttpsState {
+    /// Off until `set_port` and `set_cert` are called (never with `--no-tls`).
+    pub fn new(g: &Global) -> HttpsState {
+        HttpsState {
+            live: AtomicBool::new(false),
+            port: AtomicU16::new(0),
+            redirect: g.http_redirect_to_https,
+            domain: g.domain.clone(),
+            info: Mutex::new(Info::default()),
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Acquire)
+    }
+
+    /// Records the bound HTTPS port (before any certificate is set).
+    pub fn set_port(&self, port: u16) {
+        self.port.store(port, Ordering::Release);
+    }
+
+    /// A certificate is being served (the first, or a reloaded one). Returns whether HTTPS
+    /// has just become live.
+    pub fn set_cert(&self, summary: Option<Summary>) -> bool {
+        {
+            let mut info = self.info.lock();
+            info.cert = summary;
+            info.loaded_at = Some(SystemTime::now());
+            info.reload_error = None;
+        }
+        self.port() != 0 && !self.live.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn set_reload_error(&self, why: Option<String>) {
+        self.info.lock().reload_error = why;
+    }
+
+    pub fn set_certbot(&self, run: CertbotRun) {
+        self.info.lock().certbot = Some(run);
+    }
+
+    pub fn certbot(&self) -> Option<CertbotRun> {
+        self.info.lock().certbot.clone()
+    }
+
+    /// The answer of the HTTP port to a request for `path?query`: `None` while HTTPS is off
+    /// and for the paths it keeps serving (ACME challenges, `/proxy/healthz`).
+    pub fn http_port_answer(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        keep_alive: bool,
+        head_only: bool,
+    ) -> Option<PortAnswer> {
+        if !self.is_live() {
+            return None;
+        }
+        PortRules {
+            redirect: self.redirect,
+            domain: &self.domain,
+            https_port: self.port(),
+        }
+        .answer(path, query, keep_alive, head_only)
+    }
+
+    /// The `tls` object for `/proxy/status`.
+    pub fn status_json(&self) -> Value {
+        let info = self.info.lock();
+        let cert = info.cert.as_ref().map(|c| {
+            json!({
+                "subject": c.subject(),
+                "dns_names": c.dns_names,
+                "serial": c.serial,
+                "not_before": rfc3339(c.not_before),
+                "not_after": rfc3339(c.not_after),
+            })
+        });
+        let certbot = info.certbot.as_ref().map(|r| {
+            json!({
+                "command": r.command,
+                "at": rfc3339(r.at),
+                "ok": r.ok,
+                "detail": r.detail,
+            })
+        });
+        json!({
+            "https": self.is_live(),
+            "port": self.port(),
+            "certificate": cert,
+            "loaded_at": info.loaded_at.map(rfc3339),
+            "reload_error": info.reload_error,
+            "last_certbot_run": certbot,
+        })
+    }
+}

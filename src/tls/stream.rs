@@ -1,0 +1,505 @@
+//! A server-side TLS connection over a blocking `TcpStream`, usable as a client `Socket` by
+//! the request loop and, split into halves, by a tunnel (WebSockets).
+//!
+//! rustls's connection state cannot be split, so both directions share it behind a mutex, and
+//! the mutex is never held during a blocking socket operation:
+//! - reading: the socket is read *outside* the lock into a stack buffer; the bytes are then
+//!   decrypted under the lock;
+//! - writing: plaintext is encrypted under the lock into the socket-write buffer; the
+//!   socket-write lock is taken before the state lock is released, so records leave in the
+//!   order they were made, and the socket write itself happens after the state lock is gone.
+//!
+//! So a client that stops reading stalls only the direction that writes to it, never the one
+//! that reads from it. Lock order is always state, then socket-write.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::http::Socket;
+use crate::tunnel::{Closer, HalfWrite, Halves};
+
+/// Ciphertext read from the socket at once (a TLS record is at most about 16.7 KiB; rustls
+/// keeps partial records itself).
+const READ_CHUNK: usize = 16 * 1024;
+/// rustls refuses more ciphertext while this much plaintext waits to be read.
+const PLAINTEXT_LIMIT: usize = 16 * 1024;
+/// The socket-write buffer is trimmed back to this after a large write.
+const WRITE_BUF_KEEP: usize = 32 * 1024;
+
+/// State shared by the connection and its tunnel halves.
+struct Shared {
+    tcp: Arc<TcpStream>,
+    conn: Mutex<ServerConnection>,
+    /// One reader at a time; holds ciphertext read from the socket but not yet accepted by
+    /// rustls (only when its plaintext buffer was full).
+    rx: Mutex<Vec<u8>>,
+    /// The socket-write lock and its reusable buffer of encrypted records.
+    tx: Mutex<Vec<u8>>,
+}
+
+/// A TLS connection after its handshake.
+pub struct TlsStream {
+    shared: Arc<Shared>,
+}
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub struct HandshakeError(pub io::Error);
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS handshake failed: {}", self.0)
+    }
+}
+
+impl TlsStream {
+    /// Runs the server handshake on the calling thread, all of it within `timeout`.
+    pub fn accept(
+        tcp: TcpStream,
+        config: Arc<ServerConfig>,
+        timeout: Duration,
+    ) -> Result<TlsStream, HandshakeError> {
+        let mut conn =
+            ServerConnection::new(config).map_err(|e| HandshakeError(io::Error::other(e)))?;
+        let deadline = Instant::now() + timeout;
+        let timed_out = || {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("not finished within {} s", timeout.as_secs()),
+            )
+        };
+        let result = (|| -> io::Result<()> {
+            tcp.set_write_timeout(Some(timeout))?;
+            while conn.is_handshaking() {
+                while conn.wants_write() {
+                    conn.write_tls(&mut &tcp)?;
+                }
+                if !conn.is_handshaking() {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                tcp.set_read_timeout(Some(left))?;
+                match conn.read_tls(&mut &tcp) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the client closed the connection",
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return Err(timed_out())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    // Tell the client why (rustls queued an alert), then give up.
+                    let _ = conn.write_tls(&mut &tcp);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+            // TLS 1.3 session tickets follow the handshake: send them now.
+            while conn.wants_write() {
+                conn.write_tls(&mut &tcp)?;
+            }
+            Ok(())
+        })();
+        result.map_err(HandshakeError)?;
+        Ok(TlsStream {
+            shared: Arc::new(Shared {
+                tcp: Arc::new(tcp),
+                conn: Mutex::new(conn),
+                rx: Mutex::new(Vec::new()),
+                tx: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The negotiated protocol version, e.g. `TLSv1_3`.
+    pub fn protocol(&self) -> Option<rustls::ProtocolVersion> {
+        self.shared.conn.lock().protocol_version()
+    }
+
+    /// Sends close_notify (best effort): the client learns the connection ended on purpose.
+    pub fn close_notify(&self) {
+        let _ = self.shared.close_notify();
+    }
+}
+
+impl Shared {
+    /// Writes what rustls has queued (records, alerts) to the socket. Takes the socket-write
+    /// lock before releasing the state lock, then writes with only the socket-write lock held.
+    fn flush_queued(&self, mut conn: MutexGuard<'_, ServerConnection>) -> io::Result<()> {
+        if !conn.wants_write() {
+            return Ok(());
+        }
+        let mut out = self.tx.lock();
+        while conn.wants_write() {
+            conn.write_tls(&mut *out)?;
+        }
+        drop(conn);
+        let res = (&*self.tcp).write_all(&out);
+        out.clear();
+        if out.capacity() > WRITE_BUF_KEEP {
+            out.shrink_to(WRITE_BUF_KEEP);
+        }
+        res
+    }
+
+    /// Hands ciphertext to rustls and decrypts it. What rustls cannot take yet (its plaintext
+    /// buffer is full) goes back to `pending`. Alerts and other records it produced are sent.
+    fn feed(
+        &self,
+        mut conn: MutexGuard<'_, ServerConnection>,
+        data: &[u8],
+        pending: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let mut rest = data;
+        let mut failure = None;
+        while !rest.is_empty() {
+            match conn.read_tls(&mut rest) {
+                // close_notify already received: nothing more is read.
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            match conn.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() > PLAINTEXT_LIMIT => {
+                    pending.extend_from_slice(rest);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(io::Error::new(io::ErrorKind::InvalidData, e));
+                    break;
+                }
+            }
+        }
+        let flushed = self.flush_queued(conn);
+        match failure {
+            Some(e) => Err(e),
+            None => flushed,
+        }
+    }
+
+    fn read(&self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let mut pending = self.rx.lock();
+        loop {
+            {
+                let mut conn = self.conn.lock();
+                match conn.reader().read(out) {
+                    // Ok(0): the client sent close_notify.
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // UnexpectedEof: the TCP connection ended without close_notify.
+                    Err(e) => return Err(e),
+                }
+                if !pending.is_empty() {
+                    let data = std::mem::take(&mut *pending);
+                    self.feed(conn, &data, &mut pending)?;
+                    continue;
+                }
+            }
+            let mut buf = [0u8; READ_CHUNK];
+            // Blocking read with no lock held; timeouts come back as WouldBlock/TimedOut.
+            let n = (&*self.tcp).read(&mut buf)?;
+            let mut conn = self.conn.lock();
+            if n == 0 {
+                // EOF: rustls records it, and the reader then says how the stream ended.
+                conn.read_tls(&mut io::empty())?;
+                conn.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                continue;
+            }
+            self.feed(conn, &buf[..n], &mut pending)?;
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut conn = self.conn.lock();
+        let n = conn.writer().write(buf)?;
+        self.flush_queued(conn)?;
+        Ok(n)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut conn = self.conn.lock();
+        let n = conn.writer().write_vectored(bufs)?;
+        self.flush_queued(conn)?;
+        Ok(n)
+    }
+
+    fn close_notify(&self) -> io::Result<()> {
+        let mut conn = self.conn.lock();
+        conn.send_close_notify();
+        self.flush_queued(conn)
+    }
+}
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.shared.read(buf)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.shared.write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.shared.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        // Every write is sent before it returns.
+        Ok(())
+    }
+}
+
+impl Socket for TlsStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.shared.tcp.set_read_timeout(t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.shared.tcp.set_write_timeout(t)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        let _ = self.shared.close_notify();
+        self.shared.tcp.shutdown(Shutdown::Write)
+    }
+    fn tunnel_halves(&self) -> io::Result<Halves> {
+        Ok(Halves {
+            read: Box::new(Half(self.shared.clone())),
+            write: Box::new(Half(self.shared.clone())),
+            closer: Closer::new(self.shared.tcp.clone()),
+        })
+    }
+}
+
+/// One tunnel half (the read or the write side) of a TLS connection.
+struct Half(Arc<Shared>);
+
+impl Read for Half {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Half {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HalfWrite for Half {
+    /// close_notify, then TCP FIN: the client sees a clean end of this direction.
+    fn close_write(&mut self) -> io::Result<()> {
+        let _ = self.0.close_notify();
+        self.0.tcp.shutdown(Shutdown::Write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::certs::{CertFiles, CertStore};
+    use crate::tls::test_certs::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+    use std::net::TcpListener;
+
+    fn server_config() -> Arc<ServerConfig> {
+        let d = std::env::temp_dir().join(format!(
+            "wakeproxy-stream-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        let files = CertFiles {
+            cert: d.join("c.pem"),
+            key: d.join("k.pem"),
+        };
+        std::fs::write(&files.cert, format!("{EC_CERT}{CA_CERT}")).unwrap();
+        std::fs::write(&files.key, EC_KEY).unwrap();
+        let provider = crate::tls::provider();
+        let store = Arc::new(CertStore::default());
+        store.set(crate::tls::certs::load(&files, &provider).unwrap().key);
+        let _ = std::fs::remove_dir_all(&d);
+        crate::tls::server_config(provider, store).unwrap()
+    }
+
+    fn client(
+        addr: std::net::SocketAddr,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> StreamOwned<ClientConnection, TcpStream> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(CA_CERT.as_bytes()).unwrap())
+            .unwrap();
+        let mut cfg = ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let conn =
+            ClientConnection::new(Arc::new(cfg), ServerName::try_from("test.example").unwrap())
+                .unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        StreamOwned::new(conn, tcp)
+    }
+
+    /// A listener whose first connection is handed to `serve` after the handshake.
+    fn serve(
+        serve: impl FnOnce(TlsStream) + Send + 'static,
+    ) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let cfg = server_config();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let tls = TlsStream::accept(s, cfg, Duration::from_secs(10)).unwrap();
+            let mut alpn = None;
+            if let Some(p) = tls.shared.conn.lock().alpn_protocol() {
+                alpn = Some(p.to_vec());
+            }
+            assert_eq!(
+                alpn.as_deref(),
+                Some(&b"http/1.1"[..]),
+                "ALPN picks http/1.1"
+            );
+            serve(tls)
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn request_and_answer_over_tls_1_3_and_1_2() {
+        for (versions, want) in [
+            (
+                &[&rustls::version::TLS13][..],
+                rustls::ProtocolVersion::TLSv1_3,
+            ),
+            (
+                &[&rustls::version::TLS12][..],
+                rustls::ProtocolVersion::TLSv1_2,
+            ),
+        ] {
+            let (addr, h) = serve(move |mut s| {
+                assert_eq!(s.protocol(), Some(want));
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).unwrap();
+                assert_eq!(&buf, b"hello");
+                s.write_all(b"world").unwrap();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).unwrap();
+                assert!(
+                    rest.is_empty(),
+                    "close_notify reads as a clean end of stream"
+                );
+            });
+            let mut c = client(addr, versions);
+            c.write_all(b"hello").unwrap();
+            let mut buf = [0u8; 5];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"world");
+            c.conn.send_close_notify();
+            c.flush().unwrap();
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_tcp_close_without_close_notify_is_an_error_not_an_end() {
+        let (addr, h) = serve(|mut s| {
+            let mut buf = [0u8; 16];
+            let e = s.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        });
+        let c = client(addr, &[&rustls::version::TLS13]);
+        let mut c = c;
+        c.write_all(b"").unwrap();
+        // Finish the handshake, then drop the TCP connection without close_notify.
+        while c.conn.is_handshaking() {
+            c.conn.complete_io(&mut c.sock).unwrap();
+        }
+        c.sock.shutdown(Shutdown::Both).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn tunnel_halves_read_while_the_write_side_is_blocked() {
+        // The server echoes through independent halves: one thread reads, another writes. The
+        // client writes everything before reading a byte, so the server's writes block on a
+        // full socket; its reads must go on regardless (no lock held across socket I/O).
+        const TOTAL: usize = 32 << 20;
+        let (addr, h) = serve(|s| {
+            let halves = s.tunnel_halves().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let mut read = halves.read;
+            let reader = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match read.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => tx.send(buf[..n].to_vec()).unwrap(),
+                        Err(e) => panic!("server read: {e}"),
+                    }
+                }
+            });
+            let mut write = halves.write;
+            for chunk in rx {
+                write.write_all(&chunk).unwrap();
+            }
+            write.close_write().unwrap();
+            reader.join().unwrap();
+        });
+        let mut c = client(addr, &[&rustls::version::TLS13]);
+        let data: Vec<u8> = (0..TOTAL).map(|i| (i * 7 % 251) as u8).collect();
+        c.write_all(&data).unwrap();
+        c.conn.send_close_notify();
+        c.flush().unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        assert_eq!(back.len(), TOTAL);
+        assert!(back == data, "echo differs");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_handshake_that_never_comes_times_out() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _idle = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let t0 = Instant::now();
+        let e = TlsStream::accept(s, server_config(), Duration::from_millis(300))
+            .err()
+            .unwrap();
+        assert_eq!(e.0.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(3));
+    }
+}

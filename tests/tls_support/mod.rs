@@ -1,0 +1,381 @@
+//! TLS test support shared by `tests/tls.rs` and `tests/acme.rs`: certificates made with the
+//! `openssl` command at test time, a proxy started with TLS on, and the served certificate's
+//! serial as `openssl s_client` sees it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{Proc, TempDir, TOKEN};
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the openssl command is needed for the TLS tests (apt-get install openssl)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "openssl {} failed:\n{text}",
+        args.join(" ")
+    );
+    text
+}
+
+/// Key types for test leaves.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyKind {
+    Ecdsa,
+    Rsa,
+}
+
+/// A root CA and an intermediate CA; leaves are signed by the intermediate, so a client that
+/// trusts only the root needs the chain the server sends.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+}
+
+/// A leaf: `fullchain` (leaf then intermediate) and `key`, in the PKI directory.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub fullchain: PathBuf,
+    pub key: PathBuf,
+    /// As `openssl x509 -serial` prints it.
+    pub serial: String,
+}
+
+fn ext_file(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    name.to_string()
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let dir = dir.join("pki");
+        std::fs::create_dir_all(&dir).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "root.key",
+                "-out",
+                "root.pem",
+                "-days",
+                "400",
+                "-subj",
+                "/CN=wakeproxy test root",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "inter.key",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "inter.key",
+                "-subj",
+                "/CN=wakeproxy test intermediate",
+                "-out",
+                "inter.csr",
+            ],
+        );
+        let ext = ext_file(
+            &dir,
+            "inter.ext",
+            "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "inter.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-set_serial",
+                "0x100",
+                "-days",
+                "400",
+                "-extfile",
+                &ext,
+                "-out",
+                "inter.pem",
+            ],
+        );
+        Pki {
+            root: dir.join("root.pem"),
+            dir,
+        }
+    }
+
+    /// A leaf for `name` (plus `localhost` and 127.0.0.1) with `serial` (hex digits), valid
+    /// for a week, in files named after `tag`.
+    pub fn leaf(&self, tag: &str, kind: KeyKind, name: &str, serial: &str) -> Leaf {
+        self.leaf_for(tag, kind, name, serial, 7)
+    }
+
+    /// Like `leaf`, valid for `days`.
+    pub fn leaf_for(&self, tag: &str, kind: KeyKind, name: &str, serial: &str, days: u32) -> Leaf {
+        let d = &self.dir;
+        let key = format!("{tag}.key");
+        match kind {
+            KeyKind::Ecdsa => openssl(
+                d,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    &key,
+                ],
+            ),
+            KeyKind::Rsa => openssl(
+                d,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    &key,
+                ],
+            ),
+        };
+        let csr = format!("{tag}.csr");
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &key,
+                "-subj",
+                &format!("/CN={name}"),
+                "-out",
+                &csr,
+            ],
+        );
+        let ext = ext_file(
+            d,
+            &format!("{tag}.ext"),
+            &format!(
+                "subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n\
+                 crlDistributionPoints=URI:http://crl.test.invalid/intermediate.crl\n"
+            ),
+        );
+        let cert = format!("{tag}.pem");
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "inter.pem",
+                "-CAkey",
+                "inter.key",
+                "-set_serial",
+                &format!("0x{serial}"),
+                "-days",
+                &days.to_string(),
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
+        );
+        let fullchain = d.join(format!("{tag}-fullchain.pem"));
+        let mut chain = std::fs::read(d.join(&cert)).unwrap();
+        chain.extend(std::fs::read(d.join("inter.pem")).unwrap());
+        std::fs::write(&fullchain, chain).unwrap();
+        Leaf {
+            fullchain,
+            key: d.join(key),
+            serial: serial.to_ascii_uppercase(),
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tests use it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A proxy started with TLS configured.
+pub struct TlsProxy {
+    pub proc: Proc,
+    pub http: SocketAddr,
+    /// `None` with `--no-tls`.
+    pub https: Option<SocketAddr>,
+    pub config_path: PathBuf,
+}
+
+fn addr_after(line: &str, marker: &str) -> SocketAddr {
+    let rest = &line[line.find(marker).unwrap() + marker.len()..];
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The global section for a TLS proxy on 127.0.0.1 (ephemeral HTTP port, `https_port`),
+/// domain `domain`, with `extra` global lines, followed by `services`.
+pub fn tls_config(
+    domain: &str,
+    https_port: u16,
+    cert: &Path,
+    key: &Path,
+    webroot: &Path,
+    extra: &str,
+    services: &str,
+) -> String {
+    format!(
+        "global:\n  bearer_token: {TOKEN}\n  listen_address: 127.0.0.1\n  listen_http: 0\n  listen_https: {https_port}\n  \
+         domain: {domain}\n  tls_certfile: {}\n  tls_keyfile: {}\n  acme_webroot: {}\n  idle_timeout: 300\n{extra}services:\n{services}",
+        cert.display(),
+        key.display(),
+        webroot.display()
+    )
+}
+
+/// Runs `wakeproxy proxy --config <dir>/proxy.yaml [args]` and waits for its listeners.
+pub fn start_proxy(dir: &Path, yaml: &str, args: &[&str], env: &[(&str, &str)]) -> TlsProxy {
+    let config_path = dir.join("proxy.yaml");
+    std::fs::write(&config_path, yaml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy"));
+    cmd.arg("proxy")
+        .arg("--config")
+        .arg(&config_path)
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = Proc::spawn("wakeproxy", cmd);
+    let http = addr_after(
+        &proc.wait_line("listening on http://", Duration::from_secs(20)),
+        "listening on http://",
+    );
+    let https = if args.contains(&"--no-tls") {
+        None
+    } else {
+        Some(addr_after(
+            &proc.wait_line("listening on https://", Duration::from_secs(20)),
+            "listening on https://",
+        ))
+    };
+    TlsProxy {
+        proc,
+        http,
+        https,
+        config_path,
+    }
+}
+
+/// Runs the proxy expecting it to fail at start-up; returns its exit code and output.
+pub fn start_failure(dir: &Path, yaml: &str) -> (i32, String) {
+    let config_path = dir.join("proxy.yaml");
+    std::fs::write(&config_path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
+        .arg("proxy")
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The serial of the certificate served on `addr` for `server_name`, or `None` when the
+/// handshake fails.
+pub fn served_serial(addr: SocketAddr, server_name: &str) -> Option<String> {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            server_name,
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("the openssl command is needed for the TLS tests (apt-get install openssl)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = text.find("-----BEGIN CERTIFICATE-----")?;
+    let end = text.find("-----END CERTIFICATE-----")? + "-----END CERTIFICATE-----".len();
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text[begin..end].as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim().strip_prefix("serial=").map(str::to_string)
+}
+
+/// Makes certbot-like `live/` links in `dir` pointing at `leaf`'s files (replacing the links
+/// one at a time, as certbot does: the chain first, then the key).
+pub fn link_live(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
+    let cert = dir.join("fullchain.pem");
+    let key = dir.join("privkey.pem");
+    for (link, target) in [(&cert, &leaf.fullchain), (&key, &leaf.key)] {
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+    (cert, key)
+}
+
+/// A TempDir for a TLS test.
+pub fn temp(tag: &str) -> TempDir {
+    TempDir::new(tag)
+}
