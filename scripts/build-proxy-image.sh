@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds wakeproxy:latest, FROM scratch around a static build of the wakeproxy binary
-# (docker/wakeproxy/Dockerfile says how to run it). Nothing is pulled; safe to run again
+# (docker/proxy/Dockerfile says how to run it). Nothing is pulled; safe to run again
 # (it rebuilds and retags, and removes the image the tag pointed to before when nothing
 # else uses it).
 set -euo pipefail
@@ -37,7 +37,7 @@ fi
 ctx="$(mktemp -d "${TMPDIR:-/tmp}/$image-context.XXXXXX")"
 trap 'rm -rf "$ctx"' EXIT
 cp "$bin" "$ctx/$bin_name"
-cp "$repo/docker/wakeproxy/Dockerfile" "$ctx/Dockerfile"
+cp "$repo/docker/proxy/Dockerfile" "$ctx/Dockerfile"
 
 old_id="$(docker image inspect --format '{{.Id}}' "$image:$tag" 2>/dev/null || true)"
 

@@ -15,6 +15,8 @@ need pebble-challtestsrv || missing+=(pebble)
 need certbot || missing+=(certbot)
 need testssl || missing+=(testssl.sh)
 need openssl || missing+=(openssl)
+# The deployment test verifies the systemd unit.
+need systemd-analyze || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

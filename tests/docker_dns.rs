@@ -124,6 +124,11 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
 
     let t0 = Instant::now();
     let socket_mount = format!("{}:/var/run/docker.sock", host_socket());
+    // Unprivileged, as docker/proxy/Dockerfile documents: nobody plus the socket's group.
+    let socket_gid = std::os::unix::fs::MetadataExt::gid(
+        &std::fs::metadata(host_socket()).expect("the Docker socket on this host"),
+    )
+    .to_string();
     let config_mount = format!("{}:/etc/wakeproxy/proxy.yaml:ro", config_path.display());
     let published = format!("127.0.0.1::{LISTEN}");
     docker(&[
@@ -133,6 +138,10 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
         &proxy_name,
         "--network",
         &net,
+        "--user",
+        "65534:65534",
+        "--group-add",
+        &socket_gid,
         "-v",
         &socket_mount,
         "-v",
@@ -223,7 +232,7 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
     assert_eq!(r.json()["target"], "/again");
 
     // Status shows the service running, reached on its internal port.
-    let all = get(addr, "/proxy/status").json();
+    let all = get(addr, "/proxy/status").json()["services"].clone();
     let st = all
         .as_array()
         .unwrap()

@@ -26,7 +26,9 @@ pub fn docker(args: &[&str]) -> String {
 /// Like `docker` but returns None on failure.
 pub fn docker_try(args: &[&str]) -> Option<String> {
     let out = Command::new("docker").args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Fails loudly when the daemon is missing, then builds the test images once.
@@ -79,12 +81,27 @@ impl DockerGuard {
 
     /// IDs of this instance's containers (all states).
     pub fn containers(&self) -> Vec<String> {
-        let out = docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("label=wakeproxy.instance={}", self.instance)]);
-        out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=wakeproxy.instance={}", self.instance),
+        ]);
+        out.lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 
     pub fn cleanup(&self) {
-        let ids = docker_try(&["ps", "-aq", "--filter", &format!("label=wakeproxy.instance={}", self.instance)]).unwrap_or_default();
+        let ids = docker_try(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=wakeproxy.instance={}", self.instance),
+        ])
+        .unwrap_or_default();
         for id in ids.lines().filter(|l| !l.is_empty()) {
             let _ = docker_try(&["rm", "-f", "-v", id]);
         }
