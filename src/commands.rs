@@ -1,7 +1,11 @@
 //! What each subcommand does: `proxy`, `proxy-validate-config`, `proxy-status`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
@@ -17,54 +21,153 @@ use crate::config::Global;
 use crate::tls::{self, watch::Watcher, CertFiles};
 
 /// Connects the Docker lifecycle when the config has container services: adopts running
-/// containers, starts the reaper and the events follower. A daemon that is down is not fatal:
-/// container services answer 503 until it comes back.
-fn start_lifecycle(config: &Config, activity: Arc<Vec<Activity>>) -> Result<Option<Box<dyn Containers>>, CliError> {
+/// containers, starts the reaper and (once per process) the events follower. A daemon that is
+/// down is not fatal: container services answer 503 until it comes back. `first` is false for
+/// a reload: then stale containers are left to the previous lifecycle.
+fn start_lifecycle(
+    config: &Config,
+    activity: Arc<Vec<Arc<Activity>>>,
+    first: bool,
+    events_running: &AtomicBool,
+) -> Result<Option<Lifecycle>, CliError> {
     if config.services.iter().all(|s| s.container().is_none()) {
         return Ok(None);
     }
     let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
     let engine = Arc::new(DockerEngine { docker: docker.clone() });
     let lifecycle = Lifecycle::new(config, engine, activity);
-    match docker.negotiate() {
-        Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),
-        Err(e @ DockerError::TooOld { .. }) => return Err(CliError::Startup(e.to_string())),
-        Err(e) => log::warn!("{e}; container services answer 503 until it is reachable"),
+    if first {
+        match docker.negotiate() {
+            Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),
+            Err(e @ DockerError::TooOld { .. }) => return Err(CliError::Startup(e.to_string())),
+            Err(e) => log::warn!("{e}; container services answer 503 until it is reachable"),
+        }
     }
-    if let Err(e) = lifecycle.reconcile() {
+    let stock = if first { lifecycle.reconcile() } else { lifecycle.adopt_running() };
+    if let Err(e) = stock {
         log::warn!("cannot take stock of existing containers yet: {e}");
     }
     lifecycle.spawn_threads();
-    let (l, instance) = (lifecycle.clone(), config.global.instance.clone());
-    std::thread::Builder::new()
-        .name("docker-events".into())
-        .spawn(move || follow_events(l, docker, instance))
-        .map_err(|e| CliError::Startup(format!("cannot start the Docker events thread: {e}")))?;
-    Ok(Some(Box::new(lifecycle)))
+    if !events_running.swap(true, Ordering::SeqCst) {
+        let (l, instance) = (lifecycle.clone(), config.global.instance.clone());
+        std::thread::Builder::new()
+            .name("docker-events".into())
+            .spawn(move || follow_events(l, docker, instance))
+            .map_err(|e| CliError::Startup(format!("cannot start the Docker events thread: {e}")))?;
+    }
+    Ok(Some(lifecycle))
 }
 
-/// `proxy`: connects Docker, binds, serves until killed.
+/// What a reload needs besides the proxy.
+struct Runtime {
+    proxy: Arc<Proxy>,
+    config_path: PathBuf,
+    lifecycle: Mutex<Option<Lifecycle>>,
+    events_running: AtomicBool,
+}
+
+fn as_containers(l: &Option<Lifecycle>) -> Option<Arc<dyn Containers>> {
+    l.clone().map(|l| Arc::new(l) as Arc<dyn Containers>)
+}
+
+/// `proxy`: connects Docker, binds, serves until the drain after SIGTERM ends.
 pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
-    let activity = Proxy::new_activity(&config);
-    let containers = start_lifecycle(&config, activity.clone())?;
+    let proxy = Arc::new(Proxy::new(config.clone()));
+    let rt = Arc::new(Runtime {
+        proxy: proxy.clone(),
+        config_path: args.config.clone(),
+        lifecycle: Mutex::new(None),
+        events_running: AtomicBool::new(false),
+    });
+    let activity = proxy.activity_for(&config);
+    let lifecycle = start_lifecycle(&config, activity.clone(), true, &rt.events_running)?;
     let g = &config.global;
     // Certificate files are checked before anything is bound: bad ones are a start-up error.
     let tls = if args.no_tls { None } else { prepare_tls(g)? };
     let addr = SocketAddr::new(g.listen_address, g.listen_http);
-    let proxy = Arc::new(Proxy::new(config, activity, containers));
+    proxy.install(config.clone(), activity, as_containers(&lifecycle));
+    *rt.lifecycle.lock() = lifecycle;
     let server = Server::bind(addr, proxy.clone()).map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
     let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
     log::info!("listening on http://{local}");
     if let Some(plan) = tls {
         start_tls(&proxy, plan)?;
     }
-    for s in &proxy.config.services {
+    for s in &config.services {
         log::info!("route {} -> {}", s.path, s.name);
     }
-    watch_signals(proxy.clone())?;
+    watch_signals(rt.clone())?;
     server.run();
     finish_drain(&proxy);
     Ok(())
+}
+
+/// Global settings a reload cannot change (listeners, TLS, identity): they need a restart.
+fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut check = |changed: bool, name: &'static str| {
+        if changed {
+            v.push(name);
+        }
+    };
+    check(old.listen_address != new.listen_address, "listen_address");
+    check(old.listen_http != new.listen_http, "listen_http");
+    check(old.listen_https != new.listen_https, "listen_https");
+    check(old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile, "tls_certfile/tls_keyfile");
+    check(old.auto_certbot != new.auto_certbot, "auto_certbot");
+    check(old.domain != new.domain, "domain");
+    check(old.acme_webroot != new.acme_webroot, "acme_webroot");
+    check(old.instance != new.instance, "instance");
+    check(old.max_connections != new.max_connections, "max_connections");
+    v
+}
+
+/// SIGHUP: reads and validates the config again. An invalid one changes nothing. A valid one
+/// applies to new requests; requests, streams and tunnels already open carry on with the
+/// previous configuration. Removed (and changed) services are stopped once idle; changed
+/// services are recreated on their next start.
+fn reload(rt: &Runtime) {
+    let new = match config::load(&rt.config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload refused, the running configuration stays:\n{e}");
+            return;
+        }
+    };
+    let old = rt.proxy.gen();
+    let fixed = needs_restart(&old.config.global, &new.global);
+    if !fixed.is_empty() {
+        log::warn!("reload: changes to {} take effect only after a restart", fixed.join(", "));
+    }
+    let activity = rt.proxy.activity_for(&new);
+    let next = match start_lifecycle(&new, activity.clone(), false, &rt.events_running) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("reload refused, the running configuration stays: {e}");
+            return;
+        }
+    };
+    rt.proxy.install(new.clone(), activity, as_containers(&next));
+    let mut current = rt.lifecycle.lock();
+    if let Some(prev) = current.as_ref() {
+        let now = next.as_ref().map(Lifecycle::settings).unwrap_or_default();
+        let unchanged = prev
+            .settings()
+            .into_iter()
+            .filter(|(name, hash)| now.get(name) == Some(hash))
+            .map(|(name, _)| name)
+            .collect();
+        prev.retire(unchanged, next.clone());
+    }
+    *current = next;
+    let names = |c: &Config| c.services.iter().map(|s| s.name.clone()).collect::<std::collections::BTreeSet<_>>();
+    let (before, after) = (names(&old.config), names(&new));
+    log::info!(
+        "configuration reloaded: {} services (added: {:?}, removed: {:?})",
+        new.services.len(),
+        after.difference(&before).collect::<Vec<_>>(),
+        before.difference(&after).collect::<Vec<_>>()
+    );
 }
 
 /// TLS as configured: the files to serve, what was found in them at start-up, and certbot.
@@ -100,7 +203,8 @@ fn prepare_tls(g: &Global) -> Result<Option<TlsPlan>, CliError> {
 /// Binds the HTTPS port, serves the certificate found at start-up (or waits for one), and
 /// starts the reload watcher, certbot's thread and the HTTPS accept loop.
 fn start_tls(proxy: &Arc<Proxy>, plan: TlsPlan) -> Result<(), CliError> {
-    let g = &proxy.config.global;
+    let current = proxy.gen();
+    let g = &current.config.global;
     let addr = SocketAddr::new(g.listen_address, g.listen_https);
     let TlsPlan {
         files,
@@ -148,7 +252,7 @@ fn start_tls(proxy: &Arc<Proxy>, plan: TlsPlan) -> Result<(), CliError> {
 }
 
 /// SIGTERM or SIGINT starts a graceful shutdown (a second one exits at once); SIGHUP reloads.
-fn watch_signals(proxy: Arc<Proxy>) -> Result<(), CliError> {
+fn watch_signals(rt: Arc<Runtime>) -> Result<(), CliError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| CliError::Startup(format!("cannot install signal handlers: {e}")))?;
@@ -156,14 +260,16 @@ fn watch_signals(proxy: Arc<Proxy>) -> Result<(), CliError> {
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                let proxy = &rt.proxy;
                 if sig == SIGHUP {
-                    log::warn!("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+                    log::info!("SIGHUP: reloading {}", rt.config_path.display());
+                    reload(&rt);
                     continue;
                 }
                 if proxy.drain.begin() {
                     log::info!(
                         "shutting down: no new connections; in-flight requests get up to {} s",
-                        proxy.config.global.shutdown_timeout.as_secs()
+                        proxy.gen().config.global.shutdown_timeout.as_secs()
                     );
                     proxy.tunnels.close_all(None);
                 } else {
@@ -179,7 +285,8 @@ fn watch_signals(proxy: Arc<Proxy>) -> Result<(), CliError> {
 /// After the listeners stopped: waits for open connections to finish (up to
 /// `shutdown_timeout`), then stops the managed containers if so configured.
 fn finish_drain(proxy: &Proxy) {
-    let g = &proxy.config.global;
+    let current = proxy.gen();
+    let g = &current.config.global;
     let deadline = Instant::now() + g.shutdown_timeout;
     while proxy.drain.open() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -189,7 +296,7 @@ fn finish_drain(proxy: &Proxy) {
         log::warn!("{left} connections still open after shutdown_timeout ({} s): closing them", g.shutdown_timeout.as_secs());
     }
     if g.stop_services_on_exit {
-        if let Some(c) = &proxy.containers {
+        if let Some(c) = &current.containers {
             c.stop_all();
         }
     }

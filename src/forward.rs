@@ -40,7 +40,7 @@ pub struct Request<'a> {
 /// What a tunnel needs after `101 Switching Protocols`.
 pub struct TunnelCtx<'a> {
     pub registry: &'a tunnel::Registry,
-    pub service: usize,
+    pub service: &'a str,
     pub limits: tunnel::Limits,
 }
 

@@ -2,7 +2,11 @@
 //! Recording is lock-free (atomics); rendering reads a consistent-enough snapshot.
 
 use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 /// Bucket upper bounds in seconds for request durations.
@@ -65,6 +69,15 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
+    /// Records one answered request.
+    pub fn request(&self, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.duration.observe(took);
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
     fn new() -> ServiceMetrics {
         ServiceMetrics {
             by_class: Default::default(),
@@ -83,35 +96,44 @@ pub struct StartMetrics<'a> {
     pub running: bool,
 }
 
-/// Every request metric, per service plus one row for requests that matched none.
+/// Every request metric, per service name (so counters survive a config reload) plus one
+/// row for requests that matched no service.
 #[derive(Debug)]
 pub struct Metrics {
-    services: Vec<ServiceMetrics>,
+    services: Mutex<HashMap<String, Arc<ServiceMetrics>>>,
     unrouted: ServiceMetrics,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
-    pub fn new(services: usize) -> Metrics {
+    pub fn new() -> Metrics {
         Metrics {
-            services: (0..services).map(|_| ServiceMetrics::new()).collect(),
+            services: Mutex::new(HashMap::new()),
             unrouted: ServiceMetrics::new(),
         }
     }
 
-    /// Records one answered request.
-    pub fn request(&self, service: Option<usize>, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
-        let m = service.and_then(|i| self.services.get(i)).unwrap_or(&self.unrouted);
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        m.by_class[class].fetch_add(1, Ordering::Relaxed);
-        m.duration.observe(took);
-        m.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
-        m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    /// The metrics of service `name` (created on first use).
+    pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
+        self.services.lock().entry(name.to_string()).or_insert_with(|| Arc::new(ServiceMetrics::new())).clone()
+    }
+
+    /// Where requests that matched no service are counted.
+    pub fn unrouted(&self) -> &ServiceMetrics {
+        &self.unrouted
     }
 }
 
 /// What the renderer needs to know about the proxy at the moment of a scrape.
 pub struct Snapshot<'a> {
     pub names: Vec<&'a str>,
+    /// Request metrics, one per name.
+    pub requests: Vec<&'a ServiceMetrics>,
     pub open_connections: usize,
     pub open_tunnels: Vec<usize>,
     pub in_flight: Vec<usize>,
@@ -134,7 +156,7 @@ pub fn render(m: &Metrics, s: &Snapshot<'_>) -> String {
         .names
         .iter()
         .map(|n| escape(n))
-        .zip(&m.services)
+        .zip(s.requests.iter().copied())
         .chain(std::iter::once(("-".to_string(), &m.unrouted)))
         .collect();
     header(&mut out, "wakeproxy_requests_total", "counter", "Requests answered, by service and status class.");
@@ -214,16 +236,19 @@ mod tests {
 
     #[test]
     fn requests_are_counted_by_class_and_service() {
-        let m = Metrics::new(1);
-        m.request(Some(0), 200, Duration::from_millis(3), 10, 20);
-        m.request(Some(0), 503, Duration::from_millis(3), 0, 5);
-        m.request(None, 404, Duration::from_millis(1), 0, 1);
+        let m = Metrics::new();
+        let web = m.service("we\"b");
+        web.request(200, Duration::from_millis(3), 10, 20);
+        web.request(503, Duration::from_millis(3), 0, 5);
+        m.unrouted().request(404, Duration::from_millis(1), 0, 1);
+        assert!(Arc::ptr_eq(&web, &m.service("we\"b")), "one set of counters per name");
         let h = Histogram::new(START_BUCKETS);
         h.observe(Duration::from_millis(300));
         let text = render(
             &m,
             &Snapshot {
                 names: vec!["we\"b"],
+                requests: vec![&web],
                 open_connections: 2,
                 open_tunnels: vec![1],
                 in_flight: vec![3],

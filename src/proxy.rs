@@ -4,7 +4,10 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::activity::Activity;
@@ -38,23 +41,33 @@ pub trait Containers: Send + Sync {
     fn start_metrics(&self, index: usize) -> Option<metrics::StartMetrics<'_>>;
 }
 
-/// Everything connections share.
-pub struct Proxy {
+/// One configuration and everything built from it. A reload installs a new generation;
+/// requests already running keep the one they started with.
+pub struct Generation {
     pub config: Config,
     router: Router,
-    /// One per service, in config order.
-    pub activity: Arc<Vec<Activity>>,
+    /// One per service, in config order; shared by name across generations.
+    pub activity: Arc<Vec<Arc<Activity>>>,
+    pub containers: Option<Arc<dyn Containers>>,
+    /// Request metrics, one per service, shared by name across generations.
+    requests: Vec<Arc<metrics::ServiceMetrics>>,
+    /// The login cookie's expected value (a digest of the token).
+    session_cookie: String,
+}
+
+/// Everything connections share.
+pub struct Proxy {
+    current: RwLock<Arc<Generation>>,
+    /// Activity by service name, so a reload does not lose track of open requests and streams.
+    activities: Mutex<HashMap<String, Arc<Activity>>>,
     pub pool: Pool,
     pub connect_timeout: Duration,
     /// Open client connections.
     pub connections: AtomicUsize,
-    pub containers: Option<Box<dyn Containers>>,
     pub started: SystemTime,
     /// Open tunnels (WebSockets and other upgrades).
     pub tunnels: tunnel::Registry,
     pub metrics: Metrics,
-    /// The login cookie's expected value (a digest of the token).
-    session_cookie: String,
     throttle: login::Throttle,
     /// Graceful shutdown state.
     pub drain: Drain,
@@ -63,34 +76,84 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// One `Activity` per service, shared with the lifecycle's idle reaper.
-    pub fn new_activity(config: &Config) -> Arc<Vec<Activity>> {
-        let now = Instant::now();
-        Arc::new(config.services.iter().map(|_| Activity::new(now)).collect())
-    }
-
-    pub fn new(config: Config, activity: Arc<Vec<Activity>>, containers: Option<Box<dyn Containers>>) -> Proxy {
+    /// A proxy with no generation yet: call `activity_for`, build the containers, then `install`.
+    pub fn new(config: Config) -> Proxy {
+        let https = Arc::new(crate::tls::HttpsState::new(&config.global));
+        let empty = Generation {
+            router: Router::new(std::iter::empty()),
+            activity: Arc::new(Vec::new()),
+            containers: None,
+            requests: Vec::new(),
+            session_cookie: login::cookie_value(&config.global.bearer_token),
+            config,
+        };
         Proxy {
-            router: Router::new(config.services.iter().map(|s| s.path.as_str())),
-            activity,
+            current: RwLock::new(Arc::new(empty)),
+            activities: Mutex::new(HashMap::new()),
             pool: Pool::new(),
             connect_timeout: Duration::from_secs(10),
             connections: AtomicUsize::new(0),
-            containers,
             started: SystemTime::now(),
             tunnels: tunnel::Registry::default(),
-            metrics: Metrics::new(config.services.len()),
-            session_cookie: login::cookie_value(&config.global.bearer_token),
+            metrics: Metrics::new(),
             throttle: login::Throttle::default(),
             drain: Drain::default(),
-            https: Arc::new(crate::tls::HttpsState::new(&config.global)),
-            config,
+            https,
         }
+    }
+
+    /// The generation new requests use.
+    pub fn gen(&self) -> Arc<Generation> {
+        self.current.read().clone()
+    }
+
+    /// One `Activity` per service of `config`: the existing one for a name already known.
+    pub fn activity_for(&self, config: &Config) -> Arc<Vec<Arc<Activity>>> {
+        let mut map = self.activities.lock();
+        let now = Instant::now();
+        Arc::new(
+            config
+                .services
+                .iter()
+                .map(|s| map.entry(s.name.clone()).or_insert_with(|| Arc::new(Activity::new(now))).clone())
+                .collect(),
+        )
+    }
+
+    /// Makes `config` current (with its activity from `activity_for` and its containers);
+    /// returns the generation it replaces.
+    pub fn install(
+        &self,
+        config: Config,
+        activity: Arc<Vec<Arc<Activity>>>,
+        containers: Option<Arc<dyn Containers>>,
+    ) -> Arc<Generation> {
+        let generation = Generation {
+            router: Router::new(config.services.iter().map(|s| s.path.as_str())),
+            requests: config.services.iter().map(|s| self.metrics.service(&s.name)).collect(),
+            session_cookie: login::cookie_value(&config.global.bearer_token),
+            activity,
+            containers,
+            config,
+        };
+        std::mem::replace(&mut *self.current.write(), Arc::new(generation))
     }
 
     /// Handles one request whose head has been read. Returns whether the connection may
     /// carry another request.
     pub fn handle<C: Socket>(&self, client: &mut BufStream<C>, head: &RequestHead, peer: SocketAddr, proto: &str) -> bool {
+        let g = self.gen();
+        self.handle_in(&g, client, head, peer, proto)
+    }
+
+    fn handle_in<C: Socket>(
+        &self,
+        g: &Generation,
+        client: &mut BufStream<C>,
+        head: &RequestHead,
+        peer: SocketAddr,
+        proto: &str,
+    ) -> bool {
         let start = Instant::now();
         let keep_alive = wants_keep_alive(head.minor, &head.headers) && !self.drain.is_draining();
         let head_only = head.method == "HEAD";
@@ -98,9 +161,8 @@ impl Proxy {
             peer,
             head,
             service: "-",
-            index: None,
             start,
-            metrics: &self.metrics,
+            requests: self.metrics.unrouted(),
         };
         let body = match request_body(head) {
             Ok(b) => b,
@@ -116,7 +178,7 @@ impl Proxy {
             return self.reply(client, &mut log, answer::ok("text/plain", b"ok\n", reusable, head_only), reusable);
         }
         if let Some(token) = target.path.strip_prefix("/.well-known/acme-challenge/") {
-            return match acme::challenge(&self.config.global.acme_webroot, token) {
+            return match acme::challenge(&g.config.global.acme_webroot, token) {
                 Ok(bytes) => self.reply(client, &mut log, answer::ok("text/plain", &bytes, reusable, head_only), reusable),
                 Err(a) => self.answer(client, &mut log, a, reusable, head_only),
             };
@@ -132,19 +194,19 @@ impl Proxy {
         }
         // --- end TLS
         if target.path == "/proxy/login" || target.path == "/proxy/logout" {
-            return self.login(client, &mut log, head, body, &target, proto == "https", keep_alive);
+            return self.login(g, client, &mut log, head, body, &target, proto == "https", keep_alive);
         }
-        if let Err(denied) = auth::check(&head.headers, &self.config.global.bearer_token, &self.session_cookie) {
+        if let Err(denied) = auth::check(&head.headers, &g.config.global.bearer_token, &g.session_cookie) {
             return self.answer(client, &mut log, Answer::Unauthorized(denied.detail()), reusable, head_only);
         }
         if let Some(rest) = target.path.strip_prefix("/proxy/") {
             return match (rest, head.method.as_str()) {
                 ("status", "GET" | "HEAD") => {
-                    let json = status::render(self, SystemTime::now());
+                    let json = status::render(self, g, SystemTime::now());
                     self.reply(client, &mut log, answer::ok("application/json", &json, reusable, head_only), reusable)
                 }
                 ("metrics", "GET" | "HEAD") => {
-                    let text = self.render_metrics();
+                    let text = self.render_metrics(g);
                     let ct = "text/plain; version=0.0.4; charset=utf-8";
                     self.reply(client, &mut log, answer::ok(ct, text.as_bytes(), reusable, head_only), reusable)
                 }
@@ -160,7 +222,7 @@ impl Proxy {
                 ),
             };
         }
-        let Some(m) = self.router.lookup(target.path) else {
+        let Some(m) = g.router.lookup(target.path) else {
             return self.answer(
                 client,
                 &mut log,
@@ -169,19 +231,19 @@ impl Proxy {
                 head_only,
             );
         };
-        let svc = &self.config.services[m.service];
+        let svc = &g.config.services[m.service];
         log.service = &svc.name;
-        log.index = Some(m.service);
+        log.requests = &g.requests[m.service];
         if let (Some(max), BodyKind::Length(n)) = (svc.max_body_size, body) {
             if n > max {
                 // Refused before any container is woken or any byte is sent upstream.
                 return self.answer(client, &mut log, Answer::PayloadTooLarge, false, head_only);
             }
         }
-        let _in_flight = self.activity[m.service].begin(SystemTime::now(), start);
+        let _in_flight = g.activity[m.service].begin(SystemTime::now(), start);
         let addr = match &svc.backend {
             Backend::Upstream(a) => a.clone(),
-            Backend::Container(_) => match &self.containers {
+            Backend::Container(_) => match &g.containers {
                 Some(c) => match c.ensure_ready(m.service) {
                     Ok(a) => a,
                     Err(a) => return self.answer(client, &mut log, a, reusable, head_only),
@@ -207,7 +269,7 @@ impl Proxy {
             target: &upstream_target,
             info: ForwardInfo {
                 peer: peer.ip(),
-                trusted: self.config.global.trusted_proxies.iter().any(|n| n.contains(peer.ip())),
+                trusted: g.config.global.trusted_proxies.iter().any(|n| n.contains(peer.ip())),
                 proto,
                 stripped_prefix: stripped,
                 auth_token: svc.auth_token.as_deref(),
@@ -219,9 +281,9 @@ impl Proxy {
             max_body: svc.max_body_size,
             tunnel: TunnelCtx {
                 registry: &self.tunnels,
-                service: m.service,
+                service: &svc.name,
                 limits: tunnel::Limits {
-                    idle: self.config.global.tunnel_idle_timeout,
+                    idle: g.config.global.tunnel_idle_timeout,
                     max_lifetime: svc.max_tunnel_lifetime,
                 },
             },
@@ -232,7 +294,7 @@ impl Proxy {
         };
         let mut result = forward::forward(client, &req, &self.pool, &addr, timeouts);
         if let (Err(Failure::Answer { answer: Answer::BadGateway(_), .. }), Backend::Container(_), Some(c)) =
-            (&result, &svc.backend, &self.containers)
+            (&result, &svc.backend, &g.containers)
         {
             // A container that just became ready (or just died) may refuse once: check and retry.
             if body == BodyKind::Empty {
@@ -261,6 +323,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     fn login<C: Socket>(
         &self,
+        g: &Generation,
         client: &mut BufStream<C>,
         log: &mut AccessLog<'_>,
         head: &RequestHead,
@@ -289,9 +352,9 @@ impl Proxy {
                 let next = login::safe_next(next.as_deref());
                 let token = login::form_field(&form, "token").unwrap_or_default();
                 let header = [Header::new("Authorization", format!("Bearer {}", token.trim()))];
-                if auth::check(&header, &self.config.global.bearer_token, &self.session_cookie).is_ok() {
+                if auth::check(&header, &g.config.global.bearer_token, &g.session_cookie).is_ok() {
                     self.throttle.succeed(log.peer.ip());
-                    let extra = format!("Location: {next}\r\n{}", login::set_cookie(&self.session_cookie, secure));
+                    let extra = format!("Location: {next}\r\n{}", login::set_cookie(&g.session_cookie, secure));
                     ("303 See Other", login::response("303 See Other", &extra, b"", keep_alive))
                 } else {
                     std::thread::sleep(self.throttle.fail(log.peer.ip(), Instant::now()));
@@ -308,15 +371,16 @@ impl Proxy {
     }
 
     /// The `/proxy/metrics` text at this moment.
-    fn render_metrics(&self) -> String {
-        let n = self.config.services.len();
+    fn render_metrics(&self, g: &Generation) -> String {
+        let n = g.config.services.len();
         let snapshot = metrics::Snapshot {
-            names: self.config.services.iter().map(|s| s.name.as_str()).collect(),
+            names: g.config.services.iter().map(|s| s.name.as_str()).collect(),
+            requests: g.requests.iter().map(|r| &**r).collect(),
             open_connections: self.connections.load(std::sync::atomic::Ordering::Relaxed),
-            open_tunnels: (0..n).map(|i| self.tunnels.count(i)).collect(),
-            in_flight: self.activity.iter().map(Activity::in_flight).collect(),
+            open_tunnels: g.config.services.iter().map(|s| self.tunnels.count(&s.name)).collect(),
+            in_flight: g.activity.iter().map(|a| a.in_flight()).collect(),
             starts: (0..n)
-                .map(|i| self.containers.as_ref().and_then(|c| c.start_metrics(i)))
+                .map(|i| g.containers.as_ref().and_then(|c| c.start_metrics(i)))
                 .collect(),
         };
         metrics::render(&self.metrics, &snapshot)
@@ -345,9 +409,8 @@ struct AccessLog<'a> {
     peer: SocketAddr,
     head: &'a RequestHead,
     service: &'a str,
-    index: Option<usize>,
     start: Instant,
-    metrics: &'a Metrics,
+    requests: &'a metrics::ServiceMetrics,
 }
 
 impl AccessLog<'_> {
@@ -356,7 +419,7 @@ impl AccessLog<'_> {
     }
 
     fn write_in(&self, status: u16, bytes: u64, bytes_in: u64) {
-        self.metrics.request(self.index, status, self.start.elapsed(), bytes_in, bytes);
+        self.requests.request(status, self.start.elapsed(), bytes_in, bytes);
         if log::log_enabled!(target: "access", log::Level::Info) {
             let path = self.head.target.split('?').next().unwrap_or("");
             log::info!(

@@ -63,7 +63,7 @@ impl Server {
 
     /// Accepts until the proxy starts draining.
     pub fn run(self) {
-        let max = self.proxy.config.global.max_connections;
+        let max = self.proxy.gen().config.global.max_connections;
         let mut last_full_log: Option<Instant> = None;
         if let Ok(a) = self.listener.local_addr() {
             self.proxy.drain.add_listener(a);

@@ -5,17 +5,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::config::Backend;
-use crate::proxy::Proxy;
+use crate::proxy::{Generation, Proxy};
 
 /// Renders the status JSON: `{"services": [one object per service], "tls": {...}, ...}`.
-pub fn render(proxy: &Proxy, _now: SystemTime) -> Vec<u8> {
-    let services: Vec<Value> = proxy
+pub fn render(proxy: &Proxy, g: &Generation, _now: SystemTime) -> Vec<u8> {
+    let services: Vec<Value> = g
         .config
         .services
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let act = &proxy.activity[i];
+            let act = &g.activity[i];
             let mut obj = serde_json::Map::new();
             obj.insert("name".into(), json!(s.name));
             obj.insert("path".into(), json!(s.path));
@@ -29,10 +29,10 @@ pub fn render(proxy: &Proxy, _now: SystemTime) -> Vec<u8> {
             obj.insert("host_port".into(), Value::Null);
             obj.insert("last_access".into(), act.last_access().map_or(Value::Null, |t| json!(rfc3339(t))));
             obj.insert("in_flight".into(), json!(act.in_flight()));
-            obj.insert("open_tunnels".into(), json!(proxy.tunnels.count(i)));
+            obj.insert("open_tunnels".into(), json!(proxy.tunnels.count(&s.name)));
             obj.insert("requests".into(), json!(act.requests()));
             obj.insert("idle_timeout".into(), json!(s.idle_timeout.as_secs()));
-            if let (Backend::Container(_), Some(c)) = (&s.backend, &proxy.containers) {
+            if let (Backend::Container(_), Some(c)) = (&s.backend, &g.containers) {
                 obj.extend(c.status(i));
             }
             Value::Object(obj)

@@ -102,11 +102,11 @@ impl Limits {
 #[derive(Default)]
 pub struct Registry {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, (usize, Closer, Closer)>>,
+    open: Mutex<HashMap<u64, (String, Closer, Closer)>>,
 }
 
 impl Registry {
-    fn add(&self, service: usize, a: Closer, b: Closer) -> u64 {
+    fn add(&self, service: String, a: Closer, b: Closer) -> u64 {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.open.lock().insert(id, (service, a, b));
         id
@@ -115,16 +115,16 @@ impl Registry {
         self.open.lock().remove(&id);
     }
     /// Open tunnels of `service`.
-    pub fn count(&self, service: usize) -> usize {
-        self.open.lock().values().filter(|(s, _, _)| *s == service).count()
+    pub fn count(&self, service: &str) -> usize {
+        self.open.lock().values().filter(|(s, _, _)| s == service).count()
     }
     pub fn total(&self) -> usize {
         self.open.lock().len()
     }
     /// Closes every open tunnel (of one service, or all): both sides get a TCP close.
-    pub fn close_all(&self, service: Option<usize>) {
+    pub fn close_all(&self, service: Option<&str>) {
         for (s, a, b) in self.open.lock().values() {
-            if service.is_none_or(|want| want == *s) {
+            if service.is_none_or(|want| want == s) {
                 a.close();
                 b.close();
             }
@@ -218,7 +218,7 @@ pub fn run(
     upstream_pending: &[u8],
     limits: Limits,
     registry: &Registry,
-    service: usize,
+    service: &str,
 ) -> Stats {
     let Halves {
         read: c_read,
@@ -240,7 +240,7 @@ pub fn run(
     let tick = limits.tick();
     c_close.set_read_timeout(tick);
     u_close.set_read_timeout(tick);
-    let id = registry.add(service, c_close.clone(), u_close.clone());
+    let id = registry.add(service.to_string(), c_close.clone(), u_close.clone());
     let shared = Arc::new(Shared {
         start: Instant::now(),
         last: AtomicU64::new(0),
@@ -302,7 +302,7 @@ mod tests {
                 b"",
                 limits,
                 &r,
-                7,
+                "svc7",
             )
         });
         Setup {
@@ -373,12 +373,12 @@ mod tests {
     fn registry_closes_everything() {
         let s = setup(LONG);
         let t0 = Instant::now();
-        while s.registry.count(7) == 0 {
+        while s.registry.count("svc7") == 0 {
             assert!(t0.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(s.registry.count(8), 0);
-        s.registry.close_all(Some(7));
+        assert_eq!(s.registry.count("svc8"), 0);
+        s.registry.close_all(Some("svc7"));
         s.handle.join().unwrap();
         let mut buf = [0u8; 16];
         let mut backend = s.backend;

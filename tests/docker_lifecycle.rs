@@ -325,3 +325,40 @@ fn an_oom_killed_container_is_reported_and_restarted() {
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(status_of(&p, &name)["cold_starts"], 2);
 }
+
+#[test]
+fn a_reload_recreates_changed_services_and_stops_removed_ones_once_idle() {
+    let mut g = DockerGuard::new("reload");
+    let (a, b, c) = (g.name("a"), g.name("b"), g.name("c"));
+    let glob = global(&g, "");
+    let cfg = |a_env: &str, with_b: bool, with_c: bool| {
+        let mut s = service(&a, "/a", &format!("    environment:\n      FLAVOUR: {a_env}\n"));
+        if with_b {
+            s += &service(&b, "/b", "    idle_timeout: 2\n");
+        }
+        if with_c {
+            s += &service(&c, "/c", "");
+        }
+        config_with(&glob, &s)
+    };
+    let mut p = TestProxy::start(&cfg("one", true, false));
+    assert_eq!(get(p.addr, "/a/x").status, 200);
+    let a_id = inspect(&a, "{{.Id}}").unwrap();
+    // A request to b streams for 3 s while the reload removes b: it must complete.
+    let addr = p.addr;
+    let streaming = std::thread::spawn(move || get(addr, "/b/stream?chunks=6&interval_ms=500"));
+    wait_for("b to be running", Duration::from_secs(20), || is_running(&b).then_some(()));
+    std::fs::write(&p.config_path, cfg("two", false, true)).unwrap();
+    std::process::Command::new("kill").args(["-HUP", &p.proc.pid().to_string()]).status().unwrap();
+    p.proc.wait_line("configuration reloaded", Duration::from_secs(10));
+    let r = streaming.join().unwrap();
+    assert_eq!(r.text().matches("chunk ").count(), 6, "the stream on the removed service completed");
+    assert_eq!(get(p.addr, "/c/x").status, 200, "the added service starts");
+    assert_eq!(get(p.addr, "/b/x").status, 404, "the removed route is gone");
+    assert_eq!(get(p.addr, "/a/x").status, 200);
+    assert_ne!(inspect(&a, "{{.Id}}").unwrap(), a_id, "the changed service was recreated");
+    assert!(inspect(&a, "{{json .Config.Env}}").unwrap().contains("FLAVOUR=two"));
+    wait_for("the removed service to be stopped once idle", Duration::from_secs(20), || {
+        (!is_running(&b)).then_some(())
+    });
+}

@@ -103,3 +103,59 @@ fn proxy_daemon_from_a_shell_script() {
     assert!(out.status.success(), "{text}\n--- daemon log ---\n{log}");
     assert!(text.contains(" 0 failed"), "{text}");
 }
+
+#[test]
+fn sighup_reload_adds_and_changes_routes_while_a_websocket_stays_open() {
+    let one = Backend::start("one");
+    let two = Backend::start("two");
+    let services = |extra: &str| {
+        format!(
+            "  - name: app\n    path: /app\n    upstream: {}\n  - name: ws\n    path: /ws\n    upstream: {}\n{extra}",
+            one.addr, one.addr
+        )
+    };
+    let mut p = TestProxy::start(&config(&services("")));
+    // A WebSocket through /ws echoes every 0.2 s until told to stop.
+    let stop_file = p.dir.path().join("stop-ws");
+    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
+    let url = format!("ws://{}/ws/ws", p.addr);
+    let ws = Command::new("python3")
+        .args([script.as_str(), "hold-until", &url, TOKEN, stop_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with websockets");
+    wait_for("the WebSocket to open", Duration::from_secs(10), || {
+        (get(p.addr, "/proxy/status").json()["services"][1]["open_tunnels"] == 1).then_some(())
+    });
+    assert_eq!(get(p.addr, "/new/x").status, 404);
+    assert_eq!(get(p.addr, "/app/x").json()["name"], "one");
+
+    // Add /new and point /app at the other backend.
+    let changed = config(&format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n  - name: ws\n    path: /ws\n    upstream: {}\n  - name: new\n    path: /new\n    upstream: {}\n",
+        two.addr, one.addr, two.addr
+    ));
+    std::fs::write(&p.config_path, changed).unwrap();
+    signal(p.proc.pid(), "-HUP");
+    p.proc.wait_line("configuration reloaded", Duration::from_secs(10));
+    let r = get(p.addr, "/new/x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["name"], "two");
+    assert_eq!(get(p.addr, "/app/x").json()["name"], "two", "the changed route applies");
+
+    // An invalid config changes nothing and is logged.
+    std::fs::write(&p.config_path, "global:\n  bearer_token: short\nservices: []\n").unwrap();
+    signal(p.proc.pid(), "-HUP");
+    p.proc.wait_line("reload refused", Duration::from_secs(10));
+    assert_eq!(get(p.addr, "/new/x").status, 200, "the running configuration stays");
+
+    // The WebSocket opened before both reloads still echoes.
+    std::fs::write(&stop_file, b"").unwrap();
+    let out = ws.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the WebSocket broke during the reloads: {text}\n{}", p.proc.log());
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    // hold-until sends one last echo after it sees the stop file, i.e. after both reloads.
+    assert!(v["ticks"].as_u64().unwrap() >= 2, "{v}");
+}

@@ -8,6 +8,7 @@ pub mod spec;
 pub mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,10 +48,15 @@ struct Inner {
     /// Indexed like `config.services`; `None` for upstream services.
     slots: Vec<Option<Slot>>,
     engine: Arc<dyn Engine>,
-    activity: Arc<Vec<Activity>>,
+    activity: Arc<Vec<Arc<Activity>>>,
     instance: String,
     /// Set while the daemon cannot be reached (from the events thread).
     daemon_down: AtomicBool,
+    /// After a config reload: the lifecycle of the new configuration, which events and
+    /// reconciles are passed on to.
+    successor: Mutex<Option<Lifecycle>>,
+    /// After a config reload: services the successor owns now, which this one no longer reaps.
+    handed_over: Mutex<Option<HashSet<String>>>,
 }
 
 /// The container lifecycle of every managed service.
@@ -60,7 +66,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(config: &Config, engine: Arc<dyn Engine>, activity: Arc<Vec<Activity>>) -> Lifecycle {
+    pub fn new(config: &Config, engine: Arc<dyn Engine>, activity: Arc<Vec<Arc<Activity>>>) -> Lifecycle {
         let g = &config.global;
         let slots = config
             .services
@@ -91,6 +97,8 @@ impl Lifecycle {
                 activity,
                 instance: g.instance.clone(),
                 daemon_down: AtomicBool::new(false),
+                successor: Mutex::new(None),
+                handed_over: Mutex::new(None),
             }),
         }
     }
@@ -103,13 +111,49 @@ impl Lifecycle {
     /// adopted as ready; stale or orphaned ones are stopped; a foreign container holding a
     /// service's name marks that service as in conflict.
     pub fn reconcile(&self) -> Result<(), EngineError> {
+        if let Some(next) = self.successor() {
+            return next.reconcile();
+        }
+        self.reconcile_with(true)
+    }
+
+    /// After a config reload: adopts running containers whose settings did not change, and
+    /// leaves everything else alone (the previous lifecycle stops what it still serves once
+    /// idle; changed services are recreated on their next start).
+    pub fn adopt_running(&self) -> Result<(), EngineError> {
+        self.reconcile_with(false)
+    }
+
+    /// Service name and settings hash of every managed service.
+    pub fn settings(&self) -> HashMap<String, String> {
+        self.inner
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| (s.spec.name.clone(), s.spec.settings_hash()))
+            .collect()
+    }
+
+    /// Hands over to `next` (the lifecycle of a reloaded config): services named in
+    /// `handed_over` are no longer reaped here; the others (removed or changed) are still
+    /// stopped once idle. Events and reconciles go to `next` from now on.
+    pub fn retire(&self, handed_over: HashSet<String>, next: Option<Lifecycle>) {
+        *self.inner.handed_over.lock() = Some(handed_over);
+        *self.inner.successor.lock() = next;
+    }
+
+    fn successor(&self) -> Option<Lifecycle> {
+        self.inner.successor.lock().clone()
+    }
+
+    fn reconcile_with(&self, stop_stale: bool) -> Result<(), EngineError> {
         let engine = &self.inner.engine;
         engine.ping()?;
         let found = engine.list_ours(&self.inner.instance)?;
         for f in &found {
             let slot_idx = self.inner.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.spec.name == f.service));
             let Some(i) = slot_idx else {
-                if f.running {
+                if f.running && stop_stale {
                     log::info!("container {} is no longer in the config: stopping it", f.service);
                     self.stop_in_background(f.id.clone());
                 }
@@ -118,6 +162,9 @@ impl Lifecycle {
             let slot = self.slot(i).expect("index from position");
             let current = f.settings_hash == slot.spec.settings_hash();
             if !f.running {
+                continue;
+            }
+            if !current && !stop_stale {
                 continue;
             }
             if !current {
@@ -192,18 +239,26 @@ impl Lifecycle {
         let me = self.clone();
         std::thread::Builder::new()
             .name("reaper".into())
-            .spawn(move || loop {
-                me.reap(Instant::now());
-                std::thread::sleep(REAP_EVERY);
+            .spawn(move || {
+                while me.reap(Instant::now()) {
+                    std::thread::sleep(REAP_EVERY);
+                }
             })
             .expect("spawning the reaper thread");
     }
 
-    /// Stops every ready service idle for its `idle_timeout` at `now`.
-    pub fn reap(&self, now: Instant) {
+    /// Stops every ready service idle for its `idle_timeout` at `now`. Returns false once
+    /// this lifecycle was retired and has nothing left to reap.
+    pub fn reap(&self, now: Instant) -> bool {
+        let handed_over = self.inner.handed_over.lock().clone();
+        let mut busy = false;
         for (i, slot) in self.inner.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
+            if handed_over.as_ref().is_some_and(|h| h.contains(&slot.spec.name)) {
+                continue;
+            }
             let mut st = slot.state.lock();
+            busy |= !matches!(st.phase, Phase::Stopped);
             let idle = self.inner.activity[i].idle_for(now);
             if !st.should_stop(idle, slot.idle_timeout) {
                 continue;
@@ -225,11 +280,15 @@ impl Lifecycle {
                 slot.cond.notify_all();
             });
         }
+        handed_over.is_none() || busy
     }
 
     /// A container event: `service` died (with `exit_code`) or was removed.
     /// `oom_killed` comes from an `oom` event or the container's state.
     pub fn container_gone(&self, service: &str, exit_code: Option<i64>, oom_killed: bool) {
+        if let Some(next) = self.successor() {
+            next.container_gone(service, exit_code, oom_killed);
+        }
         for slot in self.inner.slots.iter().flatten() {
             if slot.spec.name == service {
                 let mut st = slot.state.lock();

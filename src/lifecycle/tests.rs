@@ -88,12 +88,12 @@ impl Engine for Fake {
     }
 }
 
-fn setup(engine: Arc<Fake>, idle: u64) -> (Lifecycle, Arc<Vec<Activity>>) {
+fn setup(engine: Arc<Fake>, idle: u64) -> (Lifecycle, Arc<Vec<Arc<Activity>>>) {
     let yaml = format!(
         "global:\n  bearer_token: 0123456789abcdef0123\n  connect_mode: host_port\n  docker_network: ''\n  idle_timeout: {idle}\nservices:\n  - name: svc\n    path: /\n    image: img\n    start_timeout: 5\n"
     );
     let cfg = config::parse(&yaml, "test", &|_| None).unwrap();
-    let activity = Arc::new(vec![Activity::new(Instant::now())]);
+    let activity = Arc::new(vec![Arc::new(Activity::new(Instant::now()))]);
     (Lifecycle::new(&cfg, engine, activity.clone()), activity)
 }
 
