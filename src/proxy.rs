@@ -71,6 +71,8 @@ pub struct Proxy {
     throttle: login::Throttle,
     /// Graceful shutdown state.
     pub drain: Drain,
+    /// Reusable connection threads.
+    pub workers: crate::workers::Workers,
     /// TLS (issue 5): whether HTTPS is on, which decides what the HTTP port answers.
     pub https: Arc<crate::tls::HttpsState>,
 }
@@ -98,6 +100,7 @@ impl Proxy {
             metrics: Metrics::new(),
             throttle: login::Throttle::default(),
             drain: Drain::default(),
+            workers: crate::workers::Workers::new("conn", crate::server::STACK_SIZE, Duration::from_secs(60)),
             https,
         }
     }

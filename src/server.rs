@@ -14,7 +14,7 @@ use crate::proxy::Proxy;
 use crate::tls::{TlsStream, HANDSHAKE_TIMEOUT};
 
 /// Stack of a connection thread: room for TLS handshakes in debug builds (see the crate notes).
-const STACK_SIZE: usize = 256 * 1024;
+pub const STACK_SIZE: usize = 256 * 1024;
 /// Initial read buffer per client connection; grows up to `MAX_HEAD` for large heads.
 const CLIENT_BUF: usize = 8 * 1024;
 /// Largest request head accepted (431 above).
@@ -95,13 +95,11 @@ impl Server {
             let proxy = self.proxy.clone();
             let proto = self.proto;
             let tls = self.tls.clone();
-            let spawned = std::thread::Builder::new()
-                .name("conn".into())
-                .stack_size(STACK_SIZE)
-                .spawn(move || {
-                    let _slot = Slot(&proxy);
-                    serve_connection(&proxy, stream, proto, tls);
-                });
+            let workers = self.proxy.workers.clone();
+            let spawned = workers.execute(move || {
+                let _slot = Slot(&proxy);
+                serve_connection(&proxy, stream, proto, tls);
+            });
             if let Err(e) = spawned {
                 // The closure (and its Slot) was never run: give the slot back by hand.
                 self.proxy.connections.fetch_sub(1, Ordering::AcqRel);

@@ -62,7 +62,7 @@ impl Workers {
             .name(shared.name.clone())
             .stack_size(shared.stack)
             .spawn(move || {
-                job();
+                run(job);
                 park_loop(&shared);
                 shared.alive.fetch_sub(1, Ordering::AcqRel);
             });
@@ -78,6 +78,11 @@ impl Workers {
     }
 }
 
+/// Runs a job; a panic (already logged by the panic hook) ends the job, not the thread.
+fn run(job: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+}
+
 /// After a job: park, take the next job, or exit after `keep_idle` without one.
 fn park_loop(shared: &Shared) {
     loop {
@@ -86,7 +91,7 @@ fn park_loop(shared: &Shared) {
             match shared.rx.recv_timeout(shared.keep_idle) {
                 Ok(job) => {
                     // Whoever sent it already took us off the idle count.
-                    job();
+                    run(job);
                     break;
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -132,6 +137,21 @@ mod tests {
         }
         barrier.wait();
         assert!(w.counts().0 >= 10);
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_take_the_thread() {
+        let w = Workers::new("t", 128 * 1024, Duration::from_secs(30));
+        w.execute(|| panic!("boom (expected in this test)")).unwrap();
+        let t0 = Instant::now();
+        while w.counts().1 == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "the thread did not survive the panic");
+            std::thread::yield_now();
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        w.execute(move || tx.send(7).unwrap()).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 7);
+        assert_eq!(w.counts().0, 1);
     }
 
     #[test]
