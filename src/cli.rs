@@ -96,6 +96,9 @@ pub struct StatusArgs {
     /// redraw every SECONDS seconds (default 2) until interrupted
     #[argh(option)]
     pub follow: Option<u64>,
+    /// PEM file of the CA to trust for an https:// server URL (default: the public web roots)
+    #[argh(option)]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Default refresh interval of `proxy-status --follow`.

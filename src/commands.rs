@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
 use crate::activity::Activity;
 use crate::config::{self, Config};
-use crate::docker::{Docker, DockerError};
+use crate::docker::{Docker, DockerError, Swarm};
 use crate::lifecycle::engine::DockerEngine;
+use crate::lifecycle::swarm::SwarmEngine;
 use crate::lifecycle::{follow_events, Lifecycle};
 use crate::proxy::{Containers, Proxy};
 use crate::server::Server;
@@ -34,13 +35,32 @@ fn start_lifecycle(
         return Ok(None);
     }
     let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
-    let engine = Arc::new(DockerEngine { docker: docker.clone() });
-    let lifecycle = Lifecycle::new(config, engine, activity);
+    let containers = Arc::new(DockerEngine { docker: docker.clone() });
+    let swarm = Arc::new(SwarmEngine::new(docker.clone()));
+    let lifecycle = Lifecycle::with_engines(config, containers, swarm, activity);
     if first {
         match docker.negotiate() {
             Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),
             Err(e @ DockerError::TooOld { .. }) => return Err(CliError::Startup(e.to_string())),
             Err(e) => log::warn!("{e}; container services answer 503 until it is reachable"),
+        }
+    }
+    let swarm_services: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.container().is_some_and(|c| c.swarm.is_some()))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !swarm_services.is_empty() {
+        match Swarm::from_docker(docker.clone()).info() {
+            Ok(i) if i.manager => log::info!("swarm manager (node {}): swarm services {}", i.node_id, swarm_services.join(", ")),
+            Ok(i) => log::warn!(
+                "services {} have mode: swarm, but this Docker daemon is not a swarm manager (swarm state: {}): \
+                 they answer 503 until it is one",
+                swarm_services.join(", "),
+                i.state
+            ),
+            Err(e) => log::debug!("swarm state: {e}"),
         }
     }
     let stock = if first { lifecycle.reconcile() } else { lifecycle.adopt_running() };
@@ -325,12 +345,32 @@ pub fn status_url(server_url: &str) -> String {
     }
 }
 
-fn fetch_status(url: &str, token: &str) -> Result<serde_json::Value, CliError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// A ureq agent for `proxy-status`, trusting `cacert` (PEM) instead of the public roots.
+fn status_agent(cacert: Option<&std::path::Path>) -> Result<ureq::Agent, CliError> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let mut tls = TlsConfig::builder().provider(TlsProvider::Rustls);
+    if let Some(path) = cacert {
+        let pem = std::fs::read(path).map_err(|e| CliError::Status(format!("cannot read {}: {e}", path.display())))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(CliError::Status(format!("{} holds no PEM certificate", path.display())));
+        }
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    Ok(ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
+        .tls_config(tls.build())
         .build()
-        .into();
+        .into())
+}
+
+fn fetch_status(agent: &ureq::Agent, url: &str, token: &str) -> Result<serde_json::Value, CliError> {
     let mut res = agent
         .get(url)
         .header("Authorization", &format!("Bearer {token}"))
@@ -387,8 +427,9 @@ pub fn run_status(args: &StatusArgs) -> Result<(), CliError> {
         .or_else(|| std::env::var("PROXY_BEARER_TOKEN").ok())
         .ok_or_else(|| CliError::Status("no bearer token: pass --bearer-token or set PROXY_BEARER_TOKEN".into()))?;
     let url = status_url(&args.server_url);
+    let agent = status_agent(args.cacert.as_deref())?;
     loop {
-        let v = fetch_status(&url, &token)?;
+        let v = fetch_status(&agent, &url, &token)?;
         let text = if args.json {
             serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
         } else {
