@@ -149,9 +149,8 @@ pub fn forward<C: Socket>(
     let mut bytes_in = 0;
     let (mut conn, res) = loop {
         let mut conn: UpstreamConn = pool.get(addr, t.connect).map_err(|e| connect_failure(addr, e, has_body))?;
-        let s = &conn.stream.inner;
-        let _ = s.set_read_timeout(Some(t.read));
-        let _ = s.set_write_timeout(Some(t.read));
+        let _ = conn.stream.set_read_timeout(Some(t.read));
+        let _ = conn.stream.set_write_timeout(Some(t.read));
         if let Err(e) = conn.stream.inner.write_all(&head) {
             if conn.reused && !retried {
                 retried = true;

@@ -79,10 +79,14 @@ impl Pool {
         if !conn.stream.buffered().is_empty() {
             return; // the upstream sent more than the response: not trustworthy
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock();
-        let list = idle.entry(addr.to_string()).or_default();
-        if list.len() < MAX_IDLE_PER_ADDR {
-            list.push((conn, Instant::now()));
+        match idle.get_mut(addr) {
+            Some(list) if list.len() < MAX_IDLE_PER_ADDR => list.push((conn, now)),
+            Some(_) => {}
+            None => {
+                idle.insert(addr.to_string(), vec![(conn, now)]);
+            }
         }
     }
 

@@ -23,8 +23,9 @@ pub const MAX_HEAD: usize = 64 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest pause between two reads of a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Time an idle keep-alive connection is kept open.
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Time an idle keep-alive connection is kept open (equal to the body stall limit, so a
+/// keep-alive connection's read timeout stays the same from request to request).
+const KEEP_ALIVE_TIMEOUT: Duration = BODY_READ_TIMEOUT;
 /// Time a write to a client may block (a client that stops reading is dropped).
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -170,7 +171,7 @@ fn serve_client<C: Socket>(
                 registered.set_idle(false);
                 // While a body streams in, each read may wait this long (a stalled upload
                 // is cut off instead of holding the connection forever).
-                let _ = client.inner.set_read_timeout(Some(BODY_READ_TIMEOUT));
+                let _ = client.set_read_timeout(Some(BODY_READ_TIMEOUT));
                 h
             }
             Ok(None) => return,
@@ -235,7 +236,7 @@ pub fn read_head<C: Socket>(client: &mut BufStream<C>, idle: Duration) -> Result
         if wait.is_zero() {
             return Ok(None);
         }
-        let _ = client.inner.set_read_timeout(Some(wait));
+        let _ = client.set_read_timeout(Some(wait));
         match client.fill_more() {
             Ok(0) => return Ok(None),
             Ok(_) => {}

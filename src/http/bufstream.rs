@@ -37,6 +37,9 @@ pub struct BufStream<S> {
     pos: usize,
     end: usize,
     max: usize,
+    /// The timeouts last set through this wrapper (so an unchanged one costs no syscall).
+    read_timeout: Option<Option<Duration>>,
+    write_timeout: Option<Option<Duration>>,
 }
 
 impl<S> BufStream<S> {
@@ -48,6 +51,8 @@ impl<S> BufStream<S> {
             pos: 0,
             end: 0,
             max: max.max(initial),
+            read_timeout: None,
+            write_timeout: None,
         }
     }
 
@@ -68,6 +73,27 @@ impl<S> BufStream<S> {
     /// Has the buffer reached its maximum with no room to read into?
     pub fn is_full(&self) -> bool {
         self.end - self.pos >= self.max
+    }
+}
+
+impl<S: Socket> BufStream<S> {
+    /// Sets the socket's read timeout unless it is already `t` (a setsockopt per request
+    /// is measurable on the warm path).
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if self.read_timeout != Some(t) {
+            self.inner.set_read_timeout(t)?;
+            self.read_timeout = Some(t);
+        }
+        Ok(())
+    }
+
+    /// Like `set_read_timeout`, for writes.
+    pub fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        if self.write_timeout != Some(t) {
+            self.inner.set_write_timeout(t)?;
+            self.write_timeout = Some(t);
+        }
+        Ok(())
     }
 }
 
