@@ -21,6 +21,8 @@ const CLIENT_BUF: usize = 8 * 1024;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Time allowed to receive a whole request head once it has started.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may wait for a free slot at `max_connections` before its 503.
+const FULL_WAIT: Duration = Duration::from_millis(250);
 /// Longest pause between two reads of a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time an idle keep-alive connection is kept open (equal to the body stall limit, so a
@@ -62,6 +64,23 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Takes a connection slot; at the cap, waits up to `FULL_WAIT` for one to free up (new
+    /// connections queue in the accept backlog meanwhile) before giving up.
+    fn wait_for_slot(&self, max: usize) -> bool {
+        let deadline = Instant::now() + FULL_WAIT;
+        loop {
+            let open = self.proxy.connections.fetch_add(1, Ordering::AcqRel);
+            if open < max {
+                return true;
+            }
+            self.proxy.connections.fetch_sub(1, Ordering::AcqRel);
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Accepts until the proxy starts draining.
     pub fn run(self) {
         let max = self.proxy.gen().config.global.max_connections;
@@ -81,9 +100,7 @@ impl Server {
                     continue;
                 }
             };
-            let open = self.proxy.connections.fetch_add(1, Ordering::AcqRel);
-            if open >= max {
-                self.proxy.connections.fetch_sub(1, Ordering::AcqRel);
+            if !self.wait_for_slot(max) {
                 if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     log::warn!("connection limit reached ({max} open): refusing new connections with 503");
                     last_full_log = Some(Instant::now());

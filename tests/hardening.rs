@@ -284,3 +284,36 @@ impl LingerZero for TcpStream {
         self.shutdown(std::net::Shutdown::Both)
     }
 }
+
+#[test]
+fn at_max_connections_new_clients_wait_briefly_then_get_503() {
+    let b = Backend::start("b");
+    let p = TestProxy::start(&config_with(
+        "  max_connections: 2\n",
+        &format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr),
+    ));
+    // Two keep-alive connections, each answered once, so both hold a slot.
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let s = TcpStream::connect(p.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            (&s).write_all(format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes()).unwrap();
+            let r = read_response(&mut std::io::BufReader::new(s.try_clone().unwrap()), false);
+            assert_eq!(r.status, 200);
+            s
+        })
+        .collect();
+    let t0 = Instant::now();
+    let (code, text) = status_of(p.addr, format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes());
+    assert_eq!(code, 503, "{text}");
+    assert!(t0.elapsed() >= Duration::from_millis(200), "waited for a slot first: {:?}", t0.elapsed());
+    // A slot freed within the wait is taken instead of refusing.
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        drop(hold);
+    });
+    let (code, _) = status_of(p.addr, format!("GET / HTTP/1.1\r\nHost: h\r\n{}Connection: close\r\n\r\n", auth()).as_bytes());
+    closer.join().unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(p.proc.log().matches("connection limit reached").count(), 1, "logged once per burst");
+}
