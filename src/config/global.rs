@@ -8,7 +8,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{get, Ctx, FieldPath, Show};
-use super::{ConnectMode, Global, IpNet};
+use super::{ConnectMode, Global, IpNet, RunMode};
 
 /// The keys `global:` may hold.
 pub const GLOBAL_KEYS: &[&str] = &[
@@ -21,6 +21,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "listen_https",
     "docker_network",
     "connect_mode",
+    "mode",
     "http_redirect_to_https",
     "acme_webroot",
     "tls_certfile",
@@ -127,6 +128,12 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
             }
         })
         .unwrap_or(ConnectMode::DockerDns);
+    let mode = get(map, "mode")
+        .and_then(|v| run_mode(ctx, v, &key("mode")))
+        .unwrap_or(RunMode::Container);
+    if mode == RunMode::Swarm {
+        swarm_needs(ctx, &key("mode"), connect_mode, docker_network.as_deref());
+    }
     let http_redirect_to_https = get(map, "http_redirect_to_https")
         .and_then(|v| ctx.boolean(v, &key("http_redirect_to_https")))
         .unwrap_or(true);
@@ -210,6 +217,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         listen_https,
         docker_network,
         connect_mode,
+        mode,
         http_redirect_to_https,
         acme_webroot,
         tls_certfile,
@@ -224,6 +232,33 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         stop_services_on_exit,
         certbot_path,
         certbot_args,
+    }
+}
+
+/// A `mode` value: `container` or `swarm`.
+pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
+    let s = ctx.string(v, path, Show::Value)?;
+    match s.trim() {
+        "container" => Some(RunMode::Container),
+        "swarm" => Some(RunMode::Swarm),
+        _ => {
+            ctx.issue(path, format!("expected container or swarm, found {s:?}"));
+            None
+        }
+    }
+}
+
+/// `mode: swarm` (at `path`) needs the proxy to reach services by name on an overlay network.
+pub fn swarm_needs(ctx: &mut Ctx, path: &FieldPath, connect_mode: ConnectMode, network: Option<&str>) {
+    if connect_mode != ConnectMode::DockerDns {
+        let msg = "mode: swarm needs global connect_mode: docker_dns (wakeproxy reaches swarm \
+                   services by name on their overlay network, never through host ports)";
+        ctx.issue(path, msg);
+    }
+    if network.is_none() {
+        let msg = "mode: swarm needs a global docker_network (the overlay network wakeproxy \
+                   and its swarm services share); it is \"\" here";
+        ctx.issue(path, msg);
     }
 }
 

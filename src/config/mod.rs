@@ -28,6 +28,8 @@ mod tests_global;
 mod tests_services;
 #[cfg(test)]
 mod tests_support;
+#[cfg(test)]
+mod tests_swarm;
 
 pub use expand::{expand, ExpandError};
 pub use table::services_table;

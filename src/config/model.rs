@@ -22,6 +22,33 @@ pub enum ConnectMode {
     HostPort,
 }
 
+/// Which Docker engine runs a managed service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// One container, started and stopped (the default).
+    Container,
+    /// A replicated swarm service, scaled between 0 and `replicas`.
+    Swarm,
+}
+
+/// How a swarm service's name resolves on its overlay network (its `EndpointSpec.Mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    /// One virtual IP, load-balanced by the kernel's IPVS across the running tasks (default).
+    Vip,
+    /// DNS round robin: the name resolves to the running tasks' own addresses.
+    Dnsrr,
+}
+
+/// Settings of a service run as a swarm service (`mode: swarm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwarmSettings {
+    /// Replicas while the service is in use (scaled to 0 when idle). Default 1.
+    pub replicas: u32,
+    /// Default `vip`.
+    pub endpoint_mode: EndpointMode,
+}
+
 /// The `global:` section, defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Global {
@@ -44,6 +71,8 @@ pub struct Global {
     pub docker_network: Option<String>,
     /// Default `docker_dns`, as in the reference.
     pub connect_mode: ConnectMode,
+    /// The `mode` of services that do not set their own. Default `container`.
+    pub mode: RunMode,
     /// Default true.
     pub http_redirect_to_https: bool,
     /// Where ACME http-01 challenge files live. Default `/var/www/acme`.
@@ -128,6 +157,8 @@ pub struct ContainerSpec {
     pub cpus: Option<f64>,
     /// Run an init process as PID 1 (Docker's `Init`). Default true.
     pub init: bool,
+    /// `Some` when the service runs as a swarm service (`mode: swarm`), `None` for a container.
+    pub swarm: Option<SwarmSettings>,
 }
 
 /// One bind mount.

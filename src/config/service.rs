@@ -9,9 +9,12 @@ use super::formats::{
     check_bind, check_mem_bytes, check_mode, check_volume_host, is_docker_name, is_reserved_path,
     normalise_path, parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
 };
-use super::global::MAX_SECS;
+use super::global::{run_mode, swarm_needs, MAX_SECS};
 use super::read::{get, Ctx, FieldPath, Show};
-use super::{Backend, ContainerSpec, Service, Volume};
+use super::{Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume};
+
+/// Most replicas a swarm service may ask for.
+pub const MAX_REPLICAS: u64 = 1000;
 
 /// The keys a service may hold.
 pub const SERVICE_KEYS: &[&str] = &[
@@ -26,6 +29,9 @@ pub const SERVICE_KEYS: &[&str] = &[
     "mem_limit",
     "cpus",
     "init",
+    "mode",
+    "replicas",
+    "endpoint_mode",
     "strip_prefix",
     "auth_token",
     "idle_timeout",
@@ -45,6 +51,9 @@ const CONTAINER_KEYS: &[&str] = &[
     "mem_limit",
     "cpus",
     "init",
+    "mode",
+    "replicas",
+    "endpoint_mode",
 ];
 
 /// A service as read, plus the values the cross-service checks compare (None when invalid).
@@ -55,13 +64,15 @@ pub struct ReadService {
     pub host_port: Option<u16>,
 }
 
-/// Reads one entry at `path` (`services[i]`). None when it is not a mapping.
+/// Reads one entry at `path` (`services[i]`). None when it is not a mapping. `global` gives
+/// the defaults (idle timeout, mode) and what `mode: swarm` depends on.
 pub fn service(
     ctx: &mut Ctx,
     value: &Value,
     path: &FieldPath,
-    default_idle: Duration,
+    global: &Global,
 ) -> Option<ReadService> {
+    let default_idle = global.idle_timeout;
     let Some(map) = value.as_mapping() else {
         ctx.type_error(
             value,
@@ -116,7 +127,7 @@ pub fn service(
         }
     };
 
-    let backend = backend(ctx, map, path);
+    let backend = backend(ctx, map, path, global);
     let host_port = match &backend {
         Backend::Container(c) => c.host_port,
         Backend::Upstream(_) => None,
@@ -194,7 +205,7 @@ pub fn service(
 }
 
 /// Exactly one of `image` and `upstream`; container keys only with `image`.
-fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Backend {
+fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> Backend {
     let key = |k: &str| path.key(k);
     match (get(map, "image"), get(map, "upstream")) {
         (Some(_), Some(_)) => {
@@ -223,8 +234,62 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Backend {
                 .and_then(|s| parse_upstream(&s).map_err(|e| ctx.issue(&p, e)).ok());
             Backend::Upstream(target.unwrap_or_default())
         }
-        (Some(v), None) => Backend::Container(container(ctx, map, path, v)),
+        (Some(v), None) => {
+            let mut spec = container(ctx, map, path, v);
+            spec.swarm = swarm_settings(ctx, map, path, global);
+            Backend::Container(spec)
+        }
     }
+}
+
+/// `mode` (default: the global one), and `replicas` and `endpoint_mode`, which only a swarm
+/// service may set. `None` for a container.
+fn swarm_settings(
+    ctx: &mut Ctx,
+    map: &Mapping,
+    path: &FieldPath,
+    global: &Global,
+) -> Option<SwarmSettings> {
+    let key = |k: &str| path.key(k);
+    let mode = match get(map, "mode") {
+        Some(v) => {
+            let mode = run_mode(ctx, v, &key("mode"));
+            if mode == Some(RunMode::Swarm) {
+                // A global `mode: swarm` is checked once, at its own line.
+                swarm_needs(ctx, &key("mode"), global.connect_mode, global.docker_network.as_deref());
+            }
+            mode.unwrap_or(global.mode)
+        }
+        None => global.mode,
+    };
+    let replicas = get(map, "replicas")
+        .and_then(|v| ctx.uint(v, &key("replicas"), 1, MAX_REPLICAS))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    let endpoint_mode = get(map, "endpoint_mode")
+        .and_then(|v| ctx.string(v, &key("endpoint_mode"), Show::Value))
+        .and_then(|s| match s.trim() {
+            "vip" => Some(EndpointMode::Vip),
+            "dnsrr" => Some(EndpointMode::Dnsrr),
+            _ => {
+                ctx.issue(&key("endpoint_mode"), format!("expected vip or dnsrr, found {s:?}"));
+                None
+            }
+        })
+        .unwrap_or(EndpointMode::Vip);
+    if mode == RunMode::Container {
+        for k in ["replicas", "endpoint_mode"] {
+            if get(map, k).is_some() {
+                let msg = format!("{k} is only used by swarm services (mode: swarm)");
+                ctx.issue(&key(k), msg);
+            }
+        }
+        return None;
+    }
+    Some(SwarmSettings {
+        replicas,
+        endpoint_mode,
+    })
 }
 
 fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> ContainerSpec {
@@ -291,6 +356,7 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
         mem_limit,
         cpus,
         init,
+        swarm: None,
     }
 }
 

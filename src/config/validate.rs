@@ -31,15 +31,11 @@ pub fn config(ctx: &mut Ctx, doc: &Value) -> Option<Config> {
     };
     ctx.check_keys(map, &root, TOP_KEYS);
     let global = global(ctx, map.get("global"));
-    let services = services(ctx, get(map, "services"), global.idle_timeout);
+    let services = services(ctx, get(map, "services"), &global);
     Some(Config { global, services })
 }
 
-fn services(
-    ctx: &mut Ctx,
-    value: Option<&Value>,
-    default_idle: std::time::Duration,
-) -> Vec<super::Service> {
+fn services(ctx: &mut Ctx, value: Option<&Value>, global: &super::Global) -> Vec<super::Service> {
     let path = FieldPath::root().key("services");
     let Some(value) = value else {
         ctx.issue(&path, "missing required list of services");
@@ -58,7 +54,7 @@ fn services(
         .enumerate()
         .filter_map(|(i, v)| {
             let p = path.index(i);
-            service(ctx, v, &p, default_idle).map(|s| (p, s))
+            service(ctx, v, &p, global).map(|s| (p, s))
         })
         .collect();
     check_unique(ctx, &read);

@@ -5,8 +5,9 @@
 //! return typed values; statuses are mapped to [`DockerError`] with the daemon's own message.
 //!
 //! Layout: `transport` (the socket plumbing for ureq and `DOCKER_HOST`), `client` (the calls),
-//! `types` (containers and images), `events`, `logs` (frame demultiplexing), `encode` (URL
-//! building, name checks, API versions) and `error`.
+//! `swarm` (services, tasks and overlay networks of swarm mode), `types` (containers and
+//! images), `events`, `logs` (frame demultiplexing), `encode` (URL building, name checks, API
+//! versions) and `error`.
 
 mod client;
 mod encode;
@@ -17,6 +18,7 @@ mod fake_daemon;
 #[cfg(test)]
 mod fake_tests;
 mod logs;
+mod swarm;
 mod transport;
 mod types;
 
@@ -24,5 +26,9 @@ pub use client::{Docker, DEFAULT_TIMEOUT, MAX_API, MIN_API};
 pub use encode::{percent_encode, ApiVersion};
 pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
+pub use swarm::{
+    is_not_manager, is_out_of_sequence, NetworkInfo, ServiceInfo, Swarm, SwarmInfo, TaskInfo,
+    UPDATE_ATTEMPTS,
+};
 pub use transport::{socket_from_docker_host, DEFAULT_SOCKET};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

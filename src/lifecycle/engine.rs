@@ -1,12 +1,22 @@
 //! The narrow seam between the lifecycle manager and Docker: make a service's container exist
 //! with the right settings and run, look at it, stop it, list what is ours. `DockerEngine`
-//! implements it over the Engine API; tests can put a fake behind the same trait.
+//! implements it over the Engine API for plain containers, `swarm::SwarmEngine` for swarm
+//! services (scaled between 0 and N); tests can put a fake behind the same trait. The manager
+//! (routing, readiness, idle) never knows which one it drives.
 
 use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
 
 use crate::docker::{Docker, DockerError};
 
 use super::spec::{ManagedSpec, LABEL_HASH, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE};
+
+/// Log lines quoted in the answer when a service fails while starting.
+pub const START_LOG_LINES: usize = 20;
+
+/// The label Docker puts on the containers of swarm tasks.
+pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
 
 /// A container as the lifecycle sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,17 +31,41 @@ pub struct Observed {
     pub host_port: Option<u16>,
 }
 
-/// One of our containers found by `list_ours`.
+/// One of our containers (or swarm services) found by `list_ours`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     pub id: String,
     pub service: String,
+    /// Serving: the container runs (a swarm service has a running task).
     pub running: bool,
+    /// Asked to run: the container runs (a swarm service has replicas > 0), so stopping it
+    /// means something even when nothing serves yet.
+    pub up: bool,
     pub settings_hash: String,
+}
+
+/// How a start is coming along, as the readiness loop sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Not running yet, and nothing has failed (a swarm task being scheduled and started).
+    Pending,
+    /// Running; `health` is Docker's health status when there is a healthcheck.
+    Running { health: Option<String> },
+    /// Failed for good: the reason for the 503 (exit code, task error, last log lines).
+    Failed(String),
 }
 
 /// What the lifecycle needs from a container engine.
 pub trait Engine: Send + Sync {
+    /// `container` or `swarm`: which kind of thing this engine runs (reconcile matches what
+    /// it finds to the services of the same kind).
+    fn kind(&self) -> &'static str {
+        "container"
+    }
+    /// How messages name one service's thing: `container blog`, `swarm service blog`.
+    fn noun(&self) -> &'static str {
+        "container"
+    }
     /// Makes the service's container exist with the current settings (creating, or removing
     /// and recreating a stale one) and starts it. Returns its id.
     fn ensure_started(&self, spec: &ManagedSpec) -> Result<String, EngineError>;
@@ -47,6 +81,30 @@ pub trait Engine: Send + Sync {
     fn foreign_holds_name(&self, name: &str, instance: &str) -> Result<bool, EngineError>;
     /// Checks the daemon is there (and negotiates the API version).
     fn ping(&self) -> Result<(), EngineError>;
+
+    /// Where start `id` of service `name` stands. By default from `observe`: a container
+    /// that is not running any more has exited, and the answer quotes its exit code and logs.
+    fn progress(&self, id: &str, name: &str, internal_port: u16) -> Result<Progress, EngineError> {
+        let Some(obs) = self.observe(id, internal_port)? else {
+            return Ok(Progress::Failed(format!("{} {name} was removed while starting", self.noun())));
+        };
+        if !obs.running {
+            let logs = self.logs_tail(id, START_LOG_LINES);
+            let oom = if obs.oom_killed { " (killed: out of memory)" } else { "" };
+            return Ok(Progress::Failed(format!(
+                "container {name} exited with code {}{oom} while starting; last log lines:\n{}",
+                obs.exit_code,
+                logs.trim_end()
+            )));
+        }
+        Ok(Progress::Running { health: obs.health })
+    }
+
+    /// Extra `/proxy/status` fields for service `name` (swarm: `replicas_desired` and
+    /// `replicas_running`). None by default.
+    fn status_extra(&self, _name: &str) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 /// Why an engine call failed, in words fit for a 503 detail.
@@ -70,7 +128,7 @@ pub struct DockerEngine {
     pub docker: Docker,
 }
 
-fn ours(labels: &BTreeMap<String, String>, instance: &str) -> bool {
+pub(super) fn ours(labels: &BTreeMap<String, String>, instance: &str) -> bool {
     labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
         && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(instance)
 }
@@ -157,11 +215,13 @@ impl Engine for DockerEngine {
             .docker
             .list_containers(&label, true)?
             .into_iter()
-            .filter(|c| ours(&c.labels, instance))
+            // The containers of our swarm services' tasks carry our labels too; swarm owns them.
+            .filter(|c| ours(&c.labels, instance) && !c.labels.contains_key(LABEL_SWARM_TASK))
             .map(|c| Found {
                 service: c.labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
                 settings_hash: c.labels.get(LABEL_HASH).cloned().unwrap_or_default(),
                 running: c.state == "running",
+                up: c.state == "running",
                 id: c.id,
             })
             .collect())

@@ -1,11 +1,14 @@
 //! On-demand containers: single-flight cold starts with readiness, the idle reaper, adoption of
 //! running containers, and crash detection from Docker events. The per-service state machine
-//! lives in `state`; Docker sits behind `engine::Engine`.
+//! lives in `state`; Docker sits behind `engine::Engine`, one engine per service: plain
+//! containers (`engine::DockerEngine`) or swarm services scaled between 0 and N
+//! (`swarm::SwarmEngine`).
 
 pub mod engine;
 pub mod probe;
 pub mod spec;
 pub mod state;
+pub mod swarm;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::collections::{HashMap, HashSet};
@@ -20,21 +23,21 @@ use crate::answer::Answer;
 use crate::config::{Config, ConnectMode};
 use crate::metrics::{Histogram, StartMetrics, START_BUCKETS};
 use crate::proxy::Containers;
-use engine::{Engine, EngineError};
+use engine::{Engine, EngineError, Found, Progress};
 use probe::Accept;
 use spec::ManagedSpec;
 use state::{Phase, State, Step};
 
 /// Requests allowed to wait for one service's start; more get 503 at once.
 pub const MAX_WAITERS: usize = 1024;
-/// Log lines quoted in the answer when a container exits during start.
-const LOG_LINES: usize = 20;
 /// How often the reaper looks for idle services.
 const REAP_EVERY: Duration = Duration::from_millis(250);
 
 /// One managed service.
 struct Slot {
     spec: ManagedSpec,
+    /// What runs it: a container or a swarm service.
+    engine: Arc<dyn Engine>,
     health_path: Option<String>,
     start_timeout: Duration,
     idle_timeout: Duration,
@@ -47,7 +50,10 @@ struct Slot {
 struct Inner {
     /// Indexed like `config.services`; `None` for upstream services.
     slots: Vec<Option<Slot>>,
-    engine: Arc<dyn Engine>,
+    /// Runs the services without `mode: swarm`.
+    containers: Arc<dyn Engine>,
+    /// Runs the services with `mode: swarm`.
+    swarm: Arc<dyn Engine>,
     activity: Arc<Vec<Arc<Activity>>>,
     instance: String,
     /// Set while the daemon cannot be reached (from the events thread).
@@ -66,13 +72,25 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
+    /// Every managed service on `engine`, whatever its mode.
     pub fn new(config: &Config, engine: Arc<dyn Engine>, activity: Arc<Vec<Arc<Activity>>>) -> Lifecycle {
+        Lifecycle::with_engines(config, engine.clone(), engine, activity)
+    }
+
+    /// Services with `mode: swarm` on `swarm`, the others on `containers`.
+    pub fn with_engines(
+        config: &Config,
+        containers: Arc<dyn Engine>,
+        swarm: Arc<dyn Engine>,
+        activity: Arc<Vec<Arc<Activity>>>,
+    ) -> Lifecycle {
         let g = &config.global;
         let slots = config
             .services
             .iter()
             .map(|s| {
                 s.container().map(|c| Slot {
+                    engine: if c.swarm.is_some() { swarm.clone() } else { containers.clone() },
                     spec: ManagedSpec {
                         name: s.name.clone(),
                         container: c.clone(),
@@ -93,7 +111,8 @@ impl Lifecycle {
         Lifecycle {
             inner: Arc::new(Inner {
                 slots,
-                engine,
+                containers,
+                swarm,
                 activity,
                 instance: g.instance.clone(),
                 daemon_down: AtomicBool::new(false),
@@ -107,9 +126,20 @@ impl Lifecycle {
         self.inner.slots.get(i).and_then(Option::as_ref)
     }
 
-    /// Takes stock of this instance's containers: running ones with current settings are
-    /// adopted as ready; stale or orphaned ones are stopped; a foreign container holding a
-    /// service's name marks that service as in conflict.
+    /// The engines to take stock with: containers, and swarm services when that is another
+    /// engine (its `list_ours` finds nothing unless the daemon is a swarm manager).
+    fn engines(&self) -> Vec<Arc<dyn Engine>> {
+        let mut v = vec![self.inner.containers.clone()];
+        if self.inner.swarm.kind() != self.inner.containers.kind() {
+            v.push(self.inner.swarm.clone());
+        }
+        v
+    }
+
+    /// Takes stock of this instance's containers (and swarm services, on a swarm manager):
+    /// running ones with current settings are adopted as ready; stale or orphaned ones are
+    /// stopped (scaled to 0); a foreign container (or service) holding a service's name marks
+    /// that service as in conflict.
     pub fn reconcile(&self) -> Result<(), EngineError> {
         if let Some(next) = self.successor() {
             return next.reconcile();
@@ -147,21 +177,28 @@ impl Lifecycle {
     }
 
     fn reconcile_with(&self, stop_stale: bool) -> Result<(), EngineError> {
-        let engine = &self.inner.engine;
-        engine.ping()?;
-        let found = engine.list_ours(&self.inner.instance)?;
-        for f in &found {
-            let slot_idx = self.inner.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.spec.name == f.service));
+        let mut found: Vec<(Arc<dyn Engine>, Found)> = Vec::new();
+        for engine in self.engines() {
+            engine.ping()?;
+            for f in engine.list_ours(&self.inner.instance)? {
+                found.push((engine.clone(), f));
+            }
+        }
+        for (engine, f) in &found {
+            let noun = engine.noun();
+            let slot_idx = self.inner.slots.iter().position(|s| {
+                s.as_ref().is_some_and(|s| s.spec.name == f.service && s.engine.kind() == engine.kind())
+            });
             let Some(i) = slot_idx else {
-                if f.running && stop_stale {
-                    log::info!("container {} is no longer in the config: stopping it", f.service);
-                    self.stop_in_background(f.id.clone());
+                if f.up && stop_stale {
+                    log::info!("{noun} {} is no longer in the config: stopping it", f.service);
+                    self.stop_in_background(engine.clone(), f.id.clone());
                 }
                 continue;
             };
             let slot = self.slot(i).expect("index from position");
             let current = f.settings_hash == slot.spec.settings_hash();
-            if !f.running {
+            if !f.up {
                 continue;
             }
             if !current && !stop_stale {
@@ -169,39 +206,58 @@ impl Lifecycle {
             }
             if !current {
                 log::info!(
-                    "container {} runs with outdated settings: stopping it (recreated on the next request)",
+                    "{noun} {} runs with outdated settings: stopping it (recreated on the next request)",
                     f.service
                 );
-                self.stop_in_background(f.id.clone());
+                self.stop_in_background(engine.clone(), f.id.clone());
+                continue;
+            }
+            if !f.running {
+                // Scaled up but nothing of it runs (its tasks failed, or are still starting):
+                // scale it down through the state machine, so a request waits, then starts
+                // it afresh.
+                let mut st = slot.state.lock();
+                if stop_stale && matches!(st.phase, Phase::Stopped) {
+                    log::info!("{noun} {} is scaled up but nothing of it runs: stopping it", f.service);
+                    st.phase = Phase::Stopping;
+                    drop(st);
+                    self.spawn_stop(i, f.id.clone());
+                }
                 continue;
             }
             match self.address_of(slot, &f.id) {
                 Ok(addr) => {
                     let mut st = slot.state.lock();
                     if matches!(st.phase, Phase::Stopped) {
-                        log::info!("adopted running container {} at {addr}", f.service);
+                        log::info!("adopted running {noun} {} at {addr}", f.service);
                         st.adopt(addr, f.id.clone());
                         self.inner.activity[i].touch(Instant::now());
                     }
                 }
-                Err(e) => log::warn!("cannot adopt container {}: {e}", f.service),
+                Err(e) => log::warn!("cannot adopt {noun} {}: {e}", f.service),
             }
         }
         // Services whose container is gone (or stopped) while we thought them ready.
         for slot in self.inner.slots.iter().flatten() {
-            let running_id = found.iter().find(|f| f.service == slot.spec.name && f.running).map(|f| f.id.clone());
+            let engine = &slot.engine;
+            let mine = |f: &&(Arc<dyn Engine>, Found)| f.1.service == slot.spec.name && f.0.kind() == engine.kind();
+            let running_id = found.iter().filter(mine).find(|f| f.1.running).map(|f| f.1.id.clone());
             let mut st = slot.state.lock();
             if let Phase::Ready { id, .. } = &st.phase {
                 if running_id.as_deref() != Some(id.as_str()) {
-                    log::info!("container {} is no longer running", slot.spec.name);
+                    log::info!("{} {} is no longer running", engine.noun(), slot.spec.name);
                     st.container_gone(None);
                 }
             }
-            let foreign = !found.iter().any(|f| f.service == slot.spec.name)
+            let foreign = !found.iter().any(|f| mine(&f))
                 && engine.foreign_holds_name(&slot.spec.name, &self.inner.instance).unwrap_or(false);
-            st.conflict = foreign.then(|| engine::foreign_message(&slot.spec.name));
+            let why = || match engine.kind() {
+                "swarm" => swarm::foreign_service_message(&slot.spec.name),
+                _ => engine::foreign_message(&slot.spec.name),
+            };
+            st.conflict = foreign.then(why);
             if foreign {
-                log::warn!("service {}: {}", slot.spec.name, engine::foreign_message(&slot.spec.name));
+                log::warn!("service {}: {}", slot.spec.name, why());
             }
         }
         Ok(())
@@ -212,8 +268,7 @@ impl Lifecycle {
         match slot.spec.mode {
             ConnectMode::DockerDns => Ok(format!("{}:{}", slot.spec.name, slot.spec.container.internal_port)),
             ConnectMode::HostPort => {
-                let obs = self
-                    .inner
+                let obs = slot
                     .engine
                     .observe(id, slot.spec.container.internal_port)
                     .map_err(|e| e.0)?
@@ -225,13 +280,32 @@ impl Lifecycle {
         }
     }
 
-    fn stop_in_background(&self, id: String) {
-        let engine = self.inner.engine.clone();
+    fn stop_in_background(&self, engine: Arc<dyn Engine>, id: String) {
         let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
             if let Err(e) = engine.stop(&id) {
-                log::warn!("stopping container {}: {e}", &id[..id.len().min(12)]);
+                log::warn!("stopping {} {}: {e}", engine.noun(), &id[..id.len().min(12)]);
             }
         });
+    }
+
+    /// Stops `id` of service `i`, whose phase the caller has set to Stopping, and marks it
+    /// Stopped when done (successfully or not: the next start looks again).
+    fn spawn_stop(&self, i: usize, id: String) {
+        let me = self.clone();
+        let spawned = std::thread::Builder::new().name("stop".into()).spawn(move || {
+            let slot = me.slot(i).expect("managed slot");
+            if let Err(e) = slot.engine.stop(&id) {
+                log::warn!("stopping {}: {e}", slot.spec.name);
+            }
+            slot.state.lock().stopped();
+            slot.cond.notify_all();
+        });
+        if spawned.is_err() {
+            if let Some(slot) = self.slot(i) {
+                slot.state.lock().stopped();
+                slot.cond.notify_all();
+            }
+        }
     }
 
     /// Starts the reaper and, when given a way to watch, the events follower.
@@ -270,15 +344,7 @@ impl Lifecycle {
                 slot.spec.name,
                 idle.unwrap_or_default().as_secs()
             );
-            let me = self.clone();
-            let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
-                let slot = me.slot(i).expect("managed slot");
-                if let Err(e) = me.inner.engine.stop(&id) {
-                    log::warn!("stopping {}: {e}", slot.spec.name);
-                }
-                slot.state.lock().stopped();
-                slot.cond.notify_all();
-            });
+            self.spawn_stop(i, id);
         }
         handed_over.is_none() || busy
     }
@@ -290,7 +356,7 @@ impl Lifecycle {
             next.container_gone(service, exit_code, oom_killed);
         }
         for slot in self.inner.slots.iter().flatten() {
-            if slot.spec.name == service {
+            if slot.spec.name == service && slot.engine.kind() == "container" {
                 let mut st = slot.state.lock();
                 let was_ready = matches!(st.phase, Phase::Ready { .. });
                 if st.container_gone(exit_code) {
@@ -310,16 +376,44 @@ impl Lifecycle {
         }
     }
 
+    /// The container of a task of swarm service `service` exited (a Docker event, so only
+    /// for tasks on this node). During a start, the start looks at the tasks at once; while
+    /// ready, swarm replaces the task (restart policy on-failure).
+    pub fn task_exited(&self, service: &str, exit_code: Option<i64>) {
+        if let Some(next) = self.successor() {
+            next.task_exited(service, exit_code);
+        }
+        for slot in self.inner.slots.iter().flatten() {
+            if slot.spec.name != service || slot.engine.kind() != "swarm" {
+                continue;
+            }
+            let mut st = slot.state.lock();
+            match st.phase {
+                Phase::Starting { .. } => {
+                    st.container_gone(exit_code);
+                    slot.cond.notify_all();
+                }
+                Phase::Ready { .. } if exit_code != Some(0) => log::warn!(
+                    "a task of swarm service {service} exited with code {}; swarm replaces it",
+                    exit_code.map_or("unknown".into(), |c| c.to_string())
+                ),
+                _ => {}
+            }
+        }
+    }
+
     /// Was this instance's container for `service` killed by the OOM killer?
     fn oom_killed(&self, service: &str) -> bool {
-        let port = self
+        let Some(slot) = self
             .inner
             .slots
             .iter()
             .flatten()
-            .find(|s| s.spec.name == service)
-            .map_or(0, |s| s.spec.container.internal_port);
-        matches!(self.inner.engine.observe(service, port), Ok(Some(o)) if o.oom_killed)
+            .find(|s| s.spec.name == service && s.engine.kind() == "container")
+        else {
+            return false;
+        };
+        matches!(slot.engine.observe(service, slot.spec.container.internal_port), Ok(Some(o)) if o.oom_killed)
     }
 
     pub fn set_daemon_down(&self, down: bool) {
@@ -344,20 +438,37 @@ impl Lifecycle {
                     );
                 }
             }
-            Err(why) => {
+            Err((why, started)) => {
                 log::warn!("starting {} failed: {why}", slot.spec.name);
                 slot.failures.fetch_add(1, Ordering::Relaxed);
                 st.start_failed(gen, why);
+                // Leave nothing half started (a swarm service scaled up, a container that
+                // never became ready); requests arriving meanwhile wait, then start afresh.
+                if let (Some(id), Phase::Stopped) = (started, &st.phase) {
+                    st.phase = Phase::Stopping;
+                    drop(st);
+                    slot.cond.notify_all();
+                    self.spawn_stop(i, id);
+                    return;
+                }
             }
         }
         drop(st);
         slot.cond.notify_all();
     }
 
-    fn start_and_wait(&self, slot: &Slot, gen: u64, deadline: Instant) -> Result<(String, String), String> {
-        let engine = &self.inner.engine;
+    /// Starts the service and waits until it is ready: (address, id). On failure: why, and
+    /// the id when something was started (to be stopped again).
+    fn start_and_wait(
+        &self,
+        slot: &Slot,
+        gen: u64,
+        deadline: Instant,
+    ) -> Result<(String, String), (String, Option<String>)> {
+        let engine = &slot.engine;
         let name = &slot.spec.name;
-        let id = engine.ensure_started(&slot.spec).map_err(|e| e.0)?;
+        let id = engine.ensure_started(&slot.spec).map_err(|e| (e.0, None))?;
+        let fail = |why: String| (why, Some(id.clone()));
         let port = slot.spec.container.internal_port;
         let (path, accept) = match &slot.health_path {
             Some(p) => (p.as_str(), Accept::Below500),
@@ -368,28 +479,25 @@ impl Lifecycle {
         let mut docker_health = false;
         loop {
             let died = slot.state.lock().died.filter(|(g, _)| *g == gen);
-            // Look at the container on the first round, every 10th, and when an event says it died.
+            // Look at it on the first round, every 10th, and when an event says it died.
             if round.is_multiple_of(10) || died.is_some() {
-                let obs = engine.observe(&id, port).map_err(|e| e.0)?;
-                let Some(obs) = obs else {
-                    return Err(format!("container {name} was removed while starting"));
-                };
-                if !obs.running {
-                    let logs = engine.logs_tail(&id, LOG_LINES);
-                    let oom = if obs.oom_killed { " (killed: out of memory)" } else { "" };
-                    return Err(format!(
-                        "container {name} exited with code {}{oom} while starting; last log lines:\n{}",
-                        obs.exit_code,
-                        logs.trim_end()
-                    ));
+                match engine.progress(&id, name, port).map_err(|e| fail(e.0))? {
+                    Progress::Failed(why) => return Err(fail(why)),
+                    Progress::Pending => {}
+                    Progress::Running { health } => {
+                        docker_health = health.is_some();
+                        if health.as_deref() == Some("healthy") {
+                            let a = self.address_of(slot, &id).map_err(fail)?;
+                            return Ok((a, id));
+                        }
+                        if addr.is_none() {
+                            addr = Some(self.address_of(slot, &id).map_err(fail)?);
+                        }
+                    }
                 }
-                docker_health = obs.health.is_some();
-                if docker_health && obs.health.as_deref() == Some("healthy") {
-                    let a = self.address_of(slot, &id)?;
-                    return Ok((a, id));
-                }
-                if addr.is_none() {
-                    addr = Some(self.address_of(slot, &id)?);
+                if died.is_some() {
+                    // Looked at: a swarm task that died is replaced, so go on waiting.
+                    slot.state.lock().died = None;
                 }
             }
             if !docker_health {
@@ -400,12 +508,18 @@ impl Lifecycle {
                 }
             }
             if Instant::now() >= deadline {
-                self.stop_in_background(id);
-                return Err(format!(
-                    "container {name} did not become ready within {} s (readiness: {})",
+                let readiness = if docker_health {
+                    "Docker HEALTHCHECK".to_string()
+                } else if addr.is_none() {
+                    "waiting for it to run".to_string()
+                } else {
+                    format!("HTTP GET {path}")
+                };
+                return Err(fail(format!(
+                    "{} {name} did not become ready within {} s (readiness: {readiness})",
+                    engine.noun(),
                     slot.start_timeout.as_secs(),
-                    if docker_health { "Docker HEALTHCHECK".to_string() } else { format!("HTTP GET {path}") }
-                ));
+                )));
             }
             round += 1;
             // Poll fast at first (cold-start latency), then ease off.
@@ -472,15 +586,18 @@ impl Containers for Lifecycle {
             Phase::Ready { id, addr: a } if a == addr => id.clone(),
             _ => return,
         };
-        let running = self
-            .inner
+        let running = slot
             .engine
             .observe(&id, slot.spec.container.internal_port)
             .ok()
             .flatten()
             .is_some_and(|o| o.running);
         if !running {
-            log::info!("container {} is not running any more: it will be started again", slot.spec.name);
+            log::info!(
+                "{} {} is not running any more: it will be started again",
+                slot.engine.noun(),
+                slot.spec.name
+            );
             let mut st = slot.state.lock();
             if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
                 st.container_gone(None);
@@ -497,7 +614,7 @@ impl Containers for Lifecycle {
             .filter_map(|slot| {
                 let id = slot.state.lock().begin_stop()?;
                 log::info!("stopping {} (stop_services_on_exit)", slot.spec.name);
-                let engine = self.inner.engine.clone();
+                let engine = slot.engine.clone();
                 Some(std::thread::spawn(move || engine.stop(&id)))
             })
             .collect();
@@ -520,6 +637,9 @@ impl Containers for Lifecycle {
     fn status(&self, i: usize) -> Map<String, Value> {
         let mut m = Map::new();
         let Some(slot) = self.slot(i) else { return m };
+        // Asked before taking the lock: it may call Docker (swarm replica counts).
+        let extra = slot.engine.status_extra(&slot.spec.name);
+        m.insert("mode".into(), json!(slot.engine.kind()));
         let st = slot.state.lock();
         let status = match &st.conflict {
             Some(_) => "conflict",
@@ -545,6 +665,7 @@ impl Containers for Lifecycle {
             st.last_error.clone().or_else(|| st.conflict.clone()).map_or(Value::Null, Value::String),
         );
         m.insert("waiting".into(), json!(st.waiters));
+        m.extend(extra);
         if self.inner.daemon_down.load(Ordering::Relaxed) {
             m.insert("docker".into(), json!("unreachable"));
         }
@@ -573,6 +694,13 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
                 for ev in events {
                     let Ok(ev) = ev else { break };
                     let service = ev.attributes.get(spec::LABEL_SERVICE).cloned().unwrap_or_default();
+                    if ev.attributes.contains_key(engine::LABEL_SWARM_TASK) {
+                        // The container of a task of one of our swarm services.
+                        if ev.action == "die" {
+                            lifecycle.task_exited(&service, ev.exit_code);
+                        }
+                        continue;
+                    }
                     match ev.action.as_str() {
                         "die" => {
                             let oom = ev.exit_code == Some(137) && lifecycle.oom_killed(&service);
@@ -600,3 +728,5 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_swarm;

@@ -1,9 +1,10 @@
 //! What a managed container looks like to Docker: its labels, the hash of its settings (so a
-//! changed config leads to a recreate), and the JSON body of `POST /containers/create`. Pure.
+//! changed config leads to a recreate), the JSON body of `POST /containers/create`, and for
+//! `mode: swarm` the service `Spec` of `POST /services/create`. Pure.
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{ConnectMode, ContainerSpec};
+use crate::config::{ConnectMode, ContainerSpec, EndpointMode};
 
 /// Present (value `true`) on every container wakeproxy creates.
 pub const LABEL_MANAGED: &str = "wakeproxy.managed";
@@ -16,6 +17,11 @@ pub const LABEL_HASH: &str = "wakeproxy.settings-hash";
 
 /// Seconds Docker waits after SIGTERM before SIGKILL on stop.
 pub const STOP_TIMEOUT_SECS: u64 = 10;
+/// How often swarm restarts a failed task of a swarm service (restart policy `on-failure`).
+/// A start already fails at the first failed task; the retries cover crashes while serving.
+pub const SWARM_MAX_ATTEMPTS: u64 = 3;
+/// Pause before swarm restarts a failed task.
+pub const SWARM_RESTART_DELAY_SECS: u64 = 1;
 
 /// Everything needed to create one service's container.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +55,11 @@ impl ManagedSpec {
         for v in &c.volumes {
             canon.push_str(&format!("|vol={}:{}:{}", v.host, v.bind, v.mode));
         }
+        // Only swarm services add to the rendering, so container hashes stay as they were.
+        // `replicas` is left out: scaling is not a change of settings.
+        if let Some(sw) = &c.swarm {
+            canon.push_str(&format!("|swarm|endpoint={:?}", sw.endpoint_mode));
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in canon.bytes() {
             h ^= u64::from(b);
@@ -57,14 +68,82 @@ impl ManagedSpec {
         format!("{h:016x}")
     }
 
-    /// The body of `POST /containers/create?name=<name>`.
-    pub fn create_body(&self) -> Value {
-        let c = &self.container;
-        let port_key = format!("{}/tcp", c.internal_port);
+    /// `wakeproxy.managed`, `wakeproxy.instance` and `wakeproxy.service`.
+    fn owner_labels(&self) -> Map<String, Value> {
         let mut labels = Map::new();
         labels.insert(LABEL_MANAGED.into(), json!("true"));
         labels.insert(LABEL_INSTANCE.into(), json!(self.instance));
         labels.insert(LABEL_SERVICE.into(), json!(self.name));
+        labels
+    }
+
+    /// The `Spec` of `POST /services/create` (and of `POST /services/{id}/update`) for a
+    /// `mode: swarm` service running `image` (the configured image, or the reference it was
+    /// pinned to) with `replicas` replicas.
+    ///
+    /// The service carries the same labels as a container, settings hash included; its task
+    /// containers carry the owner labels too (so Docker events about them reach the events
+    /// follower). Volumes become bind (or named volume) mounts, `mem_limit` and `cpus` resource
+    /// limits. The task joins the overlay network with the service name as alias; the proxy
+    /// reaches it by that name (through the virtual IP, or by DNS round robin with
+    /// `endpoint_mode: dnsrr`). Nothing is published.
+    pub fn service_spec(&self, image: &str, replicas: u64) -> Value {
+        let c = &self.container;
+        let mut labels = self.owner_labels();
+        labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
+        let env: Vec<String> = c.environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mounts: Vec<Value> = c
+            .volumes
+            .iter()
+            .map(|v| {
+                let kind = if v.host.starts_with('/') { "bind" } else { "volume" };
+                json!({"Type": kind, "Source": v.host, "Target": v.bind, "ReadOnly": v.mode == "ro"})
+            })
+            .collect();
+        let mut limits = Map::new();
+        if let Some(m) = c.mem_limit {
+            limits.insert("MemoryBytes".into(), json!(m));
+        }
+        if let Some(cpus) = c.cpus {
+            limits.insert("NanoCPUs".into(), json!((cpus * 1e9).round() as u64));
+        }
+        let endpoint = match c.swarm.map(|s| s.endpoint_mode) {
+            Some(EndpointMode::Dnsrr) => "dnsrr",
+            _ => "vip",
+        };
+        let mut task = json!({
+            "ContainerSpec": {
+                "Image": image,
+                "Labels": self.owner_labels(),
+                "Env": env,
+                "Init": c.init,
+                "Mounts": mounts,
+                "StopGracePeriod": STOP_TIMEOUT_SECS * 1_000_000_000,
+            },
+            "Resources": {"Limits": limits},
+            "RestartPolicy": {
+                "Condition": "on-failure",
+                "MaxAttempts": SWARM_MAX_ATTEMPTS,
+                "Delay": SWARM_RESTART_DELAY_SECS * 1_000_000_000,
+            },
+        });
+        if let Some(net) = &self.network {
+            task["Networks"] = json!([{"Target": net, "Aliases": [self.name]}]);
+        }
+        json!({
+            "Name": self.name,
+            "Labels": labels,
+            "TaskTemplate": task,
+            "Mode": {"Replicated": {"Replicas": replicas}},
+            "EndpointSpec": {"Mode": endpoint},
+        })
+    }
+
+    /// The body of `POST /containers/create?name=<name>`.
+    pub fn create_body(&self) -> Value {
+        let c = &self.container;
+        let port_key = format!("{}/tcp", c.internal_port);
+        let mut labels = self.owner_labels();
         labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
         let env: Vec<String> = c.environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let binds: Vec<String> = c.volumes.iter().map(|v| format!("{}:{}:{}", v.host, v.bind, v.mode)).collect();
@@ -105,7 +184,7 @@ impl ManagedSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Volume;
+    use crate::config::{SwarmSettings, Volume};
 
     fn spec() -> ManagedSpec {
         ManagedSpec {
@@ -123,6 +202,7 @@ mod tests {
                 mem_limit: Some(64 << 20),
                 cpus: Some(0.5),
                 init: true,
+                swarm: None,
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,
@@ -171,5 +251,87 @@ mod tests {
         let mut d = spec();
         d.instance = "other".into();
         assert_eq!(a.settings_hash(), d.settings_hash(), "the instance label is not a setting");
+    }
+
+    fn swarm_spec() -> ManagedSpec {
+        let mut s = spec();
+        s.mode = ConnectMode::DockerDns;
+        s.container.volumes.push(Volume {
+            host: "cache".into(),
+            bind: "/cache".into(),
+            mode: "rw".into(),
+        });
+        s.container.swarm = Some(SwarmSettings {
+            replicas: 2,
+            endpoint_mode: EndpointMode::Vip,
+        });
+        s
+    }
+
+    #[test]
+    fn container_hashes_do_not_move_and_swarm_settings_count() {
+        // The hash of a container service from before swarm support existed.
+        assert_eq!(spec().settings_hash(), "744805cb665059fb");
+        let a = swarm_spec();
+        let mut b = swarm_spec();
+        b.container.swarm = Some(SwarmSettings {
+            replicas: 5,
+            endpoint_mode: EndpointMode::Vip,
+        });
+        assert_eq!(a.settings_hash(), b.settings_hash(), "scaling is not a change of settings");
+        b.container.swarm = Some(SwarmSettings {
+            replicas: 2,
+            endpoint_mode: EndpointMode::Dnsrr,
+        });
+        assert_ne!(a.settings_hash(), b.settings_hash());
+        let mut c = swarm_spec();
+        c.container.swarm = None;
+        assert_ne!(a.settings_hash(), c.settings_hash(), "a mode switch is a change");
+    }
+
+    #[test]
+    fn service_spec_has_everything_swarm_needs() {
+        let s = swarm_spec();
+        let b = s.service_spec("sha256:abc", 2);
+        assert_eq!(b["Name"], "blog");
+        assert_eq!(b["Labels"][LABEL_MANAGED], "true");
+        assert_eq!(b["Labels"][LABEL_INSTANCE], "t");
+        assert_eq!(b["Labels"][LABEL_SERVICE], "blog");
+        assert_eq!(b["Labels"][LABEL_HASH], s.settings_hash());
+        assert_eq!(b["Mode"]["Replicated"]["Replicas"], 2);
+        assert_eq!(b["EndpointSpec"]["Mode"], "vip");
+        let t = &b["TaskTemplate"];
+        let c = &t["ContainerSpec"];
+        assert_eq!(c["Image"], "sha256:abc");
+        assert_eq!(c["Env"][0], "A=1");
+        assert_eq!(c["Init"], true);
+        assert_eq!(c["StopGracePeriod"], 10_000_000_000u64);
+        assert_eq!(c["Labels"][LABEL_SERVICE], "blog");
+        assert!(c["Labels"].get(LABEL_HASH).is_none(), "tasks do not need the hash");
+        assert_eq!(
+            c["Mounts"][0],
+            json!({"Type": "bind", "Source": "/srv", "Target": "/data", "ReadOnly": true})
+        );
+        assert_eq!(
+            c["Mounts"][1],
+            json!({"Type": "volume", "Source": "cache", "Target": "/cache", "ReadOnly": false})
+        );
+        assert_eq!(t["Resources"]["Limits"]["MemoryBytes"], 64 << 20);
+        assert_eq!(t["Resources"]["Limits"]["NanoCPUs"], 500_000_000u64);
+        assert_eq!(t["RestartPolicy"]["Condition"], "on-failure");
+        assert_eq!(t["RestartPolicy"]["MaxAttempts"], SWARM_MAX_ATTEMPTS);
+        assert_eq!(t["Networks"][0], json!({"Target": "net", "Aliases": ["blog"]}));
+        assert!(b.get("EndpointSpec").unwrap().get("Ports").is_none(), "nothing is published");
+        let mut d = swarm_spec();
+        d.container.swarm = Some(SwarmSettings {
+            replicas: 1,
+            endpoint_mode: EndpointMode::Dnsrr,
+        });
+        d.container.mem_limit = None;
+        d.container.cpus = None;
+        let b = d.service_spec("img:1", 0);
+        assert_eq!(b["EndpointSpec"]["Mode"], "dnsrr");
+        assert_eq!(b["Mode"]["Replicated"]["Replicas"], 0);
+        assert_eq!(b["TaskTemplate"]["Resources"]["Limits"], json!({}));
     }
 }
