@@ -36,10 +36,13 @@ bench_spawn() {
     BENCH_PIDS+=("$BENCH_LAST_PID")
 }
 
-# bench_stop PID: TERM, wait up to 3 s, then KILL. Only for PIDs this script started.
+# bench_stop PID: TERM, wait up to 3 s, then KILL, and forget the PID. Only for PIDs this
+# script started (bench_spawn).
 bench_stop() {
-    local pid="$1" i
-    kill -0 "$pid" 2>/dev/null || return 0
+    local pid="$1" i keep=()
+    for i in "${BENCH_PIDS[@]}"; do [[ "$i" == "$pid" ]] || keep+=("$i"); done
+    BENCH_PIDS=("${keep[@]}")
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 30; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -50,11 +53,9 @@ bench_stop() {
 }
 
 bench_stop_all() {
-    local i
-    for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do
-        bench_stop "${BENCH_PIDS[i]}"
+    while ((${#BENCH_PIDS[@]})); do
+        bench_stop "${BENCH_PIDS[${#BENCH_PIDS[@]} - 1]}"
     done
-    BENCH_PIDS=()
 }
 
 # bench_free_port: a TCP port on 127.0.0.1 that was free a moment ago.
@@ -65,7 +66,7 @@ bench_free_port() {
 # bench_wait_http URL SECONDS [PID]: waits until URL answers (any HTTP status). Fails early
 # when PID (the server) has exited.
 bench_wait_http() {
-    local url="$1" secs="$2" pid="${3:-}" end=$((SECONDS + $2))
+    local url="$1" pid="${3:-}" end=$((SECONDS + $2))
     while ((SECONDS < end)); do
         curl -s -o /dev/null --max-time 1 "$url" && return 0
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
@@ -115,4 +116,46 @@ bench_machine() {
     local cpu
     cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "$(nproc) cores ($cpu), $(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
+}
+
+# ---- other load: this machine is shared (builds, tests), and one busy core ruins a cell.
+
+# bench_busy_ticks: busy ticks of all CPUs so far (/proc/stat "cpu" line: user, nice, system,
+# irq, softirq). A process's stime includes the softirq time spent in its context, so the
+# softirq field belongs with the processes when they are subtracted from this.
+bench_busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+
+# bench_times FILE: saves `times` of this shell to FILE. Call it directly, never in $(...):
+# a subshell has its own (empty) children's times.
+bench_times() { times >"$1"; }
+
+# bench_children_ticks FILE: user+sys ticks of the shell's waited-for children as saved by
+# bench_times FILE.
+bench_children_ticks() {
+    awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+        t = 0
+        for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+        printf "%d\n", t * hz + 0.5
+    }' "$1"
+}
+
+# bench_wait_quiet MAX_SECONDS MAX_PERCENT: waits until, over one second, everything on the
+# machine together keeps less than MAX_PERCENT of one core busy (our servers are idle then).
+# Returns 1 if that did not happen within MAX_SECONDS.
+bench_wait_quiet() {
+    local end=$((SECONDS + $1)) hz b0 b1 pct said=0
+    hz="$(getconf CLK_TCK)"
+    while :; do
+        b0="$(bench_busy_ticks)"
+        sleep 1
+        b1="$(bench_busy_ticks)"
+        pct=$(((b1 - b0) * 100 / hz))
+        ((pct <= $2)) && return 0
+        ((SECONDS >= end)) && return 1
+        if ((!said)); then
+            bench_log "other processes keep ${pct}% of a core busy: waiting up to $1 s for them to finish"
+            said=1
+        fi
+        sleep 4
+    done
 }

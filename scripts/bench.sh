@@ -1,0 +1,585 @@
+#!/usr/bin/env bash
+# Throughput, latency, CPU and memory of wakeproxy against nginx as a reverse proxy, both in
+# front of the same static nginx backend. See docs/benchmarks.md.
+#
+#   scripts/bench.sh                          # full run: 3 rounds of 10 s cells (~7 minutes)
+#   DURATION=3 ROUNDS=1 scripts/bench.sh      # smoke run (~1 minute)
+#
+# Settings (environment): DURATION (s per measured cell, 10), ROUNDS (3), WARMUP (s of load
+# before each measured cell, 2), CONNS (wrk connections, 64), IDLE_CONNS (idle keep-alive
+# connections for the memory figure, 2000), BENCH_OUT (target/bench).
+#
+# Layout on the 2 cores: the backend nginx and wrk on core 0, the proxies on core 1. Both proxies
+# run for the whole benchmark; only one is loaded at a time (the idle one holds a few idle
+# upstream connections and uses no CPU). Cells run interleaved: for each round, for each cell,
+# nginx then wakeproxy.
+#
+# Results: a table on stdout and in $BENCH_OUT/results.md; every wrk output and the raw
+# measurements (raw.tsv, memory.tsv) next to it.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC2034 # read by bench_die
+BENCH_NAME=bench
+# shellcheck source=scripts/lib/bench-common.sh
+source "$repo/scripts/lib/bench-common.sh"
+
+DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
+WARMUP="${WARMUP:-2}"
+CONNS="${CONNS:-64}"
+IDLE_CONNS="${IDLE_CONNS:-2000}"
+OUT="${BENCH_OUT:-$repo/target/bench}"
+# The machine may be shared: before each cell wait (up to QUIET_WAIT s) until other processes
+# use at most QUIET_PCT % of a core, and repeat a cell (up to CELL_TRIES runs) during which they
+# used more than OTHER_MAX % of a core. All that waiting and repeating stops once it has taken
+# QUIET_BUDGET s in total. The table marks readings that stayed disturbed.
+QUIET_WAIT="${QUIET_WAIT:-60}"
+QUIET_BUDGET="${QUIET_BUDGET:-900}"
+QUIET_PCT="${QUIET_PCT:-15}"
+OTHER_MAX="${OTHER_MAX:-15}"
+CELL_TRIES="${CELL_TRIES:-3}"
+CLIENT_CPU=0   # wrk and the backend
+PROXY_CPU=1    # the proxy under test
+# Everything the benchmark runs gets this niceness (default -20, the highest priority): on a
+# machine shared with builds and tests, the scheduler then gives the benchmark its cores.
+BENCH_NICE="${BENCH_NICE:--20}"
+ON_CLIENT=(nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU")
+ON_PROXY=(nice -n "$BENCH_NICE" taskset -c "$PROXY_CPU")
+
+[[ "$(nproc)" -ge 2 ]] || bench_die "needs at least 2 CPUs (client+backend on 0, proxy on 1)"
+bench_need nginx:nginx-light wrk:wrk taskset:util-linux openssl:openssl curl:curl python3:python3 pgrep:procps
+command -v cargo >/dev/null || bench_die "cargo not found"
+
+# 2,000 idle connections need file descriptors in the proxies and in the helper.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[[ "$(ulimit -n)" -ge $((IDLE_CONNS * 2 + 512)) ]] || ulimit -n $((IDLE_CONNS * 2 + 512)) ||
+    bench_die "cannot raise the open-files limit to $((IDLE_CONNS * 2 + 512))"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/wakeproxy-bench.XXXXXX")"
+cleanup() {
+    bench_stop_all
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT/wrk"
+rm -f "$OUT"/wrk/*.txt "$OUT/raw.tsv" "$OUT/memory.tsv"
+
+# ---------------------------------------------------------------- build
+bench_log "building target/release/wakeproxy"
+(cd "$repo" && cargo build --release --locked --bin wakeproxy 2>&1 | tail -n 2) >&2
+# A private copy: a concurrent rebuild of target/ cannot swap the binary mid-run.
+cp "$repo/target/release/wakeproxy" "$tmp/wakeproxy"
+rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git -C "$repo" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || rev="$rev+dirty"
+
+# ---------------------------------------------------------------- files and configs
+token="bench-$(openssl rand -hex 16)"
+mkdir -p "$tmp/www" "$tmp/nginx-tmp"
+# nginx workers run as www-data: they must be able to read www/ (mktemp made $tmp 0700).
+chmod 755 "$tmp"
+printf 'hello, world\n' >"$tmp/www/small"                    # 13 bytes
+head -c 65536 /dev/zero | tr '\0' 'x' >"$tmp/www/big"         # 64 KiB
+# Self-signed certificate for the TLS cells (nginx serves TLS already; wakeproxy cannot yet).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+chmod 600 "$tmp/key.pem"
+
+backend_port="$(bench_free_port)"
+nginx_port="$(bench_free_port)"
+nginx_tls_port="$(bench_free_port)"
+wp_port="$(bench_free_port)"
+
+# Temp paths inside $tmp so nothing of the system nginx is touched.
+nginx_common() {
+    cat <<EOF
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid $tmp/$1.pid;
+error_log $tmp/$1-error.log warn;
+events { worker_connections 8192; }
+EOF
+}
+nginx_temp_paths() {
+    local t
+    for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $tmp/nginx-tmp/$1-$t;"; done
+}
+
+{
+    nginx_common backend
+    cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths backend)
+    default_type text/plain;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$backend_port backlog=4096;
+        root $tmp/www;
+        location / { }
+    }
+}
+EOF
+} >"$tmp/backend.conf"
+
+# The reverse proxy as a competent operator sets it up: upstream keep-alive, HTTP/1.1 upstream,
+# no per-request access log, buffers big enough for a 64 KiB body (no temp file), and the same
+# work per request as wakeproxy: bearer token check, token removed, X-Forwarded-* set.
+{
+    nginx_common proxy
+    cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths proxy)
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    map \$http_authorization \$bench_denied { "Bearer $token" 0; default 1; }
+    upstream backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$nginx_tls_port ssl backlog=4096;
+        ssl_certificate $tmp/cert.pem;
+        ssl_certificate_key $tmp/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:1m;
+        location / {
+            if (\$bench_denied) { return 401; }
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header Authorization "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_busy_buffers_size 32k;
+        }
+    }
+}
+EOF
+} >"$tmp/proxy.conf"
+
+cat >"$tmp/wakeproxy.yaml" <<EOF
+global:
+  bearer_token: $token
+  listen_address: 127.0.0.1
+  listen_http: $wp_port
+  http_redirect_to_https: false
+  log_level: warn          # no per-request access log
+  max_connections: $((IDLE_CONNS + 1024))
+services:
+  - name: static
+    path: /
+    upstream: 127.0.0.1:$backend_port
+EOF
+
+# ---------------------------------------------------------------- helpers in python
+cat >"$tmp/benchtool.py" <<'PY'
+"""Parses wrk output, holds idle connections, renders the report."""
+import re, socket, statistics, sys, time
+
+UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+def wrk(path):
+    t = open(path).read()
+    def lat(p):
+        m = re.search(r"^\s*%s%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % p, t, re.M)
+        return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+    m = re.search(r"^\s*(\d+) requests in", t, re.M)
+    reqs = int(m.group(1)) if m else 0
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", t, re.M)
+    rps = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+    errs = sum(map(int, m.groups())) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    non2xx = int(m.group(1)) if m else 0
+    print(f"{rps:.1f}\t{lat(50):.0f}\t{lat(99):.0f}\t{reqs}\t{errs}\t{non2xx}")
+
+def hold(port, n, token, ready_file, seconds):
+    """Opens n keep-alive connections, one authorised GET /small on each, keeps them open."""
+    req = (f"GET /small HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+           f"Authorization: Bearer {token}\r\n\r\n").encode()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit(f"connection {len(socks)} closed before the answer")
+            buf += chunk
+        head, _, body = buf.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            sys.exit(f"connection {len(socks)}: status {status.decode()}")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        want = int(m.group(1)) if m else 0
+        while len(body) < want:
+            body += s.recv(65536)
+        socks.append(s)
+    with open(ready_file, "w") as f:
+        f.write(f"{len(socks)}\n")
+    time.sleep(seconds)  # bounded: the script reads memory meanwhile, then stops us
+
+def med(xs):
+    xs = [x for x in xs if x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+def report(raw, memory, meta_file, tls_note):
+    meta = dict(line.rstrip("\n").split("=", 1) for line in open(meta_file) if "=" in line)
+    rows = [l.rstrip("\n").split("\t") for l in open(raw) if not l.startswith("#")]
+    # round cell proxy rps p50 p99 reqs errs non2xx proxy_ticks rss_kib core0_busy% other_load% tries
+    data = {}
+    for r in rows:
+        rnd, cell, proxy = r[0], r[1], r[2]
+        v = dict(rps=float(r[3]), p50=float(r[4]), p99=float(r[5]), reqs=int(r[6]), errs=int(r[7]),
+                 non2xx=int(r[8]), ticks=int(r[9]), rss=int(r[10]), c0=float(r[11]), other=float(r[12]),
+                 tries=int(r[13]))
+        v["pcore"] = v["ticks"] * 100 / int(meta["clk_tck"]) / float(meta["duration"])
+        v["us_req"] = v["ticks"] * 1e6 / int(meta["clk_tck"]) / v["reqs"] if v["reqs"] else float("nan")
+        data.setdefault(cell, {}).setdefault(proxy, {})[rnd] = v
+    cells = list(dict.fromkeys(r[1] for r in rows))
+    other_max = float(meta["other_max"])
+    labels = dict(l.split("|", 1) for l in meta.get("cells", "").split(";") if "|" in l)
+    out = []
+    p = out.append
+    p(f"# wakeproxy vs nginx: reverse-proxy benchmark ({meta['date']})")
+    p("")
+    p(f"- machine: {meta['machine']}")
+    p(f"- wakeproxy {meta['rev']}, {meta['nginx']}, {meta['wrk']}")
+    p(f"- command: `{meta['command']}`")
+    p(f"- wrk -t1 -c{meta['conns']} -d{meta['duration']}s --latency on core 0 (after {meta['warmup']} s warm-up), "
+      f"static nginx backend on core 0, proxy under test on core 1; {meta['rounds']} interleaved round(s), medians shown")
+    p("- ratio = median over rounds of (wakeproxy req/s ÷ nginx req/s in the same round); "
+      "µs/req = the proxy's own CPU (utime+stime) per request; CPU ratio = median over rounds of "
+      "(wakeproxy µs/req ÷ nginx µs/req); proxy core % = the proxy's CPU as a share of its core; core 0 % = busy share of the client core (near 100: "
+      "wrk and the backend cap req/s, and µs/req is the fairer comparison)")
+    p("")
+    p("| cell | nginx req/s | wakeproxy req/s | ratio | nginx p50 | wakeproxy p50 | nginx p99 | wakeproxy p99 | nginx µs/req | wakeproxy µs/req | CPU ratio | proxy core % (n/w) | core 0 % (n/w) | errors (n/w) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    def ms(us):
+        return f"{us/1000:.2f} ms" if us == us else "-"
+    for cell in cells:
+        n, w = data[cell].get("nginx", {}), data[cell].get("wakeproxy", {})
+        ratios = [w[k]["rps"] / n[k]["rps"] for k in w if k in n and n[k]["rps"]]
+        cpu_ratios = [w[k]["us_req"] / n[k]["us_req"] for k in w if k in n and n[k]["us_req"]]
+        g = lambda d, f: med([v[f] for v in d.values()])
+        err = lambda d: sum(v["errs"] + v["non2xx"] for v in d.values())
+        mark = " †" if any(v["other"] > other_max for d in (n, w) for v in d.values()) else ""
+        p(f"| {labels.get(cell, cell)}{mark} | {g(n,'rps'):,.0f} | {g(w,'rps'):,.0f} | {med(ratios):.2f}× | "
+          f"{ms(g(n,'p50'))} | {ms(g(w,'p50'))} | {ms(g(n,'p99'))} | {ms(g(w,'p99'))} | "
+          f"{g(n,'us_req'):.1f} | {g(w,'us_req'):.1f} | {med(cpu_ratios):.2f}× | "
+          f"{g(n,'pcore'):.0f}/{g(w,'pcore'):.0f} | {g(n,'c0'):.0f}/{g(w,'c0'):.0f} | {err(n)}/{err(w)} |")
+    p("")
+    all_v = [v for c in data.values() for d in c.values() for v in d.values()]
+    worst = max(v["other"] for v in all_v)
+    repeats = sum(v["tries"] - 1 for v in all_v)
+    p(f"Other processes on the machine used at most {worst:.0f}% of a core during a kept reading "
+      f"({repeats} reading(s) were repeated because other load exceeded {other_max:.0f}%)"
+      + ("; † marks cells with a reading still disturbed by other load." if worst > other_max else "."))
+    p("")
+    p(f"{tls_note}")
+    p("")
+    # spread of the readings, as the notes advise
+    p("Spread of req/s over the rounds ((max − min) ÷ median): " + ", ".join(
+        f"{labels.get(c, c)}: n {spread([v['rps'] for v in data[c].get('nginx', {}).values()])}, "
+        f"w {spread([v['rps'] for v in data[c].get('wakeproxy', {}).values()])}" for c in cells) + ".")
+    p("")
+    # memory
+    mem = {}
+    for l in open(memory):
+        if l.startswith("#"):
+            continue
+        proxy, what, rss, threads, kern = l.rstrip("\n").split("\t")
+        mem.setdefault(proxy, {})[what] = (int(rss), threads, int(kern))
+    p("| memory (RSS; nginx = master + worker) | nginx | wakeproxy |")
+    p("|---|---:|---:|")
+    mib = lambda k: f"{k/1024:.1f} MiB"
+    def row(label, key, fmt=mib):
+        n, w = mem.get("nginx", {}).get(key), mem.get("wakeproxy", {}).get(key)
+        p(f"| {label} | {fmt(n[0]) if n else '-'} | {fmt(w[0]) if w else '-'} |")
+    row("idle, before any load", "idle")
+    for cell in cells:
+        n = med([v["rss"] for v in data[cell].get("nginx", {}).values()])
+        w = med([v["rss"] for v in data[cell].get("wakeproxy", {}).values()])
+        p(f"| end of load cell: {labels.get(cell, cell)} (median) | {mib(n)} | {mib(w)} |")
+    row("idle again, after all load cells", "after")
+    conns = meta["idle_conns"]
+    row(f"with {conns} idle keep-alive connections", "conns")
+    def per_conn(proxy):
+        d = mem.get(proxy, {})
+        if "conns" not in d or "after" not in d:
+            return "-"
+        return f"{(d['conns'][0] - d['after'][0]) / int(conns):.1f} KiB"
+    def kern(proxy):
+        d = mem.get(proxy, {})
+        if "conns" not in d or "after" not in d:
+            return "-"
+        return f"{(d['conns'][2] - d['after'][2]) / int(conns):.1f} KiB"
+    p(f"| RSS added per idle connection | {per_conn('nginx')} | {per_conn('wakeproxy')} |")
+    p(f"| kernel stacks + page tables added per idle connection (system-wide /proc/meminfo, not in RSS) | {kern('nginx')} | {kern('wakeproxy')} |")
+    tw = mem.get("wakeproxy", {}).get("conns")
+    tn = mem.get("nginx", {}).get("conns")
+    p(f"| threads with {conns} idle connections | {tn[1] if tn else '-'} (worker) | {tw[1] if tw else '-'} |")
+    p("")
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+
+def spread(xs):
+    if len(xs) < 2:
+        return "-"
+    m = statistics.median(xs)
+    return f"{(max(xs) - min(xs)) / m * 100:.0f}%" if m else "-"
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "wrk":
+        wrk(sys.argv[2])
+    elif cmd == "hold":
+        hold(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6]))
+    elif cmd == "report":
+        report(*sys.argv[2:6])
+PY
+tool() { python3 "$tmp/benchtool.py" "$@"; }
+
+# ---------------------------------------------------------------- start the servers
+bench_log "starting the backend nginx on core $CLIENT_CPU (127.0.0.1:$backend_port)"
+bench_spawn "$tmp/backend.out" "${ON_CLIENT[@]}" nginx -p "$tmp" -e "$tmp/backend-error.log" -c "$tmp/backend.conf"
+backend_pid=$BENCH_LAST_PID
+bench_wait_http "http://127.0.0.1:$backend_port/small" 10 "$backend_pid" ||
+    bench_die "backend nginx did not start: $(cat "$tmp/backend.out" "$tmp/backend-error.log" 2>/dev/null)"
+
+bench_log "starting nginx (reverse proxy) on core $PROXY_CPU (127.0.0.1:$nginx_port, TLS :$nginx_tls_port)"
+bench_spawn "$tmp/proxy.out" "${ON_PROXY[@]}" nginx -p "$tmp" -e "$tmp/proxy-error.log" -c "$tmp/proxy.conf"
+nginx_pid=$BENCH_LAST_PID
+bench_wait_http "http://127.0.0.1:$nginx_port/small" 10 "$nginx_pid" ||
+    bench_die "nginx proxy did not start: $(cat "$tmp/proxy.out" "$tmp/proxy-error.log" 2>/dev/null)"
+
+bench_log "starting wakeproxy on core $PROXY_CPU (127.0.0.1:$wp_port)"
+bench_spawn "$tmp/wakeproxy.log" "${ON_PROXY[@]}" "$tmp/wakeproxy" proxy --config "$tmp/wakeproxy.yaml" --no-tls
+wp_pid=$BENCH_LAST_PID
+bench_wait_http "http://127.0.0.1:$wp_port/proxy/healthz" 10 "$wp_pid" ||
+    bench_die "wakeproxy did not start: $(cat "$tmp/wakeproxy.log")"
+
+# PIDs whose CPU and memory count for a proxy (nginx: master + workers).
+proxy_pids() {
+    case "$1" in
+        nginx) echo "$nginx_pid $(bench_children "$nginx_pid")" ;;
+        wakeproxy) echo "$wp_pid" ;;
+    esac
+}
+# Base URL of a proxy for a scheme; empty when the proxy cannot serve it.
+proxy_url() {
+    case "$1:$2" in
+        nginx:http) echo "http://127.0.0.1:$nginx_port" ;;
+        nginx:https) echo "https://127.0.0.1:$nginx_tls_port" ;;
+        wakeproxy:http) echo "http://127.0.0.1:$wp_port" ;;
+        wakeproxy:https) echo "" ;;   # wakeproxy TLS not built yet: give its https URL here
+    esac
+}
+
+# Both proxies must answer the same bytes before anything is measured.
+for p in nginx wakeproxy; do
+    base="$(proxy_url "$p" http)"
+    for f in small big; do
+        got="$(curl -s -H "Authorization: Bearer $token" -o "$tmp/check" -w '%{http_code}' "$base/$f")"
+        cmp -s "$tmp/check" "$tmp/www/$f" ||
+            bench_die "$p: /$f answered $got with $(wc -c <"$tmp/check") bytes, expected 200 with the $(wc -c <"$tmp/www/$f") bytes of www/$f: $(head -c 300 "$tmp/check")"
+    done
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$base/small")"
+    [[ "$code" == 401 ]] || bench_die "$p: a request without the token got $code, expected 401"
+done
+bench_log "both proxies answer /small (13 B) and /big (64 KiB), and 401 without the token"
+
+# ---------------------------------------------------------------- memory snapshots
+: >"$OUT/memory.tsv"
+snapshot() { # PROXY LABEL
+    # shellcheck disable=SC2046
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(bench_rss_kib $(proxy_pids "$1"))" \
+        "$(bench_threads "$(proxy_pids "$1" | awk '{print $NF}')")" "$(bench_kernel_kib)" >>"$OUT/memory.tsv"
+}
+sleep 1
+snapshot nginx idle
+snapshot wakeproxy idle
+
+# ---------------------------------------------------------------- load cells
+# id|scheme|connection|path|label. Adding TLS cells later: append https cells here and give
+# wakeproxy's https URL in proxy_url; run_cell skips a cell a proxy cannot serve.
+CELLS=(
+    "ka-small|http|keep-alive|/small|keep-alive 13 B"
+    "ka-big|http|keep-alive|/big|keep-alive 64 KiB"
+    "close-small|http|close|/small|new connection per request, 13 B"
+    "close-big|http|close|/big|new connection per request, 64 KiB"
+)
+TLS_CELLS=(
+    "tls-ka-small|https|keep-alive|/small|TLS keep-alive 13 B"
+    "tls-close-small|https|close|/small|TLS new connection per request, 13 B"
+)
+if [[ -n "$(proxy_url wakeproxy https)" ]]; then
+    CELLS+=("${TLS_CELLS[@]}")
+    tls_note="TLS: measured (cells marked TLS)."
+else
+    tls_note="TLS: not measured (wakeproxy TLS not built yet)"
+fi
+
+clk_tck="$(getconf CLK_TCK)"
+# cpu_busy CPU: busy ticks of one core so far (everything but idle and iowait).
+cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+: >"$OUT/raw.tsv"
+echo "# round cell proxy rps p50_us p99_us requests errors non2xx proxy_ticks rss_end_kib core0_busy% other_load% tries" >"$OUT/raw.tsv"
+
+backend_pids() { echo "$backend_pid $(bench_children "$backend_pid")"; }
+
+# run_cell ROUND CELL PROXY: warm-up, then one measured wrk run; repeated (up to CELL_TRIES
+# times) when other processes used more than OTHER_MAX % of a core during it.
+run_cell() {
+    local round="$1" spec="$2" proxy="$3" id scheme conn path label base hdr=() pids bpids f rss_file try
+    local t0 t1 b0 b1 k0 k1 w0 w1 c00 c01 sampler parsed pct0 other rps p50 p99 reqs
+    IFS='|' read -r id scheme conn path label <<<"$spec"
+    base="$(proxy_url "$proxy" "$scheme")"
+    [[ -n "$base" ]] || return 0
+    hdr=(-H "Authorization: Bearer $token")
+    [[ "$conn" == close ]] && hdr+=(-H "Connection: close")
+    pids="$(proxy_pids "$proxy")"
+    bpids="$(backend_pids)"
+    f="$OUT/wrk/r${round}-${id}-${proxy}.txt"
+    rss_file="$tmp/rss-$round-$id-$proxy"
+    for ((try = 1; try <= CELL_TRIES; try++)); do
+        local left=$((QUIET_BUDGET - quiet_spent)) started=$SECONDS
+        if ((left > 0)); then
+            bench_wait_quiet "$((left < QUIET_WAIT ? left : QUIET_WAIT))" "$QUIET_PCT" ||
+                bench_log "the machine did not quieten: measuring anyway"
+            quiet_spent=$((quiet_spent + SECONDS - started))
+        fi
+        started=$SECONDS
+        if [[ "$WARMUP" != 0 ]]; then
+            "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${hdr[@]}" "$base$path" >/dev/null 2>&1 || true
+        fi
+        rm -f "$rss_file"
+        # RSS half a second before the cell ends, while still under load.
+        # shellcheck disable=SC2086
+        (sleep "$(awk -v d="$DURATION" 'BEGIN {print (d > 1 ? d - 0.5 : d / 2)}')"; bench_rss_kib $pids >"$rss_file") &
+        sampler=$!
+        # shellcheck disable=SC2086
+        { bench_times "$tmp/times"; t0="$(bench_cpu_ticks $pids)"; k0="$(bench_cpu_ticks $bpids)"; w0="$(bench_children_ticks "$tmp/times")"
+          b0="$(bench_busy_ticks)"; c00="$(cpu_busy "$CLIENT_CPU")"; }
+        "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "$base$path" >"$f" 2>&1 ||
+            bench_die "wrk failed against $proxy $label: $(cat "$f")"
+        # shellcheck disable=SC2086
+        { bench_times "$tmp/times"; t1="$(bench_cpu_ticks $pids)"; k1="$(bench_cpu_ticks $bpids)"; w1="$(bench_children_ticks "$tmp/times")"
+          b1="$(bench_busy_ticks)"; c01="$(cpu_busy "$CLIENT_CPU")"; }
+        wait "$sampler" 2>/dev/null || true
+        # Everything busy on the machine minus the proxy, the backend and wrk: other processes.
+        other="$(awk -v b=$((b1 - b0 - (t1 - t0) - (k1 - k0) - (w1 - w0))) -v d="$DURATION" -v h="$clk_tck" \
+            'BEGIN {o = b / (d * h) * 100; printf "%.0f", (o < 0 ? 0 : o)}')"
+        pct0="$(awk -v b=$((c01 - c00)) -v d="$DURATION" -v h="$clk_tck" 'BEGIN {printf "%.0f", b / (d * h) * 100}')"
+        parsed="$(tool wrk "$f")"
+        IFS=$'\t' read -r rps p50 p99 reqs _ <<<"$parsed"
+        bench_log "round $round  $(printf '%-36s %-9s' "$label" "$proxy") $(printf '%9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  %5.1f µs/req  other load %3s%%' \
+            "$rps" "$(awk -v x="$p50" 'BEGIN {print x / 1000}')" "$(awk -v x="$p99" 'BEGIN {print x / 1000}')" \
+            "$(awk -v t=$((t1 - t0)) -v h="$clk_tck" -v n="$reqs" 'BEGIN {print n ? t * 1e6 / h / n : 0}')" "$other")"
+        ((other <= OTHER_MAX || try == CELL_TRIES || quiet_spent >= QUIET_BUDGET)) && break
+        quiet_spent=$((quiet_spent + SECONDS - started))
+        bench_log "other processes used ${other}% of a core during that cell (> ${OTHER_MAX}%): repeating it"
+    done
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$id" "$proxy" "$parsed" "$((t1 - t0))" \
+        "$(cat "$rss_file" 2>/dev/null || echo 0)" "$pct0" "$other" "$try" >>"$OUT/raw.tsv"
+}
+
+quiet_spent=0   # seconds spent waiting for quiet and repeating disturbed cells
+cells_meta=""
+for spec in "${CELLS[@]}"; do
+    IFS='|' read -r id _ _ _ label <<<"$spec"
+    cells_meta+="$id|$label;"
+done
+total=$((ROUNDS * ${#CELLS[@]} * 2 * (DURATION + WARMUP)))
+bench_log "$ROUNDS round(s) × ${#CELLS[@]} cells × 2 proxies × (${WARMUP} s warm-up + ${DURATION} s): about $((total / 60)) min $((total % 60)) s of load"
+for ((round = 1; round <= ROUNDS; round++)); do
+    for spec in "${CELLS[@]}"; do
+        for proxy in nginx wakeproxy; do
+            run_cell "$round" "$spec" "$proxy"
+        done
+    done
+done
+
+# ---------------------------------------------------------------- idle connections
+# Let the keep-alive connections of the last cell close and the connection threads exit.
+sleep 2
+snapshot nginx after
+snapshot wakeproxy after
+hold_time=$((60 + IDLE_CONNS / 100))
+for proxy in nginx wakeproxy; do
+    base_port="$nginx_port"
+    [[ "$proxy" == wakeproxy ]] && base_port="$wp_port"
+    ready="$tmp/held-$proxy"
+    kern0="$(bench_kernel_kib)"
+    bench_log "opening $IDLE_CONNS idle keep-alive connections to $proxy"
+    bench_spawn "$tmp/hold-$proxy.log" "${ON_CLIENT[@]}" python3 "$tmp/benchtool.py" hold "$base_port" "$IDLE_CONNS" "$token" "$ready" "$hold_time"
+    holder=$BENCH_LAST_PID
+    end=$((SECONDS + hold_time))
+    while [[ ! -s "$ready" ]] && ((SECONDS < end)) && kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+    [[ -s "$ready" ]] || bench_die "could not hold $IDLE_CONNS connections to $proxy: $(cat "$tmp/hold-$proxy.log")"
+    sleep 1
+    snapshot "$proxy" conns
+    bench_log "$proxy holds $(cat "$ready") idle connections: RSS $(($(tail -n1 "$OUT/memory.tsv" | cut -f3) / 1024)) MiB, kernel stacks+page tables +$((($(bench_kernel_kib) - kern0) / 1024)) MiB system-wide"
+    bench_stop "$holder"
+    sleep 1
+done
+
+# ---------------------------------------------------------------- report
+temp_files="$(grep -c 'buffered to a temporary file' "$tmp/proxy-error.log" 2>/dev/null || true)"
+{
+    echo "date=$(date -u +%Y-%m-%d)"
+    echo "machine=$(bench_machine)"
+    echo "rev=$rev"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+    echo "wrk=wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}')"
+    echo "command=DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS scripts/bench.sh"
+    echo "conns=$CONNS"
+    echo "duration=$DURATION"
+    echo "warmup=$WARMUP"
+    echo "rounds=$ROUNDS"
+    echo "idle_conns=$IDLE_CONNS"
+    echo "clk_tck=$clk_tck"
+    echo "other_max=$OTHER_MAX"
+    echo "cells=$cells_meta"
+} >"$tmp/meta"
+tool report "$OUT/raw.tsv" "$OUT/memory.tsv" "$tmp/meta" "$tls_note" >"$OUT/results.md"
+if [[ "${temp_files:-0}" != 0 ]]; then
+    echo "Note: nginx buffered $temp_files responses to a temporary file (proxy_buffers too small)." >>"$OUT/results.md"
+fi
+# Broken pipes are expected: wrk drops its connections, mid-response, when a cell ends.
+wp_warn="$(grep -ciE 'warn|error' "$tmp/wakeproxy.log" || true)"
+wp_other="$(grep -iE 'warn|error' "$tmp/wakeproxy.log" | grep -civ 'broken pipe\|connection reset' || true)"
+if [[ "${wp_warn:-0}" != 0 ]]; then
+    {
+        echo "wakeproxy logged $wp_warn warnings/errors, $wp_other of them other than a broken pipe or reset" \
+            "(wrk drops its connections mid-response when a cell ends). First ones:"
+        echo '```'
+        grep -m 3 -iE 'warn|error' "$tmp/wakeproxy.log" || true
+        grep -iE 'warn|error' "$tmp/wakeproxy.log" | grep -m 3 -iv 'broken pipe\|connection reset' || true
+        echo '```'
+    } >>"$OUT/results.md"
+fi
+cp "$tmp/wakeproxy.log" "$OUT/wakeproxy.log"
+echo
+cat "$OUT/results.md"
+bench_log "written to ${OUT#"$repo"/}/results.md (raw: raw.tsv, memory.tsv, wrk/)"
