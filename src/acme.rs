@@ -12,7 +12,11 @@ const MAX_FILE: u64 = 16 * 1024;
 
 /// ACME tokens are base64url: `[A-Za-z0-9_-]+` (RFC 8555 section 8.3).
 pub fn valid_token(token: &str) -> bool {
-    !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !token.is_empty()
+        && token.len() <= 256
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The content of `<webroot>/.well-known/acme-challenge/<token>`, or 404.
@@ -23,7 +27,8 @@ pub fn challenge(webroot: &Path, token: &str) -> Result<Vec<u8>, Answer> {
     }
     let dir = webroot.join(".well-known").join("acme-challenge");
     let file = dir.join(token);
-    let (Ok(real_root), Ok(real_file)) = (fs::canonicalize(webroot), fs::canonicalize(&file)) else {
+    let (Ok(real_root), Ok(real_file)) = (fs::canonicalize(webroot), fs::canonicalize(&file))
+    else {
         return Err(not_found());
     };
     if !real_file.starts_with(&real_root) {
@@ -36,7 +41,9 @@ pub fn challenge(webroot: &Path, token: &str) -> Result<Vec<u8>, Answer> {
         return Err(not_found());
     }
     let mut out = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_FILE).read_to_end(&mut out).map_err(|_| not_found())?;
+    f.take(MAX_FILE)
+        .read_to_end(&mut out)
+        .map_err(|_| not_found())?;
     Ok(out)
 }
 
@@ -54,7 +61,11 @@ mod tests {
     #[test]
     fn serves_valid_tokens_only() {
         let root = tmpdir("serve");
-        fs::write(root.join(".well-known/acme-challenge/abc_DEF-123"), b"abc.key").unwrap();
+        fs::write(
+            root.join(".well-known/acme-challenge/abc_DEF-123"),
+            b"abc.key",
+        )
+        .unwrap();
         assert_eq!(challenge(&root, "abc_DEF-123").unwrap(), b"abc.key");
         assert!(challenge(&root, "missing").is_err());
         assert!(challenge(&root, "..").is_err());

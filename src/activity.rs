@@ -91,7 +91,10 @@ mod tests {
     fn idle_only_when_nothing_in_flight() {
         let t0 = Instant::now();
         let a = Activity::new(t0);
-        assert_eq!(a.idle_for(t0 + Duration::from_secs(5)), Some(Duration::from_secs(5)));
+        assert_eq!(
+            a.idle_for(t0 + Duration::from_secs(5)),
+            Some(Duration::from_secs(5))
+        );
         let g = a.begin(SystemTime::now(), t0 + Duration::from_secs(6));
         assert_eq!(a.in_flight(), 1);
         assert_eq!(a.idle_for(t0 + Duration::from_secs(600)), None);

@@ -88,7 +88,9 @@ impl Answer {
             | Answer::Internal(d)
             | Answer::Unavailable { detail: d, .. } => d.clone(),
             Answer::Unauthorized(d) | Answer::MethodNotAllowed(d) => d.to_string(),
-            Answer::PayloadTooLarge => "the request body is larger than this service accepts".into(),
+            Answer::PayloadTooLarge => {
+                "the request body is larger than this service accepts".into()
+            }
             Answer::UriTooLong => "the request line is longer than the proxy accepts".into(),
             Answer::HeadersTooLarge => "the request head is larger than the proxy accepts".into(),
         }
@@ -96,7 +98,8 @@ impl Answer {
 
     /// The full response bytes. `head_only` omits the body (HEAD requests).
     pub fn render(&self, keep_alive: bool, head_only: bool) -> Vec<u8> {
-        let body = serde_json::json!({"error": self.error(), "detail": self.detail()}).to_string() + "\n";
+        let body =
+            serde_json::json!({"error": self.error(), "detail": self.detail()}).to_string() + "\n";
         let mut out = Vec::with_capacity(256 + body.len());
         let _ = write!(
             out,
@@ -106,7 +109,9 @@ impl Answer {
             body.len()
         );
         match self {
-            Answer::Unauthorized(_) => out.extend_from_slice(b"WWW-Authenticate: Bearer realm=\"wakeproxy\"\r\n"),
+            Answer::Unauthorized(_) => {
+                out.extend_from_slice(b"WWW-Authenticate: Bearer realm=\"wakeproxy\"\r\n")
+            }
             Answer::Unavailable { retry_after, .. } => {
                 let _ = write!(out, "Retry-After: {retry_after}\r\n");
             }
@@ -159,7 +164,10 @@ mod tests {
 
     #[test]
     fn unavailable_carries_retry_after() {
-        let s = text(&Answer::Unavailable { detail: "exit code 3".into(), retry_after: 5 });
+        let s = text(&Answer::Unavailable {
+            detail: "exit code 3".into(),
+            retry_after: 5,
+        });
         assert!(s.starts_with("HTTP/1.1 503 "));
         assert!(s.contains("Retry-After: 5\r\n"));
         assert!(s.contains("exit code 3"));

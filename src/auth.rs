@@ -5,7 +5,8 @@ use crate::http::Header;
 
 /// Paths that need no token: the health check, the login form and ACME http-01 challenges.
 pub fn is_exempt(path: &str) -> bool {
-    matches!(path, "/proxy/healthz" | "/proxy/login" | "/proxy/logout") || path.starts_with("/.well-known/acme-challenge/")
+    matches!(path, "/proxy/healthz" | "/proxy/login" | "/proxy/logout")
+        || path.starts_with("/.well-known/acme-challenge/")
 }
 
 /// Why a request was refused.
@@ -32,7 +33,10 @@ impl Denied {
 pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
     let mut found = headers.iter().filter(|h| h.is("authorization"));
     let Some(h) = found.next() else {
-        let cookies = headers.iter().filter(|h| h.is("cookie")).map(|h| h.value.as_slice());
+        let cookies = headers
+            .iter()
+            .filter(|h| h.is("cookie"))
+            .map(|h| h.value.as_slice());
         return match crate::login::find_cookie(cookies, crate::login::COOKIE) {
             Some(v) if constant_time_eq(v, cookie.as_bytes()) => Ok(()),
             Some(_) => Err(Denied::Wrong),
@@ -92,7 +96,10 @@ mod tests {
         assert_eq!(auth("Bearer"), Err(Denied::Malformed));
         assert_eq!(auth("Bearer wrong"), Err(Denied::Wrong));
         assert_eq!(auth(&format!("Bearer {T}x")), Err(Denied::Wrong));
-        assert_eq!(auth(&format!("Bearer {}", &T[..T.len() - 1])), Err(Denied::Wrong));
+        assert_eq!(
+            auth(&format!("Bearer {}", &T[..T.len() - 1])),
+            Err(Denied::Wrong)
+        );
         assert_eq!(auth("Bearer "), Err(Denied::Wrong));
         let two = vec![
             Header::new("Authorization", format!("Bearer {T}")),
@@ -108,7 +115,11 @@ mod tests {
         let wrong = vec![Header::new("Cookie", "wakeproxy_session=nope")];
         assert_eq!(check(&wrong, T, C), Err(Denied::Wrong));
         let raw_token = vec![Header::new("Cookie", format!("wakeproxy_session={T}"))];
-        assert_eq!(check(&raw_token, T, C), Err(Denied::Wrong), "the raw token is not a cookie value");
+        assert_eq!(
+            check(&raw_token, T, C),
+            Err(Denied::Wrong),
+            "the raw token is not a cookie value"
+        );
         let other = vec![Header::new("Cookie", "a=b")];
         assert_eq!(check(&other, T, C), Err(Denied::Missing));
     }

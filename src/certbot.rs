@@ -56,9 +56,11 @@ impl Certbot {
         let renew_every = match var("WAKEPROXY_CERTBOT_RENEW_INTERVAL") {
             Some(s) => match s.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Duration::from_secs(n),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "WAKEPROXY_CERTBOT_RENEW_INTERVAL: expected a number of seconds, found {s:?}"
-                )),
+                ))
+                }
             },
             None => RENEW_EVERY,
         };

@@ -148,7 +148,9 @@ impl fmt::Display for CliError {
         match self {
             CliError::Config(e) => write!(f, "invalid configuration:\n{e}"),
             CliError::Startup(m) => write!(f, "cannot start: {m}"),
-            CliError::Status(m) | CliError::Daemon { message: m, .. } | CliError::Usage(m) => write!(f, "{m}"),
+            CliError::Status(m) | CliError::Daemon { message: m, .. } | CliError::Usage(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }
@@ -187,9 +189,18 @@ mod tests {
             Some(Command::Status(s)) => s,
             other => panic!("{other:?}"),
         };
-        assert_eq!(s(&["proxy-status", "--server-url", "u", "--follow"]).follow, Some(2));
-        assert_eq!(s(&["proxy-status", "--server-url", "u", "--follow", "5"]).follow, Some(5));
-        assert_eq!(s(&["proxy-status", "--follow", "--server-url", "u", "--json"]).follow, Some(2));
+        assert_eq!(
+            s(&["proxy-status", "--server-url", "u", "--follow"]).follow,
+            Some(2)
+        );
+        assert_eq!(
+            s(&["proxy-status", "--server-url", "u", "--follow", "5"]).follow,
+            Some(5)
+        );
+        assert_eq!(
+            s(&["proxy-status", "--follow", "--server-url", "u", "--json"]).follow,
+            Some(2)
+        );
         assert_eq!(s(&["proxy-status", "--server-url", "u"]).follow, None);
     }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
 use crate::activity::Activity;
+use crate::certbot::Certbot;
+use crate::cli::{CliError, ProxyArgs, StatusArgs, ValidateArgs};
+use crate::config::Global;
 use crate::config::{self, Config};
 use crate::docker::{Docker, DockerError, Swarm};
 use crate::lifecycle::engine::DockerEngine;
@@ -17,8 +19,6 @@ use crate::lifecycle::swarm::SwarmEngine;
 use crate::lifecycle::{follow_events, Lifecycle};
 use crate::proxy::{Containers, Proxy};
 use crate::server::Server;
-use crate::certbot::Certbot;
-use crate::config::Global;
 use crate::tls::{self, watch::Watcher, CertFiles};
 
 /// Connects the Docker lifecycle when the config has container services: adopts running
@@ -35,7 +35,9 @@ fn start_lifecycle(
         return Ok(None);
     }
     let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
-    let containers = Arc::new(DockerEngine { docker: docker.clone() });
+    let containers = Arc::new(DockerEngine {
+        docker: docker.clone(),
+    });
     let swarm = Arc::new(SwarmEngine::new(docker.clone()));
     let lifecycle = Lifecycle::with_engines(config, containers, swarm, activity);
     if first {
@@ -63,7 +65,11 @@ fn start_lifecycle(
             Err(e) => log::debug!("swarm state: {e}"),
         }
     }
-    let stock = if first { lifecycle.reconcile() } else { lifecycle.adopt_running() };
+    let stock = if first {
+        lifecycle.reconcile()
+    } else {
+        lifecycle.adopt_running()
+    };
     if let Err(e) = stock {
         log::warn!("cannot take stock of existing containers yet: {e}");
     }
@@ -73,7 +79,9 @@ fn start_lifecycle(
         std::thread::Builder::new()
             .name("docker-events".into())
             .spawn(move || follow_events(l, docker, instance))
-            .map_err(|e| CliError::Startup(format!("cannot start the Docker events thread: {e}")))?;
+            .map_err(|e| {
+                CliError::Startup(format!("cannot start the Docker events thread: {e}"))
+            })?;
     }
     Ok(Some(lifecycle))
 }
@@ -107,8 +115,11 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     let addr = SocketAddr::new(g.listen_address, g.listen_http);
     proxy.install(config.clone(), activity, as_containers(&lifecycle));
     *rt.lifecycle.lock() = lifecycle;
-    let server = Server::bind(addr, proxy.clone()).map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
-    let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
+    let server = Server::bind(addr, proxy.clone())
+        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let local = server
+        .local_addr()
+        .map_err(|e| CliError::Startup(e.to_string()))?;
     log::info!("listening on http://{local}");
     if let Some(plan) = tls {
         start_tls(&proxy, plan)?;
@@ -133,12 +144,18 @@ fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
     check(old.listen_address != new.listen_address, "listen_address");
     check(old.listen_http != new.listen_http, "listen_http");
     check(old.listen_https != new.listen_https, "listen_https");
-    check(old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile, "tls_certfile/tls_keyfile");
+    check(
+        old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile,
+        "tls_certfile/tls_keyfile",
+    );
     check(old.auto_certbot != new.auto_certbot, "auto_certbot");
     check(old.domain != new.domain, "domain");
     check(old.acme_webroot != new.acme_webroot, "acme_webroot");
     check(old.instance != new.instance, "instance");
-    check(old.max_connections != new.max_connections, "max_connections");
+    check(
+        old.max_connections != new.max_connections,
+        "max_connections",
+    );
     v
 }
 
@@ -157,7 +174,10 @@ fn reload(rt: &Runtime) {
     let old = rt.proxy.gen();
     let fixed = needs_restart(&old.config.global, &new.global);
     if !fixed.is_empty() {
-        log::warn!("reload: changes to {} take effect only after a restart", fixed.join(", "));
+        log::warn!(
+            "reload: changes to {} take effect only after a restart",
+            fixed.join(", ")
+        );
     }
     let activity = rt.proxy.activity_for(&new);
     let next = match start_lifecycle(&new, activity.clone(), false, &rt.events_running) {
@@ -167,7 +187,8 @@ fn reload(rt: &Runtime) {
             return;
         }
     };
-    rt.proxy.install(new.clone(), activity, as_containers(&next));
+    rt.proxy
+        .install(new.clone(), activity, as_containers(&next));
     let mut current = rt.lifecycle.lock();
     if let Some(prev) = current.as_ref() {
         let now = next.as_ref().map(Lifecycle::settings).unwrap_or_default();
@@ -180,7 +201,12 @@ fn reload(rt: &Runtime) {
         prev.retire(unchanged, next.clone());
     }
     *current = next;
-    let names = |c: &Config| c.services.iter().map(|s| s.name.clone()).collect::<std::collections::BTreeSet<_>>();
+    let names = |c: &Config| {
+        c.services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
     let (before, after) = (names(&old.config), names(&new));
     log::info!(
         "configuration reloaded: {} services (added: {:?}, removed: {:?})",
@@ -233,7 +259,9 @@ fn start_tls(proxy: &Arc<Proxy>, plan: TlsPlan) -> Result<(), CliError> {
     } = plan;
     let server = Server::bind_tls(addr, proxy.clone(), prepared.config.clone())
         .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
-    let local = server.local_addr().map_err(|e| CliError::Startup(e.to_string()))?;
+    let local = server
+        .local_addr()
+        .map_err(|e| CliError::Startup(e.to_string()))?;
     proxy.https.set_port(local.port());
     log::info!("listening on https://{local}");
     let watcher = Watcher {
@@ -261,8 +289,14 @@ fn start_tls(proxy: &Arc<Proxy>, plan: TlsPlan) -> Result<(), CliError> {
     let startup = |e: std::io::Error| CliError::Startup(format!("cannot start a TLS thread: {e}"));
     let reload = watcher.spawn(stamp).map_err(startup)?;
     if let Some(c) = certbot {
-        c.spawn(stamp.is_none(), files, prepared.store, proxy.https.clone(), reload)
-            .map_err(startup)?;
+        c.spawn(
+            stamp.is_none(),
+            files,
+            prepared.store,
+            proxy.https.clone(),
+            reload,
+        )
+        .map_err(startup)?;
     }
     std::thread::Builder::new()
         .name("https".into())
@@ -313,7 +347,10 @@ fn finish_drain(proxy: &Proxy) {
     }
     let left = proxy.drain.open();
     if left > 0 {
-        log::warn!("{left} connections still open after shutdown_timeout ({} s): closing them", g.shutdown_timeout.as_secs());
+        log::warn!(
+            "{left} connections still open after shutdown_timeout ({} s): closing them",
+            g.shutdown_timeout.as_secs()
+        );
     }
     if g.stop_services_on_exit {
         if let Some(c) = &current.containers {
@@ -330,7 +367,11 @@ pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     for w in crate::tls::config_warnings(&cfg.global) {
         println!("warning: {w}");
     }
-    println!("{}: valid ({} services)", args.config.display(), cfg.services.len());
+    println!(
+        "{}: valid ({} services)",
+        args.config.display(),
+        cfg.services.len()
+    );
     Ok(())
 }
 
@@ -350,7 +391,8 @@ fn status_agent(cacert: Option<&std::path::Path>) -> Result<ureq::Agent, CliErro
     use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
     let mut tls = TlsConfig::builder().provider(TlsProvider::Rustls);
     if let Some(path) = cacert {
-        let pem = std::fs::read(path).map_err(|e| CliError::Status(format!("cannot read {}: {e}", path.display())))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::Status(format!("cannot read {}: {e}", path.display())))?;
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(PemItem::Certificate(c)) => Some(c),
@@ -358,7 +400,10 @@ fn status_agent(cacert: Option<&std::path::Path>) -> Result<ureq::Agent, CliErro
             })
             .collect();
         if certs.is_empty() {
-            return Err(CliError::Status(format!("{} holds no PEM certificate", path.display())));
+            return Err(CliError::Status(format!(
+                "{} holds no PEM certificate",
+                path.display()
+            )));
         }
         tls = tls.root_certs(RootCerts::new_with_certs(&certs));
     }
@@ -370,7 +415,11 @@ fn status_agent(cacert: Option<&std::path::Path>) -> Result<ureq::Agent, CliErro
         .into())
 }
 
-fn fetch_status(agent: &ureq::Agent, url: &str, token: &str) -> Result<serde_json::Value, CliError> {
+fn fetch_status(
+    agent: &ureq::Agent,
+    url: &str,
+    token: &str,
+) -> Result<serde_json::Value, CliError> {
     let mut res = agent
         .get(url)
         .header("Authorization", &format!("Bearer {token}"))
@@ -382,17 +431,31 @@ fn fetch_status(agent: &ureq::Agent, url: &str, token: &str) -> Result<serde_jso
         .read_to_string()
         .map_err(|e| CliError::Status(format!("reading the answer from {url}: {e}")))?;
     if status == 401 {
-        return Err(CliError::Status(format!("{url} refused the bearer token (401)")));
+        return Err(CliError::Status(format!(
+            "{url} refused the bearer token (401)"
+        )));
     }
     if status != 200 {
-        return Err(CliError::Status(format!("{url} answered {status}: {}", body.trim())));
+        return Err(CliError::Status(format!(
+            "{url} answered {status}: {}",
+            body.trim()
+        )));
     }
-    serde_json::from_str(&body).map_err(|e| CliError::Status(format!("{url} did not answer with status JSON: {e}")))
+    serde_json::from_str(&body)
+        .map_err(|e| CliError::Status(format!("{url} did not answer with status JSON: {e}")))
 }
 
 /// Renders the status JSON as a table.
 pub fn status_table(v: &serde_json::Value) -> String {
-    let cols = ["NAME", "PATH", "KIND", "STATUS", "HOST_PORT", "IN_FLIGHT", "LAST_ACCESS"];
+    let cols = [
+        "NAME",
+        "PATH",
+        "KIND",
+        "STATUS",
+        "HOST_PORT",
+        "IN_FLIGHT",
+        "LAST_ACCESS",
+    ];
     let mut rows: Vec<Vec<String>> = vec![cols.iter().map(|c| c.to_string()).collect()];
     let text = |x: &serde_json::Value| match x {
         serde_json::Value::Null => "-".to_string(),
@@ -401,10 +464,18 @@ pub fn status_table(v: &serde_json::Value) -> String {
     };
     for s in v["services"].as_array().into_iter().flatten() {
         rows.push(
-            ["name", "path", "kind", "status", "host_port", "in_flight", "last_access"]
-                .iter()
-                .map(|k| text(&s[*k]))
-                .collect(),
+            [
+                "name",
+                "path",
+                "kind",
+                "status",
+                "host_port",
+                "in_flight",
+                "last_access",
+            ]
+            .iter()
+            .map(|k| text(&s[*k]))
+            .collect(),
         );
     }
     let widths: Vec<usize> = (0..cols.len())
@@ -412,7 +483,11 @@ pub fn status_table(v: &serde_json::Value) -> String {
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -425,7 +500,11 @@ pub fn run_status(args: &StatusArgs) -> Result<(), CliError> {
         .bearer_token
         .clone()
         .or_else(|| std::env::var("PROXY_BEARER_TOKEN").ok())
-        .ok_or_else(|| CliError::Status("no bearer token: pass --bearer-token or set PROXY_BEARER_TOKEN".into()))?;
+        .ok_or_else(|| {
+            CliError::Status(
+                "no bearer token: pass --bearer-token or set PROXY_BEARER_TOKEN".into(),
+            )
+        })?;
     let url = status_url(&args.server_url);
     let agent = status_agent(args.cacert.as_deref())?;
     loop {
@@ -457,9 +536,15 @@ mod tests {
 
     #[test]
     fn status_url_appends_path() {
-        assert_eq!(status_url("http://127.0.0.1:8080"), "http://127.0.0.1:8080/proxy/status");
+        assert_eq!(
+            status_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/proxy/status"
+        );
         assert_eq!(status_url("http://h:1/"), "http://h:1/proxy/status");
-        assert_eq!(status_url("https://h/proxy/status"), "https://h/proxy/status");
+        assert_eq!(
+            status_url("https://h/proxy/status"),
+            "https://h/proxy/status"
+        );
     }
 
     #[test]
@@ -472,7 +557,9 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("NAME  PATH   KIND"));
-        assert!(lines[1].contains("blog") && lines[1].contains("32768") && lines[1].contains("running"));
+        assert!(
+            lines[1].contains("blog") && lines[1].contains("32768") && lines[1].contains("running")
+        );
         assert!(lines[2].contains("2026-11-26T16:51:32Z"));
     }
 }

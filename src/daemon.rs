@@ -33,10 +33,20 @@ struct Paths {
 }
 
 fn paths(args: &DaemonArgs) -> Paths {
-    let dir = args.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = args
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     Paths {
-        pid: args.pid_file.clone().unwrap_or_else(|| dir.join("wakeproxy.pid")),
-        log: args.log_file.clone().unwrap_or_else(|| dir.join("wakeproxy.log")),
+        pid: args
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| dir.join("wakeproxy.pid")),
+        log: args
+            .log_file
+            .clone()
+            .unwrap_or_else(|| dir.join("wakeproxy.log")),
     }
 }
 
@@ -53,7 +63,10 @@ fn running_pid(pid_file: &Path) -> Option<Pid> {
     if alive && ours {
         Some(pid)
     } else {
-        eprintln!("wakeproxy: removing stale pid file {} (process {raw} is not a running wakeproxy)", pid_file.display());
+        eprintln!(
+            "wakeproxy: removing stale pid file {} (process {raw} is not a running wakeproxy)",
+            pid_file.display()
+        );
         let _ = fs::remove_file(pid_file);
         None
     }
@@ -70,12 +83,22 @@ fn health_addr(cfg: &Config, log: &Path, from: u64) -> Option<SocketAddr> {
         f.seek(SeekFrom::Start(from)).ok()?;
         let mut text = String::new();
         f.read_to_string(&mut text).ok()?;
-        let line = text.lines().rev().find(|l| l.contains("listening on http://"))?;
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("listening on http://"))?;
         let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
         rest.split_whitespace().next()?.parse().ok()?
     };
     Some(if addr.ip().is_unspecified() {
-        SocketAddr::new(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() }, addr.port())
+        SocketAddr::new(
+            if addr.is_ipv4() {
+                [127, 0, 0, 1].into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            addr.port(),
+        )
     } else {
         addr
     })
@@ -87,7 +110,9 @@ fn healthy(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /proxy/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+    if s.write_all(b"GET /proxy/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = [0u8; 16];
@@ -118,7 +143,10 @@ fn load(args: &DaemonArgs) -> Result<Config, CliError> {
 fn start(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     let cfg = load(args)?;
     if let Some(pid) = running_pid(&p.pid) {
-        println!("wakeproxy is already running (pid {})", pid.as_raw_nonzero());
+        println!(
+            "wakeproxy is already running (pid {})",
+            pid.as_raw_nonzero()
+        );
         return Ok(());
     }
     let mut log = fs::OpenOptions::new()
@@ -127,7 +155,8 @@ fn start(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
         .open(&p.log)
         .map_err(|e| fail(1, format!("cannot open log file {}: {e}", p.log.display())))?;
     let from = log.seek(SeekFrom::End(0)).unwrap_or(0);
-    let exe = std::env::current_exe().map_err(|e| fail(1, format!("cannot find the wakeproxy binary: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| fail(1, format!("cannot find the wakeproxy binary: {e}")))?;
     let mut cmd = Command::new(exe);
     cmd.arg("proxy").arg("--config").arg(&args.config);
     if args.no_tls {
@@ -150,11 +179,18 @@ fn start(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
             let _ = fs::remove_file(&p.pid);
             return Err(fail(
                 1,
-                format!("the proxy exited ({status}) during start-up; last log lines:\n{}", log_tail(&p.log, from, 20)),
+                format!(
+                    "the proxy exited ({status}) during start-up; last log lines:\n{}",
+                    log_tail(&p.log, from, 20)
+                ),
             ));
         }
         if health_addr(&cfg, &p.log, from).is_some_and(healthy) {
-            println!("wakeproxy started (pid {}), log: {}", child.id(), p.log.display());
+            println!(
+                "wakeproxy started (pid {}), log: {}",
+                child.id(),
+                p.log.display()
+            );
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -179,12 +215,26 @@ fn stop(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
         return Ok(());
     };
     // The drain may take shutdown_timeout; allow that plus a margin.
-    let grace = config::load(&args.config).map_or(Duration::from_secs(30), |c| c.global.shutdown_timeout) + Duration::from_secs(10);
-    kill_process(pid, Signal::TERM).map_err(|e| fail(1, format!("cannot signal pid {}: {e}", pid.as_raw_nonzero())))?;
+    let grace = config::load(&args.config)
+        .map_or(Duration::from_secs(30), |c| c.global.shutdown_timeout)
+        + Duration::from_secs(10);
+    kill_process(pid, Signal::TERM).map_err(|e| {
+        fail(
+            1,
+            format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()),
+        )
+    })?;
     let deadline = Instant::now() + grace;
     while test_kill_process(pid).is_ok() && !is_zombie(pid) {
         if Instant::now() > deadline {
-            return Err(fail(1, format!("pid {} did not exit within {} s", pid.as_raw_nonzero(), grace.as_secs())));
+            return Err(fail(
+                1,
+                format!(
+                    "pid {} did not exit within {} s",
+                    pid.as_raw_nonzero(),
+                    grace.as_secs()
+                ),
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -197,7 +247,11 @@ fn stop(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
 fn is_zombie(pid: Pid) -> bool {
     fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
         .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -208,10 +262,19 @@ fn status(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     let cfg = load(args)?;
     match health_addr(&cfg, &p.log, 0) {
         Some(addr) if healthy(addr) => {
-            println!("wakeproxy is running (pid {}) and answering on {addr}", pid.as_raw_nonzero());
+            println!(
+                "wakeproxy is running (pid {}) and answering on {addr}",
+                pid.as_raw_nonzero()
+            );
             Ok(())
         }
-        _ => Err(fail(1, format!("wakeproxy runs (pid {}) but does not answer /proxy/healthz", pid.as_raw_nonzero()))),
+        _ => Err(fail(
+            1,
+            format!(
+                "wakeproxy runs (pid {}) but does not answer /proxy/healthz",
+                pid.as_raw_nonzero()
+            ),
+        )),
     }
 }
 
@@ -220,7 +283,12 @@ fn reload(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
         return Err(fail(NOT_RUNNING, "wakeproxy is not running"));
     };
     load(args)?; // refuse to signal a reload of a config that would be rejected anyway
-    kill_process(pid, Signal::HUP).map_err(|e| fail(1, format!("cannot signal pid {}: {e}", pid.as_raw_nonzero())))?;
+    kill_process(pid, Signal::HUP).map_err(|e| {
+        fail(
+            1,
+            format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()),
+        )
+    })?;
     println!("reload requested (pid {})", pid.as_raw_nonzero());
     Ok(())
 }
@@ -230,7 +298,10 @@ pub fn healthcheck(config_path: &Path) -> Result<(), CliError> {
     let cfg = config::load(config_path).map_err(CliError::Config)?;
     match health_addr(&cfg, Path::new("/nonexistent"), 0) {
         Some(addr) if healthy(addr) => Ok(()),
-        Some(addr) => Err(fail(1, format!("no healthy answer from http://{addr}/proxy/healthz"))),
+        Some(addr) => Err(fail(
+            1,
+            format!("no healthy answer from http://{addr}/proxy/healthz"),
+        )),
         None => Err(fail(1, "listen_http is 0: nothing fixed to probe")),
     }
 }

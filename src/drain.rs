@@ -56,8 +56,18 @@ impl Drain {
         let socket = s.try_clone().ok()?;
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(true));
-        self.conns.lock().insert(id, Conn { socket, idle: idle.clone() });
-        Some(Registered { drain: self, id, idle })
+        self.conns.lock().insert(
+            id,
+            Conn {
+                socket,
+                idle: idle.clone(),
+            },
+        );
+        Some(Registered {
+            drain: self,
+            id,
+            idle,
+        })
     }
 
     /// A listener whose accept loop must be woken when draining begins.
@@ -116,8 +126,13 @@ mod tests {
         assert!(d.begin());
         assert!(!d.begin(), "only once");
         let mut buf = [0u8; 8];
-        assert_eq!((&s1).read(&mut buf).unwrap(), 0, "the idle one sees end of stream");
-        s2.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        assert_eq!(
+            (&s1).read(&mut buf).unwrap(),
+            0,
+            "the idle one sees end of stream"
+        );
+        s2.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         assert!((&s2).read(&mut buf).is_err(), "the busy one is untouched");
         assert!(!r2.set_idle(true), "and closes when it goes idle");
         drop(r1);

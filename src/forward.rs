@@ -72,14 +72,21 @@ impl Failure {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn connect_failure(addr: &str, e: ConnectError, close: bool) -> Failure {
     let answer = match e {
         ConnectError::Resolve(m) => Answer::BadGateway(format!("cannot resolve upstream {m}")),
-        ConnectError::Io(e) if is_timeout(&e) => Answer::GatewayTimeout(format!("connecting to upstream {addr} timed out")),
-        ConnectError::Io(e) => Answer::BadGateway(format!("cannot connect to upstream {addr}: {e}")),
+        ConnectError::Io(e) if is_timeout(&e) => {
+            Answer::GatewayTimeout(format!("connecting to upstream {addr} timed out"))
+        }
+        ConnectError::Io(e) => {
+            Answer::BadGateway(format!("cannot connect to upstream {addr}: {e}"))
+        }
     };
     Failure::answer(answer, close)
 }
@@ -119,15 +126,31 @@ fn read_response_head<C: Socket>(
                 return Err(HeadFailure::Malformed("response head too large".into()))
             }
             Ok(None) => {}
-            Err(e) => return Err(HeadFailure::Malformed(format!("invalid response head: {e}"))),
+            Err(e) => {
+                return Err(HeadFailure::Malformed(format!(
+                    "invalid response head: {e}"
+                )))
+            }
         }
         match up.fill_more() {
-            Ok(0) if !got_any => return Err(HeadFailure::ClosedEarly("upstream closed the connection without answering".into())),
+            Ok(0) if !got_any => {
+                return Err(HeadFailure::ClosedEarly(
+                    "upstream closed the connection without answering".into(),
+                ))
+            }
             Ok(0) => return Err(HeadFailure::Malformed("upstream closed mid-head".into())),
             Ok(_) => got_any = true,
             Err(e) if is_timeout(&e) => return Err(HeadFailure::Timeout),
-            Err(e) if !got_any && matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted) => {
-                return Err(HeadFailure::ClosedEarly(format!("upstream reset the connection: {e}")))
+            Err(e)
+                if !got_any
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                return Err(HeadFailure::ClosedEarly(format!(
+                    "upstream reset the connection: {e}"
+                )))
             }
             Err(e) => return Err(HeadFailure::Io(e)),
         }
@@ -148,7 +171,9 @@ pub fn forward<C: Socket>(
     let mut retried = false;
     let mut bytes_in = 0;
     let (mut conn, res) = loop {
-        let mut conn: UpstreamConn = pool.get(addr, t.connect).map_err(|e| connect_failure(addr, e, has_body))?;
+        let mut conn: UpstreamConn = pool
+            .get(addr, t.connect)
+            .map_err(|e| connect_failure(addr, e, has_body))?;
         let _ = conn.stream.set_read_timeout(Some(t.read));
         let _ = conn.stream.set_write_timeout(Some(t.read));
         if let Err(e) = conn.stream.inner.write_all(&head) {
@@ -156,13 +181,19 @@ pub fn forward<C: Socket>(
                 retried = true;
                 continue;
             }
-            return Err(Failure::answer(Answer::BadGateway(format!("sending to upstream {addr}: {e}")), has_body));
+            return Err(Failure::answer(
+                Answer::BadGateway(format!("sending to upstream {addr}: {e}")),
+                has_body,
+            ));
         }
         if has_body {
             if req.expect_continue {
                 client
                     .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    .map_err(|e| Failure::Abort { status: 499, reason: format!("client: {e}") })?;
+                    .map_err(|e| Failure::Abort {
+                        status: 499,
+                        reason: format!("client: {e}"),
+                    })?;
             }
             bytes_in = copy_body(
                 req.body,
@@ -174,11 +205,18 @@ pub fn forward<C: Socket>(
             )
             .map_err(|e| match e {
                 CopyError::TooLarge => Failure::answer(Answer::PayloadTooLarge, true),
-                CopyError::Malformed(m) => Failure::answer(Answer::BadRequest(format!("malformed chunked body: {m}")), true),
-                CopyError::Read(e) => Failure::Abort { status: 400, reason: format!("reading request body from client: {e}") },
-                CopyError::Write(e) => {
-                    Failure::answer(Answer::BadGateway(format!("sending request body to upstream {addr}: {e}")), true)
-                }
+                CopyError::Malformed(m) => Failure::answer(
+                    Answer::BadRequest(format!("malformed chunked body: {m}")),
+                    true,
+                ),
+                CopyError::Read(e) => Failure::Abort {
+                    status: 400,
+                    reason: format!("reading request body from client: {e}"),
+                },
+                CopyError::Write(e) => Failure::answer(
+                    Answer::BadGateway(format!("sending request body to upstream {addr}: {e}")),
+                    true,
+                ),
             })?;
         }
         match read_response_head(&mut conn.stream, client, req.head.minor) {
@@ -193,8 +231,12 @@ pub fn forward<C: Socket>(
                         "upstream {addr} sent no response within {} s",
                         t.read.as_secs()
                     )),
-                    HeadFailure::ClosedEarly(m) | HeadFailure::Malformed(m) => Answer::BadGateway(format!("{m} ({addr})")),
-                    HeadFailure::Io(e) => Answer::BadGateway(format!("reading from upstream {addr}: {e}")),
+                    HeadFailure::ClosedEarly(m) | HeadFailure::Malformed(m) => {
+                        Answer::BadGateway(format!("{m} ({addr})"))
+                    }
+                    HeadFailure::Io(e) => {
+                        Answer::BadGateway(format!("reading from upstream {addr}: {e}"))
+                    }
                 };
                 return Err(Failure::answer(answer, false));
             }
@@ -203,8 +245,12 @@ pub fn forward<C: Socket>(
     if res.status == 101 {
         return switch_protocols(client, req, conn, &res, bytes_in, addr);
     }
-    let kind = response_body(&req.head.method, &res)
-        .map_err(|e| Failure::answer(Answer::BadGateway(format!("upstream {addr} sent an invalid response: {e}")), false))?;
+    let kind = response_body(&req.head.method, &res).map_err(|e| {
+        Failure::answer(
+            Answer::BadGateway(format!("upstream {addr} sent an invalid response: {e}")),
+            false,
+        )
+    })?;
     let framing = rewrite::client_framing(kind, req.head.minor);
     let keep = req.client_keep_alive && framing != ClientFraming::Close;
     head.clear();
@@ -257,15 +303,18 @@ fn switch_protocols<C: Socket>(
 ) -> Result<Outcome, Failure> {
     if req.info.upgrade.is_none() {
         return Err(Failure::answer(
-            Answer::BadGateway(format!("upstream {addr} switched protocols although no upgrade was asked for")),
+            Answer::BadGateway(format!(
+                "upstream {addr} switched protocols although no upgrade was asked for"
+            )),
             true,
         ));
     }
     let mut head = Vec::with_capacity(512);
     rewrite::client_switching(res, &mut head);
-    client
-        .write_all(&head)
-        .map_err(|e| Failure::Abort { status: 101, reason: format!("writing to client: {e}") })?;
+    client.write_all(&head).map_err(|e| Failure::Abort {
+        status: 101,
+        reason: format!("writing to client: {e}"),
+    })?;
     let client_pending = client.buffered().to_vec();
     client.consume_buffered(client_pending.len());
     let upstream_pending = conn.stream.buffered().to_vec();
@@ -273,9 +322,20 @@ fn switch_protocols<C: Socket>(
         .inner
         .tunnel_halves()
         .and_then(|c| Ok((c, tunnel::tcp_halves(&conn.stream.inner)?)));
-    let (c, u) = halves.map_err(|e| Failure::Abort { status: 101, reason: format!("cannot set up the tunnel: {e}") })?;
+    let (c, u) = halves.map_err(|e| Failure::Abort {
+        status: 101,
+        reason: format!("cannot set up the tunnel: {e}"),
+    })?;
     let t = &req.tunnel;
-    let stats = tunnel::run(c, u, &client_pending, &upstream_pending, t.limits, t.registry, t.service);
+    let stats = tunnel::run(
+        c,
+        u,
+        &client_pending,
+        &upstream_pending,
+        t.limits,
+        t.registry,
+        t.service,
+    );
     Ok(Outcome {
         status: 101,
         bytes_out: stats.upstream_to_client,

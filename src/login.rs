@@ -26,11 +26,17 @@ pub fn cookie_value(token: &str) -> String {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-pub fn find_cookie<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a [u8]> {
+pub fn find_cookie<'a>(
+    cookie_headers: impl Iterator<Item = &'a [u8]>,
+    name: &str,
+) -> Option<&'a [u8]> {
     for h in cookie_headers {
         for pair in h.split(|&b| b == b';') {
             let pair = pair.trim_ascii();
-            if let Some(v) = pair.strip_prefix(name.as_bytes()).and_then(|r| r.strip_prefix(b"=")) {
+            if let Some(v) = pair
+                .strip_prefix(name.as_bytes())
+                .and_then(|r| r.strip_prefix(b"="))
+            {
                 return Some(v);
             }
         }
@@ -85,15 +91,29 @@ fn url_decode(s: &[u8]) -> Option<String> {
 /// Where to go after logging in: a local path only (no open redirect).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control) => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
 
 /// The login page.
 pub fn form_page(next: &str, failed: bool) -> Vec<u8> {
-    let esc = next.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
-    let msg = if failed { "<p class=\"err\">Wrong token.</p>" } else { "" };
+    let esc = next
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let msg = if failed {
+        "<p class=\"err\">Wrong token.</p>"
+    } else {
+        ""
+    };
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>wakeproxy login</title>\
 <meta name=\"viewport\" content=\"width=device-width\"><style>body{{font-family:sans-serif;max-width:24em;margin:4em auto}}\
@@ -148,7 +168,8 @@ impl Throttle {
         }
         e.0 = e.0.saturating_add(1);
         e.1 = now;
-        Duration::from_millis(250u64.saturating_mul(1 << (e.0 - 1).min(5))).min(Duration::from_secs(5))
+        Duration::from_millis(250u64.saturating_mul(1 << (e.0 - 1).min(5)))
+            .min(Duration::from_secs(5))
     }
 
     /// A successful login clears the client's record.
@@ -175,15 +196,27 @@ mod tests {
         let hs: Vec<&[u8]> = vec![b"a=1; wakeproxy_session=abc; b=2", b"c=3"];
         assert_eq!(find_cookie(hs.iter().copied(), COOKIE), Some(&b"abc"[..]));
         assert_eq!(find_cookie(hs.iter().copied(), "b"), Some(&b"2"[..]));
-        assert_eq!(find_cookie([&b"xwakeproxy_session=1"[..]].into_iter(), COOKIE), None);
-        assert_eq!(strip_cookie(b"a=1; wakeproxy_session=abc; b=2", COOKIE).unwrap(), b"a=1; b=2");
+        assert_eq!(
+            find_cookie([&b"xwakeproxy_session=1"[..]].into_iter(), COOKIE),
+            None
+        );
+        assert_eq!(
+            strip_cookie(b"a=1; wakeproxy_session=abc; b=2", COOKIE).unwrap(),
+            b"a=1; b=2"
+        );
         assert_eq!(strip_cookie(b"wakeproxy_session=abc", COOKIE), None);
-        assert_eq!(strip_cookie(b"wakeproxy_sessionx=1", COOKIE).unwrap(), b"wakeproxy_sessionx=1");
+        assert_eq!(
+            strip_cookie(b"wakeproxy_sessionx=1", COOKIE).unwrap(),
+            b"wakeproxy_sessionx=1"
+        );
     }
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_field(b"next=%2Fapp&token=a%2Bb+c", "token").as_deref(), Some("a+b c"));
+        assert_eq!(
+            form_field(b"next=%2Fapp&token=a%2Bb+c", "token").as_deref(),
+            Some("a+b c")
+        );
         assert_eq!(form_field(b"next=%2Fapp", "next").as_deref(), Some("/app"));
         assert_eq!(form_field(b"token=%zz", "token"), None);
         assert_eq!(form_field(b"", "token"), None);
@@ -209,9 +242,16 @@ mod tests {
             t.fail(ip, now);
         }
         assert_eq!(t.fail(ip, now), Duration::from_secs(5));
-        assert_eq!(t.fail(ip, now + Duration::from_secs(3600)), Duration::from_millis(250), "forgotten after a while");
+        assert_eq!(
+            t.fail(ip, now + Duration::from_secs(3600)),
+            Duration::from_millis(250),
+            "forgotten after a while"
+        );
         t.succeed(ip);
-        assert_eq!(t.fail("10.0.0.2".parse().unwrap(), now), Duration::from_millis(250));
+        assert_eq!(
+            t.fail("10.0.0.2".parse().unwrap(), now),
+            Duration::from_millis(250)
+        );
     }
 
     #[test]

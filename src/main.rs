@@ -10,7 +10,9 @@ use wakeproxy::{commands, config};
 
 fn init_logging(level: LevelFilter) {
     let mut b = ConfigBuilder::new();
-    b.set_time_format_rfc3339().set_thread_mode(ThreadLogMode::Names).set_target_level(LevelFilter::Off);
+    b.set_time_format_rfc3339()
+        .set_thread_mode(ThreadLogMode::Names)
+        .set_target_level(LevelFilter::Off);
     let _ = b.set_time_offset_to_local();
     let _ = TermLogger::init(level, b.build(), TerminalMode::Stderr, ColorChoice::Never);
 }
@@ -27,7 +29,11 @@ fn run(top: TopLevel) -> Result<(), CliError> {
         Some(Command::Health(a)) => wakeproxy::daemon::healthcheck(&a.config),
         Some(Command::Proxy(a)) => {
             let cfg = config::load(&a.config).map_err(CliError::Config)?;
-            let level = if a.verbose { LevelFilter::Debug } else { cfg.global.log_level };
+            let level = if a.verbose {
+                LevelFilter::Debug
+            } else {
+                cfg.global.log_level
+            };
             init_logging(level);
             log_panics();
             commands::run_proxy(&a, cfg)

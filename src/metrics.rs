@@ -1,8 +1,8 @@
 //! Counters and histograms for `/proxy/metrics`, and their Prometheus text rendering.
 //! Recording is lock-free (atomics); rendering reads a consistent-enough snapshot.
 
-use std::fmt::Write as _;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 /// Bucket upper bounds in seconds for request durations.
-const REQUEST_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const REQUEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 /// Bucket upper bounds in seconds for cold starts.
 pub const START_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
 
@@ -38,7 +40,8 @@ impl Histogram {
         if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -120,7 +123,11 @@ impl Metrics {
 
     /// The metrics of service `name` (created on first use).
     pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
-        self.services.lock().entry(name.to_string()).or_insert_with(|| Arc::new(ServiceMetrics::new())).clone()
+        self.services
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(ServiceMetrics::new()))
+            .clone()
     }
 
     /// Where requests that matched no service are counted.
@@ -142,7 +149,9 @@ pub struct Snapshot<'a> {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -159,7 +168,12 @@ pub fn render(m: &Metrics, s: &Snapshot<'_>) -> String {
         .zip(s.requests.iter().copied())
         .chain(std::iter::once(("-".to_string(), &m.unrouted)))
         .collect();
-    header(&mut out, "wakeproxy_requests_total", "counter", "Requests answered, by service and status class.");
+    header(
+        &mut out,
+        "wakeproxy_requests_total",
+        "counter",
+        "Requests answered, by service and status class.",
+    );
     for (name, sm) in &rows {
         for (i, c) in sm.by_class.iter().enumerate() {
             let _ = writeln!(
@@ -170,27 +184,77 @@ pub fn render(m: &Metrics, s: &Snapshot<'_>) -> String {
             );
         }
     }
-    header(&mut out, "wakeproxy_request_duration_seconds", "histogram", "Time from request head to the end of the answer.");
+    header(
+        &mut out,
+        "wakeproxy_request_duration_seconds",
+        "histogram",
+        "Time from request head to the end of the answer.",
+    );
     for (name, sm) in &rows {
-        sm.duration.render(&mut out, "wakeproxy_request_duration_seconds", &format!("service=\"{name}\""));
+        sm.duration.render(
+            &mut out,
+            "wakeproxy_request_duration_seconds",
+            &format!("service=\"{name}\""),
+        );
     }
-    header(&mut out, "wakeproxy_received_bytes_total", "counter", "Request body bytes sent upstream (tunnels included).");
+    header(
+        &mut out,
+        "wakeproxy_received_bytes_total",
+        "counter",
+        "Request body bytes sent upstream (tunnels included).",
+    );
     for (name, sm) in &rows {
-        let _ = writeln!(out, "wakeproxy_received_bytes_total{{service=\"{name}\"}} {}", sm.bytes_in.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "wakeproxy_received_bytes_total{{service=\"{name}\"}} {}",
+            sm.bytes_in.load(Ordering::Relaxed)
+        );
     }
-    header(&mut out, "wakeproxy_sent_bytes_total", "counter", "Response bytes sent to clients (tunnels included).");
+    header(
+        &mut out,
+        "wakeproxy_sent_bytes_total",
+        "counter",
+        "Response bytes sent to clients (tunnels included).",
+    );
     for (name, sm) in &rows {
-        let _ = writeln!(out, "wakeproxy_sent_bytes_total{{service=\"{name}\"}} {}", sm.bytes_out.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "wakeproxy_sent_bytes_total{{service=\"{name}\"}} {}",
+            sm.bytes_out.load(Ordering::Relaxed)
+        );
     }
-    header(&mut out, "wakeproxy_open_connections", "gauge", "Client connections open now.");
+    header(
+        &mut out,
+        "wakeproxy_open_connections",
+        "gauge",
+        "Client connections open now.",
+    );
     let _ = writeln!(out, "wakeproxy_open_connections {}", s.open_connections);
-    header(&mut out, "wakeproxy_in_flight_requests", "gauge", "Requests in flight (tunnels and streams included), by service.");
+    header(
+        &mut out,
+        "wakeproxy_in_flight_requests",
+        "gauge",
+        "Requests in flight (tunnels and streams included), by service.",
+    );
     for (name, n) in s.names.iter().zip(&s.in_flight) {
-        let _ = writeln!(out, "wakeproxy_in_flight_requests{{service=\"{}\"}} {n}", escape(name));
+        let _ = writeln!(
+            out,
+            "wakeproxy_in_flight_requests{{service=\"{}\"}} {n}",
+            escape(name)
+        );
     }
-    header(&mut out, "wakeproxy_open_tunnels", "gauge", "Upgraded connections (WebSockets) open now, by service.");
+    header(
+        &mut out,
+        "wakeproxy_open_tunnels",
+        "gauge",
+        "Upgraded connections (WebSockets) open now, by service.",
+    );
     for (name, n) in s.names.iter().zip(&s.open_tunnels) {
-        let _ = writeln!(out, "wakeproxy_open_tunnels{{service=\"{}\"}} {n}", escape(name));
+        let _ = writeln!(
+            out,
+            "wakeproxy_open_tunnels{{service=\"{}\"}} {n}",
+            escape(name)
+        );
     }
     let managed: Vec<(String, &StartMetrics<'_>)> = s
         .names
@@ -198,20 +262,56 @@ pub fn render(m: &Metrics, s: &Snapshot<'_>) -> String {
         .zip(&s.starts)
         .filter_map(|(n, st)| st.as_ref().map(|st| (escape(n), st)))
         .collect();
-    header(&mut out, "wakeproxy_cold_start_duration_seconds", "histogram", "Cold starts: from the first request to ready.");
+    header(
+        &mut out,
+        "wakeproxy_cold_start_duration_seconds",
+        "histogram",
+        "Cold starts: from the first request to ready.",
+    );
     for (name, st) in &managed {
-        st.cold_starts.render(&mut out, "wakeproxy_cold_start_duration_seconds", &format!("service=\"{name}\""));
+        st.cold_starts.render(
+            &mut out,
+            "wakeproxy_cold_start_duration_seconds",
+            &format!("service=\"{name}\""),
+        );
     }
-    header(&mut out, "wakeproxy_start_failures_total", "counter", "Starts that failed (exit, timeout, Docker error).");
+    header(
+        &mut out,
+        "wakeproxy_start_failures_total",
+        "counter",
+        "Starts that failed (exit, timeout, Docker error).",
+    );
     for (name, st) in &managed {
-        let _ = writeln!(out, "wakeproxy_start_failures_total{{service=\"{name}\"}} {}", st.failures);
+        let _ = writeln!(
+            out,
+            "wakeproxy_start_failures_total{{service=\"{name}\"}} {}",
+            st.failures
+        );
     }
-    header(&mut out, "wakeproxy_container_running", "gauge", "1 when the service's container is up, by service.");
+    header(
+        &mut out,
+        "wakeproxy_container_running",
+        "gauge",
+        "1 when the service's container is up, by service.",
+    );
     for (name, st) in &managed {
-        let _ = writeln!(out, "wakeproxy_container_running{{service=\"{name}\"}} {}", u8::from(st.running));
+        let _ = writeln!(
+            out,
+            "wakeproxy_container_running{{service=\"{name}\"}} {}",
+            u8::from(st.running)
+        );
     }
-    header(&mut out, "wakeproxy_containers_running", "gauge", "Managed containers up now.");
-    let _ = writeln!(out, "wakeproxy_containers_running {}", managed.iter().filter(|(_, st)| st.running).count());
+    header(
+        &mut out,
+        "wakeproxy_containers_running",
+        "gauge",
+        "Managed containers up now.",
+    );
+    let _ = writeln!(
+        out,
+        "wakeproxy_containers_running {}",
+        managed.iter().filter(|(_, st)| st.running).count()
+    );
     out
 }
 
@@ -241,7 +341,10 @@ mod tests {
         web.request(200, Duration::from_millis(3), 10, 20);
         web.request(503, Duration::from_millis(3), 0, 5);
         m.unrouted().request(404, Duration::from_millis(1), 0, 1);
-        assert!(Arc::ptr_eq(&web, &m.service("we\"b")), "one set of counters per name");
+        assert!(
+            Arc::ptr_eq(&web, &m.service("we\"b")),
+            "one set of counters per name"
+        );
         let h = Histogram::new(START_BUCKETS);
         h.observe(Duration::from_millis(300));
         let text = render(
@@ -259,12 +362,17 @@ mod tests {
                 })],
             },
         );
-        assert!(text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"), "{text}");
+        assert!(
+            text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"5xx\"} 1\n"));
         assert!(text.contains("wakeproxy_requests_total{service=\"-\",class=\"4xx\"} 1\n"));
         assert!(text.contains("wakeproxy_received_bytes_total{service=\"we\\\"b\"} 10\n"));
         assert!(text.contains("wakeproxy_open_connections 2\n"));
         assert!(text.contains("wakeproxy_containers_running 1\n"));
-        assert!(text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n"));
+        assert!(
+            text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n")
+        );
     }
 }

@@ -159,7 +159,10 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        assert!(matches!(connect(&addr, Duration::from_secs(1)), Err(ConnectError::Io(_))));
+        assert!(matches!(
+            connect(&addr, Duration::from_secs(1)),
+            Err(ConnectError::Io(_))
+        ));
         assert!(matches!(
             connect("missing-port", Duration::from_secs(1)),
             Err(ConnectError::Resolve(_))

@@ -1,10 +1,10 @@
 //! The request pipeline, top to bottom: framing, target check, proxy endpoints, auth, route,
 //! backend readiness, forward, access log. Also the state shared by all connections.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -13,16 +13,16 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::activity::Activity;
 use crate::answer::{self, Answer};
 use crate::config::{Backend, Config};
+use crate::drain::Drain;
 use crate::forward::{self, Failure, Timeouts, TunnelCtx};
 use crate::http::head::{header_tokens, request_body, wants_keep_alive};
 use crate::http::rewrite::{self, ForwardInfo};
-use crate::tunnel;
+use crate::http::Header;
 use crate::http::{BodyKind, BufStream, RequestHead, Socket};
+use crate::metrics::{self, Metrics};
 use crate::pool::Pool;
 use crate::route::{split_target, upstream_target, Router};
-use crate::metrics::{self, Metrics};
-use crate::drain::Drain;
-use crate::http::Header;
+use crate::tunnel;
 use crate::{acme, auth, login, status};
 
 /// What makes managed containers ready; implemented by the Docker lifecycle.
@@ -100,7 +100,11 @@ impl Proxy {
             metrics: Metrics::new(),
             throttle: login::Throttle::default(),
             drain: Drain::default(),
-            workers: crate::workers::Workers::new("conn", crate::server::STACK_SIZE, Duration::from_secs(60)),
+            workers: crate::workers::Workers::new(
+                "conn",
+                crate::server::STACK_SIZE,
+                Duration::from_secs(60),
+            ),
             https,
         }
     }
@@ -118,7 +122,11 @@ impl Proxy {
             config
                 .services
                 .iter()
-                .map(|s| map.entry(s.name.clone()).or_insert_with(|| Arc::new(Activity::new(now))).clone())
+                .map(|s| {
+                    map.entry(s.name.clone())
+                        .or_insert_with(|| Arc::new(Activity::new(now)))
+                        .clone()
+                })
                 .collect(),
         )
     }
@@ -133,7 +141,11 @@ impl Proxy {
     ) -> Arc<Generation> {
         let generation = Generation {
             router: Router::new(config.services.iter().map(|s| s.path.as_str())),
-            requests: config.services.iter().map(|s| self.metrics.service(&s.name)).collect(),
+            requests: config
+                .services
+                .iter()
+                .map(|s| self.metrics.service(&s.name))
+                .collect(),
             session_cookie: login::cookie_value(&config.global.bearer_token),
             activity,
             containers,
@@ -144,7 +156,13 @@ impl Proxy {
 
     /// Handles one request whose head has been read. Returns whether the connection may
     /// carry another request.
-    pub fn handle<C: Socket>(&self, client: &mut BufStream<C>, head: &RequestHead, peer: SocketAddr, proto: &str) -> bool {
+    pub fn handle<C: Socket>(
+        &self,
+        client: &mut BufStream<C>,
+        head: &RequestHead,
+        peer: SocketAddr,
+        proto: &str,
+    ) -> bool {
         let g = self.gen();
         self.handle_in(&g, client, head, peer, proto)
     }
@@ -169,27 +187,56 @@ impl Proxy {
         };
         let body = match request_body(head) {
             Ok(b) => b,
-            Err(e) => return self.answer(client, &mut log, Answer::BadRequest(e.to_string()), false, head_only),
+            Err(e) => {
+                return self.answer(
+                    client,
+                    &mut log,
+                    Answer::BadRequest(e.to_string()),
+                    false,
+                    head_only,
+                )
+            }
         };
         // A refused request whose body was not read leaves the connection unusable.
         let reusable = keep_alive && body == BodyKind::Empty;
         let target = match split_target(&head.target) {
             Ok(t) => t,
-            Err(e) => return self.answer(client, &mut log, Answer::BadRequest(e.0.into()), false, head_only),
+            Err(e) => {
+                return self.answer(
+                    client,
+                    &mut log,
+                    Answer::BadRequest(e.0.into()),
+                    false,
+                    head_only,
+                )
+            }
         };
         if target.path == "/proxy/healthz" {
-            return self.reply(client, &mut log, answer::ok("text/plain", b"ok\n", reusable, head_only), reusable);
+            return self.reply(
+                client,
+                &mut log,
+                answer::ok("text/plain", b"ok\n", reusable, head_only),
+                reusable,
+            );
         }
         if let Some(token) = target.path.strip_prefix("/.well-known/acme-challenge/") {
             return match acme::challenge(&g.config.global.acme_webroot, token) {
-                Ok(bytes) => self.reply(client, &mut log, answer::ok("text/plain", &bytes, reusable, head_only), reusable),
+                Ok(bytes) => self.reply(
+                    client,
+                    &mut log,
+                    answer::ok("text/plain", &bytes, reusable, head_only),
+                    reusable,
+                ),
                 Err(a) => self.answer(client, &mut log, a, reusable, head_only),
             };
         }
         // --- TLS (issue 5): while HTTPS is on, the HTTP port serves only the two routes above
         // and answers everything else with a redirect to HTTPS (or 426), before any auth.
         if proto == "http" {
-            if let Some(r) = self.https.http_port_answer(target.path, target.query, reusable, head_only) {
+            if let Some(r) =
+                self.https
+                    .http_port_answer(target.path, target.query, reusable, head_only)
+            {
                 let ok = client.write_all(&r.bytes).is_ok();
                 log.write(r.status, r.bytes.len() as u64);
                 return ok && r.keep_alive;
@@ -197,25 +244,58 @@ impl Proxy {
         }
         // --- end TLS
         if target.path == "/proxy/login" || target.path == "/proxy/logout" {
-            return self.login(g, client, &mut log, head, body, &target, proto == "https", keep_alive);
+            return self.login(
+                g,
+                client,
+                &mut log,
+                head,
+                body,
+                &target,
+                proto == "https",
+                keep_alive,
+            );
         }
-        if let Err(denied) = auth::check(&head.headers, &g.config.global.bearer_token, &g.session_cookie) {
-            return self.answer(client, &mut log, Answer::Unauthorized(denied.detail()), reusable, head_only);
+        if let Err(denied) = auth::check(
+            &head.headers,
+            &g.config.global.bearer_token,
+            &g.session_cookie,
+        ) {
+            return self.answer(
+                client,
+                &mut log,
+                Answer::Unauthorized(denied.detail()),
+                reusable,
+                head_only,
+            );
         }
         if let Some(rest) = target.path.strip_prefix("/proxy/") {
             return match (rest, head.method.as_str()) {
                 ("status", "GET" | "HEAD") => {
                     let json = status::render(self, g, SystemTime::now());
-                    self.reply(client, &mut log, answer::ok("application/json", &json, reusable, head_only), reusable)
+                    self.reply(
+                        client,
+                        &mut log,
+                        answer::ok("application/json", &json, reusable, head_only),
+                        reusable,
+                    )
                 }
                 ("metrics", "GET" | "HEAD") => {
                     let text = self.render_metrics(g);
                     let ct = "text/plain; version=0.0.4; charset=utf-8";
-                    self.reply(client, &mut log, answer::ok(ct, text.as_bytes(), reusable, head_only), reusable)
+                    self.reply(
+                        client,
+                        &mut log,
+                        answer::ok(ct, text.as_bytes(), reusable, head_only),
+                        reusable,
+                    )
                 }
-                ("status" | "metrics", _) => {
-                    self.answer(client, &mut log, Answer::MethodNotAllowed("GET, HEAD"), reusable, head_only)
-                }
+                ("status" | "metrics", _) => self.answer(
+                    client,
+                    &mut log,
+                    Answer::MethodNotAllowed("GET, HEAD"),
+                    reusable,
+                    head_only,
+                ),
                 _ => self.answer(
                     client,
                     &mut log,
@@ -253,14 +333,16 @@ impl Proxy {
                 },
                 None => {
                     let a = Answer::Unavailable {
-                        detail: "container services need the Docker daemon, which is not connected".into(),
+                        detail: "container services need the Docker daemon, which is not connected"
+                            .into(),
                         retry_after: 5,
                     };
                     return self.answer(client, &mut log, a, reusable, head_only);
                 }
             },
         };
-        let upstream_target = upstream_target(target.path, target.query, m.prefix, svc.strip_prefix);
+        let upstream_target =
+            upstream_target(target.path, target.query, m.prefix, svc.strip_prefix);
         let stripped = (svc.strip_prefix && m.prefix != "/").then_some(m.prefix);
         let authority = target
             .authority
@@ -272,7 +354,12 @@ impl Proxy {
             target: &upstream_target,
             info: ForwardInfo {
                 peer: peer.ip(),
-                trusted: g.config.global.trusted_proxies.iter().any(|n| n.contains(peer.ip())),
+                trusted: g
+                    .config
+                    .global
+                    .trusted_proxies
+                    .iter()
+                    .any(|n| n.contains(peer.ip())),
                 proto,
                 stripped_prefix: stripped,
                 auth_token: svc.auth_token.as_deref(),
@@ -280,7 +367,9 @@ impl Proxy {
                 upgrade: rewrite::requested_upgrade(head),
             },
             client_keep_alive: keep_alive,
-            expect_continue: header_tokens(&head.headers, "expect").iter().any(|t| t == "100-continue"),
+            expect_continue: header_tokens(&head.headers, "expect")
+                .iter()
+                .any(|t| t == "100-continue"),
             max_body: svc.max_body_size,
             tunnel: TunnelCtx {
                 registry: &self.tunnels,
@@ -296,15 +385,24 @@ impl Proxy {
             read: svc.response_timeout,
         };
         let mut result = forward::forward(client, &req, &self.pool, &addr, timeouts);
-        if let (Err(Failure::Answer { answer: Answer::BadGateway(_), .. }), Backend::Container(_), Some(c)) =
-            (&result, &svc.backend, &g.containers)
+        if let (
+            Err(Failure::Answer {
+                answer: Answer::BadGateway(_),
+                ..
+            }),
+            Backend::Container(_),
+            Some(c),
+        ) = (&result, &svc.backend, &g.containers)
         {
             // A container that just became ready (or just died) may refuse once: check and retry.
             if body == BodyKind::Empty {
                 c.forward_failed(m.service, &addr);
                 result = match c.ensure_ready(m.service) {
                     Ok(addr) => forward::forward(client, &req, &self.pool, &addr, timeouts),
-                    Err(answer) => Err(Failure::Answer { answer, close: false }),
+                    Err(answer) => Err(Failure::Answer {
+                        answer,
+                        close: false,
+                    }),
                 };
             }
         }
@@ -313,7 +411,9 @@ impl Proxy {
                 log.write_in(o.status, o.bytes_out, o.bytes_in);
                 o.client_keep_alive
             }
-            Err(Failure::Answer { answer, close }) => self.answer(client, &mut log, answer, keep_alive && !close, head_only),
+            Err(Failure::Answer { answer, close }) => {
+                self.answer(client, &mut log, answer, keep_alive && !close, head_only)
+            }
             Err(Failure::Abort { status, reason }) => {
                 log::warn!("{} {} {}: {reason}", peer, head.method, svc.name);
                 log.write(status, 0);
@@ -335,38 +435,84 @@ impl Proxy {
         secure: bool,
         keep_alive: bool,
     ) -> bool {
-        let query_next = target.query.and_then(|q| login::form_field(q.as_bytes(), "next"));
+        let query_next = target
+            .query
+            .and_then(|q| login::form_field(q.as_bytes(), "next"));
         let (status, bytes) = match (target.path, head.method.as_str()) {
             ("/proxy/logout", "GET" | "POST") => {
                 let page = login::form_page("/", false);
-                ("200 OK", login::response("200 OK", &login::clear_cookie(), &page, keep_alive && body == BodyKind::Empty))
+                (
+                    "200 OK",
+                    login::response(
+                        "200 OK",
+                        &login::clear_cookie(),
+                        &page,
+                        keep_alive && body == BodyKind::Empty,
+                    ),
+                )
             }
             ("/proxy/login", "GET" | "HEAD") => {
                 let page = login::form_page(login::safe_next(query_next.as_deref()), false);
-                ("200 OK", login::response("200 OK", "", &page, keep_alive && body == BodyKind::Empty))
+                (
+                    "200 OK",
+                    login::response("200 OK", "", &page, keep_alive && body == BodyKind::Empty),
+                )
             }
             ("/proxy/login", "POST") => {
                 let mut form = Vec::new();
-                let read = crate::http::copy_body(body, client, &mut form, false, Some(login::MAX_FORM), &mut |_| {});
+                let read = crate::http::copy_body(
+                    body,
+                    client,
+                    &mut form,
+                    false,
+                    Some(login::MAX_FORM),
+                    &mut |_| {},
+                );
                 if read.is_err() {
-                    return self.answer(client, log, Answer::BadRequest("unreadable login form".into()), false, false);
+                    return self.answer(
+                        client,
+                        log,
+                        Answer::BadRequest("unreadable login form".into()),
+                        false,
+                        false,
+                    );
                 }
                 let next = login::form_field(&form, "next");
                 let next = login::safe_next(next.as_deref());
                 let token = login::form_field(&form, "token").unwrap_or_default();
-                let header = [Header::new("Authorization", format!("Bearer {}", token.trim()))];
+                let header = [Header::new(
+                    "Authorization",
+                    format!("Bearer {}", token.trim()),
+                )];
                 if auth::check(&header, &g.config.global.bearer_token, &g.session_cookie).is_ok() {
                     self.throttle.succeed(log.peer.ip());
-                    let extra = format!("Location: {next}\r\n{}", login::set_cookie(&g.session_cookie, secure));
-                    ("303 See Other", login::response("303 See Other", &extra, b"", keep_alive))
+                    let extra = format!(
+                        "Location: {next}\r\n{}",
+                        login::set_cookie(&g.session_cookie, secure)
+                    );
+                    (
+                        "303 See Other",
+                        login::response("303 See Other", &extra, b"", keep_alive),
+                    )
                 } else {
                     std::thread::sleep(self.throttle.fail(log.peer.ip(), Instant::now()));
                     let page = login::form_page(next, true);
                     let extra = "WWW-Authenticate: Bearer realm=\"wakeproxy\"\r\n";
-                    ("401 Unauthorized", login::response("401 Unauthorized", extra, &page, keep_alive))
+                    (
+                        "401 Unauthorized",
+                        login::response("401 Unauthorized", extra, &page, keep_alive),
+                    )
                 }
             }
-            _ => return self.answer(client, log, Answer::MethodNotAllowed("GET, POST"), false, false),
+            _ => {
+                return self.answer(
+                    client,
+                    log,
+                    Answer::MethodNotAllowed("GET, POST"),
+                    false,
+                    false,
+                )
+            }
         };
         let ok = client.write_all(&bytes).is_ok();
         log.write(status[..3].parse().unwrap_or(200), bytes.len() as u64);
@@ -380,7 +526,12 @@ impl Proxy {
             names: g.config.services.iter().map(|s| s.name.as_str()).collect(),
             requests: g.requests.iter().map(|r| &**r).collect(),
             open_connections: self.connections.load(std::sync::atomic::Ordering::Relaxed),
-            open_tunnels: g.config.services.iter().map(|s| self.tunnels.count(&s.name)).collect(),
+            open_tunnels: g
+                .config
+                .services
+                .iter()
+                .map(|s| self.tunnels.count(&s.name))
+                .collect(),
             in_flight: g.activity.iter().map(|a| a.in_flight()).collect(),
             starts: (0..n)
                 .map(|i| g.containers.as_ref().and_then(|c| c.start_metrics(i)))
@@ -389,9 +540,23 @@ impl Proxy {
         metrics::render(&self.metrics, &snapshot)
     }
 
-    fn answer<C: Socket>(&self, client: &mut BufStream<C>, log: &mut AccessLog<'_>, a: Answer, keep: bool, head_only: bool) -> bool {
+    fn answer<C: Socket>(
+        &self,
+        client: &mut BufStream<C>,
+        log: &mut AccessLog<'_>,
+        a: Answer,
+        keep: bool,
+        head_only: bool,
+    ) -> bool {
         if a.status() >= 500 {
-            log::warn!("{} {} {} -> {}: {}", log.peer, log.head.method, log.service, a.status(), a.detail());
+            log::warn!(
+                "{} {} {} -> {}: {}",
+                log.peer,
+                log.head.method,
+                log.service,
+                a.status(),
+                a.detail()
+            );
         }
         let bytes = a.render(keep, head_only);
         let ok = client.write_all(&bytes).is_ok();
@@ -399,7 +564,13 @@ impl Proxy {
         ok && keep
     }
 
-    fn reply<C: Socket>(&self, client: &mut BufStream<C>, log: &mut AccessLog<'_>, bytes: Vec<u8>, keep: bool) -> bool {
+    fn reply<C: Socket>(
+        &self,
+        client: &mut BufStream<C>,
+        log: &mut AccessLog<'_>,
+        bytes: Vec<u8>,
+        keep: bool,
+    ) -> bool {
         let ok = client.write_all(&bytes).is_ok();
         log.write(200, bytes.len() as u64);
         ok && keep
@@ -422,7 +593,8 @@ impl AccessLog<'_> {
     }
 
     fn write_in(&self, status: u16, bytes: u64, bytes_in: u64) {
-        self.requests.request(status, self.start.elapsed(), bytes_in, bytes);
+        self.requests
+            .request(status, self.start.elapsed(), bytes_in, bytes);
         if log::log_enabled!(target: "access", log::Level::Info) {
             let path = self.head.target.split('?').next().unwrap_or("");
             log::info!(

@@ -27,7 +27,9 @@ pub fn split_target(raw: &str) -> Result<Target<'_>, BadTarget> {
         } else if lower.starts_with("https://") {
             &raw[8..]
         } else {
-            return Err(BadTarget("request target must be a path or an absolute http URL"));
+            return Err(BadTarget(
+                "request target must be a path or an absolute http URL",
+            ));
         };
         let end = after.find(['/', '?']).unwrap_or(after.len());
         let (auth, rest) = after.split_at(end);
@@ -48,7 +50,11 @@ pub fn split_target(raw: &str) -> Result<Target<'_>, BadTarget> {
         return Err(BadTarget("fragment in request target"));
     }
     check_path(path)?;
-    Ok(Target { path, query, authority })
+    Ok(Target {
+        path,
+        query,
+        authority,
+    })
 }
 
 /// Refuses paths that could escape a route prefix once a backend decodes them: dot segments
@@ -104,7 +110,12 @@ impl Router {
                 service,
             })
             .collect();
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then(a.service.cmp(&b.service)));
+        routes.sort_by(|a, b| {
+            b.prefix
+                .len()
+                .cmp(&a.prefix.len())
+                .then(a.service.cmp(&b.service))
+        });
         Router { routes }
     }
 
@@ -122,12 +133,17 @@ impl Router {
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix == "/"
-        || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
 }
 
 /// The target sent upstream: the raw path minus `prefix` when `strip`, plus the raw query.
 pub fn upstream_target(path: &str, query: Option<&str>, prefix: &str, strip: bool) -> String {
-    let rest = if strip && prefix != "/" { &path[prefix.len().min(path.len())..] } else { path };
+    let rest = if strip && prefix != "/" {
+        &path[prefix.len().min(path.len())..]
+    } else {
+        path
+    };
     let mut t = String::with_capacity(rest.len() + 1 + query.map_or(0, |q| q.len() + 1));
     if !rest.starts_with('/') {
         t.push('/');
@@ -170,17 +186,29 @@ mod tests {
     fn targets_are_stripped_byte_for_byte() {
         assert_eq!(upstream_target("/app", None, "/app", true), "/");
         assert_eq!(upstream_target("/app/", None, "/app", true), "/");
-        assert_eq!(upstream_target("/app/a%2Fb", Some("q=%20&x"), "/app", true), "/a%2Fb?q=%20&x");
-        assert_eq!(upstream_target("/app/a", Some(""), "/app", false), "/app/a?");
+        assert_eq!(
+            upstream_target("/app/a%2Fb", Some("q=%20&x"), "/app", true),
+            "/a%2Fb?q=%20&x"
+        );
+        assert_eq!(
+            upstream_target("/app/a", Some(""), "/app", false),
+            "/app/a?"
+        );
         assert_eq!(upstream_target("/x", None, "/", true), "/x");
     }
 
     #[test]
     fn split_forms() {
         let t = split_target("/a/b?x=1?y").unwrap();
-        assert_eq!((t.path, t.query, t.authority), ("/a/b", Some("x=1?y"), None));
+        assert_eq!(
+            (t.path, t.query, t.authority),
+            ("/a/b", Some("x=1?y"), None)
+        );
         let t = split_target("http://example.com:8080/p?q").unwrap();
-        assert_eq!((t.path, t.query, t.authority), ("/p", Some("q"), Some("example.com:8080")));
+        assert_eq!(
+            (t.path, t.query, t.authority),
+            ("/p", Some("q"), Some("example.com:8080"))
+        );
         let t = split_target("HTTP://h").unwrap();
         assert_eq!(t.path, "/");
         assert!(split_target("*").is_err());

@@ -51,7 +51,11 @@ impl Server {
     }
 
     /// A TLS listener: every connection is a TLS handshake first, then the same proxy.
-    pub fn bind_tls(addr: SocketAddr, proxy: Arc<Proxy>, tls: Arc<rustls::ServerConfig>) -> io::Result<Server> {
+    pub fn bind_tls(
+        addr: SocketAddr,
+        proxy: Arc<Proxy>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<Server> {
         Ok(Server {
             listener: TcpListener::bind(addr)?,
             proxy,
@@ -102,7 +106,9 @@ impl Server {
             };
             if !self.wait_for_slot(max) {
                 if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    log::warn!("connection limit reached ({max} open): refusing new connections with 503");
+                    log::warn!(
+                        "connection limit reached ({max} open): refusing new connections with 503"
+                    );
                     last_full_log = Some(Instant::now());
                 }
                 if self.tls.is_none() {
@@ -145,13 +151,26 @@ fn refuse(mut stream: TcpStream) {
     let _ = stream.write_all(&a.render(false, false));
 }
 
-fn serve_connection(proxy: &Proxy, stream: TcpStream, proto: &str, tls: Option<Arc<rustls::ServerConfig>>) {
+fn serve_connection(
+    proxy: &Proxy,
+    stream: TcpStream,
+    proto: &str,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let Some(registered) = proxy.drain.register(&stream) else { return };
+    let Some(registered) = proxy.drain.register(&stream) else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
     let Some(tls) = tls else {
-        serve_client(proxy, &mut BufStream::new(stream, CLIENT_BUF, MAX_HEAD), peer, proto, &registered);
+        serve_client(
+            proxy,
+            &mut BufStream::new(stream, CLIENT_BUF, MAX_HEAD),
+            peer,
+            proto,
+            &registered,
+        );
         return;
     };
     // The handshake runs here, on the connection's own thread, within HANDSHAKE_TIMEOUT.
@@ -178,7 +197,11 @@ fn serve_client<C: Socket>(
 ) {
     let mut first = true;
     loop {
-        let idle = if first { HEAD_TIMEOUT } else { KEEP_ALIVE_TIMEOUT };
+        let idle = if first {
+            HEAD_TIMEOUT
+        } else {
+            KEEP_ALIVE_TIMEOUT
+        };
         first = false;
         if !registered.set_idle(true) {
             return;
@@ -227,7 +250,10 @@ fn linger<C: Socket>(client: &mut BufStream<C>) {
 
 /// Reads one request head. `Ok(None)` when the client closed or went quiet between requests
 /// (or stalled mid-head past the deadline); `Err` carries the answer for a bad head.
-pub fn read_head<C: Socket>(client: &mut BufStream<C>, idle: Duration) -> Result<Option<RequestHead>, Answer> {
+pub fn read_head<C: Socket>(
+    client: &mut BufStream<C>,
+    idle: Duration,
+) -> Result<Option<RequestHead>, Answer> {
     let mut deadline: Option<Instant> = None;
     loop {
         if !client.buffered().is_empty() {
@@ -238,7 +264,11 @@ pub fn read_head<C: Socket>(client: &mut BufStream<C>, idle: Duration) -> Result
                 }
                 Ok(None) if client.is_full() => {
                     let line_done = client.buffered().contains(&b'\n');
-                    return Err(if line_done { Answer::HeadersTooLarge } else { Answer::UriTooLong });
+                    return Err(if line_done {
+                        Answer::HeadersTooLarge
+                    } else {
+                        Answer::UriTooLong
+                    });
                 }
                 Ok(None) => {}
                 Err(HeadError::TooManyHeaders) => return Err(Answer::HeadersTooLarge),

@@ -25,9 +25,19 @@ pub fn render(proxy: &Proxy, g: &Generation, _now: SystemTime) -> Vec<u8> {
             };
             obj.insert("kind".into(), json!(kind));
             obj.insert("target".into(), json!(target));
-            obj.insert("status".into(), json!(if kind == "upstream" { "external" } else { "unknown" }));
+            obj.insert(
+                "status".into(),
+                json!(if kind == "upstream" {
+                    "external"
+                } else {
+                    "unknown"
+                }),
+            );
             obj.insert("host_port".into(), Value::Null);
-            obj.insert("last_access".into(), act.last_access().map_or(Value::Null, |t| json!(rfc3339(t))));
+            obj.insert(
+                "last_access".into(),
+                act.last_access().map_or(Value::Null, |t| json!(rfc3339(t))),
+            );
             obj.insert("in_flight".into(), json!(act.in_flight()));
             obj.insert("open_tunnels".into(), json!(proxy.tunnels.count(&s.name)));
             obj.insert("requests".into(), json!(act.requests()));
@@ -52,10 +62,18 @@ pub fn render(proxy: &Proxy, g: &Generation, _now: SystemTime) -> Vec<u8> {
 
 /// `2026-11-26T16:51:32Z` (UTC, whole seconds).
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
@@ -79,7 +97,13 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_711_892)), "2026-11-26T16:51:32Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_711_892)),
+            "2026-11-26T16:51:32Z"
+        );
     }
 }

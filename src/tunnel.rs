@@ -116,7 +116,11 @@ impl Registry {
     }
     /// Open tunnels of `service`.
     pub fn count(&self, service: &str) -> usize {
-        self.open.lock().values().filter(|(s, _, _)| s == service).count()
+        self.open
+            .lock()
+            .values()
+            .filter(|(s, _, _)| s == service)
+            .count()
     }
     pub fn total(&self) -> usize {
         self.open.lock().len()
@@ -151,7 +155,8 @@ struct Shared {
 
 impl Shared {
     fn touch(&self) {
-        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
     fn close_both(&self) {
         self.closed.store(true, Ordering::Relaxed);
@@ -172,7 +177,12 @@ impl Shared {
 
 /// Copies `src` to `dst` until EOF (then half-closes `dst`) or an error (then closes both
 /// sides so the other pump ends too). Returns the bytes copied.
-fn pump(mut src: Box<dyn Read + Send>, mut dst: Box<dyn HalfWrite>, shared: &Shared, tag: &str) -> u64 {
+fn pump(
+    mut src: Box<dyn Read + Send>,
+    mut dst: Box<dyn HalfWrite>,
+    shared: &Shared,
+    tag: &str,
+) -> u64 {
     let mut buf = vec![0u8; PUMP_BUF];
     let mut total = 0u64;
     loop {
@@ -190,7 +200,12 @@ fn pump(mut src: Box<dyn Read + Send>, mut dst: Box<dyn HalfWrite>, shared: &Sha
                 }
                 total += n as u64;
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if shared.closed.load(Ordering::Relaxed) {
                     return total;
                 }
@@ -349,9 +364,15 @@ mod tests {
         });
         let t0 = Instant::now();
         s.handle.join().unwrap();
-        assert!(t0.elapsed() >= Duration::from_millis(250) && t0.elapsed() < Duration::from_secs(3));
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250) && t0.elapsed() < Duration::from_secs(3)
+        );
         let mut buf = [0u8; 16];
-        assert_eq!((&s.client).read(&mut buf).unwrap_or(0), 0, "client sees a close");
+        assert_eq!(
+            (&s.client).read(&mut buf).unwrap_or(0),
+            0,
+            "client sees a close"
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct Workers {
 
 /// Claims one unit of `n` if there is one.
 fn claim(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1)).is_ok()
+    n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
+        .is_ok()
 }
 
 impl Workers {
@@ -54,7 +55,10 @@ impl Workers {
     pub fn execute(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         if claim(&self.shared.idle) {
             // A parked thread is reserved for us: it will take this job.
-            return self.tx.send(Box::new(job)).map_err(|_| std::io::Error::other("workers gone"));
+            return self
+                .tx
+                .send(Box::new(job))
+                .map_err(|_| std::io::Error::other("workers gone"));
         }
         let shared = self.shared.clone();
         shared.alive.fetch_add(1, Ordering::AcqRel);
@@ -74,7 +78,10 @@ impl Workers {
 
     /// Threads alive and threads parked.
     pub fn counts(&self) -> (usize, usize) {
-        (self.shared.alive.load(Ordering::Acquire), self.shared.idle.load(Ordering::Acquire))
+        (
+            self.shared.alive.load(Ordering::Acquire),
+            self.shared.idle.load(Ordering::Acquire),
+        )
     }
 }
 
@@ -118,7 +125,8 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         for _ in 0..5 {
             let tx = tx.clone();
-            w.execute(move || tx.send(std::thread::current().id()).unwrap()).unwrap();
+            w.execute(move || tx.send(std::thread::current().id()).unwrap())
+                .unwrap();
             rx.recv().unwrap();
             let t0 = Instant::now();
             while w.counts().1 == 0 && t0.elapsed() < Duration::from_secs(2) {
@@ -142,10 +150,14 @@ mod tests {
     #[test]
     fn a_panicking_job_does_not_take_the_thread() {
         let w = Workers::new("t", 128 * 1024, Duration::from_secs(30));
-        w.execute(|| panic!("boom (expected in this test)")).unwrap();
+        w.execute(|| panic!("boom (expected in this test)"))
+            .unwrap();
         let t0 = Instant::now();
         while w.counts().1 == 0 {
-            assert!(t0.elapsed() < Duration::from_secs(5), "the thread did not survive the panic");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the thread did not survive the panic"
+            );
             std::thread::yield_now();
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -160,7 +172,10 @@ mod tests {
         w.execute(|| {}).unwrap();
         let t0 = Instant::now();
         while w.counts().0 > 0 {
-            assert!(t0.elapsed() < Duration::from_secs(5), "idle thread did not exit");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "idle thread did not exit"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         w.execute(|| {}).unwrap();

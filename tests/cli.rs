@@ -28,38 +28,72 @@ fn data(name: &str) -> String {
 #[test]
 fn validate_accepts_the_reference_example_with_its_variable_set() {
     let token = ("PROXY_BEARER_TOKEN", "0123456789abcdef0123456789abcdef");
-    let (code, out, err) = wakeproxy(&["proxy-validate-config", "--config", &data("reference.yaml")], &[token]);
+    let (code, out, err) = wakeproxy(
+        &["proxy-validate-config", "--config", &data("reference.yaml")],
+        &[token],
+    );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("nodetool-server") && out.contains("nodetool:latest") && out.contains("7777"), "{out}");
+    assert!(
+        out.contains("nodetool-server") && out.contains("nodetool:latest") && out.contains("7777"),
+        "{out}"
+    );
     assert!(out.contains("valid (1 services)"), "{out}");
     assert!(!out.contains(token.1), "the token is not printed");
 }
 
 #[test]
 fn validate_names_the_missing_variable() {
-    let (code, _, err) = wakeproxy(&["proxy-validate-config", "--config", &data("reference.yaml")], &[]);
+    let (code, _, err) = wakeproxy(
+        &["proxy-validate-config", "--config", &data("reference.yaml")],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("PROXY_BEARER_TOKEN") && err.contains("global.bearer_token"), "{err}");
+    assert!(
+        err.contains("PROXY_BEARER_TOKEN") && err.contains("global.bearer_token"),
+        "{err}"
+    );
     assert!(err.contains("reference.yaml:4:"), "file and line: {err}");
 }
 
 #[test]
 fn validate_reports_every_error_with_file_line_and_field() {
-    let (code, _, err) = wakeproxy(&["proxy-validate-config", "--config", &data("bad-many.yaml")], &[]);
+    let (code, _, err) = wakeproxy(
+        &["proxy-validate-config", "--config", &data("bad-many.yaml")],
+        &[],
+    );
     assert_eq!(code, 1);
-    let lines: Vec<&str> = err.lines().filter(|l| l.contains("bad-many.yaml:")).collect();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("bad-many.yaml:"))
+        .collect();
     assert!(lines.len() >= 5, "every problem at once:\n{err}");
     assert!(lines.iter().all(|l| l.contains("bad-many.yaml:")));
-    assert!(err.contains("unknown key") && err.contains("allowed here"), "{err}");
+    assert!(
+        err.contains("unknown key") && err.contains("allowed here"),
+        "{err}"
+    );
 }
 
 #[test]
 fn validate_good_file_prints_a_table() {
-    let (code, out, err) = wakeproxy(&["proxy-validate-config", "--config", &data("good-upstream.yaml")], &[]);
+    let (code, out, err) = wakeproxy(
+        &[
+            "proxy-validate-config",
+            "--config",
+            &data("good-upstream.yaml"),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let header = out.lines().next().unwrap();
-    assert!(header.starts_with("NAME") && header.contains("KIND"), "{out}");
-    assert!(out.contains("upstream") && out.contains("container"), "{out}");
+    assert!(
+        header.starts_with("NAME") && header.contains("KIND"),
+        "{out}"
+    );
+    assert!(
+        out.contains("upstream") && out.contains("container"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -89,7 +123,10 @@ fn port_in_use_is_a_clear_startup_error() {
         format!("global:\n  bearer_token: {TOKEN}\n  listen_address: 127.0.0.1\n  listen_http: {port}\nservices:\n  - name: a\n    path: /\n    upstream: 127.0.0.1:1\n"),
     )
     .unwrap();
-    let (code, _, err) = wakeproxy(&["proxy", "--config", path.to_str().unwrap(), "--no-tls"], &[]);
+    let (code, _, err) = wakeproxy(
+        &["proxy", "--config", path.to_str().unwrap(), "--no-tls"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
@@ -103,24 +140,52 @@ fn proxy_status_against_a_running_proxy() {
     )));
     assert_eq!(get(p.addr, "/web/x").status, 200);
     let url = format!("http://{}", p.addr);
-    let (code, out, err) = wakeproxy(&["proxy-status", "--server-url", &url, "--bearer-token", TOKEN], &[]);
+    let (code, out, err) = wakeproxy(
+        &[
+            "proxy-status",
+            "--server-url",
+            &url,
+            "--bearer-token",
+            TOKEN,
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{out}");
-    let web = lines.iter().find(|l| l.starts_with("web ")).expect("a row for web");
+    let web = lines
+        .iter()
+        .find(|l| l.starts_with("web "))
+        .expect("a row for web");
     assert!(web.contains("/web") && web.contains("upstream"), "{web}");
-    assert!(web.contains('T') && web.contains('Z'), "last access shown as RFC 3339: {web}");
+    assert!(
+        web.contains('T') && web.contains('Z'),
+        "last access shown as RFC 3339: {web}"
+    );
     assert!(lines.iter().any(|l| l.starts_with("other ")));
     // --json, with the token from the environment.
-    let (code, out, _) = wakeproxy(&["proxy-status", "--server-url", &url, "--json"], &[("PROXY_BEARER_TOKEN", TOKEN)]);
+    let (code, out, _) = wakeproxy(
+        &["proxy-status", "--server-url", &url, "--json"],
+        &[("PROXY_BEARER_TOKEN", TOKEN)],
+    );
     assert_eq!(code, 0);
-    let v: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["services"].clone();
+    let v: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["services"].clone();
     assert_eq!(v[0]["name"], "web");
     assert_eq!(v[0]["in_flight"], 0);
     assert!(v[0]["last_access"].as_str().unwrap().ends_with('Z'));
     assert_eq!(v[1]["last_access"], serde_json::Value::Null);
     // A wrong token is exit code 3 with the reason.
-    let (code, _, err) = wakeproxy(&["proxy-status", "--server-url", &url, "--bearer-token", "wrong"], &[]);
+    let (code, _, err) = wakeproxy(
+        &[
+            "proxy-status",
+            "--server-url",
+            &url,
+            "--bearer-token",
+            "wrong",
+        ],
+        &[],
+    );
     assert_eq!(code, 3);
     assert!(err.contains("401"), "{err}");
 }

@@ -23,7 +23,10 @@ struct ProxyContainer {
 impl ProxyContainer {
     fn logs(&self) -> String {
         match Command::new("docker").args(["logs", &self.name]).output() {
-            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+            Ok(o) => {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            }
             Err(e) => format!("(docker logs failed: {e})"),
         }
     }
@@ -156,22 +159,33 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
     ]);
     let proxy = ProxyContainer { name: proxy_name };
 
-    let addr = wait_for("the proxy's published port", Duration::from_secs(10), || {
-        published_addr(&proxy.name, LISTEN)
-    });
-    assert!(addr.ip().is_loopback(), "published on {addr}, not on loopback");
-    wait_for("/proxy/healthz to answer 200 ok", Duration::from_secs(30), || {
-        assert!(
-            is_running(&proxy.name),
-            "the proxy container stopped (state {:?}, exit code {:?})",
-            inspect(&proxy.name, "{{.State.Status}}"),
-            inspect(&proxy.name, "{{.State.ExitCode}}")
-        );
-        try_get(addr, "/proxy/healthz").filter(|(st, body)| *st == 200 && body.trim() == "ok")
-    });
+    let addr = wait_for(
+        "the proxy's published port",
+        Duration::from_secs(10),
+        || published_addr(&proxy.name, LISTEN),
+    );
+    assert!(
+        addr.ip().is_loopback(),
+        "published on {addr}, not on loopback"
+    );
+    wait_for(
+        "/proxy/healthz to answer 200 ok",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                is_running(&proxy.name),
+                "the proxy container stopped (state {:?}, exit code {:?})",
+                inspect(&proxy.name, "{{.State.Status}}"),
+                inspect(&proxy.name, "{{.State.ExitCode}}")
+            );
+            try_get(addr, "/proxy/healthz").filter(|(st, body)| *st == 200 && body.trim() == "ok")
+        },
+    );
     let up = t0.elapsed();
     assert!(
-        proxy.logs().contains("Docker daemon at /var/run/docker.sock"),
+        proxy
+            .logs()
+            .contains("Docker daemon at /var/run/docker.sock"),
         "the proxy talks to the mounted socket"
     );
 
@@ -216,7 +230,10 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
         Some(g.instance.as_str())
     );
     let svc_ip = ip_of(&svc).unwrap_or_default();
-    assert!(!svc_ip.is_empty(), "the service container is not attached to {net}");
+    assert!(
+        !svc_ip.is_empty(),
+        "the service container is not attached to {net}"
+    );
     let bindings = inspect(&svc, "{{json .HostConfig.PortBindings}}").unwrap();
     assert!(
         !bindings.contains("HostPort"),

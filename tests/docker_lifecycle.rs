@@ -9,7 +9,10 @@ use support::docker::*;
 use support::*;
 
 fn global(g: &DockerGuard, extra: &str) -> String {
-    format!("  connect_mode: host_port\n  docker_network: ''\n  instance: {}\n{extra}", g.instance)
+    format!(
+        "  connect_mode: host_port\n  docker_network: ''\n  instance: {}\n{extra}",
+        g.instance
+    )
 }
 
 fn service(name: &str, path: &str, extra: &str) -> String {
@@ -18,7 +21,12 @@ fn service(name: &str, path: &str, extra: &str) -> String {
 
 fn status_of(p: &TestProxy, name: &str) -> serde_json::Value {
     let all = get(p.addr, "/proxy/status").json()["services"].clone();
-    all.as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap()
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap()
 }
 
 #[test]
@@ -38,19 +46,41 @@ fn fifty_concurrent_first_requests_share_one_start() {
         assert_eq!(r.json()["target"], format!("/req/{i}"));
     }
     assert_eq!(g.containers().len(), 1, "exactly one container");
-    assert_eq!(p.proc.log().matches("created container").count(), 1, "{}", p.proc.log());
+    assert_eq!(
+        p.proc.log().matches("created container").count(),
+        1,
+        "{}",
+        p.proc.log()
+    );
     let st = status_of(&p, &name);
     assert_eq!(st["cold_starts"], 1);
     assert_eq!(st["status"], "running");
     let port = st["host_port"].as_u64().unwrap();
     // Published on loopback only.
     let bind = inspect(&name, "{{json .HostConfig.PortBindings}}").unwrap();
-    assert!(bind.contains("\"HostIp\":\"127.0.0.1\"") && bind.contains("8000/tcp"), "{bind}");
+    assert!(
+        bind.contains("\"HostIp\":\"127.0.0.1\"") && bind.contains("8000/tcp"),
+        "{bind}"
+    );
     assert!(port > 0);
     let m = prom_parse(&get(p.addr, "/proxy/metrics").text());
-    assert_eq!(sample(&m, "wakeproxy_cold_start_duration_seconds_count", &[("service", name.as_str())]), 1.0);
+    assert_eq!(
+        sample(
+            &m,
+            "wakeproxy_cold_start_duration_seconds_count",
+            &[("service", name.as_str())]
+        ),
+        1.0
+    );
     assert_eq!(sample(&m, "wakeproxy_containers_running", &[]), 1.0);
-    assert_eq!(sample(&m, "wakeproxy_start_failures_total", &[("service", name.as_str())]), 0.0);
+    assert_eq!(
+        sample(
+            &m,
+            "wakeproxy_start_failures_total",
+            &[("service", name.as_str())]
+        ),
+        0.0
+    );
 }
 
 #[test]
@@ -59,7 +89,11 @@ fn slow_starting_backend_holds_requests_until_ready() {
     let name = g.name("svc");
     let p = TestProxy::start(&config_with(
         &global(&g, ""),
-        &service(&name, "/svc", "    environment:\n      STARTUP_DELAY_MS: 2000\n"),
+        &service(
+            &name,
+            "/svc",
+            "    environment:\n      STARTUP_DELAY_MS: 2000\n",
+        ),
     ));
     let t0 = Instant::now();
     let handles: Vec<_> = (0..5)
@@ -71,7 +105,10 @@ fn slow_starting_backend_holds_requests_until_ready() {
     for h in handles {
         let (r, took) = h.join().unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
-        assert!(took >= Duration::from_millis(2000), "answered after {took:?}, before the backend was ready");
+        assert!(
+            took >= Duration::from_millis(2000),
+            "answered after {took:?}, before the backend was ready"
+        );
     }
     assert_eq!(g.containers().len(), 1);
 }
@@ -80,15 +117,23 @@ fn slow_starting_backend_holds_requests_until_ready() {
 fn idle_services_stop_and_restart_but_never_while_streaming() {
     let mut g = DockerGuard::new("idle");
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 2\n")));
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    idle_timeout: 2\n"),
+    ));
     assert_eq!(get(p.addr, "/svc/x").status, 200);
     assert!(is_running(&name));
     // A response streaming for ~5 s (longer than idle_timeout) keeps the container up.
     let r = get(p.addr, "/svc/stream?chunks=10&interval_ms=500");
     assert_eq!(r.status, 200);
     assert_eq!(r.text().matches("chunk ").count(), 10);
-    assert!(is_running(&name), "stopped while a response was still streaming");
-    wait_for("the idle stop", Duration::from_secs(20), || (!is_running(&name)).then_some(()));
+    assert!(
+        is_running(&name),
+        "stopped while a response was still streaming"
+    );
+    wait_for("the idle stop", Duration::from_secs(20), || {
+        (!is_running(&name)).then_some(())
+    });
     assert_eq!(status_of(&p, &name)["status"], "stopped");
     let r = get(p.addr, "/svc/again");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -100,20 +145,40 @@ fn idle_services_stop_and_restart_but_never_while_streaming() {
 fn a_killed_proxy_adopts_its_running_container_and_still_reaps_it() {
     let mut g = DockerGuard::new("adopt");
     let name = g.name("svc");
-    let cfg = config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 3\n"));
+    let cfg = config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    idle_timeout: 3\n"),
+    );
     let mut first = TestProxy::start(&cfg);
     assert_eq!(get(first.addr, "/svc/x").status, 200);
     let id = inspect(&name, "{{.Id}}").unwrap();
     first.proc.child.kill().unwrap(); // SIGKILL: no chance to clean up
     let _ = first.proc.child.wait();
     let second = TestProxy::start(&cfg);
-    assert_eq!(status_of(&second, &name)["status"], "running", "{}", second.proc.log());
-    assert!(second.proc.log().contains("adopted"), "{}", second.proc.log());
+    assert_eq!(
+        status_of(&second, &name)["status"],
+        "running",
+        "{}",
+        second.proc.log()
+    );
+    assert!(
+        second.proc.log().contains("adopted"),
+        "{}",
+        second.proc.log()
+    );
     let r = get(second.addr, "/svc/y");
     assert_eq!(r.status, 200);
-    assert_eq!(inspect(&name, "{{.Id}}").unwrap(), id, "the container was replaced, not adopted");
+    assert_eq!(
+        inspect(&name, "{{.Id}}").unwrap(),
+        id,
+        "the container was replaced, not adopted"
+    );
     assert_eq!(g.containers().len(), 1);
-    wait_for("the adopted container to be reaped", Duration::from_secs(20), || (!is_running(&name)).then_some(()));
+    wait_for(
+        "the adopted container to be reaped",
+        Duration::from_secs(20),
+        || (!is_running(&name)).then_some(()),
+    );
 }
 
 #[test]
@@ -121,18 +186,33 @@ fn a_changed_environment_recreates_the_container() {
     let mut g = DockerGuard::new("recreate");
     let name = g.name("svc");
     let cfg = |v: &str| {
-        config_with(&global(&g, ""), &service(&name, "/svc", &format!("    environment:\n      FLAVOUR: {v}\n")))
+        config_with(
+            &global(&g, ""),
+            &service(
+                &name,
+                "/svc",
+                &format!("    environment:\n      FLAVOUR: {v}\n"),
+            ),
+        )
     };
     let first = TestProxy::start(&cfg("one"));
     assert_eq!(get(first.addr, "/svc/x").status, 200);
     let old_id = inspect(&name, "{{.Id}}").unwrap();
     drop(first);
     let second = TestProxy::start(&cfg("two"));
-    assert_eq!(get(second.addr, "/svc/x").status, 200, "{}", second.proc.log());
+    assert_eq!(
+        get(second.addr, "/svc/x").status,
+        200,
+        "{}",
+        second.proc.log()
+    );
     let new_id = inspect(&name, "{{.Id}}").unwrap();
     assert_ne!(old_id, new_id);
     let env = inspect(&name, "{{json .Config.Env}}").unwrap();
-    assert!(env.contains("FLAVOUR=two") && !env.contains("FLAVOUR=one"), "{env}");
+    assert!(
+        env.contains("FLAVOUR=two") && !env.contains("FLAVOUR=one"),
+        "{env}"
+    );
     assert_eq!(g.containers().len(), 1);
 }
 
@@ -147,12 +227,22 @@ fn a_container_that_exits_at_start_gives_503_with_its_exit_code_at_once() {
     let t0 = Instant::now();
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?} (start_timeout is 30 s)", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?} (start_timeout is 30 s)",
+        t0.elapsed()
+    );
     assert!(r.header("retry-after").is_some());
     let detail = r.json()["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("exited with code 7"), "{detail}");
-    assert!(detail.contains("exiting at start"), "the last log lines are quoted: {detail}");
-    assert!(status_of(&p, &name)["last_error"].as_str().unwrap().contains("code 7"));
+    assert!(
+        detail.contains("exiting at start"),
+        "the last log lines are quoted: {detail}"
+    );
+    assert!(status_of(&p, &name)["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("code 7"));
 }
 
 #[test]
@@ -162,9 +252,11 @@ fn a_killed_container_is_started_again_on_the_next_request() {
     let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
     assert_eq!(get(p.addr, "/svc/x").status, 200);
     docker(&["kill", &name]);
-    wait_for("the proxy to notice the kill", Duration::from_secs(10), || {
-        (status_of(&p, &name)["status"] == "stopped").then_some(())
-    });
+    wait_for(
+        "the proxy to notice the kill",
+        Duration::from_secs(10),
+        || (status_of(&p, &name)["status"] == "stopped").then_some(()),
+    );
     let r = get(p.addr, "/svc/y");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(is_running(&name));
@@ -178,9 +270,23 @@ fn a_foreign_container_holding_the_name_is_never_touched() {
     let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 503);
-    assert!(r.json()["detail"].as_str().unwrap().contains("did not create"), "{}", r.text());
-    assert!(p.proc.log().contains("did not create"), "the start-up log says so");
-    assert_eq!(inspect(&name, "{{.State.Status}}").as_deref(), Some("created"), "left as it was");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not create"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        p.proc.log().contains("did not create"),
+        "the start-up log says so"
+    );
+    assert_eq!(
+        inspect(&name, "{{.State.Status}}").as_deref(),
+        Some("created"),
+        "left as it was"
+    );
 }
 
 #[test]
@@ -195,15 +301,24 @@ fn docker_healthcheck_is_used_for_readiness_and_network_is_created() {
     ));
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(inspect(&name, "{{.State.Health.Status}}").as_deref(), Some("healthy"));
-    assert!(docker_try(&["network", "inspect", &net]).is_some(), "network {net} was created");
+    assert_eq!(
+        inspect(&name, "{{.State.Health.Status}}").as_deref(),
+        Some("healthy")
+    );
+    assert!(
+        docker_try(&["network", "inspect", &net]).is_some(),
+        "network {net} was created"
+    );
 }
 
 #[test]
 fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
     let mut g = DockerGuard::new("wsidle");
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    idle_timeout: 2\n")));
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    idle_timeout: 2\n"),
+    ));
     let url = format!("ws://{}/svc/ws", p.addr);
     let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("python3")
@@ -219,12 +334,24 @@ fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
     );
     // The socket was open (idle) for 10 s with idle_timeout 2 s, and it still echoed at the end:
     // the container was not stopped under it.
-    assert!(p.proc.log().matches("created container").count() == 1, "{}", p.proc.log());
+    assert!(
+        p.proc.log().matches("created container").count() == 1,
+        "{}",
+        p.proc.log()
+    );
     assert_eq!(status_of(&p, &name)["cold_starts"], 1);
-    wait_for("the stop after the close", Duration::from_secs(15), || (!is_running(&name)).then_some(()));
+    wait_for("the stop after the close", Duration::from_secs(15), || {
+        (!is_running(&name)).then_some(())
+    });
     let after = closed_at.elapsed();
-    assert!(after >= Duration::from_millis(1500), "stopped {after:?} after the close");
-    assert!(after < Duration::from_secs(8), "stopped {after:?} after the close (idle_timeout 2 s)");
+    assert!(
+        after >= Duration::from_millis(1500),
+        "stopped {after:?} after the close"
+    );
+    assert!(
+        after < Duration::from_secs(8),
+        "stopped {after:?} after the close (idle_timeout 2 s)"
+    );
 }
 
 /// A Unix-socket relay to the real daemon that the test can cut and restore, standing in for
@@ -253,7 +380,9 @@ impl FlakyDaemon {
                     drop(c); // the daemon is "down": refuse by closing at once
                     continue;
                 }
-                let Ok(d) = UnixStream::connect("/var/run/docker.sock") else { continue };
+                let Ok(d) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
                 conns2.lock().unwrap().push(c.try_clone().unwrap());
                 conns2.lock().unwrap().push(d.try_clone().unwrap());
                 let (mut c2, mut d2) = (c.try_clone().unwrap(), d.try_clone().unwrap());
@@ -268,7 +397,12 @@ impl FlakyDaemon {
                 });
             }
         });
-        FlakyDaemon { path, up, conns, _dir: dir }
+        FlakyDaemon {
+            path,
+            up,
+            conns,
+            _dir: dir,
+        }
     }
 
     fn set_up(&self, up: bool) {
@@ -297,30 +431,57 @@ fn a_daemon_that_goes_away_gives_503_naming_the_socket_and_is_picked_up_again() 
     let r = get(p.addr, "/svc/y");
     assert_eq!(r.status, 503, "{}", r.text());
     let detail = r.json()["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains(&daemon.path.display().to_string()), "names the socket: {detail}");
+    assert!(
+        detail.contains(&daemon.path.display().to_string()),
+        "names the socket: {detail}"
+    );
     daemon.set_up(true);
-    wait_for("wakeproxy to reconcile with the returning daemon", Duration::from_secs(20), || {
-        let r = get(p.addr, "/svc/z");
-        (r.status == 200).then_some(())
-    });
+    wait_for(
+        "wakeproxy to reconcile with the returning daemon",
+        Duration::from_secs(20),
+        || {
+            let r = get(p.addr, "/svc/z");
+            (r.status == 200).then_some(())
+        },
+    );
     // The events follower reconnects and reconciles too.
     let mut p = p;
-    p.proc.wait_line("is back: reconciling", Duration::from_secs(20));
+    p.proc
+        .wait_line("is back: reconciling", Duration::from_secs(20));
 }
 
 #[test]
 fn an_oom_killed_container_is_reported_and_restarted() {
     let mut g = DockerGuard::new("oom");
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "    mem_limit: 32m\n")));
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(&name, "/svc", "    mem_limit: 32m\n"),
+    ));
     assert_eq!(get(p.addr, "/svc/x").status, 200);
     let r = get(p.addr, "/svc/alloc?mb=256");
-    assert!(matches!(r.status, 502 | 503), "the allocation should kill the container: {} {}", r.status, r.text());
-    wait_for("the OOM kill to show in status", Duration::from_secs(15), || {
-        let st = status_of(&p, &name);
-        (st["status"] == "stopped" && st["last_error"].as_str().is_some_and(|e| e.contains("out of memory"))).then_some(())
-    });
-    assert_eq!(inspect(&name, "{{.State.OOMKilled}}").as_deref(), Some("true"));
+    assert!(
+        matches!(r.status, 502 | 503),
+        "the allocation should kill the container: {} {}",
+        r.status,
+        r.text()
+    );
+    wait_for(
+        "the OOM kill to show in status",
+        Duration::from_secs(15),
+        || {
+            let st = status_of(&p, &name);
+            (st["status"] == "stopped"
+                && st["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("out of memory")))
+            .then_some(())
+        },
+    );
+    assert_eq!(
+        inspect(&name, "{{.State.OOMKilled}}").as_deref(),
+        Some("true")
+    );
     let again = get(p.addr, "/svc/y");
     assert_eq!(again.status, 200, "{}", again.text());
     assert_eq!(status_of(&p, &name)["cold_starts"], 2);
@@ -332,7 +493,11 @@ fn a_reload_recreates_changed_services_and_stops_removed_ones_once_idle() {
     let (a, b, c) = (g.name("a"), g.name("b"), g.name("c"));
     let glob = global(&g, "");
     let cfg = |a_env: &str, with_b: bool, with_c: bool| {
-        let mut s = service(&a, "/a", &format!("    environment:\n      FLAVOUR: {a_env}\n"));
+        let mut s = service(
+            &a,
+            "/a",
+            &format!("    environment:\n      FLAVOUR: {a_env}\n"),
+        );
         if with_b {
             s += &service(&b, "/b", "    idle_timeout: 2\n");
         }
@@ -347,18 +512,36 @@ fn a_reload_recreates_changed_services_and_stops_removed_ones_once_idle() {
     // A request to b streams for 3 s while the reload removes b: it must complete.
     let addr = p.addr;
     let streaming = std::thread::spawn(move || get(addr, "/b/stream?chunks=6&interval_ms=500"));
-    wait_for("b to be running", Duration::from_secs(20), || is_running(&b).then_some(()));
+    wait_for("b to be running", Duration::from_secs(20), || {
+        is_running(&b).then_some(())
+    });
     std::fs::write(&p.config_path, cfg("two", false, true)).unwrap();
-    std::process::Command::new("kill").args(["-HUP", &p.proc.pid().to_string()]).status().unwrap();
-    p.proc.wait_line("configuration reloaded", Duration::from_secs(10));
+    std::process::Command::new("kill")
+        .args(["-HUP", &p.proc.pid().to_string()])
+        .status()
+        .unwrap();
+    p.proc
+        .wait_line("configuration reloaded", Duration::from_secs(10));
     let r = streaming.join().unwrap();
-    assert_eq!(r.text().matches("chunk ").count(), 6, "the stream on the removed service completed");
+    assert_eq!(
+        r.text().matches("chunk ").count(),
+        6,
+        "the stream on the removed service completed"
+    );
     assert_eq!(get(p.addr, "/c/x").status, 200, "the added service starts");
     assert_eq!(get(p.addr, "/b/x").status, 404, "the removed route is gone");
     assert_eq!(get(p.addr, "/a/x").status, 200);
-    assert_ne!(inspect(&a, "{{.Id}}").unwrap(), a_id, "the changed service was recreated");
-    assert!(inspect(&a, "{{json .Config.Env}}").unwrap().contains("FLAVOUR=two"));
-    wait_for("the removed service to be stopped once idle", Duration::from_secs(20), || {
-        (!is_running(&b)).then_some(())
-    });
+    assert_ne!(
+        inspect(&a, "{{.Id}}").unwrap(),
+        a_id,
+        "the changed service was recreated"
+    );
+    assert!(inspect(&a, "{{json .Config.Env}}")
+        .unwrap()
+        .contains("FLAVOUR=two"));
+    wait_for(
+        "the removed service to be stopped once idle",
+        Duration::from_secs(20),
+        || (!is_running(&b)).then_some(()),
+    );
 }

@@ -36,7 +36,9 @@ impl Recorder {
                             Ok(n) => {
                                 b.fetch_add(n, Ordering::SeqCst);
                                 if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                                    let _ = s.write_all(
+                                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                                    );
                                 }
                             }
                         }
@@ -65,7 +67,8 @@ fn status_of(addr: SocketAddr, raw: &[u8]) -> (u16, String) {
                 all.extend_from_slice(&buf[..n]);
                 if all.windows(4).any(|w| w == b"\r\n\r\n") && all.len() > 12 {
                     // Read the rest briefly: the proxy closes after refusing.
-                    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
                 }
             }
         }
@@ -82,7 +85,10 @@ fn auth() -> String {
 #[test]
 fn malformed_and_ambiguous_requests_never_reach_the_backend() {
     let rec = Recorder::start();
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", rec.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        rec.addr
+    )));
     let a = auth();
     let long_target = format!("/{}", "a".repeat(70_000));
     let many_headers: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -156,16 +162,25 @@ fn malformed_and_ambiguous_requests_never_reach_the_backend() {
         }
     }
     // The same proxy still forwards a proper request.
-    let (ok, _) = status_of(p.addr, format!("GET / HTTP/1.1\r\nHost: h\r\n{a}Connection: close\r\n\r\n").as_bytes());
+    let (ok, _) = status_of(
+        p.addr,
+        format!("GET / HTTP/1.1\r\nHost: h\r\n{a}Connection: close\r\n\r\n").as_bytes(),
+    );
     assert_eq!(ok, 200);
     assert!(rec.seen() > 0);
-    eprintln!("{} malformed requests refused before the backend", cases.len());
+    eprintln!(
+        "{} malformed requests refused before the backend",
+        cases.len()
+    );
 }
 
 #[test]
 fn malformed_chunked_bodies_are_refused_and_never_completed_upstream() {
     let rec = Recorder::start();
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", rec.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        rec.addr
+    )));
     let a = auth();
     for (what, body) in [
         ("bad chunk size", "zz\r\nhello\r\n0\r\n\r\n"),
@@ -173,9 +188,13 @@ fn malformed_chunked_bodies_are_refused_and_never_completed_upstream() {
         ("missing CRLF after data", "5\r\nhello0\r\n\r\n"),
         ("bare LF after size", "5\nhello\r\n0\r\n\r\n"),
         ("negative size", "-5\r\nhello\r\n0\r\n\r\n"),
-        ("oversized chunk extension", &format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(5000))),
+        (
+            "oversized chunk extension",
+            &format!("5;{}\r\nhello\r\n0\r\n\r\n", "e".repeat(5000)),
+        ),
     ] {
-        let raw = format!("POST / HTTP/1.1\r\nHost: h\r\n{a}Transfer-Encoding: chunked\r\n\r\n{body}");
+        let raw =
+            format!("POST / HTTP/1.1\r\nHost: h\r\n{a}Transfer-Encoding: chunked\r\n\r\n{body}");
         let (got, text) = status_of(p.addr, raw.as_bytes());
         assert_eq!(got, 400, "{what}: {text}");
     }
@@ -221,8 +240,11 @@ fn slow_clients_do_not_starve_others_and_are_cut_at_the_head_deadline() {
     eprintln!("normal client p99 with {n} slow clients: {p99:?}");
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
     // The head deadline (10 s) closes the dribblers.
-    wait_for("the slow connections to be closed", Duration::from_secs(15), || {
-        let closed = slow
+    wait_for(
+        "the slow connections to be closed",
+        Duration::from_secs(15),
+        || {
+            let closed = slow
             .iter()
             .filter(|s| {
                 s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
@@ -230,9 +252,13 @@ fn slow_clients_do_not_starve_others_and_are_cut_at_the_head_deadline() {
                 matches!((&**s).read(&mut buf), Ok(0)) || matches!((&**s).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
             })
             .count();
-        (closed == n).then_some(())
-    });
-    assert!(started.elapsed() >= Duration::from_secs(9), "closed before the head deadline");
+            (closed == n).then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "closed before the head deadline"
+    );
 }
 
 #[test]
@@ -265,11 +291,18 @@ fn backend_faults_become_502_504_or_a_visibly_truncated_stream() {
     assert_eq!(get(p.addr, "/silent").status, 504);
     let (_, text) = status_of(
         p.addr,
-        format!("GET /truncated HTTP/1.1\r\nHost: h\r\n{}Connection: close\r\n\r\n", auth()).as_bytes(),
+        format!(
+            "GET /truncated HTTP/1.1\r\nHost: h\r\n{}Connection: close\r\n\r\n",
+            auth()
+        )
+        .as_bytes(),
     );
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     assert!(text.contains("hello") && text.contains("world"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "a truncated stream must not look complete: {text:?}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a truncated stream must not look complete: {text:?}"
+    );
 }
 
 /// `SO_LINGER` 0 makes a close send RST, like a crashed backend.
@@ -297,23 +330,42 @@ fn at_max_connections_new_clients_wait_briefly_then_get_503() {
         .map(|_| {
             let s = TcpStream::connect(p.addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            (&s).write_all(format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes()).unwrap();
+            (&s).write_all(format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes())
+                .unwrap();
             let r = read_response(&mut std::io::BufReader::new(s.try_clone().unwrap()), false);
             assert_eq!(r.status, 200);
             s
         })
         .collect();
     let t0 = Instant::now();
-    let (code, text) = status_of(p.addr, format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes());
+    let (code, text) = status_of(
+        p.addr,
+        format!("GET / HTTP/1.1\r\nHost: h\r\n{}\r\n", auth()).as_bytes(),
+    );
     assert_eq!(code, 503, "{text}");
-    assert!(t0.elapsed() >= Duration::from_millis(200), "waited for a slot first: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "waited for a slot first: {:?}",
+        t0.elapsed()
+    );
     // A slot freed within the wait is taken instead of refusing.
     let closer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         drop(hold);
     });
-    let (code, _) = status_of(p.addr, format!("GET / HTTP/1.1\r\nHost: h\r\n{}Connection: close\r\n\r\n", auth()).as_bytes());
+    let (code, _) = status_of(
+        p.addr,
+        format!(
+            "GET / HTTP/1.1\r\nHost: h\r\n{}Connection: close\r\n\r\n",
+            auth()
+        )
+        .as_bytes(),
+    );
     closer.join().unwrap();
     assert_eq!(code, 200);
-    assert_eq!(p.proc.log().matches("connection limit reached").count(), 1, "logged once per burst");
+    assert_eq!(
+        p.proc.log().matches("connection limit reached").count(),
+        1,
+        "logged once per burst"
+    );
 }

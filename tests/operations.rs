@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn signal(pid: u32, sig: &str) {
-    let st = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -42,9 +45,17 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
         }
         read_response(&mut BufReader::new(s), false)
     });
-    wait_for("the requests to be in flight", Duration::from_secs(10), || {
-        (get(addr, "/proxy/status").json()["services"][0]["in_flight"].as_u64().unwrap() >= 101).then_some(())
-    });
+    wait_for(
+        "the requests to be in flight",
+        Duration::from_secs(10),
+        || {
+            (get(addr, "/proxy/status").json()["services"][0]["in_flight"]
+                .as_u64()
+                .unwrap()
+                >= 101)
+                .then_some(())
+        },
+    );
     let t0 = Instant::now();
     signal(p.proc.pid(), "-TERM");
     p.proc.wait_line("shutting down", Duration::from_secs(5));
@@ -68,25 +79,44 @@ fn sigterm_lets_in_flight_requests_finish_then_exits_0() {
     let up = upload.join().unwrap();
     assert_eq!(up.status, 200);
     assert_eq!(up.json()["bytes"], 400 * 1024, "the whole upload arrived");
-    let status = wait_for("the proxy to exit", Duration::from_secs(20), || p.proc.child.try_wait().unwrap());
+    let status = wait_for("the proxy to exit", Duration::from_secs(20), || {
+        p.proc.child.try_wait().unwrap()
+    });
     assert_eq!(status.code(), Some(0), "{}", p.proc.log());
-    assert!(t0.elapsed() < Duration::from_secs(20), "exited after {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "exited after {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
 fn idle_keep_alive_connections_do_not_delay_the_exit() {
     let b = Backend::start("b");
-    let mut p = TestProxy::start(&config(&format!("  - name: app\n    path: /app\n    upstream: {}\n", b.addr)));
+    let mut p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n",
+        b.addr
+    )));
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    (&s).write_all(format!("GET /app/x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes()).unwrap();
+    (&s).write_all(
+        format!("GET /app/x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     assert_eq!(read_response(&mut r, false).status, 200);
     let t0 = Instant::now();
     signal(p.proc.pid(), "-TERM");
-    let status = wait_for("the proxy to exit", Duration::from_secs(10), || p.proc.child.try_wait().unwrap());
+    let status = wait_for("the proxy to exit", Duration::from_secs(10), || {
+        p.proc.child.try_wait().unwrap()
+    });
     assert_eq!(status.code(), Some(0));
-    assert!(t0.elapsed() < Duration::from_secs(3), "an idle keep-alive connection held the exit for {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "an idle keep-alive connection held the exit for {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -95,10 +125,16 @@ fn proxy_daemon_from_a_shell_script() {
     let dir = TempDir::new("daemon");
     let script = format!("{}/tests/scripts/daemon.sh", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
-        .args([&script, env!("CARGO_BIN_EXE_wakeproxy"), dir.path().to_str().unwrap(), &b.addr.to_string()])
+        .args([
+            &script,
+            env!("CARGO_BIN_EXE_wakeproxy"),
+            dir.path().to_str().unwrap(),
+            &b.addr.to_string(),
+        ])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let log = std::fs::read_to_string(dir.path().join("wakeproxy.log")).unwrap_or_default();
     assert!(out.status.success(), "{text}\n--- daemon log ---\n{log}");
     assert!(text.contains(" 0 failed"), "{text}");
@@ -120,7 +156,13 @@ fn sighup_reload_adds_and_changes_routes_while_a_websocket_stays_open() {
     let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
     let url = format!("ws://{}/ws/ws", p.addr);
     let ws = Command::new("python3")
-        .args([script.as_str(), "hold-until", &url, TOKEN, stop_file.to_str().unwrap()])
+        .args([
+            script.as_str(),
+            "hold-until",
+            &url,
+            TOKEN,
+            stop_file.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -138,24 +180,43 @@ fn sighup_reload_adds_and_changes_routes_while_a_websocket_stays_open() {
     ));
     std::fs::write(&p.config_path, changed).unwrap();
     signal(p.proc.pid(), "-HUP");
-    p.proc.wait_line("configuration reloaded", Duration::from_secs(10));
+    p.proc
+        .wait_line("configuration reloaded", Duration::from_secs(10));
     let r = get(p.addr, "/new/x");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["name"], "two");
-    assert_eq!(get(p.addr, "/app/x").json()["name"], "two", "the changed route applies");
+    assert_eq!(
+        get(p.addr, "/app/x").json()["name"],
+        "two",
+        "the changed route applies"
+    );
 
     // An invalid config changes nothing and is logged.
-    std::fs::write(&p.config_path, "global:\n  bearer_token: short\nservices: []\n").unwrap();
+    std::fs::write(
+        &p.config_path,
+        "global:\n  bearer_token: short\nservices: []\n",
+    )
+    .unwrap();
     signal(p.proc.pid(), "-HUP");
     p.proc.wait_line("reload refused", Duration::from_secs(10));
-    assert_eq!(get(p.addr, "/new/x").status, 200, "the running configuration stays");
+    assert_eq!(
+        get(p.addr, "/new/x").status,
+        200,
+        "the running configuration stays"
+    );
 
     // The WebSocket opened before both reloads still echoes.
     std::fs::write(&stop_file, b"").unwrap();
     let out = ws.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the WebSocket broke during the reloads: {text}\n{}", p.proc.log());
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the WebSocket broke during the reloads: {text}\n{}",
+        p.proc.log()
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     // hold-until sends one last echo after it sees the stop file, i.e. after both reloads.
     assert!(v["ticks"].as_u64().unwrap() >= 2, "{v}");
 }

@@ -24,7 +24,12 @@ fn routing_table() {
         ("/app", "app", "/", Some("/app")),
         ("/app/", "app", "/", Some("/app")),
         ("/app/x/y?q=1", "app", "/x/y?q=1", Some("/app")),
-        ("/app/a%2Fb%3F?x=%20&y", "app", "/a%2Fb%3F?x=%20&y", Some("/app")),
+        (
+            "/app/a%2Fb%3F?x=%20&y",
+            "app",
+            "/a%2Fb%3F?x=%20&y",
+            Some("/app"),
+        ),
         ("/apps", "root", "/apps", None),
         ("/api/v1/users", "api", "/api/v1/users", None),
         ("/api/v2", "root", "/api/v2", None),
@@ -38,25 +43,44 @@ fn routing_table() {
         let headers = v["headers"].as_array().unwrap();
         let prefix_seen = headers
             .iter()
-            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("x-forwarded-prefix"))
+            .find(|h| {
+                h[0].as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case("x-forwarded-prefix")
+            })
             .map(|h| h[1].as_str().unwrap().to_string());
         assert_eq!(prefix_seen.as_deref(), prefix, "{path}");
         let status = get(p.addr, "/proxy/status").json()["services"].clone();
-        let svc = status.as_array().unwrap().iter().find(|s| s["name"] == service).unwrap().clone();
-        assert!(svc["requests"].as_u64().unwrap() >= 1, "{path} should have gone to {service}");
+        let svc = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == service)
+            .unwrap()
+            .clone();
+        assert!(
+            svc["requests"].as_u64().unwrap() >= 1,
+            "{path} should have gone to {service}"
+        );
     }
 }
 
 #[test]
 fn no_route_is_404_and_proxy_namespace_is_reserved() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /app\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n",
+        b.addr
+    )));
     let r = get(p.addr, "/apps");
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"], "not found");
     assert!(r.json()["detail"].as_str().unwrap().contains("/apps"));
     assert_eq!(get(p.addr, "/proxy/nothing").status, 404);
-    let h = raw_request(p.addr, "GET /proxy/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let h = raw_request(
+        p.addr,
+        "GET /proxy/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!((h.status, h.text().as_str()), (200, "ok\n"));
 }
 
@@ -67,9 +91,15 @@ fn auth_is_required_and_the_token_never_leaks() {
         "  - name: plain\n    path: /plain\n    upstream: {a}\n  - name: tok\n    path: /tok\n    upstream: {a}\n    auth_token: backend-secret\n",
         a = b.addr
     )));
-    let none = raw_request(p.addr, "GET /plain/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let none = raw_request(
+        p.addr,
+        "GET /plain/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(none.status, 401);
-    assert!(none.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert!(none
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
     assert_eq!(none.json()["error"], "unauthorized");
     let wrong = raw_request(
         p.addr,
@@ -77,7 +107,10 @@ fn auth_is_required_and_the_token_never_leaks() {
     );
     assert_eq!(wrong.status, 401);
     // 401 also guards unknown paths and the status endpoint: nothing is revealed without a token.
-    let status = raw_request(p.addr, "GET /proxy/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let status = raw_request(
+        p.addr,
+        "GET /proxy/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(status.status, 401);
     let lower = raw_request(
         p.addr,
@@ -85,18 +118,30 @@ fn auth_is_required_and_the_token_never_leaks() {
     );
     assert_eq!(lower.status, 200);
     let seen = lower.text();
-    assert!(!seen.contains(TOKEN), "the proxy token reached the backend: {seen}");
-    assert!(!seen.to_ascii_lowercase().contains("authorization"), "{seen}");
+    assert!(
+        !seen.contains(TOKEN),
+        "the proxy token reached the backend: {seen}"
+    );
+    assert!(
+        !seen.to_ascii_lowercase().contains("authorization"),
+        "{seen}"
+    );
     let swapped = get(p.addr, "/tok/x").text();
     assert!(!swapped.contains(TOKEN), "{swapped}");
     assert!(swapped.contains("Bearer backend-secret"), "{swapped}");
-    assert!(!p.proc.log().contains(TOKEN), "the token appeared in the log");
+    assert!(
+        !p.proc.log().contains(TOKEN),
+        "the token appeared in the log"
+    );
 }
 
 #[test]
 fn forwarded_headers_and_repeated_headers() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let r = raw_request(
         p.addr,
         &format!(
@@ -108,10 +153,25 @@ fn forwarded_headers_and_repeated_headers() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h[0].as_str().unwrap().to_ascii_lowercase(), h[1].as_str().unwrap().to_string()))
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_ascii_lowercase(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let get_all = |n: &str| headers.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-    assert_eq!(get_all("x-forwarded-for"), ["127.0.0.1"], "an untrusted client's XFF is replaced");
+    let get_all = |n: &str| {
+        headers
+            .iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        get_all("x-forwarded-for"),
+        ["127.0.0.1"],
+        "an untrusted client's XFF is replaced"
+    );
     assert_eq!(get_all("x-forwarded-proto"), ["http"]);
     assert_eq!(get_all("x-forwarded-host"), ["public.example"]);
     assert_eq!(get_all("host"), ["public.example"]);
@@ -119,10 +179,17 @@ fn forwarded_headers_and_repeated_headers() {
     assert!(get_all("x-hop").is_empty() && get_all("connection").is_empty());
 
     let c = get(p.addr, "/cookies");
-    assert_eq!(c.headers_named("set-cookie"), ["a=1", "b=2; Path=/", "c=3; HttpOnly"]);
+    assert_eq!(
+        c.headers_named("set-cookie"),
+        ["a=1", "b=2; Path=/", "c=3; HttpOnly"]
+    );
     let g = get(p.addr, "/gzip");
     assert_eq!(g.header("content-encoding"), Some("gzip"));
-    assert_eq!(&g.body[..2], &[0x1f, 0x8b], "the gzip body passes untouched");
+    assert_eq!(
+        &g.body[..2],
+        &[0x1f, 0x8b],
+        "the gzip body passes untouched"
+    );
 }
 
 #[test]
@@ -142,19 +209,29 @@ fn trusted_proxies_extend_forwarded_for() {
 #[test]
 fn head_204_304_and_expect_continue() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
     // Several requests on one keep-alive connection: bodyless answers must not desynchronise it.
-    (&s).write_all(format!("HEAD /status/200 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes()).unwrap();
+    (&s).write_all(format!("HEAD /status/200 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes())
+        .unwrap();
     let h = read_response(&mut r, true);
     assert_eq!(h.status, 200);
-    assert!(h.header("content-length").is_some(), "HEAD keeps the length: {}", h.head);
-    (&s).write_all(format!("GET /status/204 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes()).unwrap();
+    assert!(
+        h.header("content-length").is_some(),
+        "HEAD keeps the length: {}",
+        h.head
+    );
+    (&s).write_all(format!("GET /status/204 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes())
+        .unwrap();
     assert_eq!(read_response(&mut r, false).status, 204);
-    (&s).write_all(format!("GET /status/304 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes()).unwrap();
+    (&s).write_all(format!("GET /status/304 HTTP/1.1\r\nHost: h\r\n{auth}\r\n").as_bytes())
+        .unwrap();
     assert_eq!(read_response(&mut r, false).status, 304);
     // Expect: 100-continue: the proxy says 100 only after auth, then the body flows.
     (&s).write_all(
@@ -178,18 +255,28 @@ fn head_204_304_and_expect_continue() {
 #[test]
 fn keep_alive_reuses_upstream_connections() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut peers = Vec::new();
     for _ in 0..5 {
-        (&s).write_all(format!("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes()).unwrap();
+        (&s).write_all(
+            format!("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
         let res = read_response(&mut r, false);
         assert_eq!(res.status, 200);
         peers.push(res.json()["peer"].as_str().unwrap().to_string());
     }
-    assert!(peers.windows(2).all(|w| w[0] == w[1]), "upstream connection not reused: {peers:?}");
+    assert!(
+        peers.windows(2).all(|w| w[0] == w[1]),
+        "upstream connection not reused: {peers:?}"
+    );
 }
 
 #[test]
@@ -214,7 +301,14 @@ fn upstream_failures_map_to_502_and_504() {
     )));
     let r = get(p.addr, "/closed/x");
     assert_eq!(r.status, 502);
-    assert!(r.json()["detail"].as_str().unwrap().contains(&closed_addr.to_string()), "{}", r.text());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&closed_addr.to_string()),
+        "{}",
+        r.text()
+    );
     let t0 = Instant::now();
     let r = get(p.addr, "/silent/x");
     assert_eq!(r.status, 504, "{}", r.text());
@@ -227,7 +321,10 @@ fn upstream_failures_map_to_502_and_504() {
 #[test]
 fn malformed_requests_get_400_and_close() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     for bad in [
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -242,20 +339,30 @@ fn malformed_requests_get_400_and_close() {
         let text = String::from_utf8_lossy(&all);
         assert!(text.starts_with("HTTP/1.1 400 "), "{bad:?} -> {text}");
     }
-    let huge = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "x".repeat(70_000));
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(70_000)
+    );
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = (&s).write_all(huge.as_bytes());
     let mut head = [0u8; 12];
     (&s).read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 431");
-    assert_eq!(get(p.addr, "/still-alive").status, 200, "the proxy survives bad input");
+    assert_eq!(
+        get(p.addr, "/still-alive").status,
+        200,
+        "the proxy survives bad input"
+    );
 }
 
 #[test]
 fn slow_chunked_response_arrives_piece_by_piece() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     (&s).write_all(
@@ -282,7 +389,10 @@ fn slow_chunked_response_arrives_piece_by_piece() {
     let text = String::from_utf8_lossy(&all);
     assert!(text.contains("Transfer-Encoding: chunked"), "{text}");
     assert_eq!(arrivals.len(), 4, "{text}");
-    assert!(arrivals[0] < Duration::from_millis(350), "first chunk held back: {arrivals:?}");
+    assert!(
+        arrivals[0] < Duration::from_millis(350),
+        "first chunk held back: {arrivals:?}"
+    );
     assert!(arrivals[3] >= Duration::from_millis(1100), "{arrivals:?}");
     assert!(text.ends_with("0\r\n\r\n"));
 }
@@ -305,7 +415,10 @@ fn one_gib_upload_streams_with_flat_memory() {
     use sha2::{Digest, Sha256};
     const SIZE: u64 = 1 << 30;
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let pid = p.proc.pid();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -349,17 +462,27 @@ fn one_gib_upload_streams_with_flat_memory() {
     let max_rss_kib = sampler.join().unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
     let v = res.json();
-    let want: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let want: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(v["bytes"].as_u64(), Some(SIZE));
     assert_eq!(v["sha256"].as_str(), Some(want.as_str()));
     eprintln!("proxy max RSS during 1 GiB upload: {max_rss_kib} KiB");
-    assert!(max_rss_kib > 0 && max_rss_kib < 64 * 1024, "proxy RSS reached {max_rss_kib} KiB");
+    assert!(
+        max_rss_kib > 0 && max_rss_kib < 64 * 1024,
+        "proxy RSS reached {max_rss_kib} KiB"
+    );
 }
 
 #[test]
 fn chunked_upload_and_http10_client() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr)));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {}\n",
+        b.addr
+    )));
     let r = raw_request(
         p.addr,
         &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
@@ -367,10 +490,15 @@ fn chunked_upload_and_http10_client() {
     assert_eq!(r.json()["body"], "hello world");
     let r = raw_request(
         p.addr,
-        &format!("GET /stream?chunks=2&interval_ms=10 HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"),
+        &format!(
+            "GET /stream?chunks=2&interval_ms=10 HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        ),
     );
     assert_eq!(r.status, 200);
-    assert!(r.header("transfer-encoding").is_none(), "HTTP/1.0 clients get a close-delimited body");
+    assert!(
+        r.header("transfer-encoding").is_none(),
+        "HTTP/1.0 clients get a close-delimited body"
+    );
     assert_eq!(r.text().matches("chunk ").count(), 2);
 }
 

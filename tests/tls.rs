@@ -207,16 +207,29 @@ fn the_whole_proxy_runs_behind_tls() {
     assert!(out.contains("\"app\""), "{out}");
     // ...and proxy-status speaks HTTPS too, trusting the given CA.
     let out = Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
-        .args(["proxy-status", "--server-url", &format!("https://127.0.0.1:{}", https_port(&p)), "--bearer-token", TOKEN])
+        .args([
+            "proxy-status",
+            "--server-url",
+            &format!("https://127.0.0.1:{}", https_port(&p)),
+            "--bearer-token",
+            TOKEN,
+        ])
         .arg("--cacert")
         .arg(&f.pki.root)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.lines().any(|l| l.starts_with("app ")), "{text}");
     let untrusted = Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
-        .args(["proxy-status", "--server-url", &format!("https://127.0.0.1:{}", https_port(&p)), "--bearer-token", TOKEN])
+        .args([
+            "proxy-status",
+            "--server-url",
+            &format!("https://127.0.0.1:{}", https_port(&p)),
+            "--bearer-token",
+            TOKEN,
+        ])
         .output()
         .unwrap();
     assert_eq!(untrusted.status.code(), Some(3), "an unknown CA is refused");

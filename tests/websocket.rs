@@ -26,7 +26,10 @@ fn ws_client(args: &[&str]) -> (bool, serde_json::Value, String) {
 }
 
 fn proxy_for(b: &Backend, extra: &str) -> TestProxy {
-    TestProxy::start(&config(&format!("  - name: app\n    path: /app\n    upstream: {}\n{extra}", b.addr)))
+    TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n{extra}",
+        b.addr
+    )))
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn an_upgrade_without_token_is_refused_and_never_reaches_the_backend() {
     let (ok, v, err) = ws_client(&["unauthorised", &url]);
     assert!(ok, "{v}\n{err}");
     let status = get(p.addr, "/proxy/status").json()["services"].clone();
-    assert_eq!(status[0]["requests"], 0, "the backend was reached: {status}");
+    assert_eq!(
+        status[0]["requests"], 0,
+        "the backend was reached: {status}"
+    );
 }
 
 #[test]
@@ -62,10 +68,15 @@ fn a_101_nobody_asked_for_closes_the_connection() {
             let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: upgrade\r\n\r\nsmuggled");
         }
     });
-    let p = TestProxy::start(&config(&format!("  - name: app\n    path: /\n    upstream: {addr}\n")));
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {addr}\n"
+    )));
     let s = TcpStream::connect(p.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    (&s).write_all(format!("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes()).unwrap();
+    (&s).write_all(
+        format!("GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut all = Vec::new();
     (&s).read_to_end(&mut all).unwrap();
     let text = String::from_utf8_lossy(&all);
@@ -88,15 +99,25 @@ fn server_sent_events_arrive_within_50_ms() {
     let mut delays = Vec::new();
     let mut line = String::new();
     while r.read_line(&mut line).unwrap() > 0 {
-        if let Some(t) = line.trim().strip_prefix("data: event ").and_then(|rest| rest.split(" t=").nth(1)) {
+        if let Some(t) = line
+            .trim()
+            .strip_prefix("data: event ")
+            .and_then(|rest| rest.split(" t=").nth(1))
+        {
             let sent: u128 = t.parse().unwrap();
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
             delays.push(now.saturating_sub(sent));
         }
         line.clear();
     }
     assert_eq!(delays.len(), 10, "all events arrived");
-    assert!(delays.iter().all(|d| *d <= 50), "event delays in ms: {delays:?}");
+    assert!(
+        delays.iter().all(|d| *d <= 50),
+        "event delays in ms: {delays:?}"
+    );
 }
 
 #[test]
@@ -122,7 +143,11 @@ fn a_client_half_close_still_gets_the_full_answer() {
     .unwrap();
     s2.shutdown(Shutdown::Write).unwrap();
     let res = read_response(&mut BufReader::new(s2), false);
-    assert_eq!(res.text().matches("chunk ").count(), 3, "the whole stream arrived after the client's FIN");
+    assert_eq!(
+        res.text().matches("chunk ").count(),
+        3,
+        "the whole stream arrived after the client's FIN"
+    );
 }
 
 #[test]
@@ -143,10 +168,19 @@ fn idle_tunnels_are_closed_after_tunnel_idle_timeout() {
     let mut all = Vec::new();
     (&s).read_to_end(&mut all).unwrap(); // ends when the proxy closes the idle tunnel
     let text = String::from_utf8_lossy(&all);
-    assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{text}");
-    assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{text}"
+    );
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "closed after {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
 }
 
 #[test]
@@ -159,10 +193,14 @@ fn status_counts_open_tunnels() {
             .as_bytes(),
     )
     .unwrap();
-    wait_for("the tunnel to show in status", Duration::from_secs(10), || {
-        let st = get(p.addr, "/proxy/status").json()["services"].clone();
-        (st[0]["open_tunnels"] == 1 && st[0]["in_flight"] == 1).then_some(())
-    });
+    wait_for(
+        "the tunnel to show in status",
+        Duration::from_secs(10),
+        || {
+            let st = get(p.addr, "/proxy/status").json()["services"].clone();
+            (st[0]["open_tunnels"] == 1 && st[0]["in_flight"] == 1).then_some(())
+        },
+    );
     drop(s);
     wait_for("the tunnel to close", Duration::from_secs(10), || {
         (get(p.addr, "/proxy/status").json()["services"][0]["open_tunnels"] == 0).then_some(())
@@ -195,7 +233,17 @@ fn a_thousand_concurrent_websockets_for_a_minute() {
     });
     let (ok, v, err) = ws_client(&["many", &url, TOKEN, "1000", &seconds, "5"]);
     let rss_now = p.proc.rss_kib();
-    assert!(ok, "{v}\n{err}\nproxy log tail:\n{}", p.proc.log().lines().rev().take(30).collect::<Vec<_>>().join("\n"));
+    assert!(
+        ok,
+        "{v}\n{err}\nproxy log tail:\n{}",
+        p.proc
+            .log()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(v["messages"].as_u64().unwrap() >= 1000, "{v}");
     drop(p);
     let max_rss = sampler.join().unwrap();

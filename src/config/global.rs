@@ -180,7 +180,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         })
         .unwrap_or(log::LevelFilter::Info);
     let trusted_proxies = trusted_proxies(ctx, map, path);
-    let certbot_path = get(map, "certbot_path").and_then(|v| ctx.string(v, &key("certbot_path"), Show::Value));
+    let certbot_path =
+        get(map, "certbot_path").and_then(|v| ctx.string(v, &key("certbot_path"), Show::Value));
     let certbot_args = string_list(ctx, map, path, "certbot_args");
     let max_connections = get(map, "max_connections")
         .and_then(|v| ctx.uint(v, &key("max_connections"), 1, 100_000))
@@ -191,7 +192,9 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         .filter(|n| {
             let ok = is_docker_name(n) && n.len() <= 64;
             if !ok {
-                let msg = format!("expected a name of letters, digits, '_', '.' or '-' (at most 64), found {n:?}");
+                let msg = format!(
+                    "expected a name of letters, digits, '_', '.' or '-' (at most 64), found {n:?}"
+                );
                 ctx.issue(&key("instance"), msg);
             }
             ok
@@ -249,7 +252,12 @@ pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
 }
 
 /// `mode: swarm` (at `path`) needs the proxy to reach services by name on an overlay network.
-pub fn swarm_needs(ctx: &mut Ctx, path: &FieldPath, connect_mode: ConnectMode, network: Option<&str>) {
+pub fn swarm_needs(
+    ctx: &mut Ctx,
+    path: &FieldPath,
+    connect_mode: ConnectMode,
+    network: Option<&str>,
+) {
     if connect_mode != ConnectMode::DockerDns {
         let msg = "mode: swarm needs global connect_mode: docker_dns (wakeproxy reaches swarm \
                    services by name on their overlay network, never through host ports)";

@@ -11,7 +11,9 @@ use super::formats::{
 };
 use super::global::{run_mode, swarm_needs, MAX_SECS};
 use super::read::{get, Ctx, FieldPath, Show};
-use super::{Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume};
+use super::{
+    Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
+};
 
 /// Most replicas a swarm service may ask for.
 pub const MAX_REPLICAS: u64 = 1000;
@@ -174,7 +176,9 @@ pub fn service(
     let max_body_size = get(map, "max_body_size").and_then(|v| {
         let p = key("max_body_size");
         let parsed = match v {
-            Value::Number(n) => n.as_u64().ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
             Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
             _ => {
                 ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
@@ -256,7 +260,12 @@ fn swarm_settings(
             let mode = run_mode(ctx, v, &key("mode"));
             if mode == Some(RunMode::Swarm) {
                 // A global `mode: swarm` is checked once, at its own line.
-                swarm_needs(ctx, &key("mode"), global.connect_mode, global.docker_network.as_deref());
+                swarm_needs(
+                    ctx,
+                    &key("mode"),
+                    global.connect_mode,
+                    global.docker_network.as_deref(),
+                );
             }
             mode.unwrap_or(global.mode)
         }
@@ -272,7 +281,10 @@ fn swarm_settings(
             "vip" => Some(EndpointMode::Vip),
             "dnsrr" => Some(EndpointMode::Dnsrr),
             _ => {
-                ctx.issue(&key("endpoint_mode"), format!("expected vip or dnsrr, found {s:?}"));
+                ctx.issue(
+                    &key("endpoint_mode"),
+                    format!("expected vip or dnsrr, found {s:?}"),
+                );
                 None
             }
         })

@@ -35,7 +35,10 @@ impl std::fmt::Display for CopyError {
 }
 
 /// Writes every slice fully, using vectored writes (one syscall for head and body when possible).
-pub fn write_all_vectored<W: Write + ?Sized>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+pub fn write_all_vectored<W: Write + ?Sized>(
+    w: &mut W,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         match w.write_vectored(bufs) {
@@ -49,7 +52,10 @@ pub fn write_all_vectored<W: Write + ?Sized>(w: &mut W, mut bufs: &mut [IoSlice<
 }
 
 fn eof() -> CopyError {
-    CopyError::Read(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-body"))
+    CopyError::Read(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "connection closed mid-body",
+    ))
 }
 
 /// Streams a body framed as `kind` from `src` to `dst`. With `chunked_out`, a `Chunked` or
@@ -74,7 +80,11 @@ pub fn copy_body<R: BufRead + ?Sized, W: Write + ?Sized>(
             let size = format!("{:x}\r\n", data.len());
             write_all_vectored(
                 dst,
-                &mut [IoSlice::new(size.as_bytes()), IoSlice::new(data), IoSlice::new(b"\r\n")],
+                &mut [
+                    IoSlice::new(size.as_bytes()),
+                    IoSlice::new(data),
+                    IoSlice::new(b"\r\n"),
+                ],
             )
         } else {
             dst.write_all(data)
@@ -236,7 +246,10 @@ mod tests {
     fn length_copies_exactly() {
         let (out, n) = copy(BodyKind::Length(5), b"hello world", false).unwrap();
         assert_eq!((out.as_slice(), n), (&b"hello"[..], 5));
-        assert!(matches!(copy(BodyKind::Length(50), b"short", false), Err(CopyError::Read(_))));
+        assert!(matches!(
+            copy(BodyKind::Length(50), b"short", false),
+            Err(CopyError::Read(_))
+        ));
     }
 
     #[test]
@@ -268,16 +281,30 @@ mod tests {
             b"5;a=\x01\r\nhello\r\n0\r\n\r\n",
             b"5\r\nhel",
         ] {
-            assert!(copy(BodyKind::Chunked, bad, false).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                copy(BodyKind::Chunked, bad, false).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
-        let long_ext = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(MAX_CHUNK_LINE + 10));
+        let long_ext = format!(
+            "5;{}\r\nhello\r\n0\r\n\r\n",
+            "a".repeat(MAX_CHUNK_LINE + 10)
+        );
         assert!(copy(BodyKind::Chunked, long_ext.as_bytes(), false).is_err());
     }
 
     #[test]
     fn limit_is_enforced() {
         let mut src = Cursor::new(b"hello world".to_vec());
-        let r = copy_body(BodyKind::Length(11), &mut src, &mut Vec::new(), false, Some(5), &mut |_| {});
+        let r = copy_body(
+            BodyKind::Length(11),
+            &mut src,
+            &mut Vec::new(),
+            false,
+            Some(5),
+            &mut |_| {},
+        );
         assert!(matches!(r, Err(CopyError::TooLarge)));
     }
 

@@ -190,7 +190,9 @@ fn framing(headers: &[Header]) -> Result<Option<BodyKind>, HeadError> {
         if te.len() == 1 && te[0] == "chunked" {
             return Ok(Some(BodyKind::Chunked));
         }
-        return Err(bad("unsupported Transfer-Encoding (only chunked is accepted)"));
+        return Err(bad(
+            "unsupported Transfer-Encoding (only chunked is accepted)",
+        ));
     }
     let mut len: Option<u64> = None;
     for h in cls {
@@ -206,7 +208,13 @@ fn framing(headers: &[Header]) -> Result<Option<BodyKind>, HeadError> {
             len = Some(n);
         }
     }
-    Ok(len.map(|n| if n == 0 { BodyKind::Empty } else { BodyKind::Length(n) }))
+    Ok(len.map(|n| {
+        if n == 0 {
+            BodyKind::Empty
+        } else {
+            BodyKind::Length(n)
+        }
+    }))
 }
 
 /// The body framing of a request: no framing headers means no body.
@@ -287,7 +295,10 @@ mod tests {
 
     #[test]
     fn request_framing() {
-        assert_eq!(body_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(BodyKind::Empty));
+        assert_eq!(
+            body_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(BodyKind::Empty)
+        );
         assert_eq!(
             body_of("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"),
             Ok(BodyKind::Length(5))
@@ -327,10 +338,12 @@ mod tests {
         assert_eq!(response_body("GET", &close), Ok(BodyKind::UntilClose));
         let ch = r("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(response_body("GET", &ch), Ok(BodyKind::Chunked));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .map(|o| response_body("GET", &o.unwrap().1))
-            .unwrap()
-            .is_err());
+        assert!(parse_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .map(|o| response_body("GET", &o.unwrap().1))
+        .unwrap()
+        .is_err());
     }
 
     #[test]

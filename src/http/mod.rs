@@ -7,4 +7,4 @@ pub mod rewrite;
 
 pub use body::{copy_body, CopyError};
 pub use bufstream::{BufStream, Socket};
-pub use head::{BodyKind, Header, HeadError, RequestHead, ResponseHead};
+pub use head::{BodyKind, HeadError, Header, RequestHead, ResponseHead};

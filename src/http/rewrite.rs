@@ -58,7 +58,10 @@ fn is_listed(name: &str, list: &[&str]) -> bool {
 
 /// True for headers that must not be forwarded in either direction.
 fn is_hop_by_hop(h: &Header, connection_tokens: &[String]) -> bool {
-    is_listed(&h.name, HOP_BY_HOP) || connection_tokens.iter().any(|t| h.name.eq_ignore_ascii_case(t))
+    is_listed(&h.name, HOP_BY_HOP)
+        || connection_tokens
+            .iter()
+            .any(|t| h.name.eq_ignore_ascii_case(t))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -70,7 +73,13 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 /// Writes the head to send upstream for `req`, with `target` as the (already rewritten)
 /// request target and `body` as the framing the body will be sent with.
-pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &ForwardInfo<'_>, out: &mut Vec<u8>) {
+pub fn upstream_request(
+    req: &RequestHead,
+    target: &str,
+    body: BodyKind,
+    info: &ForwardInfo<'_>,
+    out: &mut Vec<u8>,
+) {
     let conn_tokens = header_tokens(&req.headers, "connection");
     out.extend_from_slice(req.method.as_bytes());
     out.push(b' ');
@@ -96,14 +105,19 @@ pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &
     }
     match body {
         BodyKind::Empty => {
-            if !matches!(req.method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE") {
+            if !matches!(
+                req.method.as_str(),
+                "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE"
+            ) {
                 out.extend_from_slice(b"Content-Length: 0\r\n");
             }
         }
         BodyKind::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
         }
-        BodyKind::Chunked | BodyKind::UntilClose => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyKind::Chunked | BodyKind::UntilClose => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+        }
     }
     if let Some(u) = info.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -114,7 +128,13 @@ pub fn upstream_request(req: &RequestHead, target: &str, body: BodyKind, info: &
         out.extend_from_slice(t.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let believed = |name: &str| if info.trusted { header(&req.headers, name) } else { None };
+    let believed = |name: &str| {
+        if info.trusted {
+            header(&req.headers, name)
+        } else {
+            None
+        }
+    };
     let peer = info.peer.to_string();
     match believed("x-forwarded-for") {
         Some(prev) => {
@@ -160,7 +180,12 @@ pub fn client_framing(kind: BodyKind, client_minor: u8) -> ClientFraming {
 }
 
 /// Writes the response head for the client.
-pub fn client_response(res: &ResponseHead, framing: ClientFraming, keep_alive: bool, out: &mut Vec<u8>) {
+pub fn client_response(
+    res: &ResponseHead,
+    framing: ClientFraming,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) {
     let conn_tokens = header_tokens(&res.headers, "connection");
     let _ = write!(out, "HTTP/1.1 {} ", res.status);
     out.extend_from_slice(res.reason.as_bytes());
@@ -201,15 +226,21 @@ pub fn client_switching(res: &ResponseHead, out: &mut Vec<u8>) {
 
 /// The `Upgrade` value a request asks for, when it asks properly (`Connection: upgrade` too).
 pub fn requested_upgrade(req: &RequestHead) -> Option<&[u8]> {
-    let asks = header_tokens(&req.headers, "connection").iter().any(|t| t == "upgrade");
-    header(&req.headers, "upgrade").filter(|_| asks && req.minor >= 1).map(|h| h.value.as_slice())
+    let asks = header_tokens(&req.headers, "connection")
+        .iter()
+        .any(|t| t == "upgrade");
+    header(&req.headers, "upgrade")
+        .filter(|_| asks && req.minor >= 1)
+        .map(|h| h.value.as_slice())
 }
 
 /// Can the upstream connection carry another request after this response?
 pub fn upstream_reusable(res: &ResponseHead, kind: BodyKind) -> bool {
     res.minor >= 1
         && kind != BodyKind::UntilClose
-        && !header_tokens(&res.headers, "connection").iter().any(|t| t == "close")
+        && !header_tokens(&res.headers, "connection")
+            .iter()
+            .any(|t| t == "close")
 }
 
 #[cfg(test)]
@@ -244,13 +275,23 @@ mod tests {
             &info(false, Some("/app"), None),
         );
         assert!(s.starts_with("GET /x?y=%2F HTTP/1.1\r\n"), "{s}");
-        for gone in ["Connection", "X-Secret", "Keep-Alive", "TE:", "Upgrade", "Proxy-Authorization"] {
+        for gone in [
+            "Connection",
+            "X-Secret",
+            "Keep-Alive",
+            "TE:",
+            "Upgrade",
+            "Proxy-Authorization",
+        ] {
             assert!(!s.contains(gone), "{gone} leaked: {s}");
         }
         assert!(s.contains("Accept: */*\r\n"));
         assert!(s.contains("X-Forwarded-Prefix: /app\r\n"));
         assert!(s.contains("X-Forwarded-Host: h\r\n"));
-        assert!(!s.contains("Content-Length"), "a GET with no body stays unframed: {s}");
+        assert!(
+            !s.contains("Content-Length"),
+            "a GET with no body stays unframed: {s}"
+        );
     }
 
     #[test]
@@ -271,7 +312,10 @@ mod tests {
             &info(false, None, None),
         );
         assert!(s.contains("Cookie: a=1; b=2\r\n"), "{s}");
-        assert!(!s.contains("secret") && !s.contains("wakeproxy_session"), "{s}");
+        assert!(
+            !s.contains("secret") && !s.contains("wakeproxy_session"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -288,7 +332,10 @@ mod tests {
 
     #[test]
     fn body_framing_is_kept() {
-        let s = rewrite("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n", &info(false, None, None));
+        let s = rewrite(
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n",
+            &info(false, None, None),
+        );
         assert!(s.contains("Content-Length: 5\r\n"));
         let s = rewrite(
             "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
@@ -301,7 +348,10 @@ mod tests {
     }
 
     fn res(raw: &str) -> ResponseHead {
-        crate::http::head::parse_response(raw.as_bytes()).unwrap().unwrap().1
+        crate::http::head::parse_response(raw.as_bytes())
+            .unwrap()
+            .unwrap()
+            .1
     }
 
     #[test]
@@ -322,7 +372,9 @@ mod tests {
         let r = res("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: x\r\n\r\n");
         let mut out = Vec::new();
         client_response(&r, ClientFraming::NoBody, true, &mut out);
-        assert!(String::from_utf8(out).unwrap().contains("Content-Length: 99\r\n"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("Content-Length: 99\r\n"));
         let r = res("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         let mut out = Vec::new();
         client_response(&r, ClientFraming::NoBody, true, &mut out);
@@ -339,10 +391,15 @@ mod tests {
         let mut out = Vec::new();
         upstream_request(&h, "/ws", BodyKind::Empty, &i, &mut out);
         let s = String::from_utf8(out).unwrap();
-        assert!(s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"), "{s}");
+        assert!(
+            s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
+            "{s}"
+        );
         assert!(s.contains("Sec-WebSocket-Key: k\r\n"));
         // Upgrade without Connection: upgrade is not a request to switch.
-        let (_, h) = parse_request(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+        let (_, h) = parse_request(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(requested_upgrade(&h), None);
         let r = res("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
         let mut out = Vec::new();
@@ -356,7 +413,10 @@ mod tests {
     #[test]
     fn unknown_length_to_http10_client_closes() {
         assert_eq!(client_framing(BodyKind::Chunked, 0), ClientFraming::Close);
-        assert_eq!(client_framing(BodyKind::UntilClose, 1), ClientFraming::Chunked);
+        assert_eq!(
+            client_framing(BodyKind::UntilClose, 1),
+            ClientFraming::Chunked
+        );
         let r = res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         let mut out = Vec::new();
         client_response(&r, ClientFraming::Close, true, &mut out);

@@ -86,11 +86,18 @@ pub trait Engine: Send + Sync {
     /// that is not running any more has exited, and the answer quotes its exit code and logs.
     fn progress(&self, id: &str, name: &str, internal_port: u16) -> Result<Progress, EngineError> {
         let Some(obs) = self.observe(id, internal_port)? else {
-            return Ok(Progress::Failed(format!("{} {name} was removed while starting", self.noun())));
+            return Ok(Progress::Failed(format!(
+                "{} {name} was removed while starting",
+                self.noun()
+            )));
         };
         if !obs.running {
             let logs = self.logs_tail(id, START_LOG_LINES);
-            let oom = if obs.oom_killed { " (killed: out of memory)" } else { "" };
+            let oom = if obs.oom_killed {
+                " (killed: out of memory)"
+            } else {
+                ""
+            };
             return Ok(Progress::Failed(format!(
                 "container {name} exited with code {}{oom} while starting; last log lines:\n{}",
                 obs.exit_code,
@@ -137,7 +144,8 @@ impl DockerEngine {
     fn ensure_network(&self, net: &str) -> Result<(), EngineError> {
         if !self.docker.network_exists(net)? {
             log::info!("creating Docker network {net}");
-            self.docker.create_network(net, &[(LABEL_MANAGED, "true")])?;
+            self.docker
+                .create_network(net, &[(LABEL_MANAGED, "true")])?;
         }
         Ok(())
     }
@@ -177,13 +185,22 @@ impl Engine for DockerEngine {
                 return Err(EngineError(foreign_message(&spec.name)));
             }
             Some(c) if c.labels.get(LABEL_HASH) != Some(&hash) => {
-                log::info!("settings of {} changed: recreating its container", spec.name);
+                log::info!(
+                    "settings of {} changed: recreating its container",
+                    spec.name
+                );
                 self.docker.remove(&c.id, true)?;
                 self.create(spec)?
             }
             Some(c) => c.id,
         };
-        self.docker.start(&id).map_err(|e| EngineError(format!("cannot start container {}: {}", spec.name, e.message())))?;
+        self.docker.start(&id).map_err(|e| {
+            EngineError(format!(
+                "cannot start container {}: {}",
+                spec.name,
+                e.message()
+            ))
+        })?;
         Ok(id)
     }
 
@@ -199,7 +216,9 @@ impl Engine for DockerEngine {
     }
 
     fn logs_tail(&self, id: &str, n: usize) -> String {
-        self.docker.logs_tail(id, n).unwrap_or_else(|e| format!("(logs unavailable: {e})"))
+        self.docker
+            .logs_tail(id, n)
+            .unwrap_or_else(|e| format!("(logs unavailable: {e})"))
     }
 
     fn stop(&self, id: &str) -> Result<(), EngineError> {
@@ -228,7 +247,10 @@ impl Engine for DockerEngine {
     }
 
     fn foreign_holds_name(&self, name: &str, instance: &str) -> Result<bool, EngineError> {
-        Ok(self.docker.inspect(name)?.is_some_and(|c| !ours(&c.labels, instance)))
+        Ok(self
+            .docker
+            .inspect(name)?
+            .is_some_and(|c| !ours(&c.labels, instance)))
     }
 
     fn ping(&self) -> Result<(), EngineError> {

@@ -10,8 +10,8 @@ pub mod spec;
 pub mod state;
 pub mod swarm;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,11 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// Every managed service on `engine`, whatever its mode.
-    pub fn new(config: &Config, engine: Arc<dyn Engine>, activity: Arc<Vec<Arc<Activity>>>) -> Lifecycle {
+    pub fn new(
+        config: &Config,
+        engine: Arc<dyn Engine>,
+        activity: Arc<Vec<Arc<Activity>>>,
+    ) -> Lifecycle {
         Lifecycle::with_engines(config, engine.clone(), engine, activity)
     }
 
@@ -90,7 +94,11 @@ impl Lifecycle {
             .iter()
             .map(|s| {
                 s.container().map(|c| Slot {
-                    engine: if c.swarm.is_some() { swarm.clone() } else { containers.clone() },
+                    engine: if c.swarm.is_some() {
+                        swarm.clone()
+                    } else {
+                        containers.clone()
+                    },
                     spec: ManagedSpec {
                         name: s.name.clone(),
                         container: c.clone(),
@@ -187,11 +195,15 @@ impl Lifecycle {
         for (engine, f) in &found {
             let noun = engine.noun();
             let slot_idx = self.inner.slots.iter().position(|s| {
-                s.as_ref().is_some_and(|s| s.spec.name == f.service && s.engine.kind() == engine.kind())
+                s.as_ref()
+                    .is_some_and(|s| s.spec.name == f.service && s.engine.kind() == engine.kind())
             });
             let Some(i) = slot_idx else {
                 if f.up && stop_stale {
-                    log::info!("{noun} {} is no longer in the config: stopping it", f.service);
+                    log::info!(
+                        "{noun} {} is no longer in the config: stopping it",
+                        f.service
+                    );
                     self.stop_in_background(engine.clone(), f.id.clone());
                 }
                 continue;
@@ -218,7 +230,10 @@ impl Lifecycle {
                 // it afresh.
                 let mut st = slot.state.lock();
                 if stop_stale && matches!(st.phase, Phase::Stopped) {
-                    log::info!("{noun} {} is scaled up but nothing of it runs: stopping it", f.service);
+                    log::info!(
+                        "{noun} {} is scaled up but nothing of it runs: stopping it",
+                        f.service
+                    );
                     st.phase = Phase::Stopping;
                     drop(st);
                     self.spawn_stop(i, f.id.clone());
@@ -240,8 +255,14 @@ impl Lifecycle {
         // Services whose container is gone (or stopped) while we thought them ready.
         for slot in self.inner.slots.iter().flatten() {
             let engine = &slot.engine;
-            let mine = |f: &&(Arc<dyn Engine>, Found)| f.1.service == slot.spec.name && f.0.kind() == engine.kind();
-            let running_id = found.iter().filter(mine).find(|f| f.1.running).map(|f| f.1.id.clone());
+            let mine = |f: &&(Arc<dyn Engine>, Found)| {
+                f.1.service == slot.spec.name && f.0.kind() == engine.kind()
+            };
+            let running_id = found
+                .iter()
+                .filter(mine)
+                .find(|f| f.1.running)
+                .map(|f| f.1.id.clone());
             let mut st = slot.state.lock();
             if let Phase::Ready { id, .. } = &st.phase {
                 if running_id.as_deref() != Some(id.as_str()) {
@@ -250,7 +271,9 @@ impl Lifecycle {
                 }
             }
             let foreign = !found.iter().any(|f| mine(&f))
-                && engine.foreign_holds_name(&slot.spec.name, &self.inner.instance).unwrap_or(false);
+                && engine
+                    .foreign_holds_name(&slot.spec.name, &self.inner.instance)
+                    .unwrap_or(false);
             let why = || match engine.kind() {
                 "swarm" => swarm::foreign_service_message(&slot.spec.name),
                 _ => engine::foreign_message(&slot.spec.name),
@@ -266,7 +289,10 @@ impl Lifecycle {
     /// Where to reach a started container.
     fn address_of(&self, slot: &Slot, id: &str) -> Result<String, String> {
         match slot.spec.mode {
-            ConnectMode::DockerDns => Ok(format!("{}:{}", slot.spec.name, slot.spec.container.internal_port)),
+            ConnectMode::DockerDns => Ok(format!(
+                "{}:{}",
+                slot.spec.name, slot.spec.container.internal_port
+            )),
             ConnectMode::HostPort => {
                 let obs = slot
                     .engine
@@ -275,31 +301,44 @@ impl Lifecycle {
                     .ok_or("the container disappeared")?;
                 obs.host_port
                     .map(|p| format!("127.0.0.1:{p}"))
-                    .ok_or_else(|| format!("port {} is not published", slot.spec.container.internal_port))
+                    .ok_or_else(|| {
+                        format!(
+                            "port {} is not published",
+                            slot.spec.container.internal_port
+                        )
+                    })
             }
         }
     }
 
     fn stop_in_background(&self, engine: Arc<dyn Engine>, id: String) {
-        let _ = std::thread::Builder::new().name("stop".into()).spawn(move || {
-            if let Err(e) = engine.stop(&id) {
-                log::warn!("stopping {} {}: {e}", engine.noun(), &id[..id.len().min(12)]);
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("stop".into())
+            .spawn(move || {
+                if let Err(e) = engine.stop(&id) {
+                    log::warn!(
+                        "stopping {} {}: {e}",
+                        engine.noun(),
+                        &id[..id.len().min(12)]
+                    );
+                }
+            });
     }
 
     /// Stops `id` of service `i`, whose phase the caller has set to Stopping, and marks it
     /// Stopped when done (successfully or not: the next start looks again).
     fn spawn_stop(&self, i: usize, id: String) {
         let me = self.clone();
-        let spawned = std::thread::Builder::new().name("stop".into()).spawn(move || {
-            let slot = me.slot(i).expect("managed slot");
-            if let Err(e) = slot.engine.stop(&id) {
-                log::warn!("stopping {}: {e}", slot.spec.name);
-            }
-            slot.state.lock().stopped();
-            slot.cond.notify_all();
-        });
+        let spawned = std::thread::Builder::new()
+            .name("stop".into())
+            .spawn(move || {
+                let slot = me.slot(i).expect("managed slot");
+                if let Err(e) = slot.engine.stop(&id) {
+                    log::warn!("stopping {}: {e}", slot.spec.name);
+                }
+                slot.state.lock().stopped();
+                slot.cond.notify_all();
+            });
         if spawned.is_err() {
             if let Some(slot) = self.slot(i) {
                 slot.state.lock().stopped();
@@ -328,7 +367,10 @@ impl Lifecycle {
         let mut busy = false;
         for (i, slot) in self.inner.slots.iter().enumerate() {
             let Some(slot) = slot else { continue };
-            if handed_over.as_ref().is_some_and(|h| h.contains(&slot.spec.name)) {
+            if handed_over
+                .as_ref()
+                .is_some_and(|h| h.contains(&slot.spec.name))
+            {
                 continue;
             }
             let mut st = slot.state.lock();
@@ -365,7 +407,9 @@ impl Lifecycle {
                         let why = if oom_killed {
                             format!("container {service} was killed for running out of memory (mem_limit) with exit code {code}")
                         } else {
-                            format!("container {service} stopped outside wakeproxy (exit code {code})")
+                            format!(
+                                "container {service} stopped outside wakeproxy (exit code {code})"
+                            )
                         };
                         log::warn!("{why}; it starts again on the next request");
                         st.last_error = Some(why);
@@ -531,13 +575,18 @@ impl Lifecycle {
 
 impl Containers for Lifecycle {
     fn ensure_ready(&self, i: usize) -> Result<String, Answer> {
-        let slot = self.slot(i).ok_or_else(|| Answer::Internal("service is not a container".into()))?;
+        let slot = self
+            .slot(i)
+            .ok_or_else(|| Answer::Internal("service is not a container".into()))?;
         let deadline = Instant::now() + slot.start_timeout;
         let retry_after = slot.start_timeout.as_secs().clamp(1, 30);
         let mut st = slot.state.lock();
         if st.waiters >= MAX_WAITERS {
             return Err(Answer::Unavailable {
-                detail: format!("{} requests are already waiting for {} to start", st.waiters, slot.spec.name),
+                detail: format!(
+                    "{} requests are already waiting for {} to start",
+                    st.waiters, slot.spec.name
+                ),
                 retry_after,
             });
         }
@@ -545,7 +594,12 @@ impl Containers for Lifecycle {
         let result = loop {
             match st.request(Instant::now()) {
                 Step::Ready(addr) => break Ok(addr),
-                Step::Fail(why) => break Err(Answer::Unavailable { detail: why, retry_after }),
+                Step::Fail(why) => {
+                    break Err(Answer::Unavailable {
+                        detail: why,
+                        retry_after,
+                    })
+                }
                 Step::Start(gen) => {
                     let me = self.clone();
                     let spawned = std::thread::Builder::new()
@@ -647,9 +701,11 @@ impl Containers for Lifecycle {
         };
         m.insert("status".into(), json!(status));
         let host_port = match (&st.phase, slot.spec.mode) {
-            (Phase::Ready { addr, .. }, ConnectMode::HostPort) => {
-                addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).map_or(Value::Null, |p| json!(p))
-            }
+            (Phase::Ready { addr, .. }, ConnectMode::HostPort) => addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+                .map_or(Value::Null, |p| json!(p)),
             (_, ConnectMode::DockerDns) => json!(slot.spec.container.internal_port),
             _ => Value::Null,
         };
@@ -658,11 +714,15 @@ impl Containers for Lifecycle {
         m.insert("cold_starts".into(), json!(st.cold_starts));
         m.insert(
             "last_start_ms".into(),
-            st.last_start.map_or(Value::Null, |d| json!(d.as_millis() as u64)),
+            st.last_start
+                .map_or(Value::Null, |d| json!(d.as_millis() as u64)),
         );
         m.insert(
             "last_error".into(),
-            st.last_error.clone().or_else(|| st.conflict.clone()).map_or(Value::Null, Value::String),
+            st.last_error
+                .clone()
+                .or_else(|| st.conflict.clone())
+                .map_or(Value::Null, Value::String),
         );
         m.insert("waiting".into(), json!(st.waiters));
         m.extend(extra);
@@ -684,7 +744,10 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
         match stream {
             Ok(events) => {
                 if !first {
-                    log::info!("Docker daemon at {} is back: reconciling", docker.socket().display());
+                    log::info!(
+                        "Docker daemon at {} is back: reconciling",
+                        docker.socket().display()
+                    );
                 }
                 lifecycle.set_daemon_down(false);
                 if let Err(e) = lifecycle.reconcile() {
@@ -693,7 +756,11 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
                 backoff = Duration::from_millis(500);
                 for ev in events {
                     let Ok(ev) = ev else { break };
-                    let service = ev.attributes.get(spec::LABEL_SERVICE).cloned().unwrap_or_default();
+                    let service = ev
+                        .attributes
+                        .get(spec::LABEL_SERVICE)
+                        .cloned()
+                        .unwrap_or_default();
                     if ev.attributes.contains_key(engine::LABEL_SWARM_TASK) {
                         // The container of a task of one of our swarm services.
                         if ev.action == "die" {
@@ -711,7 +778,10 @@ pub fn follow_events(lifecycle: Lifecycle, docker: crate::docker::Docker, instan
                         _ => log::debug!("docker event {} for {service}", ev.action),
                     }
                 }
-                log::warn!("lost the Docker event stream at {}", docker.socket().display());
+                log::warn!(
+                    "lost the Docker event stream at {}",
+                    docker.socket().display()
+                );
             }
             Err(e) => {
                 if first || !lifecycle.inner.daemon_down.load(Ordering::Relaxed) {

@@ -44,7 +44,10 @@ pub fn status_ok(line: &[u8], accept: Accept) -> bool {
     if line.len() < 12 || !line.starts_with(b"HTTP/1.") {
         return false;
     }
-    let Some(code) = std::str::from_utf8(&line[9..12]).ok().and_then(|c| c.parse::<u16>().ok()) else {
+    let Some(code) = std::str::from_utf8(&line[9..12])
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+    else {
         return false;
     };
     match accept {
@@ -76,7 +79,13 @@ mod tests {
             let (s, _) = l.accept().unwrap();
             drop(s); // like docker-proxy with no app behind it
         });
-        assert!(!http_ready(&addr, "x", "/", Accept::Any, Duration::from_secs(1)));
+        assert!(!http_ready(
+            &addr,
+            "x",
+            "/",
+            Accept::Any,
+            Duration::from_secs(1)
+        ));
         t.join().unwrap();
     }
 
@@ -88,9 +97,16 @@ mod tests {
             let (mut s, _) = l.accept().unwrap();
             let mut b = [0u8; 512];
             let _ = s.read(&mut b);
-            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").unwrap();
+            s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
         });
-        assert!(http_ready(&addr, "x", "/health", Accept::Below500, Duration::from_secs(1)));
+        assert!(http_ready(
+            &addr,
+            "x",
+            "/health",
+            Accept::Below500,
+            Duration::from_secs(1)
+        ));
         t.join().unwrap();
     }
 }

@@ -46,7 +46,14 @@ impl ManagedSpec {
         let c = &self.container;
         let mut canon = format!(
             "v1|image={}|port={}|host_port={:?}|mem={:?}|cpus={:?}|init={}|net={:?}|mode={:?}",
-            c.image, c.internal_port, c.host_port, c.mem_limit, c.cpus, c.init, self.network, self.mode
+            c.image,
+            c.internal_port,
+            c.host_port,
+            c.mem_limit,
+            c.cpus,
+            c.init,
+            self.network,
+            self.mode
         );
         for (k, v) in &c.environment {
             canon.push_str(&format!("|env={}={}", k.len(), k));
@@ -91,7 +98,11 @@ impl ManagedSpec {
         let c = &self.container;
         let mut labels = self.owner_labels();
         labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
-        let env: Vec<String> = c.environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env: Vec<String> = c
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let mounts: Vec<Value> = c
             .volumes
             .iter()
@@ -145,8 +156,16 @@ impl ManagedSpec {
         let port_key = format!("{}/tcp", c.internal_port);
         let mut labels = self.owner_labels();
         labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
-        let env: Vec<String> = c.environment.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let binds: Vec<String> = c.volumes.iter().map(|v| format!("{}:{}:{}", v.host, v.bind, v.mode)).collect();
+        let env: Vec<String> = c
+            .environment
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let binds: Vec<String> = c
+            .volumes
+            .iter()
+            .map(|v| format!("{}:{}:{}", v.host, v.bind, v.mode))
+            .collect();
         let mut host = Map::new();
         host.insert("Binds".into(), json!(binds));
         host.insert("Init".into(), json!(c.init));
@@ -174,7 +193,8 @@ impl ManagedSpec {
         });
         if let Some(net) = &self.network {
             host.insert("NetworkMode".into(), json!(net));
-            body["NetworkingConfig"] = json!({"EndpointsConfig": {net.clone(): {"Aliases": [self.name]}}});
+            body["NetworkingConfig"] =
+                json!({"EndpointsConfig": {net.clone(): {"Aliases": [self.name]}}});
         }
         body["HostConfig"] = Value::Object(host);
         body
@@ -247,10 +267,18 @@ mod tests {
         assert_ne!(a.settings_hash(), b.settings_hash());
         let mut c = spec();
         c.container.environment = vec![("A=1".into(), String::new())];
-        assert_ne!(a.settings_hash(), c.settings_hash(), "no ambiguity between key and value");
+        assert_ne!(
+            a.settings_hash(),
+            c.settings_hash(),
+            "no ambiguity between key and value"
+        );
         let mut d = spec();
         d.instance = "other".into();
-        assert_eq!(a.settings_hash(), d.settings_hash(), "the instance label is not a setting");
+        assert_eq!(
+            a.settings_hash(),
+            d.settings_hash(),
+            "the instance label is not a setting"
+        );
     }
 
     fn swarm_spec() -> ManagedSpec {
@@ -278,7 +306,11 @@ mod tests {
             replicas: 5,
             endpoint_mode: EndpointMode::Vip,
         });
-        assert_eq!(a.settings_hash(), b.settings_hash(), "scaling is not a change of settings");
+        assert_eq!(
+            a.settings_hash(),
+            b.settings_hash(),
+            "scaling is not a change of settings"
+        );
         b.container.swarm = Some(SwarmSettings {
             replicas: 2,
             endpoint_mode: EndpointMode::Dnsrr,
@@ -286,7 +318,11 @@ mod tests {
         assert_ne!(a.settings_hash(), b.settings_hash());
         let mut c = swarm_spec();
         c.container.swarm = None;
-        assert_ne!(a.settings_hash(), c.settings_hash(), "a mode switch is a change");
+        assert_ne!(
+            a.settings_hash(),
+            c.settings_hash(),
+            "a mode switch is a change"
+        );
     }
 
     #[test]
@@ -307,7 +343,10 @@ mod tests {
         assert_eq!(c["Init"], true);
         assert_eq!(c["StopGracePeriod"], 10_000_000_000u64);
         assert_eq!(c["Labels"][LABEL_SERVICE], "blog");
-        assert!(c["Labels"].get(LABEL_HASH).is_none(), "tasks do not need the hash");
+        assert!(
+            c["Labels"].get(LABEL_HASH).is_none(),
+            "tasks do not need the hash"
+        );
         assert_eq!(
             c["Mounts"][0],
             json!({"Type": "bind", "Source": "/srv", "Target": "/data", "ReadOnly": true})
@@ -320,8 +359,14 @@ mod tests {
         assert_eq!(t["Resources"]["Limits"]["NanoCPUs"], 500_000_000u64);
         assert_eq!(t["RestartPolicy"]["Condition"], "on-failure");
         assert_eq!(t["RestartPolicy"]["MaxAttempts"], SWARM_MAX_ATTEMPTS);
-        assert_eq!(t["Networks"][0], json!({"Target": "net", "Aliases": ["blog"]}));
-        assert!(b.get("EndpointSpec").unwrap().get("Ports").is_none(), "nothing is published");
+        assert_eq!(
+            t["Networks"][0],
+            json!({"Target": "net", "Aliases": ["blog"]})
+        );
+        assert!(
+            b.get("EndpointSpec").unwrap().get("Ports").is_none(),
+            "nothing is published"
+        );
         let mut d = swarm_spec();
         d.container.swarm = Some(SwarmSettings {
             replicas: 1,

@@ -81,7 +81,10 @@ impl State {
             Phase::Stopping => Step::Wait(None),
             Phase::Stopped => {
                 self.gen += 1;
-                self.phase = Phase::Starting { gen: self.gen, since: now };
+                self.phase = Phase::Starting {
+                    gen: self.gen,
+                    since: now,
+                };
                 self.died = None;
                 Step::Start(self.gen)
             }
@@ -195,7 +198,12 @@ mod tests {
         for _ in 0..49 {
             assert_eq!(s.request(now), Step::Wait(Some(1)));
         }
-        assert!(s.started(1, "127.0.0.1:1".into(), "id".into(), now + Duration::from_millis(300)));
+        assert!(s.started(
+            1,
+            "127.0.0.1:1".into(),
+            "id".into(),
+            now + Duration::from_millis(300)
+        ));
         assert_eq!(s.request(now), Step::Ready("127.0.0.1:1".into()));
         assert_eq!(s.cold_starts, 1);
         assert_eq!(s.last_start, Some(Duration::from_millis(300)));
@@ -211,7 +219,10 @@ mod tests {
         assert_eq!(s.request(now), Step::Start(2));
         assert_eq!(s.failure_of(2), None);
         assert_eq!(s.last_error.as_deref(), Some("exit code 3"));
-        assert!(!s.started(1, "a".into(), "i".into(), now), "a stale start is ignored");
+        assert!(
+            !s.started(1, "a".into(), "i".into(), now),
+            "a stale start is ignored"
+        );
         assert!(s.started(2, "a".into(), "i".into(), now));
         assert_eq!(s.last_error, None);
     }
@@ -225,11 +236,18 @@ mod tests {
         let idle = Duration::from_secs(10);
         assert!(!s.should_stop(None, idle), "in flight: never");
         assert!(!s.should_stop(Some(Duration::from_secs(9)), idle));
-        assert!(!s.should_stop(Some(Duration::from_secs(99)), Duration::ZERO), "0 = never");
+        assert!(
+            !s.should_stop(Some(Duration::from_secs(99)), Duration::ZERO),
+            "0 = never"
+        );
         assert!(s.should_stop(Some(Duration::from_secs(10)), idle));
         assert_eq!(s.begin_stop(), Some("cid".into()));
         assert_eq!(s.begin_stop(), None);
-        assert_eq!(s.request(now), Step::Wait(None), "a request during a stop waits");
+        assert_eq!(
+            s.request(now),
+            Step::Wait(None),
+            "a request during a stop waits"
+        );
         s.stopped();
         assert_eq!(s.request(now), Step::Start(2));
     }

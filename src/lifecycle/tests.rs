@@ -23,7 +23,8 @@ fn app() -> u16 {
             let Ok(mut s) = s else { continue };
             let mut b = [0u8; 1024];
             let _ = s.read(&mut b);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
     port
@@ -55,7 +56,8 @@ impl Engine for Fake {
     fn ensure_started(&self, _spec: &ManagedSpec) -> Result<String, EngineError> {
         self.starts.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.start_delay);
-        self.running.store(self.exit_at_start.is_none(), Ordering::SeqCst);
+        self.running
+            .store(self.exit_at_start.is_none(), Ordering::SeqCst);
         Ok("cid".into())
     }
     fn observe(&self, id: &str, _port: u16) -> Result<Option<Observed>, EngineError> {
@@ -134,10 +136,16 @@ fn exit_at_start_fails_every_waiter_fast_with_exit_code_and_logs() {
         let err = h.join().unwrap().unwrap_err();
         assert_eq!(err.status(), 503);
         let d = err.detail();
-        assert!(d.contains("exited with code 3") && d.contains("missing DATABASE_URL"), "{d}");
+        assert!(
+            d.contains("exited with code 3") && d.contains("missing DATABASE_URL"),
+            "{d}"
+        );
     }
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-    assert!(lc.status(0)["last_error"].as_str().unwrap().contains("code 3"));
+    assert!(lc.status(0)["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("code 3"));
 }
 
 #[test]
@@ -149,7 +157,11 @@ fn idle_services_are_stopped_and_a_request_during_the_stop_starts_again() {
         lc.ensure_ready(0).unwrap();
     }
     lc.reap(Instant::now());
-    assert_eq!(fake.stops.load(Ordering::SeqCst), 0, "not idle long enough yet");
+    assert_eq!(
+        fake.stops.load(Ordering::SeqCst),
+        0,
+        "not idle long enough yet"
+    );
     lc.reap(Instant::now() + Duration::from_secs(2));
     assert_eq!(lc.status(0)["status"], "stopping");
     // Arrives during the 200 ms stop: waits, then triggers a fresh start.
@@ -175,7 +187,10 @@ fn a_crash_marks_the_service_stopped() {
     let (lc, _) = setup(fake.clone(), 300);
     lc.ensure_ready(0).unwrap();
     lc.container_gone("svc", Some(137), true);
-    assert!(lc.status(0)["last_error"].as_str().unwrap().contains("out of memory"));
+    assert!(lc.status(0)["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("out of memory"));
     assert_eq!(lc.status(0)["status"], "stopped");
     lc.ensure_ready(0).unwrap();
     assert_eq!(fake.starts.load(Ordering::SeqCst), 2);

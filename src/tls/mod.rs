@@ -114,7 +114,9 @@ mod tests {
         let text = format!(
             "global:\n  bearer_token: 0123456789abcdef0123456789abcdef\n{extra}services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
         );
-        crate::config::parse(&text, "test.yaml", &|_| None).unwrap().global
+        crate::config::parse(&text, "test.yaml", &|_| None)
+            .unwrap()
+            .global
     }
 
     #[test]
@@ -129,7 +131,10 @@ mod tests {
         );
         let w = config_warnings(&global(&files));
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("key.pem does not exist and auto_certbot is off"), "{w:?}");
+        assert!(
+            w[0].contains("key.pem does not exist and auto_certbot is off"),
+            "{w:?}"
+        );
         let with_certbot = format!("{files}  auto_certbot: true\n  email: ops@example.com\n");
         assert!(config_warnings(&global(&with_certbot)).is_empty());
         assert!(config_warnings(&global("")).is_empty());
