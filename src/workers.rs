@@ -1,19 +1,29 @@
 //! Connection threads that are kept and reused: a new connection goes to a parked idle thread
 //! when there is one, else a new thread is spawned (so long-lived connections never starve
 //! others, unlike a fixed pool); threads idle for longer than `keep_idle` exit.
+//!
+//! The hand-off is a mutex-guarded queue and a condition variable: a parked thread sleeps in
+//! the kernel until a job is queued for it, with no spinning or yielding on the way (on a
+//! busy single core, a spinning hand-off only passes the CPU around).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Jobs handed to parked threads, and how many parked threads are not yet spoken for.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Parked threads minus the jobs queued for them.
+    idle: usize,
+}
+
 struct Shared {
-    rx: Receiver<Job>,
-    /// Parked threads not yet claimed by a job.
-    idle: AtomicUsize,
+    queue: Mutex<Queue>,
+    wake: Condvar,
     /// Threads alive (busy or parked).
     alive: AtomicUsize,
     keep_idle: Duration,
@@ -21,27 +31,25 @@ struct Shared {
     name: String,
 }
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs run outside the lock, so a panic can never poison it; recover anyway.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A growable set of reusable threads.
 #[derive(Clone)]
 pub struct Workers {
-    tx: Sender<Job>,
     shared: Arc<Shared>,
-}
-
-/// Claims one unit of `n` if there is one.
-fn claim(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
-        .is_ok()
 }
 
 impl Workers {
     pub fn new(name: &str, stack: usize, keep_idle: Duration) -> Workers {
-        let (tx, rx) = crossbeam_channel::unbounded();
         Workers {
-            tx,
             shared: Arc::new(Shared {
-                rx,
-                idle: AtomicUsize::new(0),
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
                 alive: AtomicUsize::new(0),
                 keep_idle,
                 stack,
@@ -53,12 +61,15 @@ impl Workers {
     /// Runs `job` on a parked thread, or on a new one. Fails only when a thread cannot be
     /// spawned (the job is dropped).
     pub fn execute(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        if claim(&self.shared.idle) {
-            // A parked thread is reserved for us: it will take this job.
-            return self
-                .tx
-                .send(Box::new(job))
-                .map_err(|_| std::io::Error::other("workers gone"));
+        {
+            let mut q = self.shared.lock();
+            if q.idle > 0 {
+                q.idle -= 1;
+                q.jobs.push_back(Box::new(job));
+                drop(q);
+                self.shared.wake.notify_one();
+                return Ok(());
+            }
         }
         let shared = self.shared.clone();
         shared.alive.fetch_add(1, Ordering::AcqRel);
@@ -80,7 +91,7 @@ impl Workers {
     pub fn counts(&self) -> (usize, usize) {
         (
             self.shared.alive.load(Ordering::Acquire),
-            self.shared.idle.load(Ordering::Acquire),
+            self.shared.lock().idle,
         )
     }
 }
@@ -92,23 +103,26 @@ fn run(job: impl FnOnce()) {
 
 /// After a job: park, take the next job, or exit after `keep_idle` without one.
 fn park_loop(shared: &Shared) {
+    let mut q = shared.lock();
+    q.idle += 1;
     loop {
-        shared.idle.fetch_add(1, Ordering::AcqRel);
-        loop {
-            match shared.rx.recv_timeout(shared.keep_idle) {
-                Ok(job) => {
-                    // Whoever sent it already took us off the idle count.
-                    run(job);
-                    break;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if claim(&shared.idle) {
-                        return; // nobody had reserved a thread: this one may go
-                    }
-                    // A job is on its way for a parked thread: keep waiting for it.
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
+        if let Some(job) = q.jobs.pop_front() {
+            // Whoever queued it already took one parked thread off the idle count.
+            drop(q);
+            run(job);
+            q = shared.lock();
+            q.idle += 1;
+            continue;
+        }
+        let (guard, waited) = shared
+            .wake
+            .wait_timeout(q, shared.keep_idle)
+            .unwrap_or_else(|p| p.into_inner());
+        q = guard;
+        if waited.timed_out() && q.jobs.is_empty() && q.idle > 0 {
+            // No job is queued, so every parked thread (this one too) counts as idle.
+            q.idle -= 1;
+            return;
         }
     }
 }
@@ -122,7 +136,7 @@ mod tests {
     #[test]
     fn threads_are_reused_and_grow_when_busy() {
         let w = Workers::new("t", 128 * 1024, Duration::from_secs(30));
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..5 {
             let tx = tx.clone();
             w.execute(move || tx.send(std::thread::current().id()).unwrap())
@@ -160,7 +174,7 @@ mod tests {
             );
             std::thread::yield_now();
         }
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         w.execute(move || tx.send(7).unwrap()).unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 7);
         assert_eq!(w.counts().0, 1);
