@@ -20,7 +20,7 @@ pub struct Drain {
 }
 
 struct Conn {
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     idle: Arc<AtomicBool>,
 }
 
@@ -51,9 +51,10 @@ impl Drain {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Registers a client connection (a clone of its socket is kept to close it on drain).
-    pub fn register(&self, s: &TcpStream) -> Option<Registered<'_>> {
-        let socket = s.try_clone().ok()?;
+    /// Registers a client connection (its socket is shared with the registry, which closes it
+    /// on drain).
+    pub fn register(&self, s: &Arc<TcpStream>) -> Registered<'_> {
+        let socket = s.clone();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(true));
         self.conns.lock().insert(
@@ -63,11 +64,11 @@ impl Drain {
                 idle: idle.clone(),
             },
         );
-        Some(Registered {
+        Registered {
             drain: self,
             id,
             idle,
-        })
+        }
     }
 
     /// A listener whose accept loop must be woken when draining begins.
@@ -115,25 +116,25 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let _c1 = TcpStream::connect(addr).unwrap();
-        let (s1, _) = l.accept().unwrap();
+        let s1 = Arc::new(l.accept().unwrap().0);
         let _c2 = TcpStream::connect(addr).unwrap();
-        let (s2, _) = l.accept().unwrap();
+        let s2 = Arc::new(l.accept().unwrap().0);
         let d = Drain::default();
-        let r1 = d.register(&s1).unwrap();
-        let r2 = d.register(&s2).unwrap();
+        let r1 = d.register(&s1);
+        let r2 = d.register(&s2);
         assert!(r2.set_idle(false));
         assert_eq!(d.open(), 2);
         assert!(d.begin());
         assert!(!d.begin(), "only once");
         let mut buf = [0u8; 8];
         assert_eq!(
-            (&s1).read(&mut buf).unwrap(),
+            (&*s1).read(&mut buf).unwrap(),
             0,
             "the idle one sees end of stream"
         );
         s2.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        assert!((&s2).read(&mut buf).is_err(), "the busy one is untouched");
+        assert!((&*s2).read(&mut buf).is_err(), "the busy one is untouched");
         assert!(!r2.set_idle(true), "and closes when it goes idle");
         drop(r1);
         assert_eq!(d.open(), 1);

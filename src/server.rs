@@ -12,6 +12,7 @@ use crate::http::head::{parse_request, HeadError};
 use crate::http::{BufStream, RequestHead, Socket};
 use crate::proxy::Proxy;
 use crate::tls::{TlsStream, HANDSHAKE_TIMEOUT};
+use crate::tunnel::SharedTcp;
 
 /// Stack of a connection thread: room for TLS handshakes in debug builds (see the crate notes).
 pub const STACK_SIZE: usize = 256 * 1024;
@@ -92,11 +93,12 @@ impl Server {
         if let Ok(a) = self.listener.local_addr() {
             self.proxy.drain.add_listener(a);
         }
-        for stream in self.listener.incoming() {
+        loop {
+            let accepted = self.listener.accept();
             if self.proxy.drain.is_draining() {
                 break; // dropping the listener stops accepting
             }
-            let stream = match stream {
+            let (stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     log::warn!("accept failed: {e}");
@@ -122,7 +124,7 @@ impl Server {
             let workers = self.proxy.workers.clone();
             let spawned = workers.execute(move || {
                 let _slot = Slot(&proxy);
-                serve_connection(&proxy, stream, proto, tls);
+                serve_connection(&proxy, stream, peer, proto, tls);
             });
             if let Err(e) = spawned {
                 // The closure (and its Slot) was never run: give the slot back by hand.
@@ -154,19 +156,18 @@ fn refuse(mut stream: TcpStream) {
 fn serve_connection(
     proxy: &Proxy,
     stream: TcpStream,
+    peer: SocketAddr,
     proto: &str,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let Ok(peer) = stream.peer_addr() else { return };
-    let Some(registered) = proxy.drain.register(&stream) else {
-        return;
-    };
+    let stream = Arc::new(stream);
+    let registered = proxy.drain.register(&stream);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
     let Some(tls) = tls else {
         serve_client(
             proxy,
-            &mut BufStream::new(stream, CLIENT_BUF, MAX_HEAD),
+            &mut BufStream::new(SharedTcp(stream), CLIENT_BUF, MAX_HEAD),
             peer,
             proto,
             &registered,

@@ -23,8 +23,9 @@ pub trait HalfWrite: Write + Send {
     fn close_write(&mut self) -> io::Result<()>;
 }
 
-/// A TCP socket shared by the read half, the write half and the closer (one extra fd per side).
-struct SharedTcp(Arc<TcpStream>);
+/// A TCP socket shared by whoever holds a clone: a client connection and the drain registry,
+/// or the read half, write half and closer of a tunnel side.
+pub struct SharedTcp(pub Arc<TcpStream>);
 
 impl Read for SharedTcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -71,14 +72,18 @@ impl Closer {
     }
 }
 
-/// Independent halves of a plain TCP connection.
+/// Independent halves of a plain TCP connection (one extra fd).
 pub fn tcp_halves(s: &TcpStream) -> io::Result<Halves> {
-    let shared = Arc::new(s.try_clone()?);
-    Ok(Halves {
+    Ok(shared_halves(Arc::new(s.try_clone()?)))
+}
+
+/// Halves of a TCP connection that is already shared (no extra fd).
+pub fn shared_halves(shared: Arc<TcpStream>) -> Halves {
+    Halves {
         read: Box::new(SharedTcp(shared.clone())),
         write: Box::new(SharedTcp(shared.clone())),
         closer: Closer(shared),
-    })
+    }
 }
 
 /// Limits of one tunnel.

@@ -30,6 +30,21 @@ impl Socket for TcpStream {
     }
 }
 
+impl Socket for crate::tunnel::SharedTcp {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(t)
+    }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.0.shutdown(std::net::Shutdown::Write)
+    }
+    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves> {
+        Ok(crate::tunnel::shared_halves(self.0.clone()))
+    }
+}
+
 /// A socket with a growable read buffer (`pos..end` holds unread bytes).
 pub struct BufStream<S> {
     pub inner: S,

@@ -60,7 +60,7 @@ impl std::fmt::Display for HandshakeError {
 impl TlsStream {
     /// Runs the server handshake on the calling thread, all of it within `timeout`.
     pub fn accept(
-        tcp: TcpStream,
+        tcp: Arc<TcpStream>,
         config: Arc<ServerConfig>,
         timeout: Duration,
     ) -> Result<TlsStream, HandshakeError> {
@@ -77,7 +77,7 @@ impl TlsStream {
             tcp.set_write_timeout(Some(timeout))?;
             while conn.is_handshaking() {
                 while conn.wants_write() {
-                    conn.write_tls(&mut &tcp)?;
+                    conn.write_tls(&mut &*tcp)?;
                 }
                 if !conn.is_handshaking() {
                     break;
@@ -87,7 +87,7 @@ impl TlsStream {
                     return Err(timed_out());
                 }
                 tcp.set_read_timeout(Some(left))?;
-                match conn.read_tls(&mut &tcp) {
+                match conn.read_tls(&mut &*tcp) {
                     Ok(0) => {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -108,20 +108,20 @@ impl TlsStream {
                 }
                 if let Err(e) = conn.process_new_packets() {
                     // Tell the client why (rustls queued an alert), then give up.
-                    let _ = conn.write_tls(&mut &tcp);
+                    let _ = conn.write_tls(&mut &*tcp);
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             }
             // TLS 1.3 session tickets follow the handshake: send them now.
             while conn.wants_write() {
-                conn.write_tls(&mut &tcp)?;
+                conn.write_tls(&mut &*tcp)?;
             }
             Ok(())
         })();
         result.map_err(HandshakeError)?;
         Ok(TlsStream {
             shared: Arc::new(Shared {
-                tcp: Arc::new(tcp),
+                tcp,
                 conn: Mutex::new(conn),
                 rx: Mutex::new(Vec::new()),
                 tx: Mutex::new(Vec::new()),
@@ -382,7 +382,7 @@ mod tests {
         let cfg = server_config();
         let h = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
-            let tls = TlsStream::accept(s, cfg, Duration::from_secs(10)).unwrap();
+            let tls = TlsStream::accept(Arc::new(s), cfg, Duration::from_secs(10)).unwrap();
             let mut alpn = None;
             if let Some(p) = tls.shared.conn.lock().alpn_protocol() {
                 alpn = Some(p.to_vec());
@@ -496,7 +496,7 @@ mod tests {
         let _idle = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         let t0 = Instant::now();
-        let e = TlsStream::accept(s, server_config(), Duration::from_millis(300))
+        let e = TlsStream::accept(Arc::new(s), server_config(), Duration::from_millis(300))
             .err()
             .unwrap();
         assert_eq!(e.0.kind(), io::ErrorKind::TimedOut, "{e}");
