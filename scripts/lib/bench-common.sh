@@ -64,11 +64,12 @@ bench_free_port() {
 }
 
 # bench_wait_http URL SECONDS [PID]: waits until URL answers (any HTTP status). Fails early
-# when PID (the server) has exited.
+# when PID (the server) has exited. An https URL may have the benchmarks' self-signed
+# certificate (-k), and whatever name the URL gives, curl connects to 127.0.0.1.
 bench_wait_http() {
     local url="$1" pid="${3:-}" end=$((SECONDS + $2))
     while ((SECONDS < end)); do
-        curl -s -o /dev/null --max-time 1 "$url" && return 0
+        curl -s -k --connect-to ::127.0.0.1: -o /dev/null --max-time 1 "$url" && return 0
         if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
             return 1
         fi
@@ -110,6 +111,22 @@ bench_kernel_kib() { awk '/^(KernelStack|PageTables):/ {s += $2} END {print s}' 
 
 # bench_children PID: the direct children of PID (nginx's workers).
 bench_children() { pgrep -P "$1" | tr '\n' ' '; }
+
+# bench_shared_libs BINARY: "BYTES NAME,NAME..." of the shared libraries BINARY loads besides
+# glibc's own (libc, libm, ld-linux, ...), sizes of the files they resolve to ("0" when none).
+bench_shared_libs() {
+    local lib path total=0 names=()
+    while read -r lib path; do
+        case "$lib" in
+            libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux*) continue ;;
+        esac
+        path="$(readlink -f "$path")" || continue
+        total=$((total + $(stat -c %s "$path")))
+        names+=("${lib%%.so*}")
+    done < <(ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}')
+    local IFS=,
+    echo "$total ${names[*]}"
+}
 
 # bench_machine: one line describing the machine and the tools, for the results header.
 bench_machine() {
