@@ -14,6 +14,12 @@ fn init_logging(level: LevelFilter) {
         .set_thread_mode(ThreadLogMode::Names)
         .set_target_level(LevelFilter::Off);
     let _ = b.set_time_offset_to_local();
+    if level < LevelFilter::Debug {
+        // rustls warns about what clients send (an IP address as SNI, say): one line per
+        // handshake that a client controls. wakeproxy logs failed handshakes itself, so below
+        // debug level rustls stays quiet.
+        b.add_filter_ignore_str("rustls");
+    }
     let _ = TermLogger::init(level, b.build(), TerminalMode::Stderr, ColorChoice::Never);
 }
 

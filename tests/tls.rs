@@ -280,6 +280,33 @@ fn tls_1_2_and_1_3_handshake_and_nothing_older() {
     }
 }
 
+/// A client that sends an IP address as SNI (wrk does) is served, and rustls's warning about
+/// it does not reach the log once per handshake.
+#[test]
+fn an_ip_address_as_sni_is_served_without_a_log_line() {
+    let f = Fixture::new("tls-ip-sni");
+    let leaf = f.pki.leaf("ec", KeyKind::Ecdsa, DOMAIN, "E4");
+    let p = f.start(&leaf.fullchain, &leaf.key, "");
+    let https = p.https.unwrap().to_string();
+    for _ in 0..3 {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &https, "-servername", "127.0.0.1"])
+            .current_dir(f.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("the openssl command is needed (apt-get install openssl)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("BEGIN CERTIFICATE"),
+            "no handshake with an IP address as SNI:\n{text}\nproxy log:\n{}",
+            p.proc.log()
+        );
+    }
+    let log = p.proc.log();
+    assert!(!log.contains("SNI"), "{log}");
+}
+
 #[test]
 fn rsa_certificates_with_their_chain() {
     let f = Fixture::new("tls-rsa");
