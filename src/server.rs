@@ -207,6 +207,8 @@ fn serve_client<C: Socket>(
         if !registered.set_idle(true) {
             return;
         }
+        // Waiting for the next request holds no read buffer (see `BufStream::release`).
+        client.release();
         let head = match read_head(client, idle) {
             Ok(Some(h)) => {
                 registered.set_idle(false);
@@ -231,7 +233,9 @@ fn serve_client<C: Socket>(
 
 /// Closes gracefully after an error answer: stop writing, then read and discard what the
 /// client is still sending (briefly), so the kernel does not reset the connection and destroy
-/// the answer before the client reads it.
+/// the answer before the client reads it. Out of line: its sink buffer would otherwise enlarge
+/// `serve_client`'s frame, and so the stack every connection touches.
+#[inline(never)]
 fn linger<C: Socket>(client: &mut BufStream<C>) {
     let _ = client.inner.shutdown_write();
     let end = Instant::now() + Duration::from_secs(1);

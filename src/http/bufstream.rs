@@ -45,10 +45,16 @@ impl Socket for crate::tunnel::SharedTcp {
     }
 }
 
-/// A socket with a growable read buffer (`pos..end` holds unread bytes).
+/// Bytes read onto the stack when the buffer is not allocated (a typical request head fits).
+const FIRST_READ: usize = 2048;
+
+/// A socket with a growable read buffer (`pos..end` holds unread bytes). The buffer is
+/// allocated on the first read that needs it and can be given back with `release` while the
+/// connection waits idle, so thousands of idle keep-alive connections hold no read buffers.
 pub struct BufStream<S> {
     pub inner: S,
     buf: Vec<u8>,
+    initial: usize,
     pos: usize,
     end: usize,
     max: usize,
@@ -62,10 +68,11 @@ impl<S> BufStream<S> {
     pub fn new(inner: S, initial: usize, max: usize) -> Self {
         BufStream {
             inner,
-            buf: vec![0; initial],
+            buf: Vec::new(),
+            initial: initial.max(1),
             pos: 0,
             end: 0,
-            max: max.max(initial),
+            max: max.max(initial.max(1)),
             read_timeout: None,
             write_timeout: None,
         }
@@ -88,6 +95,18 @@ impl<S> BufStream<S> {
     /// Has the buffer reached its maximum with no room to read into?
     pub fn is_full(&self) -> bool {
         self.end - self.pos >= self.max
+    }
+
+    /// Frees the read buffer if nothing is left unread in it (the next read allocates it again).
+    /// Returns whether it did.
+    pub fn release(&mut self) -> bool {
+        if self.pos != self.end {
+            return false;
+        }
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.end = 0;
+        true
     }
 }
 
@@ -116,6 +135,9 @@ impl<S: Read> BufStream<S> {
     /// Reads more bytes after the unread ones, compacting or growing the buffer first.
     /// Returns 0 at end of stream. Fails with `OutOfMemory` kind when the buffer is at its maximum.
     pub fn fill_more(&mut self) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            return self.first_fill();
+        }
         if self.end == self.buf.len() {
             if self.pos > 0 {
                 self.buf.copy_within(self.pos..self.end, 0);
@@ -130,6 +152,24 @@ impl<S: Read> BufStream<S> {
         }
         let n = self.inner.read(&mut self.buf[self.end..])?;
         self.end += n;
+        Ok(n)
+    }
+}
+
+impl<S: Read> BufStream<S> {
+    /// Fills an unallocated buffer: reads into a small stack buffer first and allocates only
+    /// once bytes arrived, so a connection blocked here waiting for its next request holds no
+    /// heap buffer. Kept out of line so its stack buffer is not part of the callers' frames.
+    #[inline(never)]
+    fn first_fill(&mut self) -> io::Result<usize> {
+        let mut first = [0u8; FIRST_READ];
+        let n = self.inner.read(&mut first[..FIRST_READ.min(self.max)])?;
+        if n > 0 {
+            self.buf = vec![0; self.initial.max(n)];
+            self.buf[..n].copy_from_slice(&first[..n]);
+            self.pos = 0;
+            self.end = n;
+        }
         Ok(n)
     }
 }
@@ -152,8 +192,11 @@ impl<S: Read> BufRead for BufStream<S> {
         if self.pos == self.end {
             self.pos = 0;
             self.end = 0;
-            let n = self.inner.read(&mut self.buf)?;
-            self.end = n;
+            if self.buf.is_empty() {
+                self.first_fill()?;
+            } else {
+                self.end = self.inner.read(&mut self.buf)?;
+            }
         }
         Ok(&self.buf[self.pos..self.end])
     }
@@ -199,6 +242,35 @@ mod tests {
         s.consume_buffered(10);
         assert_eq!(s.buffered().len(), 54);
         assert!(s.fill_more().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_buffer_is_allocated_on_first_read_and_released_only_when_drained() {
+        // More than FIRST_READ bytes: the first fill stops there, the rest follows.
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let mut s = BufStream::new(Cursor::new(data.clone()), 4096, 8192);
+        assert_eq!(s.buf.capacity(), 0);
+        assert_eq!(s.fill_more().unwrap(), FIRST_READ);
+        assert_eq!(s.buf.len(), 4096);
+        while s.fill_more().unwrap() > 0 {}
+        assert_eq!(s.buffered(), &data[..]);
+        assert!(!s.release(), "unread bytes must survive a release");
+        assert_eq!(s.buffered(), &data[..]);
+        s.consume_buffered(data.len());
+        assert!(s.release());
+        assert_eq!(s.buf.capacity(), 0);
+        // After a release, BufRead allocates again; Read of a large slice goes straight through.
+        let mut s = BufStream::new(Cursor::new(b"abcdefgh".to_vec()), 4, 4);
+        assert_eq!(s.fill_buf().unwrap(), b"abcd");
+        s.consume(4);
+        assert!(s.release());
+        assert_eq!(s.fill_buf().unwrap(), b"efgh");
+        assert_eq!(s.buf.len(), 4);
+        let mut s = BufStream::new(Cursor::new(data.clone()), 16, 16);
+        let mut out = vec![0; 100];
+        assert_eq!(s.read(&mut out).unwrap(), 100);
+        assert_eq!(s.buf.capacity(), 0);
+        assert_eq!(&out[..], &data[..100]);
     }
 
     #[test]

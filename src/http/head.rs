@@ -5,6 +5,9 @@ use std::fmt;
 
 /// Most header lines accepted in one head.
 pub const MAX_HEADERS: usize = 100;
+/// Header slots parsed on the stack; a head with more is parsed again with `MAX_HEADERS` slots
+/// on the heap (32 slots are 1 KiB of stack, 100 would be 3.2 KiB on every connection's stack).
+const STACK_HEADERS: usize = 32;
 
 /// One header line as received (name case kept, value bytes untouched).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +98,20 @@ fn map_err(e: httparse::Error) -> HeadError {
 /// Parses a request head from the start of `buf`: `Ok(None)` when more bytes are needed,
 /// `Ok(Some((head_len, head)))` when complete.
 pub fn parse_request(buf: &[u8]) -> Result<Option<(usize, RequestHead)>, HeadError> {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut hs);
+    let mut hs = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse_request_with(buf, &mut hs) {
+        Err(HeadError::TooManyHeaders) => {
+            parse_request_with(buf, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
+        }
+        other => other,
+    }
+}
+
+fn parse_request_with<'b>(
+    buf: &'b [u8],
+    hs: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, RequestHead)>, HeadError> {
+    let mut req = httparse::Request::new(hs);
     match req.parse(buf).map_err(map_err)? {
         httparse::Status::Partial => Ok(None),
         httparse::Status::Complete(n) => {
@@ -114,8 +129,20 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(usize, RequestHead)>, HeadErr
 
 /// Parses a response head (see `parse_request`).
 pub fn parse_response(buf: &[u8]) -> Result<Option<(usize, ResponseHead)>, HeadError> {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut hs);
+    let mut hs = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    match parse_response_with(buf, &mut hs) {
+        Err(HeadError::TooManyHeaders) => {
+            parse_response_with(buf, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
+        }
+        other => other,
+    }
+}
+
+fn parse_response_with<'b>(
+    buf: &'b [u8],
+    hs: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, ResponseHead)>, HeadError> {
+    let mut res = httparse::Response::new(hs);
     match res.parse(buf).map_err(map_err)? {
         httparse::Status::Partial => Ok(None),
         httparse::Status::Complete(n) => {
@@ -286,6 +313,35 @@ mod tests {
         assert_eq!(
             req(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")).unwrap_err(),
             HeadError::TooManyHeaders
+        );
+    }
+
+    #[test]
+    fn heads_with_more_header_lines_than_stack_slots_parse_up_to_the_maximum() {
+        let lines = |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v{i}\r\n")).collect() };
+        // Host plus MAX_HEADERS - 1 others: exactly the maximum, well past the stack slots.
+        let (_, h) = req(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            lines(MAX_HEADERS - 1)
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.headers.len(), MAX_HEADERS);
+        assert_eq!(h.headers[MAX_HEADERS - 1].value, b"v98");
+        assert_eq!(
+            req(&format!(
+                "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+                lines(MAX_HEADERS)
+            )),
+            Err(HeadError::TooManyHeaders)
+        );
+        let res = format!("HTTP/1.1 200 OK\r\n{}\r\n", lines(STACK_HEADERS + 1));
+        let (_, r) = parse_response(res.as_bytes()).unwrap().unwrap();
+        assert_eq!(r.headers.len(), STACK_HEADERS + 1);
+        let res = format!("HTTP/1.1 200 OK\r\n{}\r\n", lines(MAX_HEADERS + 1));
+        assert_eq!(
+            parse_response(res.as_bytes()),
+            Err(HeadError::TooManyHeaders)
         );
     }
 

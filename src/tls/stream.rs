@@ -23,9 +23,13 @@ use rustls::{ServerConfig, ServerConnection};
 use crate::http::Socket;
 use crate::tunnel::{Closer, HalfWrite, Halves};
 
-/// Ciphertext read from the socket at once (a TLS record is at most about 16.7 KiB; rustls
-/// keeps partial records itself).
+/// Ciphertext read from the socket at once while data streams in (a TLS record is at most about
+/// 16.7 KiB; rustls keeps partial records itself).
 const READ_CHUNK: usize = 16 * 1024;
+/// Ciphertext read at once onto the stack otherwise: requests are small, and a connection
+/// blocked waiting for its next one keeps no more stack than this. A read that fills it
+/// switches to a `READ_CHUNK` heap buffer, kept only while reads keep filling it.
+const READ_SMALL: usize = 4 * 1024;
 /// rustls refuses more ciphertext while this much plaintext waits to be read.
 const PLAINTEXT_LIMIT: usize = 16 * 1024;
 /// The socket-write buffer is trimmed back to this after a large write.
@@ -35,11 +39,20 @@ const WRITE_BUF_KEEP: usize = 32 * 1024;
 struct Shared {
     tcp: Arc<TcpStream>,
     conn: Mutex<ServerConnection>,
-    /// One reader at a time; holds ciphertext read from the socket but not yet accepted by
-    /// rustls (only when its plaintext buffer was full).
-    rx: Mutex<Vec<u8>>,
+    /// One reader at a time, and its buffers.
+    rx: Mutex<Rx>,
     /// The socket-write lock and its reusable buffer of encrypted records.
     tx: Mutex<Vec<u8>>,
+}
+
+/// The reading side's buffers.
+#[derive(Default)]
+struct Rx {
+    /// Ciphertext read from the socket but not yet accepted by rustls (only when its plaintext
+    /// buffer was full).
+    pending: Vec<u8>,
+    /// The `READ_CHUNK` buffer while data streams in; empty otherwise.
+    large: Vec<u8>,
 }
 
 /// A TLS connection after its handshake.
@@ -123,7 +136,7 @@ impl TlsStream {
             shared: Arc::new(Shared {
                 tcp,
                 conn: Mutex::new(conn),
-                rx: Mutex::new(Vec::new()),
+                rx: Mutex::new(Rx::default()),
                 tx: Mutex::new(Vec::new()),
             }),
         })
@@ -203,7 +216,7 @@ impl Shared {
         if out.is_empty() {
             return Ok(0);
         }
-        let mut pending = self.rx.lock();
+        let mut rx = self.rx.lock();
         loop {
             {
                 let mut conn = self.conn.lock();
@@ -214,25 +227,49 @@ impl Shared {
                     // UnexpectedEof: the TCP connection ended without close_notify.
                     Err(e) => return Err(e),
                 }
-                if !pending.is_empty() {
-                    let data = std::mem::take(&mut *pending);
-                    self.feed(conn, &data, &mut pending)?;
+                if !rx.pending.is_empty() {
+                    let data = std::mem::take(&mut rx.pending);
+                    self.feed(conn, &data, &mut rx.pending)?;
                     continue;
                 }
             }
-            let mut buf = [0u8; READ_CHUNK];
-            // Blocking read with no lock held; timeouts come back as WouldBlock/TimedOut.
-            let n = (&*self.tcp).read(&mut buf)?;
-            let mut conn = self.conn.lock();
-            if n == 0 {
+            if !self.read_socket(&mut rx)? {
                 // EOF: rustls records it, and the reader then says how the stream ended.
+                let mut conn = self.conn.lock();
                 conn.read_tls(&mut io::empty())?;
                 conn.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                continue;
             }
-            self.feed(conn, &buf[..n], &mut pending)?;
         }
+    }
+
+    /// One blocking socket read with no lock held (timeouts come back as WouldBlock/TimedOut),
+    /// fed to rustls; false at end of stream. Out of line so its buffer is not part of the
+    /// callers' frames: the stack of a connection waiting here is all it keeps while idle.
+    #[inline(never)]
+    fn read_socket(&self, rx: &mut Rx) -> io::Result<bool> {
+        if !rx.large.is_empty() {
+            let mut large = std::mem::take(&mut rx.large);
+            let n = (&*self.tcp).read(&mut large)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.feed(self.conn.lock(), &large[..n], &mut rx.pending)?;
+            if n == large.len() {
+                rx.large = large;
+            }
+            return Ok(true);
+        }
+        let mut small = [0u8; READ_SMALL];
+        let n = (&*self.tcp).read(&mut small)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.feed(self.conn.lock(), &small[..n], &mut rx.pending)?;
+        if n == small.len() {
+            rx.large = vec![0; READ_CHUNK];
+        }
+        Ok(true)
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
