@@ -37,6 +37,11 @@ impl Write for SharedTcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self.0).write(buf)
     }
+    /// One `writev` for all slices (the default would send only the first one per call, so a
+    /// response head and its body would leave in two packets).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -300,6 +305,18 @@ mod tests {
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (b, _) = l.accept().unwrap();
         (a, b)
+    }
+
+    #[test]
+    fn a_shared_socket_writes_all_slices_in_one_call() {
+        let (a, mut b) = pair();
+        let mut w = SharedTcp(Arc::new(a));
+        let bufs = [io::IoSlice::new(b"head\r\n\r\n"), io::IoSlice::new(b"body")];
+        assert_eq!(w.write_vectored(&bufs).unwrap(), 12);
+        drop(w);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"head\r\n\r\nbody");
     }
 
     struct Setup {

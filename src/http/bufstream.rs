@@ -139,6 +139,9 @@ impl<S: Read> BufStream<S> {
             return self.first_fill();
         }
         if self.end == self.buf.len() {
+            self.room();
+        }
+        if self.end == self.buf.len() {
             if self.pos > 0 {
                 self.buf.copy_within(self.pos..self.end, 0);
                 self.end -= self.pos;
@@ -165,12 +168,22 @@ impl<S: Read> BufStream<S> {
         let mut first = [0u8; FIRST_READ];
         let n = self.inner.read(&mut first[..FIRST_READ.min(self.max)])?;
         if n > 0 {
-            self.buf = vec![0; self.initial.max(n)];
-            self.buf[..n].copy_from_slice(&first[..n]);
+            // Only the bytes read are written: the rest of the capacity is zeroed (by
+            // `room`) only if a head or body needs more than this first read.
+            self.buf = Vec::with_capacity(self.initial.max(n));
+            self.buf.extend_from_slice(&first[..n]);
             self.pos = 0;
             self.end = n;
         }
         Ok(n)
+    }
+
+    /// Makes the whole allocated capacity (up to `max`) readable into.
+    fn room(&mut self) {
+        let cap = self.buf.capacity().min(self.max);
+        if self.buf.len() < cap {
+            self.buf.resize(cap, 0);
+        }
     }
 }
 
@@ -195,6 +208,7 @@ impl<S: Read> BufRead for BufStream<S> {
             if self.buf.is_empty() {
                 self.first_fill()?;
             } else {
+                self.room();
                 self.end = self.inner.read(&mut self.buf)?;
             }
         }
@@ -251,7 +265,8 @@ mod tests {
         let mut s = BufStream::new(Cursor::new(data.clone()), 4096, 8192);
         assert_eq!(s.buf.capacity(), 0);
         assert_eq!(s.fill_more().unwrap(), FIRST_READ);
-        assert_eq!(s.buf.len(), 4096);
+        assert_eq!(s.buf.len(), FIRST_READ);
+        assert_eq!(s.buf.capacity(), 4096);
         while s.fill_more().unwrap() > 0 {}
         assert_eq!(s.buffered(), &data[..]);
         assert!(!s.release(), "unread bytes must survive a release");
@@ -265,7 +280,7 @@ mod tests {
         s.consume(4);
         assert!(s.release());
         assert_eq!(s.fill_buf().unwrap(), b"efgh");
-        assert_eq!(s.buf.len(), 4);
+        assert_eq!(s.buf.capacity(), 4);
         let mut s = BufStream::new(Cursor::new(data.clone()), 16, 16);
         let mut out = vec![0; 100];
         assert_eq!(s.read(&mut out).unwrap(), 100);
