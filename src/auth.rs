@@ -33,10 +33,7 @@ impl Denied {
 pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
     let mut found = headers.iter().filter(|h| h.is("authorization"));
     let Some(h) = found.next() else {
-        let cookies = headers
-            .iter()
-            .filter(|h| h.is("cookie"))
-            .map(|h| h.value.as_slice());
+        let cookies = headers.iter().filter(|h| h.is("cookie")).map(|h| h.value());
         return match crate::login::find_cookie(cookies, crate::login::COOKIE) {
             Some(v) if constant_time_eq(v, cookie.as_bytes()) => Ok(()),
             Some(_) => Err(Denied::Wrong),
@@ -46,7 +43,7 @@ pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied
     if found.next().is_some() {
         return Err(Denied::Malformed);
     }
-    let v = h.value.as_slice();
+    let v = h.value();
     if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
         return Err(Denied::Malformed);
     }

@@ -1,6 +1,7 @@
 //! The request pipeline, top to bottom: framing, target check, proxy endpoints, auth, route,
 //! backend readiness, forward, access log. Also the state shared by all connections.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use crate::answer::{self, Answer};
 use crate::config::{Backend, Config};
 use crate::drain::Drain;
 use crate::forward::{self, Failure, Timeouts, TunnelCtx};
-use crate::http::head::{header_tokens, request_body, wants_keep_alive};
+use crate::http::head::{has_token, request_body, wants_keep_alive};
 use crate::http::rewrite::{self, ForwardInfo};
 use crate::http::Header;
 use crate::http::{BodyKind, BufStream, RequestHead, Socket};
@@ -324,11 +325,11 @@ impl Proxy {
             }
         }
         let _in_flight = g.activity[m.service].begin(SystemTime::now(), start);
-        let addr = match &svc.backend {
-            Backend::Upstream(a) => a.clone(),
+        let addr: Cow<'_, str> = match &svc.backend {
+            Backend::Upstream(a) => Cow::Borrowed(a),
             Backend::Container(_) => match &g.containers {
                 Some(c) => match c.ensure_ready(m.service) {
-                    Ok(a) => a,
+                    Ok(a) => Cow::Owned(a),
                     Err(a) => return self.answer(client, &mut log, a, reusable, head_only),
                 },
                 None => {
@@ -344,10 +345,7 @@ impl Proxy {
         let upstream_target =
             upstream_target(target.path, target.query, m.prefix, svc.strip_prefix);
         let stripped = (svc.strip_prefix && m.prefix != "/").then_some(m.prefix);
-        let authority = target
-            .authority
-            .map(str::to_string)
-            .unwrap_or_else(|| addr.clone());
+        let authority = target.authority.unwrap_or(&addr);
         let req = forward::Request {
             head,
             body,
@@ -363,13 +361,11 @@ impl Proxy {
                 proto,
                 stripped_prefix: stripped,
                 auth_token: svc.auth_token.as_deref(),
-                upstream_authority: &authority,
+                upstream_authority: authority,
                 upgrade: rewrite::requested_upgrade(head),
             },
             client_keep_alive: keep_alive,
-            expect_continue: header_tokens(&head.headers, "expect")
-                .iter()
-                .any(|t| t == "100-continue"),
+            expect_continue: has_token(&head.headers, "expect", "100-continue"),
             max_body: svc.max_body_size,
             tunnel: TunnelCtx {
                 registry: &self.tunnels,

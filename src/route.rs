@@ -61,20 +61,61 @@ pub fn split_target(raw: &str) -> Result<Target<'_>, BadTarget> {
 /// (plain or percent-encoded), encoded NUL, backslashes (plain or encoded) and encoded slashes
 /// adjacent to dots.
 fn check_path(path: &str) -> Result<(), BadTarget> {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains('\\') || lower.contains("%5c") {
+    let b = path.as_bytes();
+    if b.contains(&b'\\') || contains_ci(b, b"%5c") {
         return Err(BadTarget("backslash in path"));
     }
-    if lower.contains("%00") {
+    if contains_ci(b, b"%00") {
         return Err(BadTarget("encoded NUL in path"));
     }
-    for seg in lower.split('/').flat_map(|s| s.split("%2f")) {
-        let decoded = seg.replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
+    // Segments end at `/` and at an encoded slash (`%2f`, any case).
+    let mut start = 0;
+    let mut i = 0;
+    loop {
+        let sep = if i == b.len() {
+            0
+        } else if b[i] == b'/' {
+            1
+        } else if b[i..].len() >= 3 && b[i..i + 3].eq_ignore_ascii_case(b"%2f") {
+            3
+        } else {
+            i += 1;
+            continue;
+        };
+        if is_dot_segment(&b[start..i]) {
             return Err(BadTarget("dot segment in path"));
         }
+        if sep == 0 {
+            return Ok(());
+        }
+        i += sep;
+        start = i;
     }
-    Ok(())
+}
+
+/// Does `hay` contain `needle` (ASCII case-insensitive)?
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Is `seg` `.` or `..`, each dot plain or encoded as `%2e` (any case)?
+fn is_dot_segment(mut seg: &[u8]) -> bool {
+    let mut dots = 0;
+    while !seg.is_empty() {
+        if seg[0] == b'.' {
+            seg = &seg[1..];
+        } else if seg.len() >= 3 && seg[..3].eq_ignore_ascii_case(b"%2e") {
+            seg = &seg[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// A route: a normalised prefix and the index of its service.
@@ -214,6 +255,45 @@ mod tests {
         assert!(split_target("*").is_err());
         assert!(split_target("ftp://h/").is_err());
         assert!(split_target("http://u@h/").is_err());
+    }
+
+    #[test]
+    fn path_checks_agree_with_the_decode_and_compare_reference_on_every_short_path() {
+        // The reference: lower-case, split at / and %2f, decode %2e, compare.
+        fn reference(path: &str) -> Result<(), BadTarget> {
+            let lower = path.to_ascii_lowercase();
+            if lower.contains('\\') || lower.contains("%5c") {
+                return Err(BadTarget("backslash in path"));
+            }
+            if lower.contains("%00") {
+                return Err(BadTarget("encoded NUL in path"));
+            }
+            for seg in lower.split('/').flat_map(|s| s.split("%2f")) {
+                let decoded = seg.replace("%2e", ".");
+                if decoded == "." || decoded == ".." {
+                    return Err(BadTarget("dot segment in path"));
+                }
+            }
+            Ok(())
+        }
+        let alphabet = [
+            '/', '.', '%', '2', 'e', 'E', 'f', 'F', '5', 'c', '0', '\\', 'a',
+        ];
+        let mut paths = vec![String::from("/")];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let q = format!("{p}{c}");
+                    assert_eq!(check_path(&q), reference(&q), "{q}");
+                    checked += 1;
+                    next.push(q);
+                }
+            }
+            paths = next;
+        }
+        assert_eq!(checked, 13 + 169 + 2197 + 28561 + 371293);
     }
 
     #[test]

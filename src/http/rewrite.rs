@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::head::{header, header_tokens, BodyKind, Header, RequestHead, ResponseHead};
+use super::head::{has_token, header, header_tokens, BodyKind, Header, RequestHead, ResponseHead};
 
 /// Headers that describe one hop and never cross the proxy.
 const HOP_BY_HOP: &[&str] = &[
@@ -57,11 +57,11 @@ fn is_listed(name: &str, list: &[&str]) -> bool {
 }
 
 /// True for headers that must not be forwarded in either direction.
-fn is_hop_by_hop(h: &Header, connection_tokens: &[String]) -> bool {
-    is_listed(&h.name, HOP_BY_HOP)
+fn is_hop_by_hop(h: &Header, connection_tokens: &[&str]) -> bool {
+    is_listed(h.name(), HOP_BY_HOP)
         || connection_tokens
             .iter()
-            .any(|t| h.name.eq_ignore_ascii_case(t))
+            .any(|t| h.name().eq_ignore_ascii_case(t))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -87,18 +87,18 @@ pub fn upstream_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_host = false;
     for h in &req.headers {
-        if is_hop_by_hop(h, &conn_tokens) || is_listed(&h.name, REQUEST_OWNED) {
+        if is_hop_by_hop(h, &conn_tokens) || is_listed(h.name(), REQUEST_OWNED) {
             continue;
         }
         has_host |= h.is("host");
         if h.is("cookie") {
             // The login cookie is the proxy's credential: it never reaches a backend.
-            if let Some(v) = crate::login::strip_cookie(&h.value, crate::login::COOKIE) {
-                push_header(out, &h.name, &v);
+            if let Some(v) = crate::login::strip_cookie(h.value(), crate::login::COOKIE) {
+                push_header(out, h.name(), &v);
             }
             continue;
         }
-        push_header(out, &h.name, &h.value);
+        push_header(out, h.name(), h.value());
     }
     if !has_host {
         push_header(out, "Host", info.upstream_authority.as_bytes());
@@ -135,22 +135,18 @@ pub fn upstream_request(
             None
         }
     };
-    let peer = info.peer.to_string();
-    match believed("x-forwarded-for") {
-        Some(prev) => {
-            let mut v = prev.value.clone();
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(peer.as_bytes());
-            push_header(out, "X-Forwarded-For", &v);
-        }
-        None => push_header(out, "X-Forwarded-For", peer.as_bytes()),
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if let Some(prev) = believed("x-forwarded-for") {
+        out.extend_from_slice(prev.value());
+        out.extend_from_slice(b", ");
     }
+    let _ = write!(out, "{}\r\n", info.peer);
     match believed("x-forwarded-proto") {
-        Some(p) => push_header(out, "X-Forwarded-Proto", &p.value),
+        Some(p) => push_header(out, "X-Forwarded-Proto", p.value()),
         None => push_header(out, "X-Forwarded-Proto", info.proto.as_bytes()),
     }
     if let Some(h) = believed("x-forwarded-host").or_else(|| header(&req.headers, "host")) {
-        push_header(out, "X-Forwarded-Host", &h.value);
+        push_header(out, "X-Forwarded-Host", h.value());
     }
     if let Some(p) = info.stripped_prefix {
         push_header(out, "X-Forwarded-Prefix", p.as_bytes());
@@ -195,7 +191,7 @@ pub fn client_response(
         if is_hop_by_hop(h, &conn_tokens) || (h.is("content-length") && !keep_length) {
             continue;
         }
-        push_header(out, &h.name, &h.value);
+        push_header(out, h.name(), h.value());
     }
     match framing {
         ClientFraming::Length(n) => {
@@ -219,28 +215,24 @@ pub fn client_switching(res: &ResponseHead, out: &mut Vec<u8>) {
         if (is_hop_by_hop(h, &conn_tokens) && !h.is("upgrade")) || h.is("content-length") {
             continue;
         }
-        push_header(out, &h.name, &h.value);
+        push_header(out, h.name(), h.value());
     }
     out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
 }
 
 /// The `Upgrade` value a request asks for, when it asks properly (`Connection: upgrade` too).
 pub fn requested_upgrade(req: &RequestHead) -> Option<&[u8]> {
-    let asks = header_tokens(&req.headers, "connection")
-        .iter()
-        .any(|t| t == "upgrade");
+    let asks = has_token(&req.headers, "connection", "upgrade");
     header(&req.headers, "upgrade")
         .filter(|_| asks && req.minor >= 1)
-        .map(|h| h.value.as_slice())
+        .map(|h| h.value())
 }
 
 /// Can the upstream connection carry another request after this response?
 pub fn upstream_reusable(res: &ResponseHead, kind: BodyKind) -> bool {
     res.minor >= 1
         && kind != BodyKind::UntilClose
-        && !header_tokens(&res.headers, "connection")
-            .iter()
-            .any(|t| t == "close")
+        && !has_token(&res.headers, "connection", "close")
 }
 
 #[cfg(test)]
