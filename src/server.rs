@@ -207,8 +207,9 @@ fn serve_client<C: Socket>(
         if !registered.set_idle(true) {
             return;
         }
-        // Waiting for the next request holds no read buffer (see `BufStream::release`).
+        // Waiting for the next request holds no buffers (see `BufStream::release`).
         client.release();
+        client.inner.release_buffers();
         let head = match read_head(client, idle) {
             Ok(Some(h)) => {
                 registered.set_idle(false);

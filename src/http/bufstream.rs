@@ -13,6 +13,8 @@ pub trait Socket: Read + Write {
     fn shutdown_write(&self) -> io::Result<()>;
     /// Independent read and write halves for a tunnel (see `crate::tunnel`).
     fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves>;
+    /// Frees buffers the socket keeps between uses (called before waiting idle).
+    fn release_buffers(&self) {}
 }
 
 impl Socket for TcpStream {
@@ -98,7 +100,7 @@ impl<S> BufStream<S> {
     }
 
     /// Frees the read buffer if nothing is left unread in it (the next read allocates it again).
-    /// Returns whether it did.
+    /// Returns whether it did. See also `Socket::release_buffers`.
     pub fn release(&mut self) -> bool {
         if self.pos != self.end {
             return false;

@@ -323,6 +323,16 @@ impl Socket for TlsStream {
         let _ = self.shared.close_notify();
         self.shared.tcp.shutdown(Shutdown::Write)
     }
+    /// Drops the socket-write buffer: it holds the capacity of the largest write so far (the
+    /// handshake flight, or up to `WRITE_BUF_KEEP` after a large response), which an idle
+    /// connection does not need.
+    fn release_buffers(&self) {
+        if let Some(mut tx) = self.shared.tx.try_lock() {
+            if tx.is_empty() {
+                *tx = Vec::new();
+            }
+        }
+    }
     fn tunnel_halves(&self) -> io::Result<Halves> {
         Ok(Halves {
             read: Box::new(Half(self.shared.clone())),
@@ -468,6 +478,35 @@ mod tests {
             c.flush().unwrap();
             h.join().unwrap();
         }
+    }
+
+    #[test]
+    fn large_transfers_both_ways_then_idle_buffers_are_released() {
+        // In: far more than one small read, so reads switch to the large buffer and back.
+        // Out: a large answer leaves capacity in the socket-write buffer until released.
+        const UP: usize = 200 * 1024;
+        const DOWN: usize = 64 * 1024;
+        let pattern = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 7 % 251) as u8).collect() };
+        let (addr, h) = serve(move |mut s| {
+            let mut got = vec![0u8; UP];
+            s.read_exact(&mut got).unwrap();
+            assert!(got == pattern(UP), "upload arrives intact");
+            s.write_all(&pattern(DOWN)).unwrap();
+            assert!(s.shared.tx.lock().capacity() > 0);
+            s.release_buffers();
+            assert_eq!(s.shared.tx.lock().capacity(), 0);
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+        });
+        let mut c = client(addr, &[&rustls::version::TLS13]);
+        c.write_all(&pattern(UP)).unwrap();
+        let mut back = vec![0u8; DOWN];
+        c.read_exact(&mut back).unwrap();
+        assert!(back == pattern(DOWN), "answer arrives intact");
+        c.conn.send_close_notify();
+        c.flush().unwrap();
+        h.join().unwrap();
     }
 
     #[test]
