@@ -1,0 +1,183 @@
+//! The benchmark scripts keep working: `scripts/bench.sh` and `scripts/bench-coldstart.sh` run
+//! end to end with tiny settings and write complete reports. Nothing here checks a speed (the
+//! figures of a one-second cell mean nothing); it checks that every cell ran on both proxies
+//! with no errors, that the memory, footprint and cold-start rows are there, and that the
+//! scripts stopped everything they started.
+//!
+//! Needs what the scripts need (they install nginx-light, wrk and friends with apt-get when
+//! missing) and the Docker daemon for the cold-start script; a missing piece fails the test.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The two scripts pin processes to the same cores and measure the machine: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `script` from the repository with `env`, within `timeout`; returns its output. On
+/// timeout the script gets SIGTERM (its trap stops what it started) before the test fails.
+fn run_script(script: &str, env: &[(&str, &str)], timeout: Duration) -> String {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo.join(script)).current_dir(repo);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Proc::spawn(script, cmd);
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            // Let the output threads catch the last lines.
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(st.success(), "{script} failed ({st}); output:\n{}", p.log());
+            return p.log();
+        }
+        if Instant::now() > end {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.pid().to_string()])
+                .status();
+            let _ = wait_for("the script to stop", Duration::from_secs(60), || {
+                p.child.try_wait().unwrap()
+            });
+            panic!(
+                "{script} did not finish within {timeout:?}; output:\n{}",
+                p.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The table row whose first cell is `label`, split into its cells.
+fn row<'a>(report: &'a str, label: &str) -> Vec<&'a str> {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {label} |")))
+        .unwrap_or_else(|| panic!("no row {label:?} in the report:\n{report}"))
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect()
+}
+
+fn number(cell: &str) -> f64 {
+    let digits: String = cell
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .filter(|c| *c != ',')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{cell:?} does not start with a number"))
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
+    let out = TempDir::new("bench");
+    let out_dir = out.path().to_str().unwrap();
+    let log = run_script(
+        "scripts/bench.sh",
+        &[
+            ("DURATION", "1"),
+            ("ROUNDS", "1"),
+            ("WARMUP", "0"),
+            ("IDLE_CONNS", "100"),
+            ("STARTS", "2"),
+            ("QUIET_BUDGET", "0"),
+            ("CELL_TRIES", "1"),
+            ("BENCH_OUT", out_dir),
+        ],
+        Duration::from_secs(900),
+    );
+    let report = std::fs::read_to_string(out.path().join("results.md"))
+        .unwrap_or_else(|e| panic!("no results.md ({e}); output:\n{log}"));
+    for cell in [
+        "keep-alive 13 B",
+        "keep-alive 64 KiB",
+        "new connection per request, 13 B",
+        "new connection per request, 64 KiB",
+        "TLS keep-alive 13 B",
+        "TLS keep-alive 64 KiB",
+        "TLS new connection per request, 13 B",
+    ] {
+        let r = row(&report, cell);
+        assert!(number(r[1]) > 0.0, "{cell}: nginx served nothing: {r:?}");
+        assert!(
+            number(r[2]) > 0.0,
+            "{cell}: wakeproxy served nothing: {r:?}"
+        );
+        assert_eq!(r.last(), Some(&"0/0"), "{cell}: errors: {r:?}");
+    }
+    for label in [
+        "idle, before any load",
+        "with 100 idle keep-alive connections, plain HTTP",
+        "with 100 idle keep-alive connections, TLS",
+    ] {
+        let r = row(&report, label);
+        assert!(number(r[2]) > 0.0, "{label}: {r:?}");
+    }
+    let size = row(&report, "release binary, stripped");
+    assert!(number(size[2]) > 0.0, "{size:?}");
+    let start = row(
+        &report,
+        "start to listening, plain HTTP (median / max of 2)",
+    );
+    assert!(number(start[2]) > 0.0, "{start:?}");
+    // Everything the script started is gone (its processes all run from its temporary dir).
+    let left = processes_with("wakeproxy-bench.");
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn bench_coldstart_sh_measures_the_overhead_and_one_start_per_burst() {
+    let out = TempDir::new("coldstart");
+    let out_dir = out.path().to_str().unwrap();
+    let log = run_script(
+        "scripts/bench-coldstart.sh",
+        &[
+            ("N", "2"),
+            ("CONCURRENT", "10"),
+            ("QUIET_WAIT", "0"),
+            ("BENCH_OUT", out_dir),
+        ],
+        Duration::from_secs(600),
+    );
+    let report = std::fs::read_to_string(out.path().join("coldstart.md"))
+        .unwrap_or_else(|e| panic!("no coldstart.md ({e}); output:\n{log}"));
+    let ttfb = row(
+        &report,
+        "(b) wakeproxy: TTFB of a request to the stopped service",
+    );
+    assert!(number(ttfb[1]) > 0.0, "{ttfb:?}");
+    for state in ["container stopped", "container removed"] {
+        let r = row(&report, state);
+        assert_eq!(r[1], "10", "{state}: {r:?}");
+        assert_eq!(r.last(), Some(&"1 / 1"), "{state}: one start: {r:?}");
+    }
+    assert!(
+        report.contains(
+            "All requests were answered 200; each burst caused exactly one container start."
+        ),
+        "{report}"
+    );
+}
