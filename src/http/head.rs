@@ -34,13 +34,17 @@ impl Header {
     }
     /// The name as received (a token: ASCII).
     pub fn name(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.name_len]).unwrap_or("")
+        std::str::from_utf8(self.name_bytes()).unwrap_or("")
+    }
+    /// The name's bytes, for writing it out without a UTF-8 check.
+    pub fn name_bytes(&self) -> &[u8] {
+        &self.bytes[..self.name_len]
     }
     pub fn value(&self) -> &[u8] {
         &self.bytes[self.name_len..]
     }
     pub fn is(&self, name: &str) -> bool {
-        self.bytes[..self.name_len].eq_ignore_ascii_case(name.as_bytes())
+        self.name_bytes().eq_ignore_ascii_case(name.as_bytes())
     }
     pub fn value_str(&self) -> &str {
         std::str::from_utf8(self.value()).unwrap_or("")
@@ -122,11 +126,16 @@ fn map_err(e: httparse::Error) -> HeadError {
 /// Parses a request head from the start of `buf`: `Ok(None)` when more bytes are needed,
 /// `Ok(Some((head_len, head)))` when complete.
 pub fn parse_request(buf: &[u8]) -> Result<Option<(usize, RequestHead)>, HeadError> {
-    let mut hs = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    match parse_request_with(buf, &mut hs) {
-        Err(HeadError::TooManyHeaders) => {
-            parse_request_with(buf, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
-        }
+    with_header_slots(|hs| parse_request_with(buf, hs))
+}
+
+/// Runs `parse` with `STACK_HEADERS` header slots on the stack, and again with `MAX_HEADERS`
+/// on the heap if the head has more lines than that.
+fn with_header_slots<'b, T>(
+    parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<T, HeadError>,
+) -> Result<T, HeadError> {
+    match parse(&mut [httparse::EMPTY_HEADER; STACK_HEADERS]) {
+        Err(HeadError::TooManyHeaders) => parse(&mut vec![httparse::EMPTY_HEADER; MAX_HEADERS]),
         other => other,
     }
 }
@@ -153,13 +162,7 @@ fn parse_request_with<'b>(
 
 /// Parses a response head (see `parse_request`).
 pub fn parse_response(buf: &[u8]) -> Result<Option<(usize, ResponseHead)>, HeadError> {
-    let mut hs = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    match parse_response_with(buf, &mut hs) {
-        Err(HeadError::TooManyHeaders) => {
-            parse_response_with(buf, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
-        }
-        other => other,
-    }
+    with_header_slots(|hs| parse_response_with(buf, hs))
 }
 
 fn parse_response_with<'b>(

@@ -52,20 +52,17 @@ pub struct ForwardInfo<'a> {
     pub upgrade: Option<&'a [u8]>,
 }
 
-fn is_listed(name: &str, list: &[&str]) -> bool {
-    list.iter().any(|h| name.eq_ignore_ascii_case(h))
+fn is_listed(h: &Header, list: &[&str]) -> bool {
+    list.iter().any(|name| h.is(name))
 }
 
 /// True for headers that must not be forwarded in either direction.
 fn is_hop_by_hop(h: &Header, connection_tokens: &[&str]) -> bool {
-    is_listed(h.name(), HOP_BY_HOP)
-        || connection_tokens
-            .iter()
-            .any(|t| h.name().eq_ignore_ascii_case(t))
+    is_listed(h, HOP_BY_HOP) || is_listed(h, connection_tokens)
 }
 
-fn push_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -87,21 +84,21 @@ pub fn upstream_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_host = false;
     for h in &req.headers {
-        if is_hop_by_hop(h, &conn_tokens) || is_listed(h.name(), REQUEST_OWNED) {
+        if is_hop_by_hop(h, &conn_tokens) || is_listed(h, REQUEST_OWNED) {
             continue;
         }
         has_host |= h.is("host");
         if h.is("cookie") {
             // The login cookie is the proxy's credential: it never reaches a backend.
             if let Some(v) = crate::login::strip_cookie(h.value(), crate::login::COOKIE) {
-                push_header(out, h.name(), &v);
+                push_header(out, h.name_bytes(), &v);
             }
             continue;
         }
-        push_header(out, h.name(), h.value());
+        push_header(out, h.name_bytes(), h.value());
     }
     if !has_host {
-        push_header(out, "Host", info.upstream_authority.as_bytes());
+        push_header(out, b"Host", info.upstream_authority.as_bytes());
     }
     match body {
         BodyKind::Empty => {
@@ -121,7 +118,7 @@ pub fn upstream_request(
     }
     if let Some(u) = info.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
-        push_header(out, "Upgrade", u);
+        push_header(out, b"Upgrade", u);
     }
     if let Some(t) = info.auth_token {
         out.extend_from_slice(b"Authorization: Bearer ");
@@ -142,14 +139,14 @@ pub fn upstream_request(
     }
     let _ = write!(out, "{}\r\n", info.peer);
     match believed("x-forwarded-proto") {
-        Some(p) => push_header(out, "X-Forwarded-Proto", p.value()),
-        None => push_header(out, "X-Forwarded-Proto", info.proto.as_bytes()),
+        Some(p) => push_header(out, b"X-Forwarded-Proto", p.value()),
+        None => push_header(out, b"X-Forwarded-Proto", info.proto.as_bytes()),
     }
     if let Some(h) = believed("x-forwarded-host").or_else(|| header(&req.headers, "host")) {
-        push_header(out, "X-Forwarded-Host", h.value());
+        push_header(out, b"X-Forwarded-Host", h.value());
     }
     if let Some(p) = info.stripped_prefix {
-        push_header(out, "X-Forwarded-Prefix", p.as_bytes());
+        push_header(out, b"X-Forwarded-Prefix", p.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -191,7 +188,7 @@ pub fn client_response(
         if is_hop_by_hop(h, &conn_tokens) || (h.is("content-length") && !keep_length) {
             continue;
         }
-        push_header(out, h.name(), h.value());
+        push_header(out, h.name_bytes(), h.value());
     }
     match framing {
         ClientFraming::Length(n) => {
@@ -215,7 +212,7 @@ pub fn client_switching(res: &ResponseHead, out: &mut Vec<u8>) {
         if (is_hop_by_hop(h, &conn_tokens) && !h.is("upgrade")) || h.is("content-length") {
             continue;
         }
-        push_header(out, h.name(), h.value());
+        push_header(out, h.name_bytes(), h.value());
     }
     out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
 }

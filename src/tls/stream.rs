@@ -248,26 +248,26 @@ impl Shared {
     /// callers' frames: the stack of a connection waiting here is all it keeps while idle.
     #[inline(never)]
     fn read_socket(&self, rx: &mut Rx) -> io::Result<bool> {
-        if !rx.large.is_empty() {
-            let mut large = std::mem::take(&mut rx.large);
-            let n = (&*self.tcp).read(&mut large)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            self.feed(self.conn.lock(), &large[..n], &mut rx.pending)?;
-            if n == large.len() {
-                rx.large = large;
-            }
-            return Ok(true);
-        }
         let mut small = [0u8; READ_SMALL];
-        let n = (&*self.tcp).read(&mut small)?;
+        let mut large = std::mem::take(&mut rx.large);
+        let buf: &mut [u8] = if large.is_empty() {
+            &mut small
+        } else {
+            &mut large
+        };
+        let n = (&*self.tcp).read(buf)?;
         if n == 0 {
             return Ok(false);
         }
-        self.feed(self.conn.lock(), &small[..n], &mut rx.pending)?;
-        if n == small.len() {
-            rx.large = vec![0; READ_CHUNK];
+        let filled = n == buf.len();
+        self.feed(self.conn.lock(), &buf[..n], &mut rx.pending)?;
+        if filled {
+            // More is likely waiting: read it in large chunks.
+            rx.large = if large.is_empty() {
+                vec![0; READ_CHUNK]
+            } else {
+                large
+            };
         }
         Ok(true)
     }
