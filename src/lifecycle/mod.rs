@@ -518,6 +518,15 @@ impl Lifecycle {
             Some(p) => (p.as_str(), Accept::Below500),
             None => ("/", Accept::Any),
         };
+        // The container may exit between the look that saw it running and the one that reads
+        // its address (its ports are then gone): report the exit, not the missing port.
+        let locate = || {
+            self.address_of(slot, &id)
+                .map_err(|why| match engine.progress(&id, name, port) {
+                    Ok(Progress::Failed(exit)) => fail(exit),
+                    _ => fail(why),
+                })
+        };
         let mut round = 0u32;
         let mut addr: Option<String> = None;
         let mut docker_health = false;
@@ -531,11 +540,10 @@ impl Lifecycle {
                     Progress::Running { health } => {
                         docker_health = health.is_some();
                         if health.as_deref() == Some("healthy") {
-                            let a = self.address_of(slot, &id).map_err(fail)?;
-                            return Ok((a, id));
+                            return Ok((locate()?, id));
                         }
                         if addr.is_none() {
-                            addr = Some(self.address_of(slot, &id).map_err(fail)?);
+                            addr = Some(locate()?);
                         }
                     }
                 }

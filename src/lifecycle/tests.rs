@@ -37,6 +37,10 @@ struct Fake {
     exit_at_start: Option<i64>,
     running: AtomicBool,
     port: u16,
+    /// Set: after this many looks the container has exited (code 9) and its ports are gone,
+    /// as when it dies between two inspects.
+    exits_after_looks: Option<usize>,
+    looks: AtomicUsize,
 }
 
 impl Fake {
@@ -48,6 +52,8 @@ impl Fake {
             exit_at_start,
             running: AtomicBool::new(false),
             port: app(),
+            exits_after_looks: None,
+            looks: AtomicUsize::new(0),
         })
     }
 }
@@ -61,6 +67,17 @@ impl Engine for Fake {
         Ok("cid".into())
     }
     fn observe(&self, id: &str, _port: u16) -> Result<Option<Observed>, EngineError> {
+        let looks = self.looks.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.exits_after_looks.is_some_and(|n| looks > n) {
+            return Ok(Some(Observed {
+                id: id.into(),
+                running: false,
+                exit_code: 9,
+                oom_killed: false,
+                health: None,
+                host_port: None,
+            }));
+        }
         Ok(Some(Observed {
             id: id.into(),
             running: self.running.load(Ordering::SeqCst),
@@ -146,6 +163,20 @@ fn exit_at_start_fails_every_waiter_fast_with_exit_code_and_logs() {
         .as_str()
         .unwrap()
         .contains("code 3"));
+}
+
+#[test]
+fn a_container_that_exits_between_two_looks_reports_its_exit_not_a_missing_port() {
+    let mut fake = Fake::new(Duration::from_millis(10), None);
+    Arc::get_mut(&mut fake).unwrap().exits_after_looks = Some(1);
+    let (lc, _) = setup(fake.clone(), 300);
+    let err = lc.ensure_ready(0).unwrap_err();
+    assert_eq!(err.status(), 503);
+    let d = err.detail();
+    assert!(
+        d.contains("exited with code 9") && !d.contains("not published"),
+        "{d}"
+    );
 }
 
 #[test]
