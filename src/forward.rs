@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::answer::Answer;
 use crate::http::body::{copy_body, write_all_vectored, CopyError};
-use crate::http::head::{parse_response, response_body, BodyKind, RequestHead, ResponseHead};
+use crate::http::head::{
+    is_idempotent, parse_response, response_body, BodyKind, RequestHead, ResponseHead,
+};
 use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
 use crate::http::{BufStream, Socket};
 use crate::pool::{ConnectError, Pool, UpstreamConn, MAX_RESPONSE_HEAD};
@@ -59,16 +61,44 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum Failure {
     /// Nothing was sent to the client yet: answer with this. `close` when the request body
-    /// was not (fully) read, so the connection cannot carry another request.
-    Answer { answer: Answer, close: bool },
+    /// was not (fully) read, so the connection cannot carry another request. `sent` when the
+    /// request may have reached the upstream (it was written, in part or whole), so that
+    /// sending it again could repeat its effect.
+    Answer {
+        answer: Answer,
+        close: bool,
+        sent: bool,
+    },
     /// The response was under way, or the client went away: the connection is closed.
     Abort { status: u16, reason: String },
 }
 
 impl Failure {
+    /// A failure once the request was (perhaps) delivered.
     fn answer(answer: Answer, close: bool) -> Failure {
-        Failure::Answer { answer, close }
+        Failure::Answer {
+            answer,
+            close,
+            sent: true,
+        }
     }
+
+    /// A failure before a byte of the request reached the upstream.
+    fn unsent(answer: Answer, close: bool) -> Failure {
+        Failure::Answer {
+            answer,
+            close,
+            sent: false,
+        }
+    }
+}
+
+/// May a request whose forwarding failed be sent again (to a fresh connection, or to its
+/// container started again)? Only without a body (it was streamed and is gone), and, once the
+/// upstream may have received it, only when repeating it is harmless: a POST that crashed its
+/// container is answered 502, not run twice.
+pub fn may_resend(head: &RequestHead, body: BodyKind, sent: bool) -> bool {
+    body == BodyKind::Empty && (!sent || is_idempotent(head))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -88,7 +118,7 @@ fn connect_failure(addr: &str, e: ConnectError, close: bool) -> Failure {
             Answer::BadGateway(format!("cannot connect to upstream {addr}: {e}"))
         }
     };
-    Failure::answer(answer, close)
+    Failure::unsent(answer, close)
 }
 
 /// How reading the response head ended badly.
@@ -181,7 +211,7 @@ pub fn forward<C: Socket>(
                 retried = true;
                 continue;
             }
-            return Err(Failure::answer(
+            return Err(Failure::unsent(
                 Answer::BadGateway(format!("sending to upstream {addr}: {e}")),
                 has_body,
             ));
@@ -221,7 +251,9 @@ pub fn forward<C: Socket>(
         }
         match read_response_head(&mut conn.stream, client, req.head.minor) {
             Ok(res) => break (conn, res),
-            Err(HeadFailure::ClosedEarly(_)) if conn.reused && !has_body && !retried => {
+            Err(HeadFailure::ClosedEarly(_))
+                if conn.reused && !retried && may_resend(req.head, req.body, true) =>
+            {
                 retried = true;
                 continue;
             }
@@ -342,4 +374,33 @@ fn switch_protocols<C: Socket>(
         bytes_in: bytes_in + stats.client_to_upstream,
         client_keep_alive: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::parse_request;
+
+    fn head(s: &str) -> RequestHead {
+        parse_request(s.as_bytes()).unwrap().unwrap().1
+    }
+
+    #[test]
+    fn a_request_is_resent_only_when_that_cannot_repeat_its_effect() {
+        let get = head("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let post = head("POST /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let keyed = head("POST /x HTTP/1.1\r\nHost: a\r\nIdempotency-Key: 7\r\n\r\n");
+        // Never reached the upstream: any bodyless request goes again.
+        assert!(may_resend(&post, BodyKind::Empty, false));
+        assert!(may_resend(&get, BodyKind::Empty, false));
+        // May have reached it: only what is safe to repeat.
+        assert!(may_resend(&get, BodyKind::Empty, true));
+        assert!(!may_resend(&post, BodyKind::Empty, true));
+        assert!(may_resend(&keyed, BodyKind::Empty, true));
+        // A body was streamed from the client and cannot be replayed.
+        for sent in [false, true] {
+            assert!(!may_resend(&get, BodyKind::Length(3), sent));
+            assert!(!may_resend(&keyed, BodyKind::Chunked, sent));
+        }
+    }
 }

@@ -384,20 +384,23 @@ impl Proxy {
         if let (
             Err(Failure::Answer {
                 answer: Answer::BadGateway(_),
+                sent,
                 ..
             }),
             Backend::Container(_),
             Some(c),
         ) = (&result, &svc.backend, &g.containers)
         {
-            // A container that just became ready (or just died) may refuse once: check and retry.
-            if body == BodyKind::Empty {
+            // A container that just became ready (or just died) may refuse once: check and
+            // retry, unless the request may have reached it and is not safe to repeat.
+            if forward::may_resend(head, body, *sent) {
                 c.forward_failed(m.service, &addr);
                 result = match c.ensure_ready(m.service) {
                     Ok(addr) => forward::forward(client, &req, &self.pool, &addr, timeouts),
                     Err(answer) => Err(Failure::Answer {
                         answer,
                         close: false,
+                        sent: false,
                     }),
                 };
             }
@@ -407,7 +410,7 @@ impl Proxy {
                 log.write_in(o.status, o.bytes_out, o.bytes_in);
                 o.client_keep_alive
             }
-            Err(Failure::Answer { answer, close }) => {
+            Err(Failure::Answer { answer, close, .. }) => {
                 self.answer(client, &mut log, answer, keep_alive && !close, head_only)
             }
             Err(Failure::Abort { status, reason }) => {

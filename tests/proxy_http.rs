@@ -2,8 +2,9 @@
 
 mod support;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -276,6 +277,87 @@ fn keep_alive_reuses_upstream_connections() {
     assert!(
         peers.windows(2).all(|w| w[0] == w[1]),
         "upstream connection not reused: {peers:?}"
+    );
+}
+
+/// An upstream that answers the first request on each connection and closes the connection
+/// on reading the second, as a server whose keep-alive timeout fires just as a request comes.
+fn one_answer_per_connection_upstream() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                for answered in [true, false] {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let line = line.trim_end().to_string();
+                    log.lock().unwrap().push(line.clone());
+                    if answered {
+                        let res = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{line}",
+                            line.len()
+                        );
+                        (&s).write_all(res.as_bytes()).unwrap();
+                    }
+                }
+                // Dropped without answering the second request.
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_stale_pooled_connection_is_retried_only_for_requests_safe_to_repeat() {
+    let (up, seen) = one_answer_per_connection_upstream();
+    let p = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /\n    upstream: {up}\n"
+    )));
+    let send = |method: &str, path: &str, extra: &str| {
+        raw_request(
+            p.addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n{extra}Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    assert_eq!(send("GET", "/a", "").status, 200);
+    // The pooled connection closes on the POST: it may have been acted on, so no second try.
+    let r = send("POST", "/b", "");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("without answering"), "{}", r.text());
+    assert_eq!(send("GET", "/c", "").status, 200);
+    // A GET is safe to repeat: it goes again on a fresh connection and the client never knows.
+    let r = send("GET", "/d", "");
+    assert_eq!((r.status, r.text()), (200, "GET /d HTTP/1.1".to_string()));
+    // So is a POST that carries an Idempotency-Key.
+    let r = send("POST", "/e", "Idempotency-Key: k1\r\n");
+    assert_eq!((r.status, r.text()), (200, "POST /e HTTP/1.1".to_string()));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "GET /a HTTP/1.1",
+            "POST /b HTTP/1.1",
+            "GET /c HTTP/1.1",
+            "GET /d HTTP/1.1",
+            "GET /d HTTP/1.1",
+            "POST /e HTTP/1.1",
+            "POST /e HTTP/1.1",
+        ]
     );
 }
 

@@ -300,6 +300,15 @@ pub fn response_body(method: &str, head: &ResponseHead) -> Result<BodyKind, Head
     Ok(framing(&head.headers)?.unwrap_or(BodyKind::UntilClose))
 }
 
+/// May the request be sent again after a failure that came once it was (perhaps) delivered?
+/// RFC 9110 §9.2.2: the idempotent methods may; any other request only when it carries an
+/// `Idempotency-Key`, the client's promise that a repeat is harmless.
+pub fn is_idempotent(head: &RequestHead) -> bool {
+    const IDEMPOTENT: [&str; 6] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"];
+    IDEMPOTENT.contains(&head.method.as_str())
+        || head.headers.iter().any(|h| h.is("idempotency-key"))
+}
+
 /// Does the client want the connection kept open after this request?
 pub fn wants_keep_alive(minor: u8, headers: &[Header]) -> bool {
     if minor == 0 {
@@ -445,5 +454,25 @@ mod tests {
         assert!(!wants_keep_alive(1, &h("Keep-Alive, Close")));
         assert!(!wants_keep_alive(0, &[]));
         assert!(wants_keep_alive(0, &h("keep-alive")));
+    }
+
+    #[test]
+    fn idempotent_requests() {
+        let m = |s: &str| is_idempotent(&req(s).unwrap().unwrap().1);
+        for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(
+                m(&format!("{method} / HTTP/1.1\r\nHost: a\r\n\r\n")),
+                "{method}"
+            );
+        }
+        for method in ["POST", "PATCH", "CONNECT", "PROPFIND", "get"] {
+            assert!(
+                !m(&format!("{method} / HTTP/1.1\r\nHost: a\r\n\r\n")),
+                "{method}"
+            );
+        }
+        assert!(m(
+            "POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: \"k1\"\r\n\r\n"
+        ));
     }
 }
