@@ -178,7 +178,13 @@ fn serve_connection(
     let stream = match TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT) {
         Ok(s) => s,
         Err(e) => {
-            log::debug!("{peer}: {e}");
+            // A client that hangs up mid-handshake (a port check, a scanner) is routine; a
+            // protocol failure or a stalled handshake is worth the operator's eye.
+            if e.0.kind() == io::ErrorKind::UnexpectedEof {
+                log::debug!("{peer}: {e}");
+            } else {
+                log::info!("{peer}: {e}");
+            }
             return;
         }
     };
@@ -210,7 +216,7 @@ fn serve_client<C: Socket>(
         // Waiting for the next request holds no buffers (see `BufStream::release`).
         client.release();
         client.inner.release_buffers();
-        let head = match read_head(client, idle) {
+        let head = match read_head(client, idle, peer) {
             Ok(Some(h)) => {
                 registered.set_idle(false);
                 // While a body streams in, each read may wait this long (a stalled upload
@@ -259,6 +265,7 @@ fn linger<C: Socket>(client: &mut BufStream<C>) {
 pub fn read_head<C: Socket>(
     client: &mut BufStream<C>,
     idle: Duration,
+    peer: SocketAddr,
 ) -> Result<Option<RequestHead>, Answer> {
     let mut deadline: Option<Instant> = None;
     loop {
@@ -294,7 +301,26 @@ pub fn read_head<C: Socket>(
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Ok(None),
+            Err(e) => {
+                if !is_routine_close(&e) {
+                    log::info!("{peer}: connection closed while reading a request: {e}");
+                }
+                return Ok(None);
+            }
         }
     }
+}
+
+/// How a client connection ends in the normal course: it went quiet, hung up or reset.
+/// Anything else (a TLS record that does not decrypt, a local failure) is logged.
+fn is_routine_close(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
