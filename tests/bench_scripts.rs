@@ -19,13 +19,17 @@ use support::*;
 /// The two scripts pin processes to the same cores and measure the machine: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Runs `script` from the repository with `env`, within `timeout`; returns its output. On
-/// timeout the script gets SIGTERM (its trap stops what it started) before the test fails.
-fn run_script(script: &str, env: &[(&str, &str)], timeout: Duration) -> String {
+/// Runs `script` from the repository with `env` and `BENCH_OUT` set to a temporary directory,
+/// within `timeout`; returns the report it wrote there as `report`. On timeout the script gets
+/// SIGTERM (its trap stops what it started) before the test fails.
+fn run_script(script: &str, env: &[(&str, &str)], report: &str, timeout: Duration) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = TempDir::new("bench-out");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("bash");
-    cmd.arg(repo.join(script)).current_dir(repo);
+    cmd.arg(repo.join(script))
+        .current_dir(repo)
+        .env("BENCH_OUT", out.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -36,7 +40,8 @@ fn run_script(script: &str, env: &[(&str, &str)], timeout: Duration) -> String {
             // Let the output threads catch the last lines.
             std::thread::sleep(Duration::from_millis(200));
             assert!(st.success(), "{script} failed ({st}); output:\n{}", p.log());
-            return p.log();
+            return std::fs::read_to_string(out.path().join(report))
+                .unwrap_or_else(|e| panic!("no {report} ({e}); output:\n{}", p.log()));
         }
         if Instant::now() > end {
             let _ = Command::new("kill")
@@ -93,9 +98,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
-    let out = TempDir::new("bench");
-    let out_dir = out.path().to_str().unwrap();
-    let log = run_script(
+    let report = run_script(
         "scripts/bench.sh",
         &[
             ("DURATION", "1"),
@@ -105,12 +108,10 @@ fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
             ("STARTS", "2"),
             ("QUIET_BUDGET", "0"),
             ("CELL_TRIES", "1"),
-            ("BENCH_OUT", out_dir),
         ],
+        "results.md",
         Duration::from_secs(900),
     );
-    let report = std::fs::read_to_string(out.path().join("results.md"))
-        .unwrap_or_else(|e| panic!("no results.md ({e}); output:\n{log}"));
     for cell in [
         "keep-alive 13 B",
         "keep-alive 64 KiB",
@@ -150,20 +151,12 @@ fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
 
 #[test]
 fn bench_coldstart_sh_measures_the_overhead_and_one_start_per_burst() {
-    let out = TempDir::new("coldstart");
-    let out_dir = out.path().to_str().unwrap();
-    let log = run_script(
+    let report = run_script(
         "scripts/bench-coldstart.sh",
-        &[
-            ("N", "2"),
-            ("CONCURRENT", "10"),
-            ("QUIET_WAIT", "0"),
-            ("BENCH_OUT", out_dir),
-        ],
+        &[("N", "2"), ("CONCURRENT", "10"), ("QUIET_WAIT", "0")],
+        "coldstart.md",
         Duration::from_secs(600),
     );
-    let report = std::fs::read_to_string(out.path().join("coldstart.md"))
-        .unwrap_or_else(|e| panic!("no coldstart.md ({e}); output:\n{log}"));
     let ttfb = row(
         &report,
         "(b) wakeproxy: TTFB of a request to the stopped service",
