@@ -1,31 +1,47 @@
-//! wakeproxy: a reverse proxy that starts Docker containers on first request and stops them when idle.
+//! wakeproxy: a reverse proxy that starts Docker containers when their route is first asked
+//! for and stops them when they go idle.
 //!
-//! The binary (`src/main.rs`) is a thin shell over this library so integration tests and
-//! benchmarks can reach every part.
+//! # The life of a request
+//!
+//! A listener of the [`server`] accepts a connection (up to `max_connections`) and runs it on
+//! a reusable thread: the TLS handshake on the HTTPS port, then a loop that reads each request
+//! head with a deadline and hands it to the pipeline. The `pipeline` reads top to bottom as
+//! named phases, each returning "continue with this" or "answer with this": framing, the
+//! proxy's own endpoint, the HTTPS redirect, auth, route, limits, wake, forward. Its `respond`
+//! step ends every request alike: the proxy's own answer rendered (HEAD, keep-alive and framing
+//! decided once for all answers), the request counted, the access line written. `wake` asks
+//! the `lifecycle` to make an on-demand service ready (concurrent first requests share one
+//! start), `forward` sends the request `upstream` over a pooled keep-alive connection and
+//! streams the answer back, or turns the connection into a tunnel after an upgrade.
+//!
+//! # Layers
+//!
+//! Modules depend one way, from the top down (`tests/architecture.rs` checks it):
+//!
+//! - [`app`]: the commands (`proxy`, `proxy-status`, `proxy-daemon`, ...) that build and run
+//!   everything below;
+//! - `server`: listeners, connection threads, the request loop, graceful drain;
+//! - `pipeline`: the phases above, routing, auth and the login session;
+//! - `endpoints` (healthz, ACME, login, status, metrics, the HTTPS redirect), `upstream`
+//!   (forward, pool, tunnel), `lifecycle` (start, reap, reconcile, events, the Docker
+//!   engines) and [`tls`] (rustls, certificate reloads, certbot): each knows nothing of the
+//!   layers above;
+//! - [`http`] (parsing, framing, header rules, the proxy's own responses), [`config`] (the
+//!   validated YAML) and [`docker`] (the Engine API client);
+//! - `base`: the socket seam, timestamps, histograms.
+//!
+//! The binary (`src/main.rs`) is a thin shell over [`app`]. The library is public only as far
+//! as the binary, the integration tests and the fuzz targets need it.
 #![forbid(unsafe_code)]
 
-pub mod acme;
-pub mod activity;
-pub mod answer;
-pub mod auth;
-pub mod certbot;
-pub mod cli;
-pub mod commands;
+pub mod app;
+mod base;
 pub mod config;
-pub mod daemon;
 pub mod docker;
-pub mod drain;
-pub mod forward;
+mod endpoints;
 pub mod http;
-pub mod lifecycle;
-pub mod login;
-pub mod metrics;
-pub mod pool;
-pub mod proxy;
-pub mod redirect;
-pub mod route;
-pub mod server;
-pub mod status;
+mod lifecycle;
+mod pipeline;
+mod server;
 pub mod tls;
-pub mod tunnel;
-pub mod workers;
+mod upstream;

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode, ThreadLogMode};
-use wakeproxy::cli::{normalize_args, CliError, Command, TopLevel};
-use wakeproxy::{commands, config};
+use wakeproxy::app::cli::{normalize_args, CliError, Command, TopLevel};
+use wakeproxy::{app, config};
 
 fn init_logging(level: LevelFilter) {
     let mut b = ConfigBuilder::new();
@@ -29,10 +29,10 @@ fn run(top: TopLevel) -> Result<(), CliError> {
             eprintln!("wakeproxy: no command given; try `wakeproxy --help`");
             Ok(())
         }
-        Some(Command::Validate(a)) => commands::run_validate(&a),
-        Some(Command::Status(a)) => commands::run_status(&a),
-        Some(Command::Daemon(a)) => wakeproxy::daemon::run(&a),
-        Some(Command::Health(a)) => wakeproxy::daemon::healthcheck(&a.config),
+        Some(Command::Validate(a)) => app::run_validate(&a),
+        Some(Command::Status(a)) => app::status::run_status(&a),
+        Some(Command::Daemon(a)) => app::daemon::run(&a),
+        Some(Command::Health(a)) => app::daemon::healthcheck(&a.config),
         Some(Command::Proxy(a)) => {
             let cfg = config::load(&a.config).map_err(CliError::Config)?;
             let level = if a.verbose {
@@ -42,7 +42,7 @@ fn run(top: TopLevel) -> Result<(), CliError> {
             };
             init_logging(level);
             log_panics();
-            commands::run_proxy(&a, cfg)
+            app::run_proxy(&a, cfg)
         }
     }
 }

@@ -16,7 +16,7 @@ use wakeproxy::http::head::{
     header_tokens, parse_request, parse_response, request_body, response_body, wants_keep_alive, BodyKind,
 };
 use wakeproxy::http::rewrite::{requested_upgrade, upstream_request, ForwardInfo};
-use wakeproxy::route::{split_target, upstream_target};
+use wakeproxy::http::target::{split_target, upstream_target};
 
 fuzz_target!(|data: &[u8]| {
     request(data);
@@ -67,6 +67,7 @@ fn request(data: &[u8]) {
         proto: "http",
         stripped_prefix: None,
         auth_token: Some("fuzz-token"),
+        own_cookie: "wakeproxy_session",
         upstream_authority: "backend:8000",
         upgrade: requested_upgrade(&head),
     };

@@ -21,15 +21,7 @@ mod table;
 mod validate;
 
 #[cfg(test)]
-mod tests_files;
-#[cfg(test)]
-mod tests_global;
-#[cfg(test)]
-mod tests_services;
-#[cfg(test)]
-mod tests_support;
-#[cfg(test)]
-mod tests_swarm;
+mod tests;
 
 pub use expand::{expand, ExpandError};
 pub use table::services_table;

@@ -13,12 +13,10 @@ mod client;
 mod encode;
 mod error;
 mod events;
-#[cfg(test)]
-mod fake_daemon;
-#[cfg(test)]
-mod fake_tests;
 mod logs;
 mod swarm;
+#[cfg(test)]
+mod tests;
 mod transport;
 mod types;
 

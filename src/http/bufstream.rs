@@ -2,50 +2,9 @@
 //! for the body reader, and writes go straight through to the socket.
 
 use std::io::{self, BufRead, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-/// What a connection needs from its socket beyond `Read + Write`: timeouts and shutdown.
-/// Implemented for `TcpStream` now and for the TLS stream later.
-pub trait Socket: Read + Write {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
-    fn shutdown_write(&self) -> io::Result<()>;
-    /// Independent read and write halves for a tunnel (see `crate::tunnel`).
-    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves>;
-    /// Frees buffers the socket keeps between uses (called before waiting idle).
-    fn release_buffers(&self) {}
-}
-
-impl Socket for TcpStream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_read_timeout(self, t)
-    }
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, t)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves> {
-        crate::tunnel::tcp_halves(self)
-    }
-}
-
-impl Socket for crate::tunnel::SharedTcp {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.0.set_read_timeout(t)
-    }
-    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.0.set_write_timeout(t)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.0.shutdown(std::net::Shutdown::Write)
-    }
-    fn tunnel_halves(&self) -> io::Result<crate::tunnel::Halves> {
-        Ok(crate::tunnel::shared_halves(self.0.clone()))
-    }
-}
+use crate::base::Socket;
 
 /// Bytes read onto the stack when the buffer is not allocated (a typical request head fits).
 const FIRST_READ: usize = 2048;

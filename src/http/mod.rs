@@ -1,10 +1,16 @@
 //! HTTP/1.1 pieces shared by the client side and the upstream side: buffered sockets, head
-//! parsing, body framing and the header rules applied when forwarding.
+//! parsing, body framing, request targets, cookies, the header rules applied when forwarding,
+//! and the responses the proxy makes itself.
+
 pub mod body;
 pub mod bufstream;
+pub mod cookie;
 pub mod head;
+pub mod reply;
 pub mod rewrite;
+pub mod target;
 
 pub use body::{copy_body, CopyError};
-pub use bufstream::{BufStream, Socket};
+pub use bufstream::BufStream;
 pub use head::{BodyKind, HeadError, Header, RequestHead, ResponseHead};
+pub use reply::{Problem, Reply};

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use super::cookie::strip_cookie;
 use super::head::{has_token, header, header_tokens, BodyKind, Header, RequestHead, ResponseHead};
 
 /// Headers that describe one hop and never cross the proxy.
@@ -45,6 +46,8 @@ pub struct ForwardInfo<'a> {
     pub stripped_prefix: Option<&'a str>,
     /// Sent as `Authorization: Bearer <token>` to the upstream.
     pub auth_token: Option<&'a str>,
+    /// The name of the proxy's own cookie (the login session), removed from `Cookie`.
+    pub own_cookie: &'a str,
     /// Host to send when the client gave none (HTTP/1.0).
     pub upstream_authority: &'a str,
     /// The client asked to switch protocols (`Connection: upgrade` + `Upgrade: <value>`):
@@ -90,7 +93,7 @@ pub fn upstream_request(
         has_host |= h.is("host");
         if h.is("cookie") {
             // The login cookie is the proxy's credential: it never reaches a backend.
-            if let Some(v) = crate::login::strip_cookie(h.value(), crate::login::COOKIE) {
+            if let Some(v) = strip_cookie(h.value(), info.own_cookie) {
                 push_header(out, h.name_bytes(), &v);
             }
             continue;
@@ -244,6 +247,7 @@ mod tests {
             proto: "http",
             stripped_prefix: prefix,
             auth_token: token,
+            own_cookie: "wakeproxy_session",
             upstream_authority: "127.0.0.1:9000",
             upgrade: None,
         }

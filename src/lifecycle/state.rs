@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 pub enum Phase {
     /// No running container we know of.
     Stopped,
-    /// Start number `gen` is under way.
-    Starting { gen: u64, since: Instant },
+    /// Start number `attempt` is under way.
+    Starting { attempt: u64, since: Instant },
     /// Serving at `addr`.
     Ready { addr: String, id: String },
     /// An idle stop (or a stop before recreate) is under way.
@@ -22,9 +22,9 @@ pub enum Phase {
 pub enum Step {
     /// Forward to this address.
     Ready(String),
-    /// Start the service (this caller launched start `gen`), then wait.
+    /// Start the service (this caller launched start `attempt`), then wait.
     Start(u64),
-    /// Wait for start `gen` (or, with `None`, for a stop) to finish.
+    /// Wait for start `attempt` (or, with `None`, for a stop) to finish.
     Wait(Option<u64>),
     /// Give up now with this reason (503).
     Fail(String),
@@ -35,7 +35,7 @@ pub enum Step {
 pub struct State {
     pub phase: Phase,
     /// Number of the latest start.
-    pub gen: u64,
+    pub attempt: u64,
     /// The start that failed last, with why.
     pub failed: Option<(u64, String)>,
     /// Requests waiting for a start.
@@ -45,7 +45,7 @@ pub struct State {
     pub last_error: Option<String>,
     /// Set when a container wakeproxy did not create holds the service's name.
     pub conflict: Option<String>,
-    /// The container exited during start `gen` with this exit code.
+    /// The container exited during start `attempt` with this exit code.
     pub died: Option<(u64, i64)>,
 }
 
@@ -59,7 +59,7 @@ impl State {
     pub fn new() -> State {
         State {
             phase: Phase::Stopped,
-            gen: 0,
+            attempt: 0,
             failed: None,
             waiters: 0,
             cold_starts: 0,
@@ -77,32 +77,34 @@ impl State {
         }
         match &self.phase {
             Phase::Ready { addr, .. } => Step::Ready(addr.clone()),
-            Phase::Starting { gen, .. } => Step::Wait(Some(*gen)),
+            Phase::Starting { attempt, .. } => Step::Wait(Some(*attempt)),
             Phase::Stopping => Step::Wait(None),
             Phase::Stopped => {
-                self.gen += 1;
+                self.attempt += 1;
                 self.phase = Phase::Starting {
-                    gen: self.gen,
+                    attempt: self.attempt,
                     since: now,
                 };
                 self.died = None;
-                Step::Start(self.gen)
+                Step::Start(self.attempt)
             }
         }
     }
 
     /// After waking up: did the start this caller waited for fail? Returns its reason.
-    pub fn failure_of(&self, gen: u64) -> Option<&str> {
+    pub fn failure_of(&self, attempt: u64) -> Option<&str> {
         match &self.failed {
-            Some((g, why)) if *g == gen && !matches!(self.phase, Phase::Ready { .. }) => Some(why),
+            Some((g, why)) if *g == attempt && !matches!(self.phase, Phase::Ready { .. }) => {
+                Some(why)
+            }
             _ => None,
         }
     }
 
-    /// Start `gen` succeeded at `now`; ignored (returns false) when it is stale.
-    pub fn started(&mut self, gen: u64, addr: String, id: String, now: Instant) -> bool {
+    /// Start `attempt` succeeded at `now`; ignored (returns false) when it is stale.
+    pub fn started(&mut self, attempt: u64, addr: String, id: String, now: Instant) -> bool {
         match self.phase {
-            Phase::Starting { gen: g, since } if g == gen => {
+            Phase::Starting { attempt: g, since } if g == attempt => {
                 self.phase = Phase::Ready { addr, id };
                 self.cold_starts += 1;
                 self.last_start = Some(now.saturating_duration_since(since));
@@ -113,13 +115,13 @@ impl State {
         }
     }
 
-    /// Start `gen` failed.
-    pub fn start_failed(&mut self, gen: u64, why: String) {
-        if matches!(self.phase, Phase::Starting { gen: g, .. } if g == gen) {
+    /// Start `attempt` failed.
+    pub fn start_failed(&mut self, attempt: u64, why: String) {
+        if matches!(self.phase, Phase::Starting { attempt: g, .. } if g == attempt) {
             self.phase = Phase::Stopped;
         }
         self.last_error = Some(why.clone());
-        self.failed = Some((gen, why));
+        self.failed = Some((attempt, why));
     }
 
     /// A running container found at start-up (or on reconnect) is taken over.
@@ -163,8 +165,8 @@ impl State {
                 self.phase = Phase::Stopped;
                 true
             }
-            Phase::Starting { gen, .. } => {
-                self.died = Some((gen, exit_code.unwrap_or(-1)));
+            Phase::Starting { attempt, .. } => {
+                self.died = Some((attempt, exit_code.unwrap_or(-1)));
                 true
             }
             Phase::Stopped | Phase::Stopping => false,

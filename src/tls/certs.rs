@@ -171,7 +171,7 @@ impl ResolvesServerCert for CertStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::test_certs::*;
+    use crate::tls::tests::certs::*;
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("wakeproxy-certs-{tag}-{}", std::process::id()));

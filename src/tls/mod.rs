@@ -5,16 +5,15 @@
 //! - `watch`: the reload watcher (polls the files, swaps the pair, never serves a mismatch);
 //! - `stream`: the TLS `Socket` a connection thread runs the proxy over, with tunnel halves;
 //! - `state`: what the rest of the proxy sees (HTTPS on or off, certificate facts for status);
-//! - `x509`: just enough DER reading to describe a certificate.
+//! - `x509`: just enough DER reading to describe a certificate;
+//! - `certbot`: running certbot for `auto_certbot` (first certificate, renewals on a timer).
 
+pub mod certbot;
 pub mod certs;
 pub mod state;
 pub mod stream;
 pub mod watch;
 pub mod x509;
-
-#[cfg(test)]
-pub(crate) mod test_certs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,37 +106,4 @@ pub fn config_warnings(g: &crate::config::Global) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn global(extra: &str) -> crate::config::Global {
-        let text = format!(
-            "global:\n  bearer_token: 0123456789abcdef0123456789abcdef\n{extra}services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
-        );
-        crate::config::parse(&text, "test.yaml", &|_| None)
-            .unwrap()
-            .global
-    }
-
-    #[test]
-    fn missing_files_without_certbot_are_worth_a_warning() {
-        let d = std::env::temp_dir().join(format!("wakeproxy-tlswarn-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("cert.pem"), "x").unwrap();
-        let files = format!(
-            "  tls_certfile: {}\n  tls_keyfile: {}\n",
-            d.join("cert.pem").display(),
-            d.join("key.pem").display()
-        );
-        let w = config_warnings(&global(&files));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].contains("key.pem does not exist and auto_certbot is off"),
-            "{w:?}"
-        );
-        let with_certbot = format!("{files}  auto_certbot: true\n  email: ops@example.com\n");
-        assert!(config_warnings(&global(&with_certbot)).is_empty());
-        assert!(config_warnings(&global("")).is_empty());
-        let _ = std::fs::remove_dir_all(&d);
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
 //! What the rest of the proxy sees of TLS: whether HTTPS is on (which decides what the plain
-//! HTTP port answers), and what `/proxy/status` can tell about the certificate and certbot.
+//! HTTP port answers: see `endpoints::redirect`), and what `/proxy/status` can tell about the certificate and certbot.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::SystemTime;
@@ -8,9 +8,8 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::x509::Summary;
+use crate::base::rfc3339;
 use crate::config::Global;
-use crate::redirect::{PortAnswer, PortRules};
-use crate::status::rfc3339;
 
 /// One certbot run, for the status endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,24 +92,15 @@ impl HttpsState {
         self.info.lock().certbot.clone()
     }
 
-    /// The answer of the HTTP port to a request for `path?query`: `None` while HTTPS is off
-    /// and for the paths it keeps serving (ACME challenges, `/proxy/healthz`).
-    pub fn http_port_answer(
-        &self,
-        path: &str,
-        query: Option<&str>,
-        keep_alive: bool,
-        head_only: bool,
-    ) -> Option<PortAnswer> {
-        if !self.is_live() {
-            return None;
-        }
-        PortRules {
-            redirect: self.redirect,
-            domain: &self.domain,
-            https_port: self.port(),
-        }
-        .answer(path, query, keep_alive, head_only)
+    /// Whether the plain HTTP port redirects to HTTPS while HTTPS is live (else it answers
+    /// 426).
+    pub fn redirects(&self) -> bool {
+        self.redirect
+    }
+
+    /// The configured domain, the only host redirects point at.
+    pub fn domain(&self) -> &str {
+        &self.domain
     }
 
     /// The `tls` object for `/proxy/status`.

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 use rustls::{ServerConfig, ServerConnection};
 
-use crate::http::Socket;
-use crate::tunnel::{Closer, HalfWrite, Halves};
+use crate::base::socket::{Closer, HalfWrite, Halves, Socket};
 
 /// Ciphertext read from the socket at once while data streams in (a TLS record is at most about
 /// 16.7 KiB; rustls keeps partial records itself).
@@ -36,7 +35,7 @@ const PLAINTEXT_LIMIT: usize = 16 * 1024;
 const WRITE_BUF_KEEP: usize = 32 * 1024;
 
 /// State shared by the connection and its tunnel halves.
-struct Shared {
+struct Link {
     tcp: Arc<TcpStream>,
     conn: Mutex<ServerConnection>,
     /// One reader at a time, and its buffers.
@@ -57,7 +56,7 @@ struct Rx {
 
 /// A TLS connection after its handshake.
 pub struct TlsStream {
-    shared: Arc<Shared>,
+    shared: Arc<Link>,
 }
 
 /// Why a handshake failed.
@@ -133,7 +132,7 @@ impl TlsStream {
         })();
         result.map_err(HandshakeError)?;
         Ok(TlsStream {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Link {
                 tcp,
                 conn: Mutex::new(conn),
                 rx: Mutex::new(Rx::default()),
@@ -153,7 +152,7 @@ impl TlsStream {
     }
 }
 
-impl Shared {
+impl Link {
     /// Writes what rustls has queued (records, alerts) to the socket. Takes the socket-write
     /// lock before releasing the state lock, then writes with only the socket-write lock held.
     fn flush_queued(&self, mut conn: MutexGuard<'_, ServerConnection>) -> io::Result<()> {
@@ -343,7 +342,7 @@ impl Socket for TlsStream {
 }
 
 /// One tunnel half (the read or the write side) of a TLS connection.
-struct Half(Arc<Shared>);
+struct Half(Arc<Link>);
 
 impl Read for Half {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -372,7 +371,7 @@ impl HalfWrite for Half {
 mod tests {
     use super::*;
     use crate::tls::certs::{CertFiles, CertStore};
-    use crate::tls::test_certs::*;
+    use crate::tls::tests::certs::*;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};

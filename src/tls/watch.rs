@@ -60,14 +60,14 @@ impl Watcher {
                     log::warn!(
                         "the certificate in {} has expired ({})",
                         self.files.cert.display(),
-                        crate::status::rfc3339(s.not_after)
+                        crate::base::rfc3339(s.not_after)
                     );
                 }
                 format!(
                     "serial {} for {}, valid until {}",
                     s.serial,
                     s.subject(),
-                    crate::status::rfc3339(s.not_after)
+                    crate::base::rfc3339(s.not_after)
                 )
             }
             None => "a certificate this proxy cannot describe".into(),

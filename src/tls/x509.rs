@@ -239,7 +239,7 @@ mod tests {
         };
         assert_eq!(time(&utc), time(&gen));
         assert_eq!(
-            crate::status::rfc3339(time(&gen).unwrap()),
+            crate::base::rfc3339(time(&gen).unwrap()),
             "2026-01-01T12:00:00Z"
         );
         let bad = Tlv {

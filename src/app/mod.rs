@@ -1,0 +1,31 @@
+//! The commands: argument parsing (`cli`), running the proxy (`serve`, with `reload` and
+//! `tls`), `proxy-status` (`status`), `proxy-daemon` and `healthcheck` (`daemon`), and
+//! `proxy-validate-config` here. The only layer that sees every other.
+
+pub mod cli;
+pub mod daemon;
+mod reload;
+mod serve;
+pub mod status;
+mod tls;
+
+use crate::config;
+
+pub use serve::run_proxy;
+
+use cli::{CliError, ValidateArgs};
+
+/// `proxy-validate-config`: prints the services table, or every error.
+pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
+    let cfg = config::load(&args.config).map_err(CliError::Config)?;
+    print!("{}", config::services_table(&cfg));
+    for w in crate::tls::config_warnings(&cfg.global) {
+        println!("warning: {w}");
+    }
+    println!(
+        "{}: valid ({} services)",
+        args.config.display(),
+        cfg.services.len()
+    );
+    Ok(())
+}

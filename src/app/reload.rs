@@ -1,0 +1,87 @@
+//! SIGHUP: the configuration read and checked again. An invalid one changes nothing; a valid
+//! one applies to new requests while open requests, streams and tunnels carry on with the one
+//! they started with. Removed and changed services are stopped once idle, changed ones
+//! recreated on their next start; listeners, TLS files and identity need a restart.
+
+use std::collections::BTreeSet;
+
+use crate::config::{self, Global};
+use crate::lifecycle::Lifecycle;
+
+use super::serve::{start_lifecycle, Runtime};
+
+/// Global settings a reload cannot change (listeners, TLS, identity): they need a restart.
+fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut check = |changed: bool, name: &'static str| {
+        if changed {
+            v.push(name);
+        }
+    };
+    check(old.listen_address != new.listen_address, "listen_address");
+    check(old.listen_http != new.listen_http, "listen_http");
+    check(old.listen_https != new.listen_https, "listen_https");
+    check(
+        old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile,
+        "tls_certfile/tls_keyfile",
+    );
+    check(old.auto_certbot != new.auto_certbot, "auto_certbot");
+    check(old.domain != new.domain, "domain");
+    check(old.acme_webroot != new.acme_webroot, "acme_webroot");
+    check(old.instance != new.instance, "instance");
+    check(
+        old.max_connections != new.max_connections,
+        "max_connections",
+    );
+    v
+}
+
+/// SIGHUP: reads and validates the config again. An invalid one changes nothing. A valid one
+/// applies to new requests; requests, streams and tunnels already open carry on with the
+/// previous configuration. Removed (and changed) services are stopped once idle; changed
+/// services are recreated on their next start.
+pub(super) fn reload(rt: &Runtime) {
+    let new = match config::load(&rt.config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload refused, the running configuration stays:\n{e}");
+            return;
+        }
+    };
+    let old = rt.proxy().generation();
+    let fixed = needs_restart(&old.global, &new.global);
+    if !fixed.is_empty() {
+        log::warn!(
+            "reload: changes to {} take effect only after a restart",
+            fixed.join(", ")
+        );
+    }
+    let next = match start_lifecycle(&new, rt.proxy(), false, &rt.events_running) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("reload refused, the running configuration stays: {e}");
+            return;
+        }
+    };
+    let after: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
+    let count = new.services.len();
+    rt.proxy().install(new, next.as_ref());
+    let mut current = rt.lifecycle.lock();
+    if let Some(prev) = current.as_ref() {
+        let now = next.as_ref().map(Lifecycle::settings).unwrap_or_default();
+        let unchanged = prev
+            .settings()
+            .into_iter()
+            .filter(|(name, hash)| now.get(name) == Some(hash))
+            .map(|(name, _)| name)
+            .collect();
+        prev.retire(unchanged, next.clone());
+    }
+    *current = next;
+    let before: BTreeSet<String> = old.routes.iter().map(|r| r.service.name.clone()).collect();
+    log::info!(
+        "configuration reloaded: {count} services (added: {:?}, removed: {:?})",
+        after.difference(&before).collect::<Vec<_>>(),
+        before.difference(&after).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,193 @@
+//! `wakeproxy proxy`: connects Docker, builds the pipeline, binds the listeners, serves until
+//! a stop signal has drained the connections; SIGHUP reloads (`reload`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::docker::{Docker, DockerError, Swarm};
+use crate::lifecycle::engine::{DockerEngine, SwarmEngine};
+use crate::lifecycle::{follow_events, Lifecycle};
+use crate::pipeline::Proxy;
+use crate::server::{Hub, Server};
+
+use super::cli::{CliError, ProxyArgs};
+use super::{reload, tls};
+
+/// What the signal thread needs: the server (to drain), the configuration's path and the
+/// current lifecycle (to reload).
+pub(super) struct Runtime {
+    pub(super) hub: Arc<Hub>,
+    pub(super) config_path: PathBuf,
+    pub(super) lifecycle: Mutex<Option<Lifecycle>>,
+    pub(super) events_running: AtomicBool,
+}
+
+impl Runtime {
+    pub(super) fn proxy(&self) -> &Proxy {
+        &self.hub.proxy
+    }
+}
+
+/// Connects the Docker lifecycle when the config has container services: adopts running
+/// containers, starts the reaper and (once per process) the events follower. A daemon that is
+/// down is not fatal: container services answer 503 until it comes back. `first` is false for
+/// a reload: then stale containers are left to the previous lifecycle.
+pub(super) fn start_lifecycle(
+    config: &Config,
+    proxy: &Proxy,
+    first: bool,
+    events_running: &AtomicBool,
+) -> Result<Option<Lifecycle>, CliError> {
+    if config.services.iter().all(|s| s.container().is_none()) {
+        return Ok(None);
+    }
+    let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
+    let containers = Arc::new(DockerEngine {
+        docker: docker.clone(),
+    });
+    let swarm = Arc::new(SwarmEngine::new(docker.clone()));
+    let lifecycle = Lifecycle::with_engines(config, containers, swarm, &|n| proxy.activity(n));
+    if first {
+        match docker.negotiate() {
+            Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),
+            Err(e @ DockerError::TooOld { .. }) => return Err(CliError::Startup(e.to_string())),
+            Err(e) => log::warn!("{e}; container services answer 503 until it is reachable"),
+        }
+    }
+    check_swarm(config, &docker);
+    let stock = match first {
+        true => lifecycle.reconcile(),
+        false => lifecycle.adopt_running(),
+    };
+    if let Err(e) = stock {
+        log::warn!("cannot take stock of existing containers yet: {e}");
+    }
+    lifecycle.spawn_threads();
+    if !events_running.swap(true, Ordering::SeqCst) {
+        let (l, instance) = (lifecycle.clone(), config.global.instance.clone());
+        std::thread::Builder::new()
+            .name("docker-events".into())
+            .spawn(move || follow_events(l, docker, instance))
+            .map_err(|e| {
+                CliError::Startup(format!("cannot start the Docker events thread: {e}"))
+            })?;
+    }
+    Ok(Some(lifecycle))
+}
+
+/// Says whether swarm services can run: the daemon must be a swarm manager.
+fn check_swarm(config: &Config, docker: &Docker) {
+    let swarm_services: Vec<&str> = config
+        .services
+        .iter()
+        .filter(|s| s.container().is_some_and(|c| c.swarm.is_some()))
+        .map(|s| s.name.as_str())
+        .collect();
+    if swarm_services.is_empty() {
+        return;
+    }
+    let names = swarm_services.join(", ");
+    match Swarm::from_docker(docker.clone()).info() {
+        Ok(i) if i.manager => log::info!("swarm manager (node {}): swarm services {names}", i.node_id),
+        Ok(i) => log::warn!(
+            "services {names} have mode: swarm, but this Docker daemon is not a swarm manager (swarm state: {}): \
+             they answer 503 until it is one",
+            i.state
+        ),
+        Err(e) => log::debug!("swarm state: {e}"),
+    }
+}
+
+/// `proxy`: connects Docker, binds, serves until the drain after SIGTERM ends.
+pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
+    let proxy = Arc::new(Proxy::new(&config));
+    let g = config.global.clone();
+    let hub = Hub::new(proxy.clone(), g.max_connections);
+    let rt = Arc::new(Runtime {
+        hub: hub.clone(),
+        config_path: args.config.clone(),
+        lifecycle: Mutex::new(None),
+        events_running: AtomicBool::new(false),
+    });
+    let lifecycle = start_lifecycle(&config, &proxy, true, &rt.events_running)?;
+    // Certificate files are checked before anything is bound: bad ones are a start-up error.
+    let tls = if args.no_tls { None } else { tls::prepare(&g)? };
+    for s in &config.services {
+        log::info!("route {} -> {}", s.path, s.name);
+    }
+    proxy.install(config, lifecycle.as_ref());
+    *rt.lifecycle.lock() = lifecycle;
+    let addr = SocketAddr::new(g.listen_address, g.listen_http);
+    let server = Server::bind(addr, hub.clone())
+        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let local = server
+        .local_addr()
+        .map_err(|e| CliError::Startup(e.to_string()))?;
+    log::info!("listening on http://{local}");
+    if let Some(plan) = tls {
+        tls::start(&hub, &g, plan)?;
+    }
+    watch_signals(rt.clone())?;
+    server.run();
+    finish_drain(&rt);
+    Ok(())
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown (a second one exits at once); SIGHUP reloads.
+fn watch_signals(rt: Arc<Runtime>) -> Result<(), CliError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| CliError::Startup(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::info!("SIGHUP: reloading {}", rt.config_path.display());
+                    reload::reload(&rt);
+                } else if rt.hub.drain.begin() {
+                    let grace = rt.proxy().generation().global.shutdown_timeout.as_secs();
+                    log::info!(
+                        "shutting down: no new connections; in-flight requests get up to {grace} s"
+                    );
+                    rt.proxy().tunnels.close_all(None);
+                } else {
+                    log::warn!("second stop signal: exiting now");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .map_err(|e| CliError::Startup(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
+/// After the listeners stopped: waits for open connections to finish (up to
+/// `shutdown_timeout`), then stops the managed containers if so configured.
+fn finish_drain(rt: &Runtime) {
+    let current = rt.proxy().generation();
+    let g = &current.global;
+    let drain = &rt.hub.drain;
+    let deadline = Instant::now() + g.shutdown_timeout;
+    while drain.open() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = drain.open();
+    if left > 0 {
+        log::warn!(
+            "{left} connections still open after shutdown_timeout ({} s): closing them",
+            g.shutdown_timeout.as_secs()
+        );
+    }
+    if g.stop_services_on_exit {
+        if let Some(l) = rt.lifecycle.lock().as_ref() {
+            l.stop_all();
+        }
+    }
+    log::info!("stopped");
+}

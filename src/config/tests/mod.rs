@@ -1,0 +1,7 @@
+//! The configuration's tests, by part of the file they exercise.
+
+mod files;
+mod global;
+mod services;
+mod support;
+mod swarm;

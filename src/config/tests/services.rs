@@ -1,0 +1,280 @@
+//! Tests for `services:` entries: values, defaults, every error, and cross-service checks.
+
+use std::time::Duration;
+
+use super::support::*;
+use crate::config::{Backend, Volume};
+
+/// A container service on lines 4-6, then `extra` from line 7 on.
+fn svc(extra: &str) -> String {
+    with_services(&format!(
+        "  - name: app\n    path: /\n    image: app:latest\n{extra}"
+    ))
+}
+
+/// An upstream service on lines 4-6, then `extra` from line 7 on.
+fn up(extra: &str) -> String {
+    with_services(&format!(
+        "  - name: up\n    path: /\n    upstream: 127.0.0.1:9000\n{extra}"
+    ))
+}
+
+#[test]
+fn container_defaults() {
+    let c = ok(&svc(""));
+    let s = &c.services[0];
+    assert_eq!((s.name.as_str(), s.path.as_str()), ("app", "/"));
+    assert!(s.strip_prefix);
+    assert_eq!(s.auth_token, None);
+    assert_eq!(s.idle_timeout, Duration::from_secs(300));
+    assert_eq!(s.health_path, None);
+    assert_eq!(s.start_timeout, Duration::from_secs(60));
+    let spec = s.container().expect("a container service");
+    assert_eq!(spec.image, "app:latest");
+    assert_eq!(spec.internal_port, 8000);
+    assert_eq!(spec.host_port, None);
+    assert!(spec.environment.is_empty() && spec.volumes.is_empty());
+    assert_eq!((spec.mem_limit, spec.cpus), (None, None));
+    assert!(spec.init);
+}
+
+#[test]
+fn every_service_key_is_read() {
+    let text = svc("    internal_port: 7777
+    host_port: 18080
+    environment:
+      PORT: 8000
+      RATIO: 0.5
+      DEBUG: true
+      URL: http://${HOST:-localhost}:7777
+      EMPTY: \"\"
+    volumes:
+      /data/workspace:
+        bind: /workspace
+        mode: ro
+      /srv/cache: /cache
+      named_vol: /named:ro
+      /srv/x: {bind: /x}
+    mem_limit: 512M
+    cpus: 2
+    init: false
+    strip_prefix: false
+    auth_token: upstream-secret
+    idle_timeout: 0
+    health_path: /health?full=1
+    start_timeout: 5
+");
+    let s = &ok(&text).services[0];
+    assert!(!s.strip_prefix);
+    assert_eq!(s.auth_token.as_deref(), Some("upstream-secret"));
+    assert_eq!(s.idle_timeout, Duration::ZERO);
+    assert_eq!(s.health_path.as_deref(), Some("/health?full=1"));
+    assert_eq!(s.start_timeout, Duration::from_secs(5));
+    let spec = s.container().unwrap();
+    assert_eq!((spec.internal_port, spec.host_port), (7777, Some(18080)));
+    let env: Vec<(&str, &str)> = spec
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            ("PORT", "8000"),
+            ("RATIO", "0.5"),
+            ("DEBUG", "true"),
+            ("URL", "http://localhost:7777"),
+            ("EMPTY", "")
+        ]
+    );
+    let vol = |h: &str, b: &str, m: &str| Volume {
+        host: h.into(),
+        bind: b.into(),
+        mode: m.into(),
+    };
+    assert_eq!(
+        spec.volumes,
+        [
+            vol("/data/workspace", "/workspace", "ro"),
+            vol("/srv/cache", "/cache", "rw"),
+            vol("named_vol", "/named", "ro"),
+            vol("/srv/x", "/x", "rw"),
+        ]
+    );
+    assert_eq!(spec.mem_limit, Some(512 * 1024 * 1024));
+    assert_eq!(spec.cpus, Some(2.0));
+    assert!(!spec.init);
+}
+
+#[test]
+fn mem_limit_as_bytes_and_expanded_from_the_environment() {
+    let c = ok(&svc("    mem_limit: 6291456\n"));
+    assert_eq!(c.services[0].container().unwrap().mem_limit, Some(6 << 20));
+    let env = |n: &str| (n == "MEM").then(|| "1g".to_string());
+    let c = ok_env(
+        &svc("    mem_limit: ${MEM}\n    cpus: ${CPUS:-0.5}\n"),
+        &env,
+    );
+    let spec = c.services[0].container().unwrap();
+    assert_eq!((spec.mem_limit, spec.cpus), (Some(1 << 30), Some(0.5)));
+}
+
+#[test]
+fn upstream_services() {
+    let c = ok(&up(
+        "    strip_prefix: false\n    health_path: /ready\n    idle_timeout: 10\n",
+    ));
+    let s = &c.services[0];
+    assert_eq!(s.backend, Backend::Upstream("127.0.0.1:9000".into()));
+    assert!(s.container().is_none());
+    assert_eq!(s.health_path.as_deref(), Some("/ready"));
+    assert_eq!(s.idle_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn paths_are_normalised() {
+    for (raw, want) in [
+        ("\"\"", "/"),
+        ("api", "/api"),
+        ("/api/", "/api"),
+        ("a/b/", "/a/b"),
+    ] {
+        let text = with_services(&format!("  - name: a\n    path: {raw}\n    image: i\n"));
+        assert_eq!(ok(&text).services[0].path, want, "{raw}");
+    }
+}
+
+#[test]
+fn each_service_error_names_field_line_and_problem() {
+    #[rustfmt::skip]
+    let cases: Vec<(String, &str, usize, &str)> = vec![
+        (with_services("  - path: /\n    image: i\n"), "services[0].name", 4, "missing required key"),
+        (with_services("  - name: -x\n    path: /\n    image: i\n"), "services[0].name", 4, "\"-x\" is not a valid name"),
+        (with_services("  - name: 5\n    path: /\n    image: i\n"), "services[0].name", 4, "expected a string, found an integer 5"),
+        (with_services("  - name: a\n    image: i\n"), "services[0].path", 4, "missing required key"),
+        (with_services("  - name: a\n    path:\n    image: i\n"), "services[0].path", 5, "missing required key"),
+        (with_services("  - name: a\n    path: /a//b\n    image: i\n"), "services[0].path", 5, "must not contain \"//\""),
+        (with_services("  - name: a\n    path: /a/../b\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
+        (with_services("  - name: a\n    path: /a/.\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
+        (with_services("  - name: a\n    path: /a%20b\n    image: i\n"), "services[0].path", 5, "must not contain \"%\""),
+        (with_services("  - name: a\n    path: /a?b\n    image: i\n"), "services[0].path", 5, "must not contain \"?\""),
+        (with_services("  - name: a\n    path: \"/a#b\"\n    image: i\n"), "services[0].path", 5, "must not contain \"#\""),
+        (with_services("  - name: a\n    path: \"/a b\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
+        (with_services("  - name: a\n    path: \"/a\\u0001\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
+        (with_services("  - name: a\n    path: /proxy/x\n    image: i\n"), "services[0].path", 5, "reserved"),
+        (with_services("  - name: a\n    path: /\n"), "services[0].image", 4, "needs an image"),
+        (svc("    upstream: a:80\n"), "services[0].upstream", 7, "either image or upstream, not both"),
+        (with_services("  - name: a\n    path: /\n    image: \"\"\n"), "services[0].image", 6, "expected an image name"),
+        (up("").replace("127.0.0.1:9000", "localhost"), "services[0].upstream", 6, "missing :port"),
+        (up("").replace("127.0.0.1:9000", "a:0"), "services[0].upstream", 6, "between 1 and 65535"),
+        (up("    internal_port: 80\n"), "services[0].internal_port", 7, "only allowed for image services"),
+        (up("    environment: {A: b}\n"), "services[0].environment", 7, "only allowed for image services"),
+        (svc("    internal_port: 0\n"), "services[0].internal_port", 7, "between 1 and 65535, found 0"),
+        (svc("    host_port: 70000\n"), "services[0].host_port", 7, "between 1 and 65535, found 70000"),
+        (svc("    environment: [A]\n"), "services[0].environment", 7, "expected a mapping of NAME: value"),
+        (svc("    environment:\n      1X: a\n"), "services[0].environment.1X", 8, "not a valid variable name"),
+        (svc("    environment:\n      A-B: a\n"), "services[0].environment.A-B", 8, "not a valid variable name"),
+        (svc("    environment:\n      A: [1]\n"), "services[0].environment.A", 8, "expected a string, number or boolean, found a list"),
+        (svc("    environment:\n      A:\n"), "services[0].environment.A", 8, "found null"),
+        (svc("    environment:\n      A: ${SECRET}\n"), "services[0].environment.A", 8, "environment variable SECRET is not set"),
+        (svc("    volumes: /data\n"), "services[0].volumes", 7, "expected a mapping of host path"),
+        (svc("    volumes:\n      ./data: /x\n"), "services[0].volumes../data", 8, "absolute path"),
+        (svc("    volumes:\n      /data: x\n"), "services[0].volumes./data", 8, "bind must be an absolute path"),
+        (svc("    volumes:\n      /data: /x:rx\n"), "services[0].volumes./data", 8, "mode must be rw or ro"),
+        (svc("    volumes:\n      /data: /x:ro:z\n"), "services[0].volumes./data", 8, "expected \"/container/path\""),
+        (svc("    volumes:\n      /data: 5\n"), "services[0].volumes./data", 8, "found an integer 5"),
+        (svc("    volumes:\n      /data: {mode: ro}\n"), "services[0].volumes./data.bind", 8, "missing required key"),
+        (svc("    volumes:\n      /data:\n        bind: rel\n"), "services[0].volumes./data.bind", 9, "absolute"),
+        (svc("    volumes:\n      /data:\n        bind: /x\n        mode: RW\n"), "services[0].volumes./data.mode", 10, "mode must be rw or ro"),
+        (svc("    volumes:\n      /data:\n        bind: /x\n        readonly: true\n"), "services[0].volumes./data.readonly", 10, "unknown key \"readonly\"; allowed here: bind, mode"),
+        (svc("    volumes:\n      /a: /x\n      /b: /x\n"), "services[0].volumes./b", 9, "already the bind of volume \"/a\""),
+        (svc("    mem_limit: 5m\n"), "services[0].mem_limit", 7, "at least 6m"),
+        (svc("    mem_limit: 1000\n"), "services[0].mem_limit", 7, "at least 6m (6291456 bytes, Docker's minimum), found 1000 bytes"),
+        (svc("    mem_limit: lots\n"), "services[0].mem_limit", 7, "expected a size like 512m"),
+        (svc("    mem_limit: -5\n"), "services[0].mem_limit", 7, "expected a whole number of bytes"),
+        (svc("    mem_limit: [1]\n"), "services[0].mem_limit", 7, "found a list"),
+        (svc("    cpus: 0\n"), "services[0].cpus", 7, "greater than 0"),
+        (svc("    cpus: -1.5\n"), "services[0].cpus", 7, "greater than 0, found -1.5"),
+        (svc("    cpus: two\n"), "services[0].cpus", 7, "expected a number, found a string \"two\""),
+        (svc("    cpus: .nan\n"), "services[0].cpus", 7, "finite"),
+        (svc("    init: no\n"), "services[0].init", 7, "expected true or false"),
+        (svc("    strip_prefix: 1\n"), "services[0].strip_prefix", 7, "expected true or false, found an integer 1"),
+        (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "must be non-empty"),
+        (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "without whitespace"),
+        (svc("    idle_timeout: -1\n"), "services[0].idle_timeout", 7, "between 0 and"),
+        (svc("    health_path: health\n"), "services[0].health_path", 7, "starting with \"/\""),
+        (svc("    start_timeout: 0\n"), "services[0].start_timeout", 7, "between 1 and"),
+        (svc("    imgae: x\n"), "services[0].imgae", 7, "did you mean \"image\"?"),
+        (with_services("  - just-a-string\n"), "services[0]", 4, "expected a mapping with name, path and image or upstream"),
+    ];
+    for (text, field, line, fragment) in cases {
+        expect_one(&text, field, Some(line), fragment);
+    }
+}
+
+#[test]
+fn auth_token_is_never_echoed() {
+    let found = issues(&svc("    auth_token: [hunter2]\n"));
+    assert!(!found[0].message.contains("hunter2"), "{found:?}");
+    assert!(found[0].message.contains("found a list"));
+}
+
+#[test]
+fn duplicates_across_services_name_both() {
+    let text = with_services(
+        "  - name: a
+    path: /api/
+    image: i
+    host_port: 9000
+  - name: b
+    path: api
+    image: i
+    host_port: 9000
+  - name: a
+    path: /other
+    image: i
+",
+    );
+    let found = issues(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    expect_issue(
+        &found[0],
+        "services[1].path",
+        Some(9),
+        "path \"/api\" of service \"b\" is already used by service \"a\" (services[0])",
+        &text,
+    );
+    expect_issue(
+        &found[1],
+        "services[1].host_port",
+        Some(11),
+        "host_port 9000 is already used by service \"a\"",
+        &text,
+    );
+    expect_issue(
+        &found[2],
+        "services[2].name",
+        Some(12),
+        "duplicate service name \"a\" (also used by services[0])",
+        &text,
+    );
+}
+
+#[test]
+fn services_are_kept_in_file_order_with_their_own_idle_timeouts() {
+    let text = with_services(
+        "- name: one
+  path: /one
+  image: i
+  idle_timeout: 5
+- name: two
+  path: /two
+  upstream: \"[::1]:8080\"
+",
+    );
+    let c = ok(&text);
+    let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["one", "two"]);
+    assert_eq!(c.services[0].idle_timeout, Duration::from_secs(5));
+    assert_eq!(c.services[1].idle_timeout, Duration::from_secs(300));
+}

@@ -1,0 +1,162 @@
+//! Browser access: `/proxy/login` (a form that trades the token for a cookie) and
+//! `/proxy/logout`. Browsers cannot set an Authorization header on a page load or a
+//! WebSocket, so the cookie stands in for it. The pages and cookies are made here; reading
+//! the form and checking the token is the pipeline's.
+
+use crate::http::Reply;
+
+/// The cookie's name.
+pub const COOKIE: &str = "wakeproxy_session";
+/// How long a login lasts (30 days).
+const MAX_AGE_SECS: u64 = 30 * 24 * 3600;
+/// Largest login form body accepted.
+pub const MAX_FORM: u64 = 4096;
+
+/// Decodes `application/x-www-form-urlencoded` and returns field `name`.
+pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+    body.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[..0]),
+        };
+        (url_decode(k)? == name).then(|| url_decode(v)).flatten()
+    })
+}
+
+fn url_decode(s: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Where to go after logging in: a local path only (no open redirect).
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
+        _ => "/",
+    }
+}
+
+/// The login page.
+pub fn form_page(next: &str, failed: bool) -> Vec<u8> {
+    let esc = next
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let msg = if failed {
+        "<p class=\"err\">Wrong token.</p>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>wakeproxy login</title>\
+<meta name=\"viewport\" content=\"width=device-width\"><style>body{{font-family:sans-serif;max-width:24em;margin:4em auto}}\
+input{{width:100%;padding:.4em;margin:.3em 0}}.err{{color:#b00}}</style></head><body><h1>wakeproxy</h1>{msg}\
+<form method=\"post\" action=\"/proxy/login\"><input type=\"hidden\" name=\"next\" value=\"{esc}\">\
+<label>Token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\" autofocus></label>\
+<input type=\"submit\" id=\"submit\" value=\"Log in\"></form></body></html>\n"
+    )
+    .into_bytes()
+}
+
+/// `GET /proxy/login`: the form, going on to `next` (from the query) after logging in.
+pub fn page(query: Option<&str>) -> Reply {
+    let next = query.and_then(|q| form_field(q.as_bytes(), "next"));
+    html(200, form_page(safe_next(next.as_deref()), false))
+}
+
+/// `/proxy/logout`: the form again, with the cookie cleared.
+pub fn logged_out() -> Reply {
+    let clear = format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    html(200, form_page("/", false)).header("Set-Cookie", &clear)
+}
+
+/// A login form as posted: the token given, and where to go next (a local path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub token: String,
+    pub next: String,
+}
+
+/// Reads a posted `application/x-www-form-urlencoded` login form.
+pub fn submitted(form: &[u8]) -> Submitted {
+    let next = form_field(form, "next");
+    Submitted {
+        token: form_field(form, "token")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        next: safe_next(next.as_deref()).to_string(),
+    }
+}
+
+/// The right token: a cookie holding `session` (Secure over TLS), and on to `next`.
+pub fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{COOKIE}={session}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Strict{secure}"
+    );
+    html(303, Vec::new())
+        .header("Location", next)
+        .header("Set-Cookie", &cookie)
+}
+
+/// A wrong token: the form again, saying so.
+pub fn refused(next: &str) -> Reply {
+    html(401, form_page(next, true)).header("WWW-Authenticate", "Bearer realm=\"wakeproxy\"")
+}
+
+fn html(status: u16, body: Vec<u8>) -> Reply {
+    Reply::new(status, "text/html; charset=utf-8", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(
+            form_field(b"next=%2Fapp&token=a%2Bb+c", "token").as_deref(),
+            Some("a+b c")
+        );
+        assert_eq!(form_field(b"next=%2Fapp", "next").as_deref(), Some("/app"));
+        assert_eq!(form_field(b"token=%zz", "token"), None);
+        assert_eq!(form_field(b"", "token"), None);
+    }
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next(Some("/app/x?y=1")), "/app/x?y=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn page_escapes_next() {
+        let p = String::from_utf8(form_page("/a\"><script>", false)).unwrap();
+        assert!(!p.contains("<script>"));
+        assert!(p.contains("name=\"token\""));
+    }
+}

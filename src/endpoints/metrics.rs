@@ -1,0 +1,315 @@
+//! `/proxy/metrics`: the request counters the pipeline records per service (lock-free,
+//! atomics), and the Prometheus text exposition (format 0.0.4) rendered from a snapshot.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::base::Histogram;
+use crate::http::Reply;
+use crate::lifecycle::StartFigures;
+
+/// Bucket upper bounds in seconds for request durations.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The Prometheus text format's content type.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Per-service request metrics.
+#[derive(Debug)]
+pub struct ServiceMetrics {
+    /// Indexed by status class: 1xx..5xx as 0..4 (anything else counts as 5xx).
+    by_class: [AtomicU64; 5],
+    duration: Histogram,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl ServiceMetrics {
+    /// Records one answered request.
+    pub fn request(&self, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.duration.observe(took);
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    fn new() -> ServiceMetrics {
+        ServiceMetrics {
+            by_class: Default::default(),
+            duration: Histogram::new(REQUEST_BUCKETS),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Every request metric, per service name (so counters survive a config reload) plus one
+/// row for requests that matched no service.
+#[derive(Debug)]
+pub struct Metrics {
+    services: Mutex<HashMap<String, Arc<ServiceMetrics>>>,
+    unrouted: ServiceMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            services: Mutex::new(HashMap::new()),
+            unrouted: ServiceMetrics::new(),
+        }
+    }
+
+    /// The metrics of service `name` (created on first use).
+    pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
+        self.services
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(ServiceMetrics::new()))
+            .clone()
+    }
+
+    /// Where requests that matched no service are counted.
+    pub fn unrouted(&self) -> &ServiceMetrics {
+        &self.unrouted
+    }
+}
+
+/// The proxy at the moment of a scrape.
+pub struct Snapshot<'a> {
+    pub services: Vec<ServiceFigures<'a>>,
+    /// Requests that matched no service.
+    pub unrouted: &'a ServiceMetrics,
+    pub open_connections: usize,
+}
+
+/// One service at the moment of a scrape.
+pub struct ServiceFigures<'a> {
+    pub name: &'a str,
+    pub requests: &'a ServiceMetrics,
+    pub in_flight: usize,
+    pub open_tunnels: usize,
+    /// On-demand services only.
+    pub starts: Option<StartFigures<'a>>,
+}
+
+/// `/proxy/metrics`.
+pub fn answer(s: &Snapshot<'_>) -> Reply {
+    Reply::ok(CONTENT_TYPE, render(s).into_bytes())
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The Prometheus text exposition.
+fn render(s: &Snapshot<'_>) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let rows: Vec<(String, &ServiceMetrics)> = s
+        .services
+        .iter()
+        .map(|f| (escape(f.name), f.requests))
+        .chain(std::iter::once(("-".to_string(), s.unrouted)))
+        .collect();
+    requests(&mut out, &rows);
+    gauges(&mut out, s);
+    let on_demand: Vec<(String, &StartFigures<'_>)> = s
+        .services
+        .iter()
+        .filter_map(|f| f.starts.as_ref().map(|st| (escape(f.name), st)))
+        .collect();
+    starts(&mut out, &on_demand);
+    out
+}
+
+/// Requests by status class, their durations and bytes, per service.
+fn requests(out: &mut String, rows: &[(String, &ServiceMetrics)]) {
+    let name = "wakeproxy_requests_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Requests answered, by service and status class.",
+    );
+    for (service, sm) in rows {
+        for (i, c) in sm.by_class.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{service}\",class=\"{}xx\"}} {n}",
+                i + 1
+            );
+        }
+    }
+    let name = "wakeproxy_request_duration_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Time from request head to the end of the answer.",
+    );
+    for (service, sm) in rows {
+        sm.duration
+            .render(out, name, &format!("service=\"{service}\""));
+    }
+    let help = "Request body bytes sent upstream (tunnels included).";
+    counter(out, "wakeproxy_received_bytes_total", help, rows, |sm| {
+        &sm.bytes_in
+    });
+    let help = "Response bytes sent to clients (tunnels included).";
+    counter(out, "wakeproxy_sent_bytes_total", help, rows, |sm| {
+        &sm.bytes_out
+    });
+}
+
+fn counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    rows: &[(String, &ServiceMetrics)],
+    field: impl Fn(&ServiceMetrics) -> &AtomicU64,
+) {
+    header(out, name, "counter", help);
+    for (service, sm) in rows {
+        let n = field(sm).load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{service=\"{service}\"}} {n}");
+    }
+}
+
+/// Open connections, and requests in flight and open tunnels per service.
+fn gauges(out: &mut String, s: &Snapshot<'_>) {
+    let name = "wakeproxy_open_connections";
+    header(out, name, "gauge", "Client connections open now.");
+    let _ = writeln!(out, "{name} {}", s.open_connections);
+    let per_service = [
+        (
+            "wakeproxy_in_flight_requests",
+            "Requests in flight (tunnels and streams included), by service.",
+            (|f: &ServiceFigures<'_>| f.in_flight) as fn(&ServiceFigures<'_>) -> usize,
+        ),
+        (
+            "wakeproxy_open_tunnels",
+            "Upgraded connections (WebSockets) open now, by service.",
+            |f: &ServiceFigures<'_>| f.open_tunnels,
+        ),
+    ];
+    for (name, help, value) in per_service {
+        header(out, name, "gauge", help);
+        for f in &s.services {
+            let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", escape(f.name), value(f));
+        }
+    }
+}
+
+/// Cold starts, start failures and what runs, per on-demand service.
+fn starts(out: &mut String, on_demand: &[(String, &StartFigures<'_>)]) {
+    let name = "wakeproxy_cold_start_duration_seconds";
+    header(
+        out,
+        name,
+        "histogram",
+        "Cold starts: from the first request to ready.",
+    );
+    for (service, st) in on_demand {
+        st.cold_starts
+            .render(out, name, &format!("service=\"{service}\""));
+    }
+    let name = "wakeproxy_start_failures_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Starts that failed (exit, timeout, Docker error).",
+    );
+    for (service, st) in on_demand {
+        let _ = writeln!(out, "{name}{{service=\"{service}\"}} {}", st.failures);
+    }
+    let name = "wakeproxy_container_running";
+    header(
+        out,
+        name,
+        "gauge",
+        "1 when the service's container is up, by service.",
+    );
+    for (service, st) in on_demand {
+        let _ = writeln!(
+            out,
+            "{name}{{service=\"{service}\"}} {}",
+            u8::from(st.running)
+        );
+    }
+    let name = "wakeproxy_containers_running";
+    header(out, name, "gauge", "Managed containers up now.");
+    let running = on_demand.iter().filter(|(_, st)| st.running).count();
+    let _ = writeln!(out, "{name} {running}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_class_and_service() {
+        let m = Metrics::new();
+        let web = m.service("we\"b");
+        web.request(200, Duration::from_millis(3), 10, 20);
+        web.request(503, Duration::from_millis(3), 0, 5);
+        m.unrouted().request(404, Duration::from_millis(1), 0, 1);
+        assert!(
+            Arc::ptr_eq(&web, &m.service("we\"b")),
+            "one set of counters per name"
+        );
+        let h = Histogram::new(&[0.1, 1.0]);
+        h.observe(Duration::from_millis(300));
+        let text = render(&Snapshot {
+            services: vec![ServiceFigures {
+                name: "we\"b",
+                requests: &web,
+                in_flight: 3,
+                open_tunnels: 1,
+                starts: Some(StartFigures {
+                    cold_starts: &h,
+                    failures: 1,
+                    running: true,
+                }),
+            }],
+            unrouted: m.unrouted(),
+            open_connections: 2,
+        });
+        assert!(
+            text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"5xx\"} 1\n"));
+        assert!(text.contains("wakeproxy_requests_total{service=\"-\",class=\"4xx\"} 1\n"));
+        assert!(text.contains("wakeproxy_received_bytes_total{service=\"we\\\"b\"} 10\n"));
+        assert!(text.contains("wakeproxy_sent_bytes_total{service=\"-\"} 1\n"));
+        assert!(text.contains("wakeproxy_open_connections 2\n"));
+        assert!(text.contains("wakeproxy_in_flight_requests{service=\"we\\\"b\"} 3\n"));
+        assert!(text.contains("wakeproxy_open_tunnels{service=\"we\\\"b\"} 1\n"));
+        assert!(text.contains("wakeproxy_start_failures_total{service=\"we\\\"b\"} 1\n"));
+        assert!(text.contains("wakeproxy_containers_running 1\n"));
+        assert!(
+            text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n")
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The narrow seam between the lifecycle manager and Docker: make a service's container exist
+//! with the right settings and run, look at it, stop it, list what is ours. `container`
+//! implements it over the Engine API for plain containers, `swarm` for swarm services (scaled
+//! between 0 and N); tests can put a fake behind the same trait. The manager (readiness,
+//! idle) never knows which one it drives.
+
+pub mod container;
+pub mod swarm;
+
+use std::collections::BTreeMap;
+
+use crate::docker::DockerError;
+
+use super::spec::{ManagedSpec, LABEL_INSTANCE, LABEL_MANAGED};
+
+pub use container::DockerEngine;
+pub use swarm::SwarmEngine;
+
+/// Log lines quoted in the answer when a service fails while starting.
+pub const START_LOG_LINES: usize = 20;
+
+/// The label Docker puts on the containers of swarm tasks.
+pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
+
+/// A container as the lifecycle sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub running: bool,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// Docker health status while running, when the container has a healthcheck.
+    pub health: Option<String>,
+    /// Host port published for the service's internal port, if any.
+    pub host_port: Option<u16>,
+}
+
+/// One of our containers (or swarm services) found by `list_ours`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub id: String,
+    pub service: String,
+    /// Serving: the container runs (a swarm service has a running task).
+    pub running: bool,
+    /// Asked to run: the container runs (a swarm service has replicas > 0), so stopping it
+    /// means something even when nothing serves yet.
+    pub up: bool,
+    pub settings_hash: String,
+}
+
+/// How a start is coming along, as the readiness loop sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Not running yet, and nothing has failed (a swarm task being scheduled and started).
+    Pending,
+    /// Running; `health` is Docker's health status when there is a healthcheck.
+    Running { health: Option<String> },
+    /// Failed for good: the reason for the 503 (exit code, task error, last log lines).
+    Failed(String),
+}
+
+/// Which kind of thing an engine runs for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// One container, started and stopped.
+    Container,
+    /// A replicated swarm service, scaled between 0 and N.
+    Swarm,
+}
+
+impl EngineKind {
+    /// `container` or `swarm`, as `/proxy/status` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Container => "container",
+            EngineKind::Swarm => "swarm",
+        }
+    }
+
+    /// How messages name one service's thing: `container blog`, `swarm service blog`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            EngineKind::Container => "container",
+            EngineKind::Swarm => "swarm service",
+        }
+    }
+}
+
+/// The replica counts of a swarm service, as far as they could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replicas {
+    pub desired: Option<u64>,
+    pub running: Option<u64>,
+}
+
+/// What the lifecycle needs from a container engine.
+pub trait Engine: Send + Sync {
+    /// Which kind of thing this engine runs (reconcile matches what it finds to the services
+    /// of the same kind).
+    fn kind(&self) -> EngineKind {
+        EngineKind::Container
+    }
+    /// How messages name one service's thing: `container blog`, `swarm service blog`.
+    fn noun(&self) -> &'static str {
+        self.kind().noun()
+    }
+    /// Makes the service's container exist with the current settings (creating, or removing
+    /// and recreating a stale one) and starts it. Returns its id.
+    fn ensure_started(&self, spec: &ManagedSpec) -> Result<String, EngineError>;
+    /// The container's current state; `None` when it no longer exists.
+    fn observe(&self, id: &str, internal_port: u16) -> Result<Option<Observed>, EngineError>;
+    /// The last `n` log lines.
+    fn logs_tail(&self, id: &str, n: usize) -> String;
+    /// Stops the container (its own stop timeout applies).
+    fn stop(&self, id: &str) -> Result<(), EngineError>;
+    /// Containers labelled as this instance's.
+    fn list_ours(&self, instance: &str) -> Result<Vec<Found>, EngineError>;
+    /// Whether a container that is NOT ours holds `name`.
+    fn foreign_holds_name(&self, name: &str, instance: &str) -> Result<bool, EngineError>;
+    /// Checks the daemon is there (and negotiates the API version).
+    fn ping(&self) -> Result<(), EngineError>;
+
+    /// Where start `id` of service `name` stands. By default from `observe`: a container
+    /// that is not running any more has exited, and the answer quotes its exit code and logs.
+    fn progress(&self, id: &str, name: &str, internal_port: u16) -> Result<Progress, EngineError> {
+        let Some(obs) = self.observe(id, internal_port)? else {
+            return Ok(Progress::Failed(format!(
+                "{} {name} was removed while starting",
+                self.noun()
+            )));
+        };
+        if !obs.running {
+            let logs = self.logs_tail(id, START_LOG_LINES);
+            let oom = if obs.oom_killed {
+                " (killed: out of memory)"
+            } else {
+                ""
+            };
+            return Ok(Progress::Failed(format!(
+                "container {name} exited with code {}{oom} while starting; last log lines:\n{}",
+                obs.exit_code,
+                logs.trim_end()
+            )));
+        }
+        Ok(Progress::Running { health: obs.health })
+    }
+
+    /// The replica counts of service `name` (swarm services only).
+    fn replicas(&self, _name: &str) -> Option<Replicas> {
+        None
+    }
+}
+
+/// Why an engine call failed, in words fit for a 503 detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineError(pub String);
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<DockerError> for EngineError {
+    fn from(e: DockerError) -> Self {
+        EngineError(e.to_string())
+    }
+}
+
+/// Does a container or service with these labels belong to this instance?
+pub(super) fn ours(labels: &BTreeMap<String, String>, instance: &str) -> bool {
+    labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+        && labels.get(LABEL_INSTANCE).map(String::as_str) == Some(instance)
+}

@@ -1,0 +1,495 @@
+//! `mode: swarm`: a managed service as a replicated swarm service, behind the same `Engine`
+//! trait as containers. "Started" means scaled up to its `replicas`, "stopped" scaled to 0;
+//! the service itself stays, so its name and virtual IP stay on the overlay network.
+//!
+//! - Start: make the overlay network exist (attachable, so a wakeproxy running as a plain
+//!   container can join it), create the service or update it (the version index it was read
+//!   at, retried on "update out of sequence"), pinning the image so that no node pulls what
+//!   the manager has.
+//! - Readiness: the manager polls `progress`, which reads the service's tasks: a task of this
+//!   start that failed or was rejected fails the start at once with the task's `Status.Err`,
+//!   exit code and last log lines; a running task lets the manager's HTTP probe begin
+//!   (through the name, so through the VIP).
+//! - Events: the containers of our tasks carry our labels, so their `die` events reach the
+//!   events follower, which makes a start look at its tasks at once. Task states are polled
+//!   as well while starting, so failures on other nodes (whose container events this daemon
+//!   never sees) are noticed too.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::docker::{is_not_manager, Docker, DockerError, ServiceInfo, Swarm, TaskInfo};
+
+use crate::lifecycle::spec::{
+    ManagedSpec, LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, STOP_TIMEOUT_SECS,
+};
+
+use super::{
+    ours, Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas, START_LOG_LINES,
+};
+
+/// Budget of the Docker calls made for `/proxy/status`.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Swarm services over the Engine API of a swarm manager.
+pub struct SwarmEngine {
+    swarm: Swarm,
+    /// For `/proxy/status`, with a short budget.
+    quick: Swarm,
+    /// Per service id, the tasks that existed before its latest scale-up: a start is judged
+    /// by the tasks it caused, not by failures left over from an earlier one.
+    before: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl SwarmEngine {
+    pub fn new(docker: Docker) -> SwarmEngine {
+        SwarmEngine {
+            swarm: Swarm::from_docker(docker.clone()),
+            quick: Swarm::new(docker, STATUS_TIMEOUT),
+            before: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn require_manager(&self, name: &str) -> Result<(), EngineError> {
+        let info = self.swarm.info()?;
+        if info.manager {
+            return Ok(());
+        }
+        Err(EngineError(format!(
+            "service {name} has mode: swarm, but the Docker daemon at {} is not a swarm manager \
+             (swarm state: {}); run `docker swarm init` there or point wakeproxy at a manager",
+            self.swarm.docker().socket().display(),
+            if info.state.is_empty() {
+                "unknown"
+            } else {
+                &info.state
+            }
+        )))
+    }
+
+    /// The overlay network, created (attachable) when missing.
+    fn ensure_network(&self, net: &str) -> Result<(), EngineError> {
+        match self.swarm.network(net)? {
+            None => {
+                log::info!("creating overlay network {net} (attachable)");
+                self.swarm
+                    .create_overlay_network(net, &[(LABEL_MANAGED, "true")])?;
+                Ok(())
+            }
+            Some(n) if n.driver != "overlay" => Err(EngineError(format!(
+                "network {net} exists with driver {}, but swarm services need an overlay network: \
+                 remove it (docker network rm {net}) so wakeproxy creates an overlay one, or set \
+                 another docker_network",
+                n.driver
+            ))),
+            Some(n) => {
+                if !n.attachable {
+                    log::warn!(
+                        "overlay network {net} is not attachable: a wakeproxy running as a plain \
+                         container cannot join it (one running as a swarm service can)"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The image reference to put in the service: pinned to what this node has, so swarm
+    /// does not pull it (see `Swarm::pinned_image`).
+    fn image_for(&self, image: &str) -> Result<String, EngineError> {
+        match self.swarm.pinned_image(image)? {
+            Some(pinned) => Ok(pinned),
+            None => {
+                log::info!("image {image} is not on this node: the swarm nodes will pull it");
+                Ok(image.to_string())
+            }
+        }
+    }
+
+    /// Tasks of service `id`, or `None` when the service is gone.
+    fn tasks_of(&self, id: &str) -> Result<Option<Vec<TaskInfo>>, EngineError> {
+        match self.swarm.tasks(id) {
+            Ok(t) if !t.is_empty() => Ok(Some(t)),
+            Ok(t) => Ok(self.swarm.service(id)?.map(|_| t)),
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits (up to the grace period and a little) until no task of service `id` runs.
+    fn wait_tasks_ended(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS + 5);
+        while Instant::now() < deadline {
+            match self.swarm.tasks(id) {
+                Ok(tasks) if tasks.iter().all(is_terminal) => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A task that is done, one way or another.
+fn is_terminal(t: &TaskInfo) -> bool {
+    matches!(
+        t.state.as_str(),
+        "complete" | "shutdown" | "failed" | "rejected" | "remove" | "orphaned"
+    )
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The latest of some tasks, by creation time.
+fn latest<'a>(tasks: impl Iterator<Item = &'a TaskInfo>) -> Option<&'a TaskInfo> {
+    tasks.max_by_key(|t| time_key(&t.created_at))
+}
+
+/// An RFC 3339 UTC time as the daemon writes it (`2026-11-26T17:53:51.18870Z`, a fraction of
+/// 0 to 9 digits) as a key that sorts in time order: (date and time, nanoseconds).
+fn time_key(s: &str) -> (&str, u64) {
+    let s = s.trim_end_matches('Z');
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits: String = frac
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    (whole, digits.parse().unwrap_or(0))
+}
+
+/// The 503 detail for a task that failed during a start.
+fn task_failure(name: &str, t: &TaskInfo, logs: Option<&str>) -> String {
+    let mut why = format!(
+        "swarm service {name}: task {} {} while starting",
+        short(&t.id),
+        t.state
+    );
+    match (t.err.trim(), t.exit_code) {
+        ("", Some(code)) => why.push_str(&format!(" with exit code {code}")),
+        (err, Some(code)) if t.state != "rejected" => {
+            why.push_str(&format!(": {err} (exit code {code})"))
+        }
+        ("", None) => {}
+        (err, _) => why.push_str(&format!(": {err}")),
+    }
+    if let Some(logs) = logs.map(str::trim_end).filter(|l| !l.is_empty()) {
+        why.push_str(&format!("; last log lines:\n{logs}"));
+    }
+    why
+}
+
+impl Engine for SwarmEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Swarm
+    }
+
+    fn ensure_started(&self, spec: &ManagedSpec) -> Result<String, EngineError> {
+        let name = spec.name.as_str();
+        self.require_manager(name)?;
+        let replicas = u64::from(spec.container.swarm.map_or(1, |s| s.replicas));
+        if let Some(net) = &spec.network {
+            self.ensure_network(net)?;
+        }
+        let image = self.image_for(&spec.container.image)?;
+        let want = spec.service_spec(&image, replicas);
+        let hash = spec.settings_hash();
+
+        let Some(existing) = self.swarm.service(name)? else {
+            let id = self.swarm.create_service(&want).map_err(|e| match e {
+                DockerError::Conflict(m) => {
+                    EngineError(format!("cannot create swarm service {name}: {m}"))
+                }
+                e => e.into(),
+            })?;
+            log::info!(
+                "created swarm service {name} ({}) from {image} with {replicas} replica(s)",
+                short(&id)
+            );
+            self.before.lock().insert(id.clone(), HashSet::new());
+            return Ok(id);
+        };
+        if !ours(&existing.labels, &spec.instance) {
+            return Err(EngineError(foreign_service_message(name)));
+        }
+        let tasks = self.swarm.tasks(&existing.id)?;
+        // Tasks that run or are on their way; none while scaled up means swarm gave up on
+        // them (restart attempts used up): the start then forces new ones.
+        let alive = tasks
+            .iter()
+            .any(|t| t.desired_state == "running" && !is_terminal(t));
+        let baseline = tasks.into_iter().map(|t| t.id).collect();
+        self.before.lock().insert(existing.id.clone(), baseline);
+        let mut forced = false;
+
+        let current = |s: &ServiceInfo| {
+            s.labels.get(LABEL_HASH) == Some(&hash) && s.image == image && s.replicas.is_some()
+        };
+        let mut foreign = false;
+        let outcome = self.swarm.update_service_with(&existing.id, &mut |s| {
+            if !ours(&s.labels, &spec.instance) {
+                foreign = true;
+                return None;
+            }
+            if !current(s) {
+                return Some(want.clone());
+            }
+            let mut new = s.spec.clone();
+            if s.replicas == Some(replicas) {
+                if alive {
+                    return None;
+                }
+                let force = new["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
+                new["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
+                forced = true;
+                return Some(new);
+            }
+            new["Mode"]["Replicated"]["Replicas"] = json!(replicas);
+            Some(new)
+        })?;
+        if foreign {
+            return Err(EngineError(foreign_service_message(name)));
+        }
+        match outcome {
+            None => Err(EngineError(format!(
+                "swarm service {name} was removed while starting"
+            ))),
+            Some((read, updated)) => {
+                let from = read.replicas.unwrap_or(0);
+                match (updated, current(&read)) {
+                    (false, _) => log::info!("swarm service {name} already has {from} replica(s)"),
+                    (true, true) if forced => log::info!(
+                        "swarm service {name} has {from} replica(s) but no task runs or starts: forcing new tasks"
+                    ),
+                    (true, true) => log::info!("scaling swarm service {name} from {from} to {replicas} replicas"),
+                    (true, false) => log::info!(
+                        "settings of swarm service {name} changed: updating it (from {from} to {replicas} replicas, image {image})"
+                    ),
+                }
+                Ok(read.id)
+            }
+        }
+    }
+
+    fn progress(&self, id: &str, name: &str, _internal_port: u16) -> Result<Progress, EngineError> {
+        let Some(tasks) = self.tasks_of(id)? else {
+            return Ok(Progress::Failed(format!(
+                "swarm service {name} was removed while starting"
+            )));
+        };
+        let failed = {
+            let before = self.before.lock();
+            let known = before.get(id);
+            latest(
+                tasks
+                    .iter()
+                    .filter(|t| t.has_failed() && !known.is_some_and(|k| k.contains(&t.id))),
+            )
+            .cloned()
+        };
+        if let Some(t) = failed {
+            let logs = (!t.container_id.is_empty()).then(|| {
+                self.swarm
+                    .task_logs(&t.id, START_LOG_LINES)
+                    .unwrap_or_else(|e| format!("(logs unavailable: {e})"))
+            });
+            return Ok(Progress::Failed(task_failure(name, &t, logs.as_deref())));
+        }
+        if tasks.iter().any(TaskInfo::is_running) {
+            // Swarm only calls a task with a HEALTHCHECK running once it is healthy.
+            return Ok(Progress::Running { health: None });
+        }
+        Ok(Progress::Pending)
+    }
+
+    fn observe(&self, id: &str, _internal_port: u16) -> Result<Option<Observed>, EngineError> {
+        let Some(svc) = self.swarm.service(id)? else {
+            return Ok(None);
+        };
+        let tasks = self.swarm.tasks(&svc.id)?;
+        let last_failed = latest(tasks.iter().filter(|t| t.has_failed()));
+        Ok(Some(Observed {
+            running: tasks.iter().any(TaskInfo::is_running),
+            exit_code: last_failed.and_then(|t| t.exit_code).unwrap_or(0),
+            oom_killed: false,
+            health: None,
+            host_port: None,
+            id: svc.id,
+        }))
+    }
+
+    fn logs_tail(&self, id: &str, n: usize) -> String {
+        let task = match self.swarm.tasks(id) {
+            Ok(tasks) => latest(tasks.iter()).cloned(),
+            Err(e) => return format!("(logs unavailable: {e})"),
+        };
+        match task {
+            Some(t) => self
+                .swarm
+                .task_logs(&t.id, n)
+                .unwrap_or_else(|e| format!("(logs unavailable: {e})")),
+            None => "(no task)".to_string(),
+        }
+    }
+
+    /// Scales to 0 and waits for the tasks to end (each gets `STOP_TIMEOUT_SECS` after SIGTERM).
+    fn stop(&self, id: &str) -> Result<(), EngineError> {
+        let outcome = self.swarm.update_service_with(id, &mut |s| {
+            if s.replicas == Some(0) || s.replicas.is_none() {
+                return None;
+            }
+            let mut new = s.spec.clone();
+            new["Mode"]["Replicated"]["Replicas"] = json!(0);
+            Some(new)
+        });
+        match outcome {
+            Ok(None) | Err(DockerError::NotFound(_)) => Ok(()),
+            Ok(Some((read, updated))) => {
+                if updated {
+                    log::info!(
+                        "scaling swarm service {} from {} to 0 replicas",
+                        read.name,
+                        read.replicas.unwrap_or(0)
+                    );
+                }
+                self.wait_tasks_ended(&read.id);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn list_ours(&self, instance: &str) -> Result<Vec<Found>, EngineError> {
+        let services = match self.swarm.services(&ManagedSpec::instance_label(instance)) {
+            Ok(s) => s,
+            // Not a manager (or not in a swarm): there are no swarm services to take stock of.
+            Err(e) if is_not_manager(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut found = Vec::new();
+        for s in services.into_iter().filter(|s| ours(&s.labels, instance)) {
+            let tasks = self.swarm.tasks(&s.id)?;
+            found.push(Found {
+                service: s.labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                settings_hash: s.labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+                running: tasks.iter().any(TaskInfo::is_running),
+                up: s.replicas.unwrap_or(0) > 0,
+                id: s.id,
+            });
+        }
+        Ok(found)
+    }
+
+    fn foreign_holds_name(&self, name: &str, instance: &str) -> Result<bool, EngineError> {
+        match self.swarm.service(name) {
+            Ok(s) => Ok(s.is_some_and(|s| !ours(&s.labels, instance))),
+            Err(e) if is_not_manager(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn ping(&self) -> Result<(), EngineError> {
+        self.swarm.docker().negotiate()?;
+        Ok(())
+    }
+
+    fn replicas(&self, name: &str) -> Option<Replicas> {
+        let (desired, running) = match self.quick.service(name) {
+            Ok(Some(s)) => {
+                let running = self
+                    .quick
+                    .tasks(&s.id)
+                    .ok()
+                    .map(|t| t.iter().filter(|t| t.is_running()).count() as u64);
+                (Some(s.replicas.unwrap_or(0)), running)
+            }
+            Ok(None) => (Some(0), Some(0)),
+            Err(e) => {
+                log::debug!("status of swarm service {name}: {e}");
+                (None, None)
+            }
+        };
+        Some(Replicas { desired, running })
+    }
+}
+
+/// The explanation given when a swarm service wakeproxy did not create holds a service's name.
+pub fn foreign_service_message(name: &str) -> String {
+    format!(
+        "a swarm service named {name} exists that wakeproxy did not create (or that belongs to another \
+         wakeproxy instance); wakeproxy will not touch it: rename or remove it (docker service rm {name}) \
+         or rename the service"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, state: &str, err: &str, code: Option<i64>, created: &str) -> TaskInfo {
+        TaskInfo {
+            id: id.into(),
+            service_id: "s".into(),
+            slot: Some(1),
+            node_id: "n".into(),
+            desired_state: "shutdown".into(),
+            state: state.into(),
+            message: String::new(),
+            err: err.into(),
+            exit_code: code,
+            container_id: if code.is_some() {
+                "c".into()
+            } else {
+                String::new()
+            },
+            created_at: created.into(),
+        }
+    }
+
+    #[test]
+    fn failure_messages_carry_the_task_error_and_exit_code() {
+        let t = task(
+            "abcdefabcdefabcdef",
+            "failed",
+            "task: non-zero exit (3)",
+            Some(3),
+            "",
+        );
+        let m = task_failure("blog", &t, Some("exiting at start with code 3\n"));
+        assert_eq!(
+            m,
+            "swarm service blog: task abcdefabcdef failed while starting: task: non-zero exit (3) (exit code 3); \
+             last log lines:\nexiting at start with code 3"
+        );
+        let r = task("r", "rejected", "No such image: nope:1", None, "");
+        assert_eq!(
+            task_failure("blog", &r, None),
+            "swarm service blog: task r rejected while starting: No such image: nope:1"
+        );
+        let c = task("c", "complete", "", Some(0), "");
+        assert_eq!(
+            task_failure("blog", &c, Some("")),
+            "swarm service blog: task c complete while starting with exit code 0"
+        );
+    }
+
+    #[test]
+    fn latest_task_by_creation_time() {
+        let a = task("a", "failed", "", None, "2026-11-26T17:53:51.9Z");
+        let b = task("b", "failed", "", None, "2026-11-26T17:53:52.1Z");
+        let c = task("c", "failed", "", None, "2026-11-26T17:53:51.95Z");
+        let all = [a, b, c];
+        assert_eq!(latest(all.iter()).unwrap().id, "b");
+        assert!(latest([].iter()).is_none());
+        assert!(is_terminal(&all[0]));
+        let mut running = all[0].clone();
+        running.state = "running".into();
+        assert!(!is_terminal(&running));
+    }
+}

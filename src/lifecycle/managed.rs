@@ -1,0 +1,239 @@
+//! One on-demand service: its settings, its engine, its state under a mutex with a condvar that
+//! wakes the requests waiting for a start, its cold-start figures, and what the pipeline asks
+//! of it (`Wake`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::base::Histogram;
+use crate::config::{ConnectMode, Global, Service};
+
+use super::activity::Activity;
+use super::engine::{Engine, EngineKind};
+use super::spec::ManagedSpec;
+use super::state::{Phase, State, Step};
+use super::{NotReady, Report, StartFigures, Wake, MAX_WAITERS};
+
+/// Bucket upper bounds in seconds for cold starts.
+const START_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
+
+/// One on-demand service.
+pub struct Managed {
+    /// This service's own handle, for the threads it starts.
+    me: Weak<Managed>,
+    pub(super) spec: ManagedSpec,
+    /// What runs it: a container or a swarm service.
+    engine: Arc<dyn Engine>,
+    pub(super) health_path: Option<String>,
+    pub(super) start_timeout: Duration,
+    pub(super) idle_timeout: Duration,
+    state: Mutex<State>,
+    cond: Condvar,
+    pub(super) activity: Arc<Activity>,
+    cold_starts: Histogram,
+    failures: AtomicU64,
+    /// Shared with the lifecycle: set while the Docker daemon cannot be reached.
+    daemon_down: Arc<AtomicBool>,
+}
+
+impl Managed {
+    pub(super) fn new(
+        s: &Service,
+        g: &Global,
+        engine: Arc<dyn Engine>,
+        activity: Arc<Activity>,
+        daemon_down: Arc<AtomicBool>,
+    ) -> Arc<Managed> {
+        let container = s.container().expect("an on-demand service").clone();
+        Arc::new_cyclic(|me| Managed {
+            me: me.clone(),
+            spec: ManagedSpec {
+                name: s.name.clone(),
+                container,
+                network: g.docker_network.clone(),
+                mode: g.connect_mode,
+                instance: g.instance.clone(),
+            },
+            engine,
+            health_path: s.health_path.clone(),
+            start_timeout: s.start_timeout,
+            idle_timeout: s.idle_timeout,
+            state: Mutex::new(State::new()),
+            cond: Condvar::new(),
+            activity,
+            cold_starts: Histogram::new(START_BUCKETS),
+            failures: AtomicU64::new(0),
+            daemon_down,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub(super) fn spec(&self) -> &ManagedSpec {
+        &self.spec
+    }
+
+    pub(super) fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    pub(super) fn kind(&self) -> EngineKind {
+        self.engine.kind()
+    }
+
+    pub(super) fn handle(&self) -> Arc<Managed> {
+        self.me
+            .upgrade()
+            .expect("a service is alive while its methods run")
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Wakes every request waiting on this service's state.
+    pub(super) fn notify(&self) {
+        self.cond.notify_all();
+    }
+
+    /// A start finished: count it in the figures.
+    pub(super) fn record_start(&self, took: Option<Duration>, ok: bool) {
+        match ok {
+            true => self.cold_starts.observe(took.unwrap_or_default()),
+            false => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Moves a ready service to stopping; returns the id to stop.
+    pub(super) fn begin_stop(&self) -> Option<String> {
+        self.state.lock().begin_stop()
+    }
+
+    fn retry_after(&self) -> u64 {
+        self.start_timeout.as_secs().clamp(1, 30)
+    }
+
+    /// Waits (within the start timeout) until the service is ready or its start failed.
+    fn wait_ready(&self, st: &mut MutexGuard<'_, State>) -> Result<String, String> {
+        let deadline = Instant::now() + self.start_timeout;
+        loop {
+            match st.request(Instant::now()) {
+                Step::Ready(addr) => return Ok(addr),
+                Step::Fail(why) => return Err(why),
+                Step::Start(attempt) => {
+                    let me = self.handle();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("start-{}", self.name()))
+                        .spawn(move || me.run_start(attempt));
+                    if let Err(e) = spawned {
+                        st.start_failed(attempt, format!("cannot spawn a start thread: {e}"));
+                    }
+                }
+                Step::Wait(attempt) => {
+                    let timed_out = self.cond.wait_until(st, deadline).timed_out();
+                    if let Some(why) = attempt.and_then(|a| st.failure_of(a)) {
+                        return Err(why.to_string());
+                    }
+                    if timed_out && !matches!(st.phase, Phase::Ready { .. }) {
+                        return Err(format!(
+                            "{} did not become ready within {} s",
+                            self.name(),
+                            self.start_timeout.as_secs()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Wake for Managed {
+    fn ensure_ready(&self) -> Result<String, NotReady> {
+        let retry_after = self.retry_after();
+        let mut st = self.state.lock();
+        if st.waiters >= MAX_WAITERS {
+            return Err(NotReady {
+                detail: format!(
+                    "{} requests are already waiting for {} to start",
+                    st.waiters,
+                    self.name()
+                ),
+                retry_after,
+            });
+        }
+        st.waiters += 1;
+        let result = self.wait_ready(&mut st);
+        st.waiters -= 1;
+        result.map_err(|detail| NotReady {
+            detail,
+            retry_after,
+        })
+    }
+
+    fn forward_failed(&self, addr: &str) {
+        let id = match &self.state.lock().phase {
+            Phase::Ready { id, addr: a } if a == addr => id.clone(),
+            _ => return,
+        };
+        let running = self
+            .engine
+            .observe(&id, self.spec.container.internal_port)
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.running);
+        if !running {
+            log::info!(
+                "{} {} is not running any more: it will be started again",
+                self.engine.noun(),
+                self.name()
+            );
+            let mut st = self.state.lock();
+            if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
+                st.container_gone(None);
+            }
+        }
+    }
+
+    fn report(&self) -> Report {
+        // Asked before taking the lock: it may call Docker (swarm replica counts).
+        let replicas = self.engine.replicas(self.name());
+        let st = self.state.lock();
+        let port = match (&st.phase, self.spec.mode) {
+            (Phase::Ready { addr, .. }, ConnectMode::HostPort) => {
+                addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())
+            }
+            (_, ConnectMode::DockerDns) => Some(self.spec.container.internal_port),
+            _ => None,
+        };
+        Report {
+            engine: self.engine.kind(),
+            status: match &st.conflict {
+                Some(_) => "conflict",
+                None => st.phase_name(),
+            },
+            port,
+            container: self.name().to_string(),
+            cold_starts: st.cold_starts,
+            last_start: st.last_start,
+            last_error: st.last_error.clone().or_else(|| st.conflict.clone()),
+            waiting: st.waiters,
+            replicas,
+            docker_unreachable: self.daemon_down.load(Ordering::Relaxed),
+        }
+    }
+
+    fn start_figures(&self) -> StartFigures<'_> {
+        StartFigures {
+            cold_starts: &self.cold_starts,
+            failures: self.failures.load(Ordering::Relaxed),
+            running: matches!(self.state.lock().phase, Phase::Ready { .. }),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Manager tests for swarm services against fake engines (no Docker): one engine per slot,
+//! readiness through `progress`, a failed task failing every waiter and scaling back to 0,
+//! reconcile over both kinds, status extras.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config;
+use crate::lifecycle::engine::{
+    Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas,
+};
+use crate::lifecycle::spec::ManagedSpec;
+use crate::lifecycle::Activity;
+use crate::lifecycle::Lifecycle;
+
+/// A tiny HTTP server on 127.0.0.1 answering 200, standing in for the service's tasks.
+fn app() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut b = [0u8; 1024];
+            let _ = s.read(&mut b);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// Records calls; answers `progress` from a script.
+struct FakeEngine {
+    kind: &'static str,
+    starts: AtomicUsize,
+    stops: Mutex<Vec<String>>,
+    progress_calls: AtomicUsize,
+    /// `Pending` this many times, then `outcome`.
+    pending_polls: usize,
+    outcome: Progress,
+    found: Vec<Found>,
+}
+
+impl FakeEngine {
+    fn new(
+        kind: &'static str,
+        pending_polls: usize,
+        outcome: Progress,
+        found: Vec<Found>,
+    ) -> Arc<FakeEngine> {
+        Arc::new(FakeEngine {
+            kind,
+            starts: AtomicUsize::new(0),
+            stops: Mutex::new(Vec::new()),
+            progress_calls: AtomicUsize::new(0),
+            pending_polls,
+            outcome,
+            found,
+        })
+    }
+}
+
+impl Engine for FakeEngine {
+    fn kind(&self) -> EngineKind {
+        match self.kind {
+            "swarm" => EngineKind::Swarm,
+            _ => EngineKind::Container,
+        }
+    }
+    fn ensure_started(&self, spec: &ManagedSpec) -> Result<String, EngineError> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(format!("id-{}", spec.name))
+    }
+    fn observe(&self, id: &str, _port: u16) -> Result<Option<Observed>, EngineError> {
+        Ok(Some(Observed {
+            id: id.into(),
+            running: true,
+            exit_code: 0,
+            oom_killed: false,
+            health: None,
+            host_port: None,
+        }))
+    }
+    fn logs_tail(&self, _id: &str, _n: usize) -> String {
+        String::new()
+    }
+    fn stop(&self, id: &str) -> Result<(), EngineError> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.stops.lock().push(id.to_string());
+        Ok(())
+    }
+    fn list_ours(&self, _instance: &str) -> Result<Vec<Found>, EngineError> {
+        Ok(self.found.clone())
+    }
+    fn foreign_holds_name(&self, _name: &str, _instance: &str) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+    fn ping(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+    fn progress(&self, _id: &str, _name: &str, _port: u16) -> Result<Progress, EngineError> {
+        let n = self.progress_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(if n < self.pending_polls {
+            Progress::Pending
+        } else {
+            self.outcome.clone()
+        })
+    }
+    fn replicas(&self, _name: &str) -> Option<Replicas> {
+        (self.kind == "swarm").then_some(Replicas {
+            desired: Some(2),
+            running: Some(1),
+        })
+    }
+}
+
+/// One swarm service named `127.0.0.1` (so that "reaching it by name" reaches the fake app)
+/// and one container service `box`.
+fn setup(containers: Arc<FakeEngine>, swarm: Arc<FakeEngine>, port: u16) -> Lifecycle {
+    let yaml = format!(
+        "global:\n  bearer_token: 0123456789abcdef0123\n  docker_network: net\n  idle_timeout: 300\nservices:\n\
+         \x20 - name: 127.0.0.1\n    path: /s\n    image: img\n    mode: swarm\n    replicas: 2\n    internal_port: {port}\n    start_timeout: 5\n\
+         \x20 - name: box\n    path: /b\n    image: img\n"
+    );
+    let cfg = config::parse(&yaml, "test", &|_| None).unwrap();
+    let activity = |_: &str| Arc::new(Activity::new(Instant::now()));
+    Lifecycle::with_engines(&cfg, containers, swarm, &activity)
+}
+
+#[test]
+fn twenty_concurrent_requests_scale_up_once_and_wait_for_a_running_task() {
+    let port = app();
+    let containers = FakeEngine::new("container", 0, Progress::Running { health: None }, vec![]);
+    let swarm = FakeEngine::new("swarm", 3, Progress::Running { health: None }, vec![]);
+    let lc = setup(containers.clone(), swarm.clone(), port);
+    let barrier = Arc::new(Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let (lc, b) = (lc.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                b.wait();
+                lc.ensure_ready(0)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Ok(format!("127.0.0.1:{port}")));
+    }
+    assert_eq!(swarm.starts.load(Ordering::SeqCst), 1, "one scale-up");
+    assert_eq!(
+        containers.starts.load(Ordering::SeqCst),
+        0,
+        "the swarm slot never touches the container engine"
+    );
+    assert!(
+        swarm.progress_calls.load(Ordering::SeqCst) >= 4,
+        "pending polls, then running"
+    );
+    let st = lc.status(0);
+    assert_eq!(st.engine, EngineKind::Swarm);
+    assert_eq!(st.status, "running");
+    assert_eq!(
+        st.replicas,
+        Some(Replicas {
+            desired: Some(2),
+            running: Some(1)
+        })
+    );
+    assert_eq!(lc.status(1).engine, EngineKind::Container);
+    assert!(lc.status(1).replicas.is_none());
+}
+
+#[test]
+fn a_failed_task_fails_every_waiter_at_once_and_scales_back_to_zero() {
+    let port = app();
+    let why = "swarm service 127.0.0.1: task abc failed while starting: task: non-zero exit (3) (exit code 3)";
+    let containers = FakeEngine::new("container", 0, Progress::Running { health: None }, vec![]);
+    let swarm = FakeEngine::new("swarm", 2, Progress::Failed(why.into()), vec![]);
+    let lc = setup(containers, swarm.clone(), port);
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..5)
+        .map(|_| {
+            let lc = lc.clone();
+            std::thread::spawn(move || lc.ensure_ready(0))
+        })
+        .collect();
+    for h in handles {
+        let err = h.join().unwrap().unwrap_err();
+        assert_eq!(err.retry_after, 5);
+        assert!(
+            err.detail.contains("non-zero exit (3) (exit code 3)"),
+            "{}",
+            err.detail
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The start's scale-up is undone before the next start can begin.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while swarm.stops.lock().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        swarm.stops.lock().first().map(String::as_str),
+        Some("id-127.0.0.1")
+    );
+    assert!(lc
+        .status(0)
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("exit code 3"));
+}
+
+#[test]
+fn reconcile_takes_stock_of_both_kinds() {
+    let port = app();
+    let found = |id: &str, service: &str, running: bool, up: bool, hash: &str| Found {
+        id: id.into(),
+        service: service.into(),
+        running,
+        up,
+        settings_hash: hash.into(),
+    };
+    // The swarm hash must be the current one to be adopted.
+    let probe = setup(
+        FakeEngine::new("container", 0, Progress::Pending, vec![]),
+        FakeEngine::new("swarm", 0, Progress::Pending, vec![]),
+        port,
+    );
+    let hash = probe.settings()["127.0.0.1"].clone();
+    let containers = FakeEngine::new(
+        "container",
+        0,
+        Progress::Pending,
+        // A container of the same name as the swarm service (from before a mode switch).
+        vec![found("c-old", "127.0.0.1", true, true, "x")],
+    );
+    let swarm = FakeEngine::new(
+        "swarm",
+        0,
+        Progress::Pending,
+        vec![
+            found("svc-1", "127.0.0.1", true, true, &hash),
+            found("svc-gone", "removed", false, true, "y"),
+            found("svc-idle", "idle", false, false, "z"),
+        ],
+    );
+    let lc = setup(containers.clone(), swarm.clone(), port);
+    lc.reconcile().unwrap();
+    assert_eq!(
+        lc.status(0).status,
+        "running",
+        "the running swarm service is adopted"
+    );
+    assert_eq!(lc.ensure_ready(0), Ok(format!("127.0.0.1:{port}")));
+    assert_eq!(swarm.starts.load(Ordering::SeqCst), 0);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (swarm.stops.lock().is_empty() || containers.stops.lock().is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        *swarm.stops.lock(),
+        ["svc-gone"],
+        "scaled up, not in the config: scaled to 0"
+    );
+    assert_eq!(
+        *containers.stops.lock(),
+        ["c-old"],
+        "a container is stopped by the container engine"
+    );
+}
+
+#[test]
+fn a_service_scaled_up_with_nothing_running_is_scaled_down_at_start_up() {
+    let port = app();
+    let probe = setup(
+        FakeEngine::new("container", 0, Progress::Pending, vec![]),
+        FakeEngine::new("swarm", 0, Progress::Pending, vec![]),
+        port,
+    );
+    let hash = probe.settings()["127.0.0.1"].clone();
+    let swarm = FakeEngine::new(
+        "swarm",
+        0,
+        Progress::Running { health: None },
+        vec![Found {
+            id: "svc-1".into(),
+            service: "127.0.0.1".into(),
+            running: false,
+            up: true,
+            settings_hash: hash,
+        }],
+    );
+    let lc = setup(
+        FakeEngine::new("container", 0, Progress::Pending, vec![]),
+        swarm.clone(),
+        port,
+    );
+    lc.reconcile().unwrap();
+    assert_eq!(lc.status(0).status, "stopping");
+    // A request meanwhile waits for the scale-down, then starts afresh.
+    assert_eq!(lc.ensure_ready(0), Ok(format!("127.0.0.1:{port}")));
+    assert_eq!(*swarm.stops.lock(), ["svc-1"]);
+    assert_eq!(swarm.starts.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,143 @@
+//! Phases 7 and 8: waking an on-demand service, and forwarding the request to the service's
+//! address, once more when a just-started (or just-died) container refused it and repeating
+//! the request is harmless.
+
+use std::borrow::Cow;
+use std::ops::ControlFlow::{Break, Continue};
+
+use crate::base::Socket;
+use crate::config::Backend;
+use crate::endpoints::login::COOKIE;
+use crate::http::head::{has_token, wants_keep_alive};
+use crate::http::rewrite::{requested_upgrade, ForwardInfo};
+use crate::http::target::upstream_target;
+use crate::http::{BufStream, Problem, Reply};
+use crate::lifecycle::NotReady;
+use crate::upstream::forward::{self, may_resend};
+use crate::upstream::{tunnel, Failure, Timeouts, TunnelCtx};
+
+use super::respond::{Ended, Exchange};
+use super::{Generation, Proxy, Request, Routed, Step};
+
+/// Phase 7: the address to forward to; an on-demand service is made ready first.
+pub(super) fn wake<'a>(routed: Routed<'a>) -> Step<Cow<'a, str>> {
+    let route = routed.route;
+    match (&route.service.backend, &route.wake) {
+        (Backend::Upstream(a), _) => Continue(Cow::Borrowed(a)),
+        (Backend::Container(_), Some(w)) => match w.ensure_ready() {
+            Ok(addr) => Continue(Cow::Owned(addr)),
+            Err(not_ready) => Break(unavailable(not_ready).into()),
+        },
+        (Backend::Container(_), None) => Break(
+            unavailable(NotReady {
+                detail: "container services need the Docker daemon, which is not connected".into(),
+                retry_after: 5,
+            })
+            .into(),
+        ),
+    }
+}
+
+fn unavailable(n: NotReady) -> Problem {
+    Problem::Unavailable {
+        detail: n.detail,
+        retry_after: n.retry_after,
+    }
+}
+
+impl Proxy {
+    /// Phase 8: forwards the request to `addr` and relays the answer.
+    pub(super) fn forward<C: Socket>(
+        &self,
+        g: &Generation,
+        client: &mut BufStream<C>,
+        x: &mut Exchange<'_>,
+        req: &Request<'_>,
+        routed: Routed<'_>,
+        addr: Cow<'_, str>,
+    ) -> Ended {
+        let svc = &routed.service;
+        let target = upstream_target(
+            req.target.path,
+            req.target.query,
+            routed.prefix,
+            svc.strip_prefix,
+        );
+        let conn = x.conn();
+        let peer = conn.peer.ip();
+        let request = forward::Request {
+            head: req.head,
+            body: req.body,
+            target: &target,
+            info: ForwardInfo {
+                peer,
+                trusted: g.global.trusted_proxies.iter().any(|n| n.contains(peer)),
+                proto: if conn.tls { "https" } else { "http" },
+                stripped_prefix: (svc.strip_prefix && routed.prefix != "/")
+                    .then_some(routed.prefix),
+                auth_token: svc.auth_token.as_deref(),
+                own_cookie: COOKIE,
+                upstream_authority: req.target.authority.unwrap_or(&addr),
+                upgrade: requested_upgrade(req.head),
+            },
+            client_keep_alive: wants_keep_alive(req.head.minor, &req.head.headers)
+                && !conn.draining,
+            expect_continue: has_token(&req.head.headers, "expect", "100-continue"),
+            max_body: svc.max_body_size,
+            tunnel: TunnelCtx {
+                registry: &self.tunnels,
+                service: &svc.name,
+                limits: tunnel::Limits {
+                    idle: g.global.tunnel_idle_timeout,
+                    max_lifetime: svc.max_tunnel_lifetime,
+                },
+            },
+        };
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            read: svc.response_timeout,
+        };
+        let mut result = forward::forward(client, &request, &self.pool, &addr, timeouts);
+        if let (
+            Err(Failure::Problem {
+                problem: Problem::BadGateway(_),
+                sent,
+                ..
+            }),
+            Some(w),
+        ) = (&result, &routed.wake)
+        {
+            // A container that just became ready (or just died) may refuse once: check and
+            // retry, unless the request may have reached it and is not safe to repeat.
+            if may_resend(req.head, req.body, *sent) {
+                w.forward_failed(&addr);
+                result = match w.ensure_ready() {
+                    Ok(addr) => forward::forward(client, &request, &self.pool, &addr, timeouts),
+                    Err(n) => Err(Failure::Problem {
+                        problem: unavailable(n),
+                        close: false,
+                        sent: false,
+                    }),
+                };
+            }
+        }
+        ended(x, result)
+    }
+}
+
+/// What a forward's result means for the end of the request.
+fn ended(x: &mut Exchange<'_>, result: Result<forward::Outcome, Failure>) -> Ended {
+    match result {
+        Ok(o) => Ended::Relayed(o),
+        Err(Failure::Problem { problem, close, .. }) => {
+            let reply = Reply::from(problem);
+            if close {
+                return Ended::Reply(reply.closing());
+            }
+            // Not closing: the request's body (if any) went upstream whole.
+            x.body_was_read();
+            Ended::Reply(reply)
+        }
+        Err(Failure::Abort { status, reason }) => Ended::Aborted { status, reason },
+    }
+}

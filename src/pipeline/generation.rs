@@ -1,0 +1,93 @@
+//! One configuration and everything built from it: the router and one `Route` per service
+//! (its settings, its counters, its activity and, when on demand, its lifecycle). A reload
+//! installs a new generation; requests already running keep the one they started with.
+//! Counters and activity are kept by service name, so a reload loses neither.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::config::{Config, Global, Service};
+use crate::endpoints::metrics::{Metrics, ServiceMetrics};
+use crate::lifecycle::{Activity, Lifecycle, Wake};
+
+use super::route::Router;
+use super::session;
+
+/// A service as requests reach it.
+pub struct Route {
+    pub service: Service,
+    /// Requests in flight, open streams and last access (the reaper reads it).
+    pub activity: Arc<Activity>,
+    pub metrics: Arc<ServiceMetrics>,
+    /// How an on-demand service is woken; `None` for upstreams (and for containers while
+    /// the Docker daemon is not connected).
+    pub wake: Option<Arc<dyn Wake>>,
+}
+
+/// One configuration, ready for requests.
+pub struct Generation {
+    pub global: Global,
+    /// One per service, in config order.
+    pub routes: Vec<Route>,
+    pub(super) router: Router,
+    /// The login cookie's expected value.
+    pub(super) session_cookie: String,
+}
+
+impl Generation {
+    /// A generation with no services (before the first `install`).
+    pub(super) fn empty(global: Global) -> Generation {
+        Generation {
+            router: Router::new(std::iter::empty()),
+            routes: Vec::new(),
+            session_cookie: session::cookie_value(&global.bearer_token),
+            global,
+        }
+    }
+}
+
+/// Activity records by service name, shared across generations.
+#[derive(Default)]
+pub(super) struct Activities(Mutex<HashMap<String, Arc<Activity>>>);
+
+impl Activities {
+    /// The activity of service `name` (created on first use).
+    pub(super) fn of(&self, name: &str) -> Arc<Activity> {
+        self.0
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Activity::new(Instant::now())))
+            .clone()
+    }
+}
+
+/// Builds the generation of `config`.
+pub(super) fn build(
+    config: Config,
+    lifecycle: Option<&Lifecycle>,
+    activities: &Activities,
+    metrics: &Metrics,
+) -> Generation {
+    let router = Router::new(config.services.iter().map(|s| s.path.as_str()));
+    let routes = config
+        .services
+        .into_iter()
+        .map(|service| Route {
+            activity: activities.of(&service.name),
+            metrics: metrics.service(&service.name),
+            wake: lifecycle
+                .and_then(|l| l.service(&service.name))
+                .map(|m| m as Arc<dyn Wake>),
+            service,
+        })
+        .collect();
+    Generation {
+        session_cookie: session::cookie_value(&config.global.bearer_token),
+        global: config.global,
+        routes,
+        router,
+    }
+}

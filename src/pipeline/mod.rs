@@ -1,0 +1,241 @@
+//! The request pipeline: what happens to one request once the server has read its head. It
+//! reads top to bottom as named phases in [`Proxy::phases`], each a small function that either
+//! hands the next phase what it needs (`Continue`) or ends the request with an answer
+//! (`Break`):
+//!
+//! 1. **framing**: how the body is framed, the target split and checked;
+//! 2. **own endpoint**: whether the path is one of the proxy's own and what it takes to reach;
+//! 3. **HTTPS redirect**: while HTTPS is on, the plain port redirects (open endpoints aside);
+//! 4. **auth**: the bearer token or the login cookie (open and sign-in endpoints aside); the
+//!    proxy's own endpoints answer here;
+//! 5. **route**: the service by longest prefix;
+//! 6. **limits**: the service's body size limit, before anything is woken;
+//! 7. **wake**: an on-demand service is made ready (a cold start holds the request);
+//! 8. **forward**: the request goes upstream and the answer comes back, streamed.
+//!
+//! Whatever happened, [`respond`] writes the proxy's own answer (HEAD, keep-alive and framing
+//! decided there, for every answer alike), counts the request and writes the access line.
+
+mod auth;
+mod backend;
+mod generation;
+mod own;
+mod respond;
+mod route;
+mod session;
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow::{self, Break, Continue};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+
+use crate::base::Socket;
+use crate::config::Config;
+use crate::endpoints::metrics::Metrics;
+use crate::endpoints::redirect::PortRules;
+use crate::endpoints::{Access, Endpoint};
+use crate::http::head::request_body;
+use crate::http::target::{split_target, Target};
+use crate::http::{BodyKind, BufStream, Problem, Reply, RequestHead};
+use crate::lifecycle::{Activity, Lifecycle};
+use crate::tls::HttpsState;
+use crate::upstream::tunnel::Registry;
+use crate::upstream::Pool;
+
+pub use generation::{Generation, Route};
+pub use respond::Next;
+
+use generation::Activities;
+use respond::{Ended, Exchange};
+use session::Throttle;
+
+/// A phase's result: go on with `T`, or answer with the `Reply`.
+type Step<T> = ControlFlow<Reply, T>;
+
+/// What the pipeline knows of the connection a request came on.
+pub struct Conn<'a> {
+    pub peer: SocketAddr,
+    /// The request came over TLS.
+    pub tls: bool,
+    /// The proxy is shutting down: this request is the connection's last.
+    pub draining: bool,
+    /// Client connections open now (for status and metrics).
+    pub open_connections: &'a AtomicUsize,
+}
+
+/// A request whose framing is known (phase 1).
+struct Request<'a> {
+    head: &'a RequestHead,
+    target: Target<'a>,
+    body: BodyKind,
+}
+
+/// Everything requests share.
+pub struct Proxy {
+    current: RwLock<Arc<Generation>>,
+    activities: Activities,
+    pool: Pool,
+    connect_timeout: Duration,
+    started: SystemTime,
+    /// Open tunnels (WebSockets and other upgrades).
+    pub tunnels: Registry,
+    metrics: Metrics,
+    throttle: Throttle,
+    /// Whether HTTPS is on, which decides what the plain HTTP port answers.
+    pub https: Arc<HttpsState>,
+}
+
+impl Proxy {
+    /// A proxy with no services yet: build the lifecycle (with `activity`), then `install`.
+    pub fn new(config: &Config) -> Proxy {
+        Proxy {
+            current: RwLock::new(Arc::new(Generation::empty(config.global.clone()))),
+            activities: Activities::default(),
+            pool: Pool::new(),
+            connect_timeout: Duration::from_secs(10),
+            started: SystemTime::now(),
+            tunnels: Registry::default(),
+            metrics: Metrics::new(),
+            throttle: Throttle::default(),
+            https: Arc::new(HttpsState::new(&config.global)),
+        }
+    }
+
+    /// The generation new requests use.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.current.read().clone()
+    }
+
+    /// The activity record of service `name`, shared by every generation that has it.
+    pub fn activity(&self, name: &str) -> Arc<Activity> {
+        self.activities.of(name)
+    }
+
+    /// Makes `config` current, its on-demand services woken by `lifecycle`; returns the
+    /// generation it replaces.
+    pub fn install(&self, config: Config, lifecycle: Option<&Lifecycle>) -> Arc<Generation> {
+        let g = generation::build(config, lifecycle, &self.activities, &self.metrics);
+        std::mem::replace(&mut *self.current.write(), Arc::new(g))
+    }
+
+    /// Handles one request whose head has been read, and says what becomes of the connection.
+    pub fn handle<C: Socket>(
+        &self,
+        client: &mut BufStream<C>,
+        head: &RequestHead,
+        conn: &Conn<'_>,
+    ) -> Next {
+        let g = self.generation();
+        let mut x = Exchange::new(head, conn, self.metrics.unrouted());
+        let ended = match self.phases(&g, client, &mut x) {
+            Continue(ended) => ended,
+            Break(reply) => Ended::Reply(reply),
+        };
+        x.finish(client, ended)
+    }
+
+    /// The phases, in order (see the module documentation).
+    fn phases<'a, C: Socket>(
+        &'a self,
+        g: &'a Generation,
+        client: &mut BufStream<C>,
+        x: &mut Exchange<'a>,
+    ) -> Step<Ended> {
+        let req = framing(x)?;
+        let own = Endpoint::find(req.target.path);
+        self.redirect_to_https(x.conn(), &req)?;
+        authenticate(g, &req, own)?;
+        if let Some(endpoint) = own {
+            return Break(self.own_endpoint(g, client, x, &req, endpoint));
+        }
+        let route = route(g, &req, x)?;
+        limits(route, &req)?;
+        let _in_flight = route.activity.begin(SystemTime::now(), x.start());
+        let addr = backend::wake(route)?;
+        Continue(self.forward(g, client, x, &req, route, addr))
+    }
+
+    /// Phase 3: while HTTPS is on, the plain HTTP port answers everything but the open
+    /// endpoints with a redirect to HTTPS (or 426), before any auth.
+    fn redirect_to_https(&self, conn: &Conn<'_>, req: &Request<'_>) -> Step<()> {
+        if conn.tls || !self.https.is_live() {
+            return Continue(());
+        }
+        let rules = PortRules {
+            redirect: self.https.redirects(),
+            domain: self.https.domain(),
+            https_port: self.https.port(),
+        };
+        match rules.answer(req.target.path, req.target.query) {
+            Some(reply) => Break(reply),
+            None => Continue(()),
+        }
+    }
+}
+
+/// Phase 1: the body's framing and the target. A request whose framing is unclear is refused
+/// and its connection closed (the next request's start is unknown).
+fn framing<'a>(x: &mut Exchange<'a>) -> Step<Request<'a>> {
+    let head = x.head();
+    let body = match request_body(head) {
+        Ok(b) => b,
+        Err(e) => return Break(Problem::BadRequest(e.to_string()).into()),
+    };
+    x.set_body(body);
+    match split_target(&head.target) {
+        Ok(target) => Continue(Request { head, target, body }),
+        Err(e) => Break(Reply::from(Problem::BadRequest(e.0.into())).closing()),
+    }
+}
+
+/// Phase 4: everything but the open and sign-in endpoints needs the token or the cookie.
+fn authenticate(g: &Generation, req: &Request<'_>, own: Option<Endpoint<'_>>) -> Step<()> {
+    if own.is_some_and(|e| e.access() != Access::Token) {
+        return Continue(());
+    }
+    match auth::check(&req.head.headers, &g.global.bearer_token, &g.session_cookie) {
+        Ok(()) => Continue(()),
+        Err(denied) => Break(Problem::Unauthorized(denied.detail()).into()),
+    }
+}
+
+/// Phase 5: the service by longest prefix. From here on the request is counted and logged
+/// under its service.
+fn route<'a>(g: &'a Generation, req: &Request<'_>, x: &mut Exchange<'a>) -> Step<Routed<'a>> {
+    let Some(m) = g.router.lookup(req.target.path) else {
+        let path = req.target.path;
+        return Break(Problem::NotFound(format!("no service for path {path}")).into());
+    };
+    let route = &g.routes[m.service];
+    x.set_route(route);
+    Continue(Routed {
+        route,
+        prefix: m.prefix,
+    })
+}
+
+/// A request's service and the prefix it matched.
+#[derive(Clone, Copy)]
+struct Routed<'a> {
+    route: &'a Route,
+    prefix: &'a str,
+}
+
+impl std::ops::Deref for Routed<'_> {
+    type Target = Route;
+    fn deref(&self) -> &Route {
+        self.route
+    }
+}
+
+/// Phase 6: a body over the service's limit is refused before any container is woken or any
+/// byte is sent upstream.
+fn limits(route: Routed<'_>, req: &Request<'_>) -> Step<()> {
+    match (route.service.max_body_size, req.body) {
+        (Some(max), BodyKind::Length(n)) if n > max => Break(Problem::PayloadTooLarge.into()),
+        _ => Continue(()),
+    }
+}

@@ -1,0 +1,111 @@
+//! The proxy's own endpoints, answered once their gates (redirect, auth) are passed: health,
+//! ACME challenges, login and logout, status and metrics, each from the current state.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::base::Socket;
+use crate::endpoints::login::{self, MAX_FORM};
+use crate::endpoints::{self, acme, metrics, status, Endpoint};
+use crate::http::{copy_body, BufStream, Problem, Reply};
+
+use super::respond::Exchange;
+use super::{auth, Generation, Proxy, Request};
+
+impl Proxy {
+    /// The answer of one of the proxy's own endpoints.
+    pub(super) fn own_endpoint<C: Socket>(
+        &self,
+        g: &Generation,
+        client: &mut BufStream<C>,
+        x: &mut Exchange<'_>,
+        req: &Request<'_>,
+        endpoint: Endpoint<'_>,
+    ) -> Reply {
+        let method = req.head.method.as_str();
+        let reading = matches!(method, "GET" | "HEAD");
+        match endpoint {
+            Endpoint::Healthz => endpoints::healthz(),
+            Endpoint::Acme(token) => acme::answer(&g.global.acme_webroot, token),
+            Endpoint::Login if reading => login::page(req.target.query),
+            Endpoint::Login if method == "POST" => self.log_in(g, client, x, req),
+            Endpoint::Logout if reading || method == "POST" => login::logged_out(),
+            Endpoint::Login | Endpoint::Logout => {
+                Problem::MethodNotAllowed("GET, HEAD, POST").into()
+            }
+            Endpoint::Status if reading => self.status(g, x),
+            Endpoint::Metrics if reading => self.metrics(g, x),
+            Endpoint::Status | Endpoint::Metrics => Problem::MethodNotAllowed("GET, HEAD").into(),
+            Endpoint::Unknown => {
+                Problem::NotFound(format!("no proxy endpoint {}", req.target.path)).into()
+            }
+        }
+    }
+
+    /// `POST /proxy/login`: the token from the form for the session cookie. Wrong tokens are
+    /// answered late, later each time from the same client.
+    fn log_in<C: Socket>(
+        &self,
+        g: &Generation,
+        client: &mut BufStream<C>,
+        x: &mut Exchange<'_>,
+        req: &Request<'_>,
+    ) -> Reply {
+        let mut form = Vec::new();
+        let read = copy_body(
+            req.body,
+            client,
+            &mut form,
+            false,
+            Some(MAX_FORM),
+            &mut |_| {},
+        );
+        if read.is_err() {
+            return Problem::BadRequest("unreadable login form".into()).into();
+        }
+        x.body_was_read();
+        let submitted = login::submitted(&form);
+        let ip = x.conn().peer.ip();
+        if auth::token_matches(submitted.token.as_bytes(), &g.global.bearer_token) {
+            self.throttle.succeed(ip);
+            login::logged_in(&submitted.next, &g.session_cookie, x.conn().tls)
+        } else {
+            std::thread::sleep(self.throttle.fail(ip, Instant::now()));
+            login::refused(&submitted.next)
+        }
+    }
+
+    /// `/proxy/status`.
+    fn status(&self, g: &Generation, x: &Exchange<'_>) -> Reply {
+        let services = g.routes.iter().map(|r| status::ServiceView {
+            service: &r.service,
+            last_access: r.activity.last_access(),
+            in_flight: r.activity.in_flight(),
+            open_tunnels: self.tunnels.count(&r.service.name),
+            requests: r.activity.requests(),
+            on_demand: r.wake.as_ref().map(|w| w.report()),
+        });
+        status::answer(&status::Snapshot {
+            started: self.started,
+            open_connections: x.conn().open_connections.load(Ordering::Relaxed),
+            tls: self.https.status_json(),
+            services: services.collect(),
+        })
+    }
+
+    /// `/proxy/metrics`.
+    fn metrics(&self, g: &Generation, x: &Exchange<'_>) -> Reply {
+        let services = g.routes.iter().map(|r| metrics::ServiceFigures {
+            name: &r.service.name,
+            requests: &r.metrics,
+            in_flight: r.activity.in_flight(),
+            open_tunnels: self.tunnels.count(&r.service.name),
+            starts: r.wake.as_ref().map(|w| w.start_figures()),
+        });
+        metrics::answer(&metrics::Snapshot {
+            services: services.collect(),
+            unrouted: self.metrics.unrouted(),
+            open_connections: x.conn().open_connections.load(Ordering::Relaxed),
+        })
+    }
+}

@@ -1,0 +1,407 @@
+//! Forwarding one request to an upstream and relaying its response: head rewrite, streamed
+//! bodies both ways, interim responses, one retry on a stale pooled connection, and the
+//! mapping of upstream failures to 502/504.
+
+use std::io::{self, IoSlice, Write};
+use std::time::Duration;
+
+use crate::base::Socket;
+use crate::http::body::{copy_body, write_all_vectored, CopyError};
+use crate::http::head::{
+    is_idempotent, parse_response, response_body, BodyKind, RequestHead, ResponseHead,
+};
+use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
+use crate::http::{BufStream, Problem};
+
+use super::pool::{ConnectError, Pool, UpstreamConn, MAX_RESPONSE_HEAD};
+use super::tunnel;
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Longest wait for the response head, and between two body reads.
+    pub read: Duration,
+}
+
+/// One request to forward.
+pub struct Request<'a> {
+    pub head: &'a RequestHead,
+    pub body: BodyKind,
+    /// The rewritten target (prefix stripped, query kept).
+    pub target: &'a str,
+    pub info: ForwardInfo<'a>,
+    /// Whether the client connection may stay open afterwards.
+    pub client_keep_alive: bool,
+    /// The client sent `Expect: 100-continue`: tell it to go on before reading the body.
+    pub expect_continue: bool,
+    pub max_body: Option<u64>,
+    /// Where an upgraded connection's tunnel is registered, and its limits.
+    pub tunnel: TunnelCtx<'a>,
+}
+
+/// What a tunnel needs after `101 Switching Protocols`.
+pub struct TunnelCtx<'a> {
+    pub registry: &'a tunnel::Registry,
+    pub service: &'a str,
+    pub limits: tunnel::Limits,
+}
+
+/// What happened, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: u16,
+    /// Response body bytes sent to the client.
+    pub bytes_out: u64,
+    /// Request body bytes sent upstream.
+    pub bytes_in: u64,
+    pub client_keep_alive: bool,
+}
+
+/// Why forwarding failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Nothing was sent to the client yet: answer with this. `close` when the request body
+    /// was not (fully) read, so the connection cannot carry another request. `sent` when the
+    /// request may have reached the upstream (it was written, in part or whole), so that
+    /// sending it again could repeat its effect.
+    Problem {
+        problem: Problem,
+        close: bool,
+        sent: bool,
+    },
+    /// The response was under way, or the client went away: the connection is closed.
+    Abort { status: u16, reason: String },
+}
+
+impl Failure {
+    /// A failure once the request was (perhaps) delivered.
+    fn delivered(problem: Problem, close: bool) -> Failure {
+        Failure::Problem {
+            problem,
+            close,
+            sent: true,
+        }
+    }
+
+    /// A failure before a byte of the request reached the upstream.
+    fn unsent(problem: Problem, close: bool) -> Failure {
+        Failure::Problem {
+            problem,
+            close,
+            sent: false,
+        }
+    }
+}
+
+/// May a request whose forwarding failed be sent again (to a fresh connection, or to its
+/// container started again)? Only without a body (it was streamed and is gone), and, once the
+/// upstream may have received it, only when repeating it is harmless: a POST that crashed its
+/// container is answered 502, not run twice.
+pub fn may_resend(head: &RequestHead, body: BodyKind, sent: bool) -> bool {
+    body == BodyKind::Empty && (!sent || is_idempotent(head))
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn connect_failure(addr: &str, e: ConnectError, close: bool) -> Failure {
+    let problem = match e {
+        ConnectError::Resolve(m) => Problem::BadGateway(format!("cannot resolve upstream {m}")),
+        ConnectError::Io(e) if is_timeout(&e) => {
+            Problem::GatewayTimeout(format!("connecting to upstream {addr} timed out"))
+        }
+        ConnectError::Io(e) => {
+            Problem::BadGateway(format!("cannot connect to upstream {addr}: {e}"))
+        }
+    };
+    Failure::unsent(problem, close)
+}
+
+/// How reading the response head ended badly.
+enum HeadFailure {
+    /// The upstream closed (or reset) before sending a single byte: safe to retry a bodyless request.
+    ClosedEarly(String),
+    Timeout,
+    Io(io::Error),
+    Malformed(String),
+}
+
+/// Reads a final response head, relaying 1xx interim responses (except 100, which the proxy
+/// answers itself) to HTTP/1.1 clients.
+fn read_response_head<C: Socket>(
+    up: &mut BufStream<std::net::TcpStream>,
+    client: &mut BufStream<C>,
+    client_minor: u8,
+) -> Result<ResponseHead, HeadFailure> {
+    let mut got_any = false;
+    loop {
+        match parse_response(up.buffered()) {
+            Ok(Some((n, head))) => {
+                up.consume_buffered(n);
+                if head.status >= 200 || head.status == 101 {
+                    return Ok(head);
+                }
+                if head.status != 100 && client_minor >= 1 {
+                    let mut out = Vec::new();
+                    rewrite::client_response(&head, ClientFraming::NoBody, true, &mut out);
+                    client.write_all(&out).map_err(HeadFailure::Io)?;
+                }
+                continue;
+            }
+            Ok(None) if up.buffered().len() >= MAX_RESPONSE_HEAD => {
+                return Err(HeadFailure::Malformed("response head too large".into()))
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(HeadFailure::Malformed(format!(
+                    "invalid response head: {e}"
+                )))
+            }
+        }
+        match up.fill_more() {
+            Ok(0) if !got_any => {
+                return Err(HeadFailure::ClosedEarly(
+                    "upstream closed the connection without answering".into(),
+                ))
+            }
+            Ok(0) => return Err(HeadFailure::Malformed("upstream closed mid-head".into())),
+            Ok(_) => got_any = true,
+            Err(e) if is_timeout(&e) => return Err(HeadFailure::Timeout),
+            Err(e)
+                if !got_any
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    ) =>
+            {
+                return Err(HeadFailure::ClosedEarly(format!(
+                    "upstream reset the connection: {e}"
+                )))
+            }
+            Err(e) => return Err(HeadFailure::Io(e)),
+        }
+    }
+}
+
+/// Forwards `req` to `addr` and relays the answer to `client`.
+pub fn forward<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    pool: &Pool,
+    addr: &str,
+    t: Timeouts,
+) -> Result<Outcome, Failure> {
+    let mut head = Vec::with_capacity(1024);
+    rewrite::upstream_request(req.head, req.target, req.body, &req.info, &mut head);
+    let has_body = req.body != BodyKind::Empty;
+    let mut retried = false;
+    let mut bytes_in = 0;
+    let (mut conn, res) = loop {
+        let mut conn: UpstreamConn = pool
+            .get(addr, t.connect)
+            .map_err(|e| connect_failure(addr, e, has_body))?;
+        let _ = conn.stream.set_read_timeout(Some(t.read));
+        let _ = conn.stream.set_write_timeout(Some(t.read));
+        if let Err(e) = conn.stream.inner.write_all(&head) {
+            if conn.reused && !retried {
+                retried = true;
+                continue;
+            }
+            return Err(Failure::unsent(
+                Problem::BadGateway(format!("sending to upstream {addr}: {e}")),
+                has_body,
+            ));
+        }
+        if has_body {
+            if req.expect_continue {
+                client
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .map_err(|e| Failure::Abort {
+                        status: 499,
+                        reason: format!("client: {e}"),
+                    })?;
+            }
+            bytes_in = copy_body(
+                req.body,
+                client,
+                &mut conn.stream.inner,
+                req.body == BodyKind::Chunked,
+                req.max_body,
+                &mut |_| {},
+            )
+            .map_err(|e| match e {
+                CopyError::TooLarge => Failure::delivered(Problem::PayloadTooLarge, true),
+                CopyError::Malformed(m) => Failure::delivered(
+                    Problem::BadRequest(format!("malformed chunked body: {m}")),
+                    true,
+                ),
+                CopyError::Read(e) => Failure::Abort {
+                    status: 400,
+                    reason: format!("reading request body from client: {e}"),
+                },
+                CopyError::Write(e) => Failure::delivered(
+                    Problem::BadGateway(format!("sending request body to upstream {addr}: {e}")),
+                    true,
+                ),
+            })?;
+        }
+        match read_response_head(&mut conn.stream, client, req.head.minor) {
+            Ok(res) => break (conn, res),
+            Err(HeadFailure::ClosedEarly(_))
+                if conn.reused && !retried && may_resend(req.head, req.body, true) =>
+            {
+                retried = true;
+                continue;
+            }
+            Err(f) => {
+                let problem = match f {
+                    HeadFailure::Timeout => Problem::GatewayTimeout(format!(
+                        "upstream {addr} sent no response within {} s",
+                        t.read.as_secs()
+                    )),
+                    HeadFailure::ClosedEarly(m) | HeadFailure::Malformed(m) => {
+                        Problem::BadGateway(format!("{m} ({addr})"))
+                    }
+                    HeadFailure::Io(e) => {
+                        Problem::BadGateway(format!("reading from upstream {addr}: {e}"))
+                    }
+                };
+                return Err(Failure::delivered(problem, false));
+            }
+        }
+    };
+    if res.status == 101 {
+        return switch_protocols(client, req, conn, &res, bytes_in, addr);
+    }
+    let kind = response_body(&req.head.method, &res).map_err(|e| {
+        Failure::delivered(
+            Problem::BadGateway(format!("upstream {addr} sent an invalid response: {e}")),
+            false,
+        )
+    })?;
+    let framing = rewrite::client_framing(kind, req.head.minor);
+    let keep = req.client_keep_alive && framing != ClientFraming::Close;
+    head.clear();
+    rewrite::client_response(&res, framing, keep, &mut head);
+    let abort = |status: u16, reason: String| Failure::Abort { status, reason };
+    let bytes_out = match kind {
+        BodyKind::Length(n) if conn.stream.buffered().len() as u64 >= n => {
+            // The whole body is already here: one write for head and body.
+            let body = &conn.stream.buffered()[..n as usize];
+            write_all_vectored(client, &mut [IoSlice::new(&head), IoSlice::new(body)])
+                .map_err(|e| abort(res.status, format!("writing to client: {e}")))?;
+            conn.stream.consume_buffered(n as usize);
+            n
+        }
+        _ => {
+            client
+                .write_all(&head)
+                .map_err(|e| abort(res.status, format!("writing to client: {e}")))?;
+            copy_body(
+                kind,
+                &mut conn.stream,
+                client,
+                framing == ClientFraming::Chunked,
+                None,
+                &mut |_| {},
+            )
+            .map_err(|e| abort(res.status, format!("relaying response body: {e}")))?
+        }
+    };
+    if rewrite::upstream_reusable(&res, kind) {
+        pool.put(addr, conn);
+    }
+    Ok(Outcome {
+        status: res.status,
+        bytes_out,
+        bytes_in,
+        client_keep_alive: keep,
+    })
+}
+
+/// The upstream agreed to switch protocols: pass the 101 on and become a byte tunnel until
+/// either side closes. A 101 nobody asked for closes the connection (502) instead.
+fn switch_protocols<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    conn: UpstreamConn,
+    res: &ResponseHead,
+    bytes_in: u64,
+    addr: &str,
+) -> Result<Outcome, Failure> {
+    if req.info.upgrade.is_none() {
+        return Err(Failure::delivered(
+            Problem::BadGateway(format!(
+                "upstream {addr} switched protocols although no upgrade was asked for"
+            )),
+            true,
+        ));
+    }
+    let mut head = Vec::with_capacity(512);
+    rewrite::client_switching(res, &mut head);
+    client.write_all(&head).map_err(|e| Failure::Abort {
+        status: 101,
+        reason: format!("writing to client: {e}"),
+    })?;
+    let client_pending = client.buffered().to_vec();
+    client.consume_buffered(client_pending.len());
+    let upstream_pending = conn.stream.buffered().to_vec();
+    let halves = client
+        .inner
+        .tunnel_halves()
+        .and_then(|c| Ok((c, crate::base::socket::tcp_halves(&conn.stream.inner)?)));
+    let (c, u) = halves.map_err(|e| Failure::Abort {
+        status: 101,
+        reason: format!("cannot set up the tunnel: {e}"),
+    })?;
+    let t = &req.tunnel;
+    let stats = tunnel::run(
+        c,
+        u,
+        &client_pending,
+        &upstream_pending,
+        t.limits,
+        t.registry,
+        t.service,
+    );
+    Ok(Outcome {
+        status: 101,
+        bytes_out: stats.upstream_to_client,
+        bytes_in: bytes_in + stats.client_to_upstream,
+        client_keep_alive: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::parse_request;
+
+    fn head(s: &str) -> RequestHead {
+        parse_request(s.as_bytes()).unwrap().unwrap().1
+    }
+
+    #[test]
+    fn a_request_is_resent_only_when_that_cannot_repeat_its_effect() {
+        let get = head("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let post = head("POST /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        let keyed = head("POST /x HTTP/1.1\r\nHost: a\r\nIdempotency-Key: 7\r\n\r\n");
+        // Never reached the upstream: any bodyless request goes again.
+        assert!(may_resend(&post, BodyKind::Empty, false));
+        assert!(may_resend(&get, BodyKind::Empty, false));
+        // May have reached it: only what is safe to repeat.
+        assert!(may_resend(&get, BodyKind::Empty, true));
+        assert!(!may_resend(&post, BodyKind::Empty, true));
+        assert!(may_resend(&keyed, BodyKind::Empty, true));
+        // A body was streamed from the client and cannot be replayed.
+        for sent in [false, true] {
+            assert!(!may_resend(&get, BodyKind::Length(3), sent));
+            assert!(!may_resend(&keyed, BodyKind::Chunked, sent));
+        }
+    }
+}
