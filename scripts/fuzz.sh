@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ (issue 7): the request parser, the chunked decoder and
+# Runs the cargo-fuzz targets in fuzz/: the request parser, the chunked decoder and
 # the config loader. See fuzz/README.md.
 #
 #   scripts/fuzz.sh                      # every target, FUZZ_SECONDS each, one after the other

@@ -1,4 +1,4 @@
-//! Browser access with a real browser (the must-show of issue 4): a headless Chromium (Debian's
+//! Browser access with a real browser: a headless Chromium (Debian's
 //! `chromium` package) logs in through the form, loads a page through wakeproxy and opens a
 //! WebSocket from it, the session cookie being its only credential.
 //!

@@ -11,17 +11,32 @@ fn metrics_parse_and_count_requests() {
         "  - name: web\n    path: /web\n    upstream: {}\n",
         b.addr
     )));
-    let unauth = raw_request(
-        p.addr,
-        "GET /proxy/metrics HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    // Every request on one keep-alive connection: each is counted before the next is read,
+    // so the scrape sees them all (separate connections would race their own bookkeeping).
+    let s = std::net::TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut conn = std::io::BufReader::new(s);
+    let mut send = |path: &str, token: bool| {
+        let auth = match token {
+            true => format!("Authorization: Bearer {TOKEN}\r\n"),
+            false => String::new(),
+        };
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: h\r\n{auth}\r\n");
+        std::io::Write::write_all(conn.get_mut(), raw.as_bytes()).unwrap();
+        read_response(&mut conn, false)
+    };
+    assert_eq!(
+        send("/proxy/metrics", false).status,
+        401,
+        "metrics need the token"
     );
-    assert_eq!(unauth.status, 401, "metrics need the token");
     for _ in 0..3 {
-        assert_eq!(get(p.addr, "/web/x").status, 200);
+        assert_eq!(send("/web/x", true).status, 200);
     }
-    assert_eq!(get(p.addr, "/web/status/503").status, 503);
-    assert_eq!(get(p.addr, "/nowhere").status, 404);
-    let r = get(p.addr, "/proxy/metrics");
+    assert_eq!(send("/web/status/503", true).status, 503);
+    assert_eq!(send("/nowhere", true).status, 404);
+    let r = send("/proxy/metrics", true);
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-type")

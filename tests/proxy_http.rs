@@ -327,13 +327,20 @@ fn a_stale_pooled_connection_is_retried_only_for_requests_safe_to_repeat() {
     let p = TestProxy::start(&config(&format!(
         "  - name: app\n    path: /\n    upstream: {up}\n"
     )));
-    let send = |method: &str, path: &str, extra: &str| {
-        raw_request(
-            p.addr,
-            &format!(
-                "{method} {path} HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n{extra}Connection: close\r\n\r\n"
-            ),
-        )
+    // One client connection for all: the proxy parks the upstream connection before it reads
+    // the client's next request (on separate client connections the next request could race
+    // the parking and find the pool empty).
+    let client = TcpStream::connect(p.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut client = BufReader::new(client);
+    let mut send = |method: &str, path: &str, extra: &str| {
+        let raw = format!(
+            "{method} {path} HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\n{extra}\r\n"
+        );
+        client.get_mut().write_all(raw.as_bytes()).unwrap();
+        read_response(&mut client, false)
     };
     assert_eq!(send("GET", "/a", "").status, 200);
     // The pooled connection closes on the POST: it may have been acted on, so no second try.
