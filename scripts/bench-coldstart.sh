@@ -66,7 +66,7 @@ bench_log "building the test image and target/release/wakeproxy"
 (cd "$repo" && cargo build --release --locked --bin wakeproxy 2>&1 | tail -n 2) >&2
 cp "$repo/target/release/wakeproxy" "$tmp/wakeproxy"
 rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git -C "$repo" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || rev="$rev+dirty"
+git -C "$repo" diff --quiet HEAD -- src testbackend Cargo.toml Cargo.lock 2>/dev/null || rev="$rev+dirty"
 remove_ours   # leftovers of an interrupted run
 
 # ---------------------------------------------------------------- the timing tool

@@ -22,8 +22,9 @@ echo "==> building $image statically for $target"
 # --target keeps RUSTFLAGS away from build scripts and proc macros built for the host.
 # Dropping the debug info (the release profile keeps line tables) takes the binary from
 # about 6 MB to under 2 MB; symbols stay, for backtraces.
+# The binary is the workspace member testbackend/ (package wakeproxy-testbackend).
 (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --locked --bin "$image" --target "$target" \
+    cargo build --release --locked -p "$image" --bin "$image" --target "$target" \
     --config 'profile.release.strip="debuginfo"')
 bin="${CARGO_TARGET_DIR:-$repo/target}/$target/release/$image"
 [[ -x "$bin" ]] || die "build finished but $bin is missing"

@@ -38,5 +38,8 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 scripts/build-test-image.sh
-cargo build --all-targets
-cargo test --all-targets -- --test-threads 4
+# The whole workspace: the integration tests run the wakeproxy-testbackend binary of the
+# testbackend/ member, which only a build of that package makes. --no-fail-fast: one run
+# shows every failing test binary.
+cargo build --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast -- --test-threads 4

@@ -167,6 +167,75 @@ fn addr_after(line: &str, marker: &str) -> SocketAddr {
         .unwrap_or_else(|e| panic!("bad address {a:?} in {line:?}: {e}"))
 }
 
+/// The `wakeproxy-testbackend` binary of this build. It belongs to another package of the
+/// workspace (`testbackend/`), so Cargo neither builds it for these tests nor names it in
+/// `CARGO_BIN_EXE_*`: it is looked up in the target directory this test runs from
+/// (`target/<profile>/deps/<test>` -> `target/<profile>/wakeproxy-testbackend`, whatever
+/// `CARGO_TARGET_DIR` or `--target` put above). Missing or older than its sources: panics.
+pub fn testbackend_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(find_testbackend).clone()
+}
+
+fn find_testbackend() -> PathBuf {
+    let name = format!("wakeproxy-testbackend{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().expect("the path of the running test");
+    let mut looked = Vec::new();
+    for dir in exe.ancestors().skip(1) {
+        let candidate = dir.join(&name);
+        if candidate.is_file() {
+            assert_newer_than_sources(&candidate);
+            return candidate;
+        }
+        looked.push(candidate);
+        // The root of the target directory: nothing above it belongs to this build.
+        if dir.join("CACHEDIR.TAG").is_file() {
+            break;
+        }
+    }
+    panic!(
+        "the test backend binary is missing: looked for {}.\n\
+         It is the workspace member wakeproxy-testbackend, which `cargo test` of this package \
+         does not build. Build it first with `cargo build -p wakeproxy-testbackend` (same \
+         profile and target options as the tests), or run scripts/test.sh, which builds the \
+         whole workspace.",
+        looked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+}
+
+/// Refuses a backend binary built before the last change to its Rust sources, which would
+/// quietly test old code. (Any such change makes `cargo build` compile it again.)
+fn assert_newer_than_sources(bin: &Path) {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = modified(bin) else { return };
+    let mut sources = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("testbackend/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push(path);
+            }
+        }
+    }
+    for source in sources {
+        if modified(&source).is_some_and(|changed| changed > built) {
+            panic!(
+                "the test backend binary {} is older than {}: rebuild it with \
+                 `cargo build -p wakeproxy-testbackend` (scripts/test.sh does)",
+                bin.display(),
+                source.display()
+            );
+        }
+    }
+}
+
 /// The test backend binary on 127.0.0.1:0.
 pub struct Backend {
     pub proc: Proc,
@@ -178,7 +247,7 @@ impl Backend {
         Backend::start_with(name, &[])
     }
     pub fn start_with(name: &str, env: &[(&str, &str)]) -> Backend {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy-testbackend"));
+        let mut cmd = Command::new(testbackend_bin());
         cmd.args(["--listen", "127.0.0.1:0"]).env("NAME", name);
         for (k, v) in env {
             cmd.env(k, v);
