@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tls", &["base", "http", "config"]),
     ("upstream", &["base", "http"]),
     ("lifecycle", &["base", "config", "docker"]),
-    ("endpoints", &["base", "http", "config", "tls"]),
+    ("endpoints", &["base", "http", "config", "tls", "lifecycle"]),
     ("pipeline", &["base", "http", "config", "upstream", "lifecycle", "endpoints", "tls"]),
     ("server", &["base", "http", "tls", "pipeline"]),
     ("app", &["base", "http", "config", "docker", "tls", "upstream", "lifecycle", "endpoints",

@@ -1,10 +1,11 @@
-//! The commands: argument parsing (`cli`), running the proxy (`serve`, with `reload` and
-//! `tls`), `proxy-status` (`status`), `proxy-daemon` and `healthcheck` (`daemon`), and
+//! The commands: argument parsing (`cli`), running the proxy (`serve`, with `runtime`,
+//! `reload` and `tls`), `proxy-status` (`status`), `proxy-daemon` and `healthcheck` (`daemon`), and
 //! `proxy-validate-config` here. The only layer that sees every other.
 
 pub mod cli;
 pub mod daemon;
 mod reload;
+mod runtime;
 mod serve;
 pub mod status;
 mod tls;

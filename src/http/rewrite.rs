@@ -128,6 +128,13 @@ pub fn upstream_request(
         out.extend_from_slice(t.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    forwarded(req, info, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `X-Forwarded-For`, `-Proto`, `-Host` and `-Prefix`: the client's own values only from a
+/// trusted peer, else the proxy's view.
+fn forwarded(req: &RequestHead, info: &ForwardInfo<'_>, out: &mut Vec<u8>) {
     let believed = |name: &str| {
         if info.trusted {
             header(&req.headers, name)
@@ -151,7 +158,6 @@ pub fn upstream_request(
     if let Some(p) = info.stripped_prefix {
         push_header(out, b"X-Forwarded-Prefix", p.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// How the response body is framed towards the client.

@@ -198,128 +198,161 @@ pub fn forward<C: Socket>(
 ) -> Result<Outcome, Failure> {
     let mut head = Vec::with_capacity(1024);
     rewrite::upstream_request(req.head, req.target, req.body, &req.info, &mut head);
+    let (conn, res, bytes_in) = exchange(client, req, pool, addr, t, &head)?;
+    if res.status == 101 {
+        return switch_protocols(client, req, conn, &res, bytes_in, addr);
+    }
+    head.clear();
+    let mut out = relay_response(client, req, conn, &res, addr, head, pool)?;
+    out.bytes_in = bytes_in;
+    Ok(out)
+}
+
+/// Sends the request (head, then body) and reads the final response head: once more on a
+/// fresh connection when a pooled one turns out to be stale and sending again is harmless.
+fn exchange<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    pool: &Pool,
+    addr: &str,
+    t: Timeouts,
+    head: &[u8],
+) -> Result<(UpstreamConn, ResponseHead, u64), Failure> {
     let has_body = req.body != BodyKind::Empty;
     let mut retried = false;
-    let mut bytes_in = 0;
-    let (mut conn, res) = loop {
+    loop {
         let mut conn: UpstreamConn = pool
             .get(addr, t.connect)
             .map_err(|e| connect_failure(addr, e, has_body))?;
         let _ = conn.stream.set_read_timeout(Some(t.read));
         let _ = conn.stream.set_write_timeout(Some(t.read));
-        if let Err(e) = conn.stream.inner.write_all(&head) {
+        if let Err(e) = conn.stream.inner.write_all(head) {
             if conn.reused && !retried {
                 retried = true;
                 continue;
             }
-            return Err(Failure::unsent(
-                Problem::BadGateway(format!("sending to upstream {addr}: {e}")),
-                has_body,
-            ));
+            let problem = Problem::BadGateway(format!("sending to upstream {addr}: {e}"));
+            return Err(Failure::unsent(problem, has_body));
         }
-        if has_body {
-            if req.expect_continue {
-                client
-                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    .map_err(|e| Failure::Abort {
-                        status: 499,
-                        reason: format!("client: {e}"),
-                    })?;
-            }
-            bytes_in = copy_body(
-                req.body,
-                client,
-                &mut conn.stream.inner,
-                req.body == BodyKind::Chunked,
-                req.max_body,
-                &mut |_| {},
-            )
-            .map_err(|e| match e {
-                CopyError::TooLarge => Failure::delivered(Problem::PayloadTooLarge, true),
-                CopyError::Malformed(m) => Failure::delivered(
-                    Problem::BadRequest(format!("malformed chunked body: {m}")),
-                    true,
-                ),
-                CopyError::Read(e) => Failure::Abort {
-                    status: 400,
-                    reason: format!("reading request body from client: {e}"),
-                },
-                CopyError::Write(e) => Failure::delivered(
-                    Problem::BadGateway(format!("sending request body to upstream {addr}: {e}")),
-                    true,
-                ),
-            })?;
-        }
+        let bytes_in = match has_body {
+            true => send_body(client, req, &mut conn, addr)?,
+            false => 0,
+        };
         match read_response_head(&mut conn.stream, client, req.head.minor) {
-            Ok(res) => break (conn, res),
+            Ok(res) => return Ok((conn, res, bytes_in)),
             Err(HeadFailure::ClosedEarly(_))
                 if conn.reused && !retried && may_resend(req.head, req.body, true) =>
             {
                 retried = true;
-                continue;
             }
-            Err(f) => {
-                let problem = match f {
-                    HeadFailure::Timeout => Problem::GatewayTimeout(format!(
-                        "upstream {addr} sent no response within {} s",
-                        t.read.as_secs()
-                    )),
-                    HeadFailure::ClosedEarly(m) | HeadFailure::Malformed(m) => {
-                        Problem::BadGateway(format!("{m} ({addr})"))
-                    }
-                    HeadFailure::Io(e) => {
-                        Problem::BadGateway(format!("reading from upstream {addr}: {e}"))
-                    }
-                };
-                return Err(Failure::delivered(problem, false));
-            }
+            Err(f) => return Err(Failure::delivered(head_problem(f, addr, t), false)),
         }
-    };
-    if res.status == 101 {
-        return switch_protocols(client, req, conn, &res, bytes_in, addr);
     }
-    let kind = response_body(&req.head.method, &res).map_err(|e| {
-        Failure::delivered(
-            Problem::BadGateway(format!("upstream {addr} sent an invalid response: {e}")),
-            false,
-        )
+}
+
+/// Streams the request body upstream (after `100 Continue` when the client waits for it).
+fn send_body<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    conn: &mut UpstreamConn,
+    addr: &str,
+) -> Result<u64, Failure> {
+    if req.expect_continue {
+        client
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|e| Failure::Abort {
+                status: 499,
+                reason: format!("client: {e}"),
+            })?;
+    }
+    let chunked = req.body == BodyKind::Chunked;
+    let upstream = &mut conn.stream.inner;
+    copy_body(
+        req.body,
+        client,
+        upstream,
+        chunked,
+        req.max_body,
+        &mut |_| {},
+    )
+    .map_err(|e| match e {
+        CopyError::TooLarge => Failure::delivered(Problem::PayloadTooLarge, true),
+        CopyError::Malformed(m) => Failure::delivered(
+            Problem::BadRequest(format!("malformed chunked body: {m}")),
+            true,
+        ),
+        CopyError::Read(e) => Failure::Abort {
+            status: 400,
+            reason: format!("reading request body from client: {e}"),
+        },
+        CopyError::Write(e) => Failure::delivered(
+            Problem::BadGateway(format!("sending request body to upstream {addr}: {e}")),
+            true,
+        ),
+    })
+}
+
+/// What the client is told when the response head did not come.
+fn head_problem(f: HeadFailure, addr: &str, t: Timeouts) -> Problem {
+    match f {
+        HeadFailure::Timeout => Problem::GatewayTimeout(format!(
+            "upstream {addr} sent no response within {} s",
+            t.read.as_secs()
+        )),
+        HeadFailure::ClosedEarly(m) | HeadFailure::Malformed(m) => {
+            Problem::BadGateway(format!("{m} ({addr})"))
+        }
+        HeadFailure::Io(e) => Problem::BadGateway(format!("reading from upstream {addr}: {e}")),
+    }
+}
+
+/// Relays the response head (rewritten in `head`) and body to the client, then parks the
+/// upstream connection when it can carry another request.
+fn relay_response<C: Socket>(
+    client: &mut BufStream<C>,
+    req: &Request<'_>,
+    mut conn: UpstreamConn,
+    res: &ResponseHead,
+    addr: &str,
+    mut head: Vec<u8>,
+    pool: &Pool,
+) -> Result<Outcome, Failure> {
+    let kind = response_body(&req.head.method, res).map_err(|e| {
+        let why = format!("upstream {addr} sent an invalid response: {e}");
+        Failure::delivered(Problem::BadGateway(why), false)
     })?;
     let framing = rewrite::client_framing(kind, req.head.minor);
     let keep = req.client_keep_alive && framing != ClientFraming::Close;
-    head.clear();
-    rewrite::client_response(&res, framing, keep, &mut head);
-    let abort = |status: u16, reason: String| Failure::Abort { status, reason };
+    rewrite::client_response(res, framing, keep, &mut head);
+    let abort = |reason: String| Failure::Abort {
+        status: res.status,
+        reason,
+    };
     let bytes_out = match kind {
         BodyKind::Length(n) if conn.stream.buffered().len() as u64 >= n => {
             // The whole body is already here: one write for head and body.
             let body = &conn.stream.buffered()[..n as usize];
             write_all_vectored(client, &mut [IoSlice::new(&head), IoSlice::new(body)])
-                .map_err(|e| abort(res.status, format!("writing to client: {e}")))?;
+                .map_err(|e| abort(format!("writing to client: {e}")))?;
             conn.stream.consume_buffered(n as usize);
             n
         }
         _ => {
             client
                 .write_all(&head)
-                .map_err(|e| abort(res.status, format!("writing to client: {e}")))?;
-            copy_body(
-                kind,
-                &mut conn.stream,
-                client,
-                framing == ClientFraming::Chunked,
-                None,
-                &mut |_| {},
-            )
-            .map_err(|e| abort(res.status, format!("relaying response body: {e}")))?
+                .map_err(|e| abort(format!("writing to client: {e}")))?;
+            let chunked = framing == ClientFraming::Chunked;
+            copy_body(kind, &mut conn.stream, client, chunked, None, &mut |_| {})
+                .map_err(|e| abort(format!("relaying response body: {e}")))?
         }
     };
-    if rewrite::upstream_reusable(&res, kind) {
+    if rewrite::upstream_reusable(res, kind) {
         pool.put(addr, conn);
     }
     Ok(Outcome {
         status: res.status,
         bytes_out,
-        bytes_in,
+        bytes_in: 0,
         client_keep_alive: keep,
     })
 }
