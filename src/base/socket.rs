@@ -36,7 +36,7 @@ impl Socket for TcpStream {
 
 /// A TCP socket shared by whoever holds a clone: a client connection and the drain registry,
 /// or the read half, write half and closer of a tunnel side.
-pub struct SharedTcp(pub Arc<TcpStream>);
+pub(crate) struct SharedTcp(pub Arc<TcpStream>);
 
 impl Read for SharedTcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -110,12 +110,12 @@ impl Closer {
 }
 
 /// Independent halves of a plain TCP connection (one extra fd).
-pub fn tcp_halves(s: &TcpStream) -> io::Result<Halves> {
+pub(crate) fn tcp_halves(s: &TcpStream) -> io::Result<Halves> {
     Ok(shared_halves(Arc::new(s.try_clone()?)))
 }
 
 /// Halves of a TCP connection that is already shared (no extra fd).
-pub fn shared_halves(shared: Arc<TcpStream>) -> Halves {
+pub(crate) fn shared_halves(shared: Arc<TcpStream>) -> Halves {
     Halves {
         read: Box::new(SharedTcp(shared.clone())),
         write: Box::new(SharedTcp(shared.clone())),

@@ -20,7 +20,7 @@ fn valid_token(token: &str) -> bool {
 }
 
 /// `/.well-known/acme-challenge/<token>`: the file's content, or 404.
-pub fn answer(webroot: &Path, token: &str) -> Reply {
+pub(crate) fn answer(webroot: &Path, token: &str) -> Reply {
     match challenge(webroot, token) {
         Ok(bytes) => Reply::ok("text/plain", bytes),
         Err(p) => p.into(),

@@ -6,14 +6,14 @@
 use crate::http::Reply;
 
 /// The cookie's name.
-pub const COOKIE: &str = "wakeproxy_session";
+pub(crate) const COOKIE: &str = "wakeproxy_session";
 /// How long a login lasts (30 days).
 const MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 /// Largest login form body accepted.
-pub const MAX_FORM: u64 = 4096;
+pub(crate) const MAX_FORM: u64 = 4096;
 
 /// Decodes `application/x-www-form-urlencoded` and returns field `name`.
-pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
     body.split(|&b| b == b'&').find_map(|pair| {
         let (k, v) = match pair.iter().position(|&b| b == b'=') {
             Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -42,7 +42,7 @@ fn url_decode(s: &[u8]) -> Option<String> {
 }
 
 /// Where to go after logging in: a local path only (no open redirect).
-pub fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -57,7 +57,7 @@ pub fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// The login page.
-pub fn form_page(next: &str, failed: bool) -> Vec<u8> {
+pub(crate) fn form_page(next: &str, failed: bool) -> Vec<u8> {
     let esc = next
         .replace('&', "&amp;")
         .replace('"', "&quot;")
@@ -79,26 +79,26 @@ input{{width:100%;padding:.4em;margin:.3em 0}}.err{{color:#b00}}</style></head><
 }
 
 /// `GET /proxy/login`: the form, going on to `next` (from the query) after logging in.
-pub fn page(query: Option<&str>) -> Reply {
+pub(crate) fn page(query: Option<&str>) -> Reply {
     let next = query.and_then(|q| form_field(q.as_bytes(), "next"));
     html(200, form_page(safe_next(next.as_deref()), false))
 }
 
 /// `/proxy/logout`: the form again, with the cookie cleared.
-pub fn logged_out() -> Reply {
+pub(crate) fn logged_out() -> Reply {
     let clear = format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
     html(200, form_page("/", false)).header("Set-Cookie", &clear)
 }
 
 /// A login form as posted: the token given, and where to go next (a local path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submitted {
+pub(crate) struct Submitted {
     pub token: String,
     pub next: String,
 }
 
 /// Reads a posted `application/x-www-form-urlencoded` login form.
-pub fn submitted(form: &[u8]) -> Submitted {
+pub(crate) fn submitted(form: &[u8]) -> Submitted {
     let next = form_field(form, "next");
     Submitted {
         token: form_field(form, "token")
@@ -110,7 +110,7 @@ pub fn submitted(form: &[u8]) -> Submitted {
 }
 
 /// The right token: a cookie holding `session` (Secure over TLS), and on to `next`.
-pub fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
+pub(crate) fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
     let secure = if secure { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={session}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Strict{secure}"
@@ -121,7 +121,7 @@ pub fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
 }
 
 /// A wrong token: the form again, saying so.
-pub fn refused(next: &str) -> Reply {
+pub(crate) fn refused(next: &str) -> Reply {
     html(401, form_page(next, true)).header("WWW-Authenticate", "Bearer realm=\"wakeproxy\"")
 }
 

@@ -23,7 +23,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Per-service request metrics.
 #[derive(Debug)]
-pub struct ServiceMetrics {
+pub(crate) struct ServiceMetrics {
     /// Indexed by status class: 1xx..5xx as 0..4 (anything else counts as 5xx).
     by_class: [AtomicU64; 5],
     duration: Histogram,
@@ -33,7 +33,7 @@ pub struct ServiceMetrics {
 
 impl ServiceMetrics {
     /// Records one answered request.
-    pub fn request(&self, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
+    pub(crate) fn request(&self, status: u16, took: Duration, bytes_in: u64, bytes_out: u64) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
         self.duration.observe(took);
@@ -54,7 +54,7 @@ impl ServiceMetrics {
 /// Every request metric, per service name (so counters survive a config reload) plus one
 /// row for requests that matched no service.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     services: Mutex<HashMap<String, Arc<ServiceMetrics>>>,
     unrouted: ServiceMetrics,
 }
@@ -66,7 +66,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         Metrics {
             services: Mutex::new(HashMap::new()),
             unrouted: ServiceMetrics::new(),
@@ -74,7 +74,7 @@ impl Metrics {
     }
 
     /// The metrics of service `name` (created on first use).
-    pub fn service(&self, name: &str) -> Arc<ServiceMetrics> {
+    pub(crate) fn service(&self, name: &str) -> Arc<ServiceMetrics> {
         self.services
             .lock()
             .entry(name.to_string())
@@ -83,13 +83,13 @@ impl Metrics {
     }
 
     /// Where requests that matched no service are counted.
-    pub fn unrouted(&self) -> &ServiceMetrics {
+    pub(crate) fn unrouted(&self) -> &ServiceMetrics {
         &self.unrouted
     }
 }
 
 /// The proxy at the moment of a scrape.
-pub struct Snapshot<'a> {
+pub(crate) struct Snapshot<'a> {
     pub services: Vec<ServiceFigures<'a>>,
     /// Requests that matched no service.
     pub unrouted: &'a ServiceMetrics,
@@ -97,7 +97,7 @@ pub struct Snapshot<'a> {
 }
 
 /// One service at the moment of a scrape.
-pub struct ServiceFigures<'a> {
+pub(crate) struct ServiceFigures<'a> {
     pub name: &'a str,
     pub requests: &'a ServiceMetrics,
     pub in_flight: usize,
@@ -107,7 +107,7 @@ pub struct ServiceFigures<'a> {
 }
 
 /// `/proxy/metrics`.
-pub fn answer(s: &Snapshot<'_>) -> Reply {
+pub(crate) fn answer(s: &Snapshot<'_>) -> Reply {
     Reply::ok(CONTENT_TYPE, render(s).into_bytes())
 }
 

@@ -3,20 +3,20 @@
 //! `status`, `metrics`, and `redirect` for the plain HTTP port while HTTPS is on). Everything
 //! here builds a `Reply` from values; reading bodies and checking tokens is the pipeline's.
 
-pub mod acme;
-pub mod login;
-pub mod metrics;
-pub mod redirect;
-pub mod status;
+pub(crate) mod acme;
+pub(crate) mod login;
+pub(crate) mod metrics;
+pub(crate) mod redirect;
+pub(crate) mod status;
 
 use crate::http::Reply;
 
 /// The ACME http-01 challenge prefix (RFC 8555 section 8.3).
-pub const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
+pub(crate) const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// One of the proxy's own endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint<'a> {
+pub(crate) enum Endpoint<'a> {
     /// `/proxy/healthz`: `200 ok` while the proxy runs.
     Healthz,
     /// `/.well-known/acme-challenge/<token>`.
@@ -35,7 +35,7 @@ pub enum Endpoint<'a> {
 
 /// What a request needs to reach an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Nothing: answered on the plain HTTP port even while it redirects to HTTPS (health
     /// checks and ACME challenges must work before and without HTTPS).
     Open,
@@ -47,7 +47,7 @@ pub enum Access {
 
 impl<'a> Endpoint<'a> {
     /// The endpoint `path` names, if it is one of the proxy's own.
-    pub fn find(path: &'a str) -> Option<Endpoint<'a>> {
+    pub(crate) fn find(path: &'a str) -> Option<Endpoint<'a>> {
         if let Some(token) = path.strip_prefix(ACME_PREFIX) {
             return Some(Endpoint::Acme(token));
         }
@@ -62,7 +62,7 @@ impl<'a> Endpoint<'a> {
         })
     }
 
-    pub fn access(self) -> Access {
+    pub(crate) fn access(self) -> Access {
         match self {
             Endpoint::Healthz | Endpoint::Acme(_) => Access::Open,
             Endpoint::Login | Endpoint::Logout => Access::SignIn,
@@ -72,7 +72,7 @@ impl<'a> Endpoint<'a> {
 }
 
 /// `/proxy/healthz`.
-pub fn healthz() -> Reply {
+pub(crate) fn healthz() -> Reply {
     Reply::ok("text/plain", b"ok\n".to_vec())
 }
 

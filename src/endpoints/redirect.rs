@@ -16,7 +16,7 @@ fn exempt(path: &str) -> bool {
 
 /// `https://<domain>[:<port> unless 443]<path>[?<query>]`. `path` and `query` are passed on
 /// raw, as received (already checked to hold no spaces or control characters).
-pub fn https_url(domain: &str, port: u16, path: &str, query: Option<&str>) -> String {
+pub(crate) fn https_url(domain: &str, port: u16, path: &str, query: Option<&str>) -> String {
     let host = if domain.parse::<Ipv6Addr>().is_ok() {
         format!("[{domain}]")
     } else {
@@ -36,7 +36,7 @@ pub fn https_url(domain: &str, port: u16, path: &str, query: Option<&str>) -> St
 
 /// How the HTTP port is set up while HTTPS is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRules<'a> {
+pub(crate) struct PortRules<'a> {
     pub redirect: bool,
     pub domain: &'a str,
     pub https_port: u16,
@@ -44,7 +44,7 @@ pub struct PortRules<'a> {
 
 impl PortRules<'_> {
     /// `None` for the exempt paths (served as usual); otherwise the 308 or 426 to send.
-    pub fn answer(&self, path: &str, query: Option<&str>) -> Option<Reply> {
+    pub(crate) fn answer(&self, path: &str, query: Option<&str>) -> Option<Reply> {
         if exempt(path) {
             return None;
         }

@@ -11,7 +11,7 @@ use crate::http::Reply;
 use crate::lifecycle::Report;
 
 /// The proxy at the moment of the request.
-pub struct Snapshot<'a> {
+pub(crate) struct Snapshot<'a> {
     pub started: SystemTime,
     pub open_connections: usize,
     /// The `tls` object (see `tls::HttpsState::status_json`).
@@ -20,7 +20,7 @@ pub struct Snapshot<'a> {
 }
 
 /// One service at the moment of the request.
-pub struct ServiceView<'a> {
+pub(crate) struct ServiceView<'a> {
     pub service: &'a Service,
     pub last_access: Option<SystemTime>,
     pub in_flight: usize,
@@ -31,7 +31,7 @@ pub struct ServiceView<'a> {
 }
 
 /// `/proxy/status`.
-pub fn answer(s: &Snapshot<'_>) -> Reply {
+pub(crate) fn answer(s: &Snapshot<'_>) -> Reply {
     let doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": rfc3339(s.started),

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 /// Activity counters of one service.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     times: Mutex<Times>,
@@ -23,7 +23,7 @@ struct Times {
 }
 
 /// Held while a request is in flight (including a response still streaming).
-pub struct InFlight<'a> {
+pub(crate) struct InFlight<'a> {
     activity: &'a Activity,
 }
 
@@ -35,7 +35,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Activity {
-    pub fn new(now: Instant) -> Activity {
+    pub(crate) fn new(now: Instant) -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
@@ -47,7 +47,7 @@ impl Activity {
     }
 
     /// Records the start of a request; the returned guard ends it.
-    pub fn begin(&self, wall: SystemTime, now: Instant) -> InFlight<'_> {
+    pub(crate) fn begin(&self, wall: SystemTime, now: Instant) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut t = self.times.lock();
@@ -56,25 +56,25 @@ impl Activity {
         InFlight { activity: self }
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
-    pub fn last_access(&self) -> Option<SystemTime> {
+    pub(crate) fn last_access(&self) -> Option<SystemTime> {
         self.times.lock().last_access
     }
 
     /// Marks activity now without a request (e.g. a service just became ready).
-    pub fn touch(&self, now: Instant) {
+    pub(crate) fn touch(&self, now: Instant) {
         self.times.lock().last_activity = now;
     }
 
     /// How long the service has been idle at `now`: `None` while anything is in flight.
-    pub fn idle_for(&self, now: Instant) -> Option<std::time::Duration> {
+    pub(crate) fn idle_for(&self, now: Instant) -> Option<std::time::Duration> {
         if self.in_flight() > 0 {
             return None;
         }

@@ -16,7 +16,7 @@ use super::Lifecycle;
 impl Lifecycle {
     /// A container event: `service` died (with `exit_code`) or was removed.
     /// `oom_killed` comes from an `oom` event or the container's state.
-    pub fn container_gone(&self, service: &str, exit_code: Option<i64>, oom_killed: bool) {
+    pub(crate) fn container_gone(&self, service: &str, exit_code: Option<i64>, oom_killed: bool) {
         if let Some(next) = self.successor() {
             next.container_gone(service, exit_code, oom_killed);
         }
@@ -44,7 +44,7 @@ impl Lifecycle {
     /// The container of a task of swarm service `service` exited (a Docker event, so only
     /// for tasks on this node). During a start, the start looks at the tasks at once; while
     /// ready, swarm replaces the task (restart policy on-failure).
-    pub fn task_exited(&self, service: &str, exit_code: Option<i64>) {
+    pub(crate) fn task_exited(&self, service: &str, exit_code: Option<i64>) {
         if let Some(next) = self.successor() {
             next.task_exited(service, exit_code);
         }
@@ -74,7 +74,7 @@ impl Lifecycle {
         matches!(m.engine().observe(service, port), Ok(Some(o)) if o.oom_killed)
     }
 
-    pub fn set_daemon_down(&self, down: bool) {
+    pub(crate) fn set_daemon_down(&self, down: bool) {
         self.inner.daemon_down.store(down, Ordering::Relaxed);
     }
 
@@ -110,7 +110,7 @@ impl Lifecycle {
 
 /// Follows Docker events for this instance's containers forever, reconnecting (and
 /// reconciling) when the daemon goes away and comes back.
-pub fn follow_events(lifecycle: Lifecycle, docker: Docker, instance: String) {
+pub(crate) fn follow_events(lifecycle: Lifecycle, docker: Docker, instance: String) {
     let label = ManagedSpec::instance_label(&instance);
     let mut backoff = Duration::from_millis(500);
     let mut first = true;

@@ -21,7 +21,7 @@ use super::{NotReady, Report, StartFigures, Wake, MAX_WAITERS};
 const START_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
 
 /// One on-demand service.
-pub struct Managed {
+pub(crate) struct Managed {
     /// This service's own handle, for the threads it starts.
     me: Weak<Managed>,
     pub(super) spec: ManagedSpec,
@@ -70,7 +70,7 @@ impl Managed {
         })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.spec.name
     }
 

@@ -8,11 +8,11 @@
 //! trait: make it ready (or say why not), report a refused forward, describe itself. It never
 //! learns which engine runs the service.
 
-pub mod activity;
-pub mod engine;
-pub mod probe;
-pub mod spec;
-pub mod state;
+pub(crate) mod activity;
+pub(crate) mod engine;
+pub(crate) mod probe;
+pub(crate) mod spec;
+pub(crate) mod state;
 
 mod events;
 mod managed;
@@ -30,17 +30,17 @@ use parking_lot::Mutex;
 use crate::base::Histogram;
 use crate::config::Config;
 
-pub use activity::Activity;
-pub use engine::{Engine, EngineKind, Replicas};
-pub use events::follow_events;
-pub use managed::Managed;
+pub(crate) use activity::Activity;
+pub(crate) use engine::{Engine, EngineKind, Replicas};
+pub(crate) use events::follow_events;
+pub(crate) use managed::Managed;
 
 /// Requests allowed to wait for one service's start; more get 503 at once.
-pub const MAX_WAITERS: usize = 1024;
+pub(crate) const MAX_WAITERS: usize = 1024;
 
 /// Why a service cannot take a request now (the pipeline answers 503 with `Retry-After`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotReady {
+pub(crate) struct NotReady {
     pub detail: String,
     /// Seconds a client should wait before trying again.
     pub retry_after: u64,
@@ -48,7 +48,7 @@ pub struct NotReady {
 
 /// What `/proxy/status` shows of an on-demand service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     pub engine: EngineKind,
     /// `stopped`, `starting`, `running`, `stopping` or `conflict`.
     pub status: &'static str,
@@ -68,14 +68,14 @@ pub struct Report {
 
 /// Cold-start figures of an on-demand service, for `/proxy/metrics`.
 #[derive(Debug)]
-pub struct StartFigures<'a> {
+pub(crate) struct StartFigures<'a> {
     pub cold_starts: &'a Histogram,
     pub failures: u64,
     pub running: bool,
 }
 
 /// An on-demand service as the request pipeline sees it.
-pub trait Wake: Send + Sync {
+pub(crate) trait Wake: Send + Sync {
     /// Makes the service ready (starting it if needed, waiting for a start under way) and
     /// returns the `host:port` to forward to.
     fn ensure_ready(&self) -> Result<String, NotReady>;
@@ -104,7 +104,7 @@ struct Inner {
 
 /// The lifecycle of every on-demand service of one configuration.
 #[derive(Clone)]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     inner: Arc<Inner>,
 }
 
@@ -121,7 +121,7 @@ impl Lifecycle {
     }
 
     /// Services with `mode: swarm` on `swarm`, the others on `containers`.
-    pub fn with_engines(
+    pub(crate) fn with_engines(
         config: &Config,
         containers: Arc<dyn Engine>,
         swarm: Arc<dyn Engine>,
@@ -161,7 +161,7 @@ impl Lifecycle {
     }
 
     /// The on-demand service `name`.
-    pub fn service(&self, name: &str) -> Option<Arc<Managed>> {
+    pub(crate) fn service(&self, name: &str) -> Option<Arc<Managed>> {
         self.inner
             .services
             .iter()
@@ -187,7 +187,7 @@ impl Lifecycle {
     }
 
     /// Service name and settings hash of every on-demand service.
-    pub fn settings(&self) -> HashMap<String, String> {
+    pub(crate) fn settings(&self) -> HashMap<String, String> {
         self.inner
             .services
             .iter()
@@ -198,7 +198,7 @@ impl Lifecycle {
     /// Hands over to `next` (the lifecycle of a reloaded config): services named in
     /// `handed_over` are no longer reaped here; the others (removed or changed) are still
     /// stopped once idle. Events and reconciles go to `next` from now on.
-    pub fn retire(&self, handed_over: HashSet<String>, next: Option<Lifecycle>) {
+    pub(crate) fn retire(&self, handed_over: HashSet<String>, next: Option<Lifecycle>) {
         *self.inner.handed_over.lock() = Some(handed_over);
         *self.inner.successor.lock() = next;
     }
@@ -209,7 +209,7 @@ impl Lifecycle {
 
     /// Stops every running on-demand service and waits for the stops (proxy exit with
     /// `stop_services_on_exit`).
-    pub fn stop_all(&self) {
+    pub(crate) fn stop_all(&self) {
         let stops: Vec<_> = self
             .inner
             .services

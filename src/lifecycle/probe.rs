@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Which answers count as ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accept {
+pub(crate) enum Accept {
     /// Any status below 500 (a configured `health_path`).
     Below500,
     /// Any HTTP answer at all (probing `/`).
@@ -15,7 +15,13 @@ pub enum Accept {
 }
 
 /// Sends `GET path` to `addr` and reports whether the answer counts as ready.
-pub fn http_ready(addr: &str, host: &str, path: &str, accept: Accept, timeout: Duration) -> bool {
+pub(crate) fn http_ready(
+    addr: &str,
+    host: &str,
+    path: &str,
+    accept: Accept,
+    timeout: Duration,
+) -> bool {
     let Some(sock) = addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
         return false;
     };
@@ -40,7 +46,7 @@ pub fn http_ready(addr: &str, host: &str, path: &str, accept: Accept, timeout: D
 }
 
 /// Parses the status code from the start of a status line and applies `accept`.
-pub fn status_ok(line: &[u8], accept: Accept) -> bool {
+pub(crate) fn status_ok(line: &[u8], accept: Accept) -> bool {
     if line.len() < 12 || !line.starts_with(b"HTTP/1.") {
         return false;
     }

@@ -15,7 +15,7 @@ const REAP_EVERY: Duration = Duration::from_millis(250);
 impl Lifecycle {
     /// Starts the reaper thread, which runs until this lifecycle is retired and has nothing
     /// left to stop.
-    pub fn spawn_threads(&self) {
+    pub(crate) fn spawn_threads(&self) {
         let me = self.clone();
         std::thread::Builder::new()
             .name("reaper".into())
@@ -29,7 +29,7 @@ impl Lifecycle {
 
     /// Stops every ready service idle for its `idle_timeout` at `now`. Returns false once
     /// this lifecycle was retired and has nothing left to reap.
-    pub fn reap(&self, now: Instant) -> bool {
+    pub(crate) fn reap(&self, now: Instant) -> bool {
         let handed_over = self.inner.handed_over.lock().clone();
         let mut busy = false;
         for m in &self.inner.services {

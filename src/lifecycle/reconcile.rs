@@ -17,7 +17,7 @@ impl Lifecycle {
     /// running ones with current settings are adopted as ready; stale or orphaned ones are
     /// stopped (scaled to 0); a foreign container (or service) holding a service's name marks
     /// that service as in conflict.
-    pub fn reconcile(&self) -> Result<(), EngineError> {
+    pub(crate) fn reconcile(&self) -> Result<(), EngineError> {
         if let Some(next) = self.successor() {
             return next.reconcile();
         }
@@ -27,7 +27,7 @@ impl Lifecycle {
     /// After a config reload: adopts running containers whose settings did not change, and
     /// leaves everything else alone (the previous lifecycle stops what it still serves once
     /// idle; changed services are recreated on their next start).
-    pub fn adopt_running(&self) -> Result<(), EngineError> {
+    pub(crate) fn adopt_running(&self) -> Result<(), EngineError> {
         self.reconcile_with(false)
     }
 

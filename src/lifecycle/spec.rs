@@ -7,25 +7,25 @@ use serde_json::{json, Map, Value};
 use crate::config::{ConnectMode, ContainerSpec, EndpointMode};
 
 /// Present (value `true`) on every container wakeproxy creates.
-pub const LABEL_MANAGED: &str = "wakeproxy.managed";
+pub(crate) const LABEL_MANAGED: &str = "wakeproxy.managed";
 /// The proxy instance that owns the container (global `instance`).
-pub const LABEL_INSTANCE: &str = "wakeproxy.instance";
+pub(crate) const LABEL_INSTANCE: &str = "wakeproxy.instance";
 /// The service name.
-pub const LABEL_SERVICE: &str = "wakeproxy.service";
+pub(crate) const LABEL_SERVICE: &str = "wakeproxy.service";
 /// Hash of the settings the container was created with.
-pub const LABEL_HASH: &str = "wakeproxy.settings-hash";
+pub(crate) const LABEL_HASH: &str = "wakeproxy.settings-hash";
 
 /// Seconds Docker waits after SIGTERM before SIGKILL on stop.
-pub const STOP_TIMEOUT_SECS: u64 = 10;
+pub(crate) const STOP_TIMEOUT_SECS: u64 = 10;
 /// How often swarm restarts a failed task of a swarm service (restart policy `on-failure`).
 /// A start already fails at the first failed task; the retries cover crashes while serving.
-pub const SWARM_MAX_ATTEMPTS: u64 = 3;
+pub(crate) const SWARM_MAX_ATTEMPTS: u64 = 3;
 /// Pause before swarm restarts a failed task.
-pub const SWARM_RESTART_DELAY_SECS: u64 = 1;
+pub(crate) const SWARM_RESTART_DELAY_SECS: u64 = 1;
 
 /// Everything needed to create one service's container.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ManagedSpec {
+pub(crate) struct ManagedSpec {
     /// Container name = service name.
     pub name: String,
     pub container: ContainerSpec,
@@ -36,13 +36,13 @@ pub struct ManagedSpec {
 
 impl ManagedSpec {
     /// The label selecting this instance's containers: `wakeproxy.instance=<instance>`.
-    pub fn instance_label(instance: &str) -> String {
+    pub(crate) fn instance_label(instance: &str) -> String {
         format!("{LABEL_INSTANCE}={instance}")
     }
 
     /// A stable hex digest of every setting that shapes the container (FNV-1a 64 over a
     /// canonical rendering), so the same config gives the same hash across runs and versions.
-    pub fn settings_hash(&self) -> String {
+    pub(crate) fn settings_hash(&self) -> String {
         let c = &self.container;
         let mut canon = format!(
             "v1|image={}|port={}|host_port={:?}|mem={:?}|cpus={:?}|init={}|net={:?}|mode={:?}",
@@ -94,7 +94,7 @@ impl ManagedSpec {
     /// limits. The task joins the overlay network with the service name as alias; the proxy
     /// reaches it by that name (through the virtual IP, or by DNS round robin with
     /// `endpoint_mode: dnsrr`). Nothing is published.
-    pub fn service_spec(&self, image: &str, replicas: u64) -> Value {
+    pub(crate) fn service_spec(&self, image: &str, replicas: u64) -> Value {
         let c = &self.container;
         let mut labels = self.owner_labels();
         labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
@@ -151,7 +151,7 @@ impl ManagedSpec {
     }
 
     /// The body of `POST /containers/create?name=<name>`.
-    pub fn create_body(&self) -> Value {
+    pub(crate) fn create_body(&self) -> Value {
         let c = &self.container;
         let port_key = format!("{}/tcp", c.internal_port);
         let mut labels = self.owner_labels();

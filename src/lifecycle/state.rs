@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// Where a managed service is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// No running container we know of.
     Stopped,
     /// Start number `attempt` is under way.
@@ -19,7 +19,7 @@ pub enum Phase {
 
 /// What a request should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Forward to this address.
     Ready(String),
     /// Start the service (this caller launched start `attempt`), then wait.
@@ -32,7 +32,7 @@ pub enum Step {
 
 /// Mutable state of one managed service.
 #[derive(Debug, Clone)]
-pub struct State {
+pub(crate) struct State {
     pub phase: Phase,
     /// Number of the latest start.
     pub attempt: u64,
@@ -56,7 +56,7 @@ impl Default for State {
 }
 
 impl State {
-    pub fn new() -> State {
+    pub(crate) fn new() -> State {
         State {
             phase: Phase::Stopped,
             attempt: 0,
@@ -71,7 +71,7 @@ impl State {
     }
 
     /// A request wants the service. `now` starts the clock of a new start.
-    pub fn request(&mut self, now: Instant) -> Step {
+    pub(crate) fn request(&mut self, now: Instant) -> Step {
         if let Some(c) = &self.conflict {
             return Step::Fail(c.clone());
         }
@@ -92,7 +92,7 @@ impl State {
     }
 
     /// After waking up: did the start this caller waited for fail? Returns its reason.
-    pub fn failure_of(&self, attempt: u64) -> Option<&str> {
+    pub(crate) fn failure_of(&self, attempt: u64) -> Option<&str> {
         match &self.failed {
             Some((g, why)) if *g == attempt && !matches!(self.phase, Phase::Ready { .. }) => {
                 Some(why)
@@ -102,7 +102,7 @@ impl State {
     }
 
     /// Start `attempt` succeeded at `now`; ignored (returns false) when it is stale.
-    pub fn started(&mut self, attempt: u64, addr: String, id: String, now: Instant) -> bool {
+    pub(crate) fn started(&mut self, attempt: u64, addr: String, id: String, now: Instant) -> bool {
         match self.phase {
             Phase::Starting { attempt: g, since } if g == attempt => {
                 self.phase = Phase::Ready { addr, id };
@@ -116,7 +116,7 @@ impl State {
     }
 
     /// Start `attempt` failed.
-    pub fn start_failed(&mut self, attempt: u64, why: String) {
+    pub(crate) fn start_failed(&mut self, attempt: u64, why: String) {
         if matches!(self.phase, Phase::Starting { attempt: g, .. } if g == attempt) {
             self.phase = Phase::Stopped;
         }
@@ -125,7 +125,7 @@ impl State {
     }
 
     /// A running container found at start-up (or on reconnect) is taken over.
-    pub fn adopt(&mut self, addr: String, id: String) {
+    pub(crate) fn adopt(&mut self, addr: String, id: String) {
         if matches!(self.phase, Phase::Stopped) {
             self.phase = Phase::Ready { addr, id };
         }
@@ -133,14 +133,14 @@ impl State {
 
     /// Should the idle reaper stop this service now? `idle_for` is `None` while requests or
     /// streams are open; a zero `idle_timeout` means never.
-    pub fn should_stop(&self, idle_for: Option<Duration>, idle_timeout: Duration) -> bool {
+    pub(crate) fn should_stop(&self, idle_for: Option<Duration>, idle_timeout: Duration) -> bool {
         matches!(self.phase, Phase::Ready { .. })
             && !idle_timeout.is_zero()
             && idle_for.is_some_and(|d| d >= idle_timeout)
     }
 
     /// Moves Ready to Stopping and returns the container to stop.
-    pub fn begin_stop(&mut self) -> Option<String> {
+    pub(crate) fn begin_stop(&mut self) -> Option<String> {
         match std::mem::replace(&mut self.phase, Phase::Stopping) {
             Phase::Ready { id, .. } => Some(id),
             other => {
@@ -151,7 +151,7 @@ impl State {
     }
 
     /// The stop finished (successfully or not: the next start re-checks the container).
-    pub fn stopped(&mut self) {
+    pub(crate) fn stopped(&mut self) {
         if self.phase == Phase::Stopping {
             self.phase = Phase::Stopped;
         }
@@ -159,7 +159,7 @@ impl State {
 
     /// The container died, was stopped or removed by someone else. Returns true when the state
     /// changed. During a start, the start is marked as failed by the start worker.
-    pub fn container_gone(&mut self, exit_code: Option<i64>) -> bool {
+    pub(crate) fn container_gone(&mut self, exit_code: Option<i64>) -> bool {
         match self.phase {
             Phase::Ready { .. } => {
                 self.phase = Phase::Stopped;
@@ -174,7 +174,7 @@ impl State {
     }
 
     /// A short name for status output.
-    pub fn phase_name(&self) -> &'static str {
+    pub(crate) fn phase_name(&self) -> &'static str {
         match self.phase {
             Phase::Stopped => "stopped",
             Phase::Starting { .. } => "starting",

@@ -8,14 +8,14 @@ use crate::http::Header;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
+pub(super) enum Denied {
     Missing,
     Malformed,
     Wrong,
 }
 
 impl Denied {
-    pub fn detail(self) -> &'static str {
+    pub(super) fn detail(self) -> &'static str {
         match self {
             Denied::Missing => "missing Authorization: Bearer header",
             Denied::Malformed => "Authorization header is not a single Bearer token",
@@ -27,7 +27,7 @@ impl Denied {
 /// Checks the request's credentials: the `Authorization` header against `token` (exactly one
 /// header, scheme `Bearer` in any case, then the token), or, without that header, the login
 /// cookie against `cookie` (see `login`).
-pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
+pub(super) fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
     let mut found = headers.iter().filter(|h| h.is("authorization"));
     let Some(h) = found.next() else {
         let cookies = headers.iter().filter(|h| h.is("cookie")).map(|h| h.value());
@@ -51,7 +51,7 @@ pub fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied
 }
 
 /// Is `given` (surrounding blanks ignored) the token?
-pub fn token_matches(given: &[u8], token: &str) -> bool {
+pub(super) fn token_matches(given: &[u8], token: &str) -> bool {
     constant_time_eq(given.trim_ascii(), token.as_bytes())
 }
 

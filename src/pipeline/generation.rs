@@ -17,7 +17,7 @@ use super::route::Router;
 use super::session;
 
 /// A service as requests reach it.
-pub struct Route {
+pub(crate) struct Route {
     pub service: Service,
     /// Requests in flight, open streams and last access (the reaper reads it).
     pub activity: Arc<Activity>,
@@ -28,7 +28,7 @@ pub struct Route {
 }
 
 /// One configuration, ready for requests.
-pub struct Generation {
+pub(crate) struct Generation {
     pub global: Global,
     /// One per service, in config order.
     pub routes: Vec<Route>,

@@ -45,8 +45,8 @@ use crate::tls::HttpsState;
 use crate::upstream::tunnel::Registry;
 use crate::upstream::Pool;
 
-pub use generation::{Generation, Route};
-pub use respond::Next;
+pub(crate) use generation::{Generation, Route};
+pub(crate) use respond::Next;
 
 use generation::Activities;
 use respond::{Ended, Exchange};
@@ -56,7 +56,7 @@ use session::Throttle;
 type Step<T> = ControlFlow<Reply, T>;
 
 /// What the pipeline knows of the connection a request came on.
-pub struct Conn<'a> {
+pub(crate) struct Conn<'a> {
     pub peer: SocketAddr,
     /// The request came over TLS.
     pub tls: bool,
@@ -74,7 +74,7 @@ struct Request<'a> {
 }
 
 /// Everything requests share.
-pub struct Proxy {
+pub(crate) struct Proxy {
     current: RwLock<Arc<Generation>>,
     activities: Activities,
     pool: Pool,
@@ -90,7 +90,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy with no services yet: build the lifecycle (with `activity`), then `install`.
-    pub fn new(config: &Config) -> Proxy {
+    pub(crate) fn new(config: &Config) -> Proxy {
         Proxy {
             current: RwLock::new(Arc::new(Generation::empty(config.global.clone()))),
             activities: Activities::default(),
@@ -105,24 +105,24 @@ impl Proxy {
     }
 
     /// The generation new requests use.
-    pub fn generation(&self) -> Arc<Generation> {
+    pub(crate) fn generation(&self) -> Arc<Generation> {
         self.current.read().clone()
     }
 
     /// The activity record of service `name`, shared by every generation that has it.
-    pub fn activity(&self, name: &str) -> Arc<Activity> {
+    pub(crate) fn activity(&self, name: &str) -> Arc<Activity> {
         self.activities.of(name)
     }
 
     /// Makes `config` current, its on-demand services woken by `lifecycle`; returns the
     /// generation it replaces.
-    pub fn install(&self, config: Config, lifecycle: Option<&Lifecycle>) -> Arc<Generation> {
+    pub(crate) fn install(&self, config: Config, lifecycle: Option<&Lifecycle>) -> Arc<Generation> {
         let g = generation::build(config, lifecycle, &self.activities, &self.metrics);
         std::mem::replace(&mut *self.current.write(), Arc::new(g))
     }
 
     /// Handles one request whose head has been read, and says what becomes of the connection.
-    pub fn handle<C: Socket>(
+    pub(crate) fn handle<C: Socket>(
         &self,
         client: &mut BufStream<C>,
         head: &RequestHead,

@@ -15,7 +15,7 @@ use super::{Conn, Route};
 
 /// What becomes of the connection after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// It may carry another request.
     KeepAlive,
     /// It is closed.

@@ -9,14 +9,14 @@ struct Prefix {
 
 /// Longest-prefix router over the services' paths.
 #[derive(Debug, Clone, Default)]
-pub struct Router {
+pub(super) struct Router {
     /// Sorted by prefix length (longest first), then by service index: deterministic.
     routes: Vec<Prefix>,
 }
 
 /// The route chosen for a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Match<'a> {
+pub(super) struct Match<'a> {
     pub service: usize,
     /// The matched prefix as configured.
     pub prefix: &'a str,
@@ -24,7 +24,7 @@ pub struct Match<'a> {
 
 impl Router {
     /// `paths[i]` is service i's normalised prefix.
-    pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Router {
+    pub(super) fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Router {
         let mut routes: Vec<Prefix> = paths
             .into_iter()
             .enumerate()
@@ -43,7 +43,7 @@ impl Router {
     }
 
     /// The longest prefix matching `path` on a segment boundary.
-    pub fn lookup(&self, path: &str) -> Option<Match<'_>> {
+    pub(super) fn lookup(&self, path: &str) -> Option<Match<'_>> {
         self.routes
             .iter()
             .find(|r| prefix_matches(&r.prefix, path))

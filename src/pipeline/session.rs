@@ -12,20 +12,20 @@ use sha2::{Digest, Sha256};
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// The cookie value for `token`: a digest, so the raw token is never stored in a browser.
-pub fn cookie_value(token: &str) -> String {
+pub(super) fn cookie_value(token: &str) -> String {
     let d = Sha256::digest(format!("wakeproxy-session-v1:{token}").as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Per-client delays after wrong tokens: 250 ms, doubling per failure, at most 5 s.
 #[derive(Default)]
-pub struct Throttle {
+pub(super) struct Throttle {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl Throttle {
     /// Records a failure from `ip` at `now` and returns how long to hold the answer.
-    pub fn fail(&self, ip: IpAddr, now: Instant) -> Duration {
+    pub(super) fn fail(&self, ip: IpAddr, now: Instant) -> Duration {
         let mut map = self.failures.lock();
         if map.len() > 10_000 {
             map.retain(|_, (_, t)| now.saturating_duration_since(*t) < FORGET_AFTER);
@@ -41,7 +41,7 @@ impl Throttle {
     }
 
     /// A successful login clears the client's record.
-    pub fn succeed(&self, ip: IpAddr) {
+    pub(super) fn succeed(&self, ip: IpAddr) {
         self.failures.lock().remove(&ip);
     }
 }

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 /// Shared by the listeners, every connection and the signal handler.
 #[derive(Default)]
-pub struct Drain {
+pub(crate) struct Drain {
     draining: AtomicBool,
     next: AtomicU64,
     conns: Mutex<HashMap<u64, Conn>>,
@@ -25,7 +25,7 @@ struct Conn {
 }
 
 /// A connection's registration; dropping it unregisters.
-pub struct Registered<'a> {
+pub(crate) struct Registered<'a> {
     drain: &'a Drain,
     id: u64,
     idle: Arc<AtomicBool>,
@@ -34,7 +34,7 @@ pub struct Registered<'a> {
 impl Registered<'_> {
     /// Marks the connection as waiting for a request head (`true`) or busy with a request.
     /// Returns false when the proxy is draining and an idle connection should close now.
-    pub fn set_idle(&self, idle: bool) -> bool {
+    pub(crate) fn set_idle(&self, idle: bool) -> bool {
         self.idle.store(idle, Ordering::SeqCst);
         !(idle && self.drain.is_draining())
     }
@@ -47,13 +47,13 @@ impl Drop for Registered<'_> {
 }
 
 impl Drain {
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 
     /// Registers a client connection (its socket is shared with the registry, which closes it
     /// on drain).
-    pub fn register(&self, s: &Arc<TcpStream>) -> Registered<'_> {
+    pub(crate) fn register(&self, s: &Arc<TcpStream>) -> Registered<'_> {
         let socket = s.clone();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let idle = Arc::new(AtomicBool::new(true));
@@ -72,13 +72,13 @@ impl Drain {
     }
 
     /// A listener whose accept loop must be woken when draining begins.
-    pub fn add_listener(&self, addr: SocketAddr) {
+    pub(crate) fn add_listener(&self, addr: SocketAddr) {
         self.listeners.lock().push(addr);
     }
 
     /// Starts draining: accept loops stop, idle connections are closed, busy ones finish their
     /// request and then close. Returns false if draining had already begun.
-    pub fn begin(&self) -> bool {
+    pub(crate) fn begin(&self) -> bool {
         if self.draining.swap(true, Ordering::SeqCst) {
             return false;
         }
@@ -100,7 +100,7 @@ impl Drain {
     }
 
     /// Client connections still open.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.conns.lock().len()
     }
 }

@@ -3,8 +3,8 @@
 //! hands each request to the pipeline (`connection`), and graceful shutdown (`drain`).
 
 mod connection;
-pub mod drain;
-pub mod workers;
+pub(crate) mod drain;
+pub(crate) mod workers;
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,7 +28,7 @@ const FULL_WAIT: Duration = Duration::from_millis(250);
 
 /// What both listeners and every connection share: the pipeline, the open connections and
 /// their cap, the reusable threads, and the drain state.
-pub struct Hub {
+pub(crate) struct Hub {
     pub proxy: Arc<Proxy>,
     /// Client connections open now.
     open: AtomicUsize,
@@ -38,7 +38,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(proxy: Arc<Proxy>, max_connections: usize) -> Arc<Hub> {
+    pub(crate) fn new(proxy: Arc<Proxy>, max_connections: usize) -> Arc<Hub> {
         Arc::new(Hub {
             proxy,
             open: AtomicUsize::new(0),
@@ -75,7 +75,7 @@ impl Drop for Seat {
 }
 
 /// A bound listener ready to serve.
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     hub: Arc<Hub>,
     /// TLS listeners hand each connection to rustls first (on the connection's thread).
@@ -83,7 +83,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn bind(addr: SocketAddr, hub: Arc<Hub>) -> io::Result<Server> {
+    pub(crate) fn bind(addr: SocketAddr, hub: Arc<Hub>) -> io::Result<Server> {
         Ok(Server {
             listener: TcpListener::bind(addr)?,
             hub,
@@ -92,7 +92,7 @@ impl Server {
     }
 
     /// A TLS listener: every connection is a TLS handshake first, then the same pipeline.
-    pub fn bind_tls(
+    pub(crate) fn bind_tls(
         addr: SocketAddr,
         hub: Arc<Hub>,
         tls: Arc<rustls::ServerConfig>,
@@ -104,12 +104,12 @@ impl Server {
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Accepts until the proxy starts draining.
-    pub fn run(self) {
+    pub(crate) fn run(self) {
         let mut last_full_log: Option<Instant> = None;
         if let Ok(a) = self.listener.local_addr() {
             self.hub.drain.add_listener(a);

@@ -41,12 +41,12 @@ impl Crew {
 
 /// A growable set of reusable threads.
 #[derive(Clone)]
-pub struct Workers {
+pub(crate) struct Workers {
     shared: Arc<Crew>,
 }
 
 impl Workers {
-    pub fn new(name: &str, stack: usize, keep_idle: Duration) -> Workers {
+    pub(crate) fn new(name: &str, stack: usize, keep_idle: Duration) -> Workers {
         Workers {
             shared: Arc::new(Crew {
                 queue: Mutex::new(Queue::default()),
@@ -61,7 +61,7 @@ impl Workers {
 
     /// Runs `job` on a parked thread, or on a new one. Fails only when a thread cannot be
     /// spawned (the job is dropped).
-    pub fn execute(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    pub(crate) fn execute(&self, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         {
             let mut q = self.shared.lock();
             if q.idle > 0 {

@@ -18,14 +18,14 @@ use super::tunnel;
 
 /// Upstream timeouts.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub connect: Duration,
     /// Longest wait for the response head, and between two body reads.
     pub read: Duration,
 }
 
 /// One request to forward.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub head: &'a RequestHead,
     pub body: BodyKind,
     /// The rewritten target (prefix stripped, query kept).
@@ -41,7 +41,7 @@ pub struct Request<'a> {
 }
 
 /// What a tunnel needs after `101 Switching Protocols`.
-pub struct TunnelCtx<'a> {
+pub(crate) struct TunnelCtx<'a> {
     pub registry: &'a tunnel::Registry,
     pub service: &'a str,
     pub limits: tunnel::Limits,
@@ -49,7 +49,7 @@ pub struct TunnelCtx<'a> {
 
 /// What happened, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: u16,
     /// Response body bytes sent to the client.
     pub bytes_out: u64,
@@ -60,7 +60,7 @@ pub struct Outcome {
 
 /// Why forwarding failed.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Nothing was sent to the client yet: answer with this. `close` when the request body
     /// was not (fully) read, so the connection cannot carry another request. `sent` when the
     /// request may have reached the upstream (it was written, in part or whole), so that
@@ -98,7 +98,7 @@ impl Failure {
 /// container started again)? Only without a body (it was streamed and is gone), and, once the
 /// upstream may have received it, only when repeating it is harmless: a POST that crashed its
 /// container is answered 502, not run twice.
-pub fn may_resend(head: &RequestHead, body: BodyKind, sent: bool) -> bool {
+pub(crate) fn may_resend(head: &RequestHead, body: BodyKind, sent: bool) -> bool {
     body == BodyKind::Empty && (!sent || is_idempotent(head))
 }
 
@@ -189,7 +189,7 @@ fn read_response_head<C: Socket>(
 }
 
 /// Forwards `req` to `addr` and relays the answer to `client`.
-pub fn forward<C: Socket>(
+pub(crate) fn forward<C: Socket>(
     client: &mut BufStream<C>,
     req: &Request<'_>,
     pool: &Pool,

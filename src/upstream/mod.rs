@@ -2,9 +2,9 @@
 //! one request and relaying its response (`forward`), and byte tunnels after an upgrade
 //! (`tunnel`).
 
-pub mod forward;
-pub mod pool;
-pub mod tunnel;
+pub(crate) mod forward;
+pub(crate) mod pool;
+pub(crate) mod tunnel;
 
-pub use forward::{Failure, Outcome, Timeouts, TunnelCtx};
-pub use pool::Pool;
+pub(crate) use forward::{Failure, Outcome, Timeouts, TunnelCtx};
+pub(crate) use pool::Pool;

@@ -13,7 +13,7 @@ use crate::http::BufStream;
 /// Read buffer of an upstream connection: large, so a 64 KiB response body needs few reads.
 const UPSTREAM_BUF: usize = 64 * 1024;
 /// Largest response head accepted from an upstream.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Idle connections kept per upstream address.
 const MAX_IDLE_PER_ADDR: usize = 64;
 /// An idle connection older than this is dropped rather than reused.
@@ -22,7 +22,7 @@ const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 const PROBE_AFTER: Duration = Duration::from_millis(500);
 
 /// An upstream connection with its read buffer.
-pub struct UpstreamConn {
+pub(crate) struct UpstreamConn {
     pub stream: BufStream<TcpStream>,
     /// True when it came from the pool (a failure before any response byte may be retried).
     pub reused: bool,
@@ -30,13 +30,13 @@ pub struct UpstreamConn {
 
 /// Idle upstream connections by `host:port`.
 #[derive(Default)]
-pub struct Pool {
+pub(crate) struct Pool {
     idle: Mutex<HashMap<String, Vec<(UpstreamConn, Instant)>>>,
 }
 
 /// Why connecting failed.
 #[derive(Debug)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// The name did not resolve.
     Resolve(String),
     /// Connect failed (refused, unreachable) or timed out (`io::ErrorKind::TimedOut`).
@@ -44,12 +44,16 @@ pub enum ConnectError {
 }
 
 impl Pool {
-    pub fn new() -> Pool {
+    pub(crate) fn new() -> Pool {
         Pool::default()
     }
 
     /// An idle connection to `addr`, or a new one.
-    pub fn get(&self, addr: &str, connect_timeout: Duration) -> Result<UpstreamConn, ConnectError> {
+    pub(crate) fn get(
+        &self,
+        addr: &str,
+        connect_timeout: Duration,
+    ) -> Result<UpstreamConn, ConnectError> {
         if let Some(c) = self.take_idle(addr) {
             return Ok(c);
         }
@@ -75,7 +79,7 @@ impl Pool {
     }
 
     /// Parks a connection whose last response was fully read.
-    pub fn put(&self, addr: &str, conn: UpstreamConn) {
+    pub(crate) fn put(&self, addr: &str, conn: UpstreamConn) {
         if !conn.stream.buffered().is_empty() {
             return; // the upstream sent more than the response: not trustworthy
         }
@@ -92,7 +96,7 @@ impl Pool {
 }
 
 /// Opens a new connection to `host:port`, trying each resolved address.
-pub fn connect(addr: &str, timeout: Duration) -> Result<UpstreamConn, ConnectError> {
+pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<UpstreamConn, ConnectError> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
         .map_err(|e| ConnectError::Resolve(format!("{addr}: {e}")))?

@@ -20,7 +20,7 @@ const PUMP_BUF: usize = 16 * 1024;
 
 /// Limits of one tunnel.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Closed after this long with no byte in either direction.
     pub idle: Duration,
     /// Closed after this long whatever happens (`max_tunnel_lifetime`).
@@ -37,7 +37,7 @@ impl Limits {
 
 /// Open tunnels, by id, with their service and closers.
 #[derive(Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     next: AtomicU64,
     open: Mutex<HashMap<u64, (String, Closer, Closer)>>,
 }
@@ -52,7 +52,7 @@ impl Registry {
         self.open.lock().remove(&id);
     }
     /// Open tunnels of `service`.
-    pub fn count(&self, service: &str) -> usize {
+    pub(crate) fn count(&self, service: &str) -> usize {
         self.open
             .lock()
             .values()
@@ -64,7 +64,7 @@ impl Registry {
         self.open.lock().len()
     }
     /// Closes every open tunnel (of one service, or all): both sides get a TCP close.
-    pub fn close_all(&self, service: Option<&str>) {
+    pub(crate) fn close_all(&self, service: Option<&str>) {
         for (s, a, b) in self.open.lock().values() {
             if service.is_none_or(|want| want == s) {
                 a.close();
@@ -76,7 +76,7 @@ impl Registry {
 
 /// What a tunnel carried.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub client_to_upstream: u64,
     pub upstream_to_client: u64,
 }
@@ -164,7 +164,7 @@ fn pump(
 
 /// Runs a tunnel between `client` and `upstream` until both directions end. Bytes already read
 /// past the heads (`client_pending`, `upstream_pending`) are delivered first.
-pub fn run(
+pub(crate) fn run(
     client: Halves,
     upstream: Halves,
     client_pending: &[u8],

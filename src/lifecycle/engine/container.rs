@@ -7,7 +7,7 @@ use super::{ours, Engine, EngineError, Found, Observed, LABEL_SWARM_TASK};
 use crate::lifecycle::spec::{ManagedSpec, LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE};
 
 /// The Docker Engine API behind `Engine`.
-pub struct DockerEngine {
+pub(crate) struct DockerEngine {
     pub docker: Docker,
 }
 
@@ -131,7 +131,7 @@ impl Engine for DockerEngine {
 }
 
 /// The explanation given when someone else's container holds a service's name.
-pub fn foreign_message(name: &str) -> String {
+pub(crate) fn foreign_message(name: &str) -> String {
     format!(
         "a container named {name} exists that wakeproxy did not create (or that belongs to another wakeproxy instance); \
          wakeproxy will not touch it: rename or remove it (docker rm -f {name}) or rename the service"

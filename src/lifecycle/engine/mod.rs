@@ -4,8 +4,8 @@
 //! between 0 and N); tests can put a fake behind the same trait. The manager (readiness,
 //! idle) never knows which one it drives.
 
-pub mod container;
-pub mod swarm;
+pub(crate) mod container;
+pub(crate) mod swarm;
 
 use std::collections::BTreeMap;
 
@@ -13,18 +13,18 @@ use crate::docker::DockerError;
 
 use super::spec::{ManagedSpec, LABEL_INSTANCE, LABEL_MANAGED};
 
-pub use container::DockerEngine;
-pub use swarm::SwarmEngine;
+pub(crate) use container::DockerEngine;
+pub(crate) use swarm::SwarmEngine;
 
 /// Log lines quoted in the answer when a service fails while starting.
-pub const START_LOG_LINES: usize = 20;
+pub(crate) const START_LOG_LINES: usize = 20;
 
 /// The label Docker puts on the containers of swarm tasks.
-pub const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
+pub(crate) const LABEL_SWARM_TASK: &str = "com.docker.swarm.task.id";
 
 /// A container as the lifecycle sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub id: String,
     pub running: bool,
     pub exit_code: i64,
@@ -37,7 +37,7 @@ pub struct Observed {
 
 /// One of our containers (or swarm services) found by `list_ours`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     pub id: String,
     pub service: String,
     /// Serving: the container runs (a swarm service has a running task).
@@ -50,7 +50,7 @@ pub struct Found {
 
 /// How a start is coming along, as the readiness loop sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// Not running yet, and nothing has failed (a swarm task being scheduled and started).
     Pending,
     /// Running; `health` is Docker's health status when there is a healthcheck.
@@ -61,7 +61,7 @@ pub enum Progress {
 
 /// Which kind of thing an engine runs for a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
+pub(crate) enum EngineKind {
     /// One container, started and stopped.
     Container,
     /// A replicated swarm service, scaled between 0 and N.
@@ -70,7 +70,7 @@ pub enum EngineKind {
 
 impl EngineKind {
     /// `container` or `swarm`, as `/proxy/status` shows it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             EngineKind::Container => "container",
             EngineKind::Swarm => "swarm",
@@ -78,7 +78,7 @@ impl EngineKind {
     }
 
     /// How messages name one service's thing: `container blog`, `swarm service blog`.
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             EngineKind::Container => "container",
             EngineKind::Swarm => "swarm service",
@@ -88,13 +88,13 @@ impl EngineKind {
 
 /// The replica counts of a swarm service, as far as they could be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replicas {
+pub(crate) struct Replicas {
     pub desired: Option<u64>,
     pub running: Option<u64>,
 }
 
 /// What the lifecycle needs from a container engine.
-pub trait Engine: Send + Sync {
+pub(crate) trait Engine: Send + Sync {
     /// Which kind of thing this engine runs (reconcile matches what it finds to the services
     /// of the same kind).
     fn kind(&self) -> EngineKind {
@@ -153,7 +153,7 @@ pub trait Engine: Send + Sync {
 
 /// Why an engine call failed, in words fit for a 503 detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineError(pub String);
+pub(crate) struct EngineError(pub String);
 
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
