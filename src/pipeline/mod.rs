@@ -239,3 +239,6 @@ fn limits(route: Routed<'_>, req: &Request<'_>) -> Step<()> {
         _ => Continue(()),
     }
 }
+
+#[cfg(test)]
+mod tests;
