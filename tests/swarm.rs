@@ -36,8 +36,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,10 +45,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::docker::*;
+use support::proxy_container::*;
 use support::*;
 
-/// Port the proxy listens on inside its container.
-const LISTEN: u16 = 8080;
 /// Node label: this swarm was created by this test.
 const LABEL_OWNER: &str = "wakeproxy.swarm-test";
 /// Node label: Unix time of the owner's last sign of life.
@@ -456,93 +454,6 @@ impl Drop for BridgeCheck {
     }
 }
 
-/// The proxy's container: its `docker logs` are printed when the test fails; removed on drop.
-struct ProxyContainer {
-    name: String,
-}
-
-impl ProxyContainer {
-    fn logs(&self) -> String {
-        match Command::new("docker").args(["logs", &self.name]).output() {
-            Ok(o) => {
-                String::from_utf8_lossy(&o.stdout).into_owned()
-                    + &String::from_utf8_lossy(&o.stderr)
-            }
-            Err(e) => format!("(docker logs failed: {e})"),
-        }
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.logs().matches(needle).count()
-    }
-
-    /// The published port, once `/proxy/healthz` answers there.
-    fn wait_ready(&self) -> SocketAddr {
-        let addr = wait_for(
-            "the proxy's published port",
-            Duration::from_secs(10),
-            || published_addr(&self.name, LISTEN),
-        );
-        assert!(
-            addr.ip().is_loopback(),
-            "published on {addr}, not on loopback"
-        );
-        wait_for(
-            "/proxy/healthz to answer 200 ok",
-            Duration::from_secs(30),
-            || {
-                assert!(
-                    is_running(&self.name),
-                    "the proxy container stopped (exit code {:?}):\n{}",
-                    inspect(&self.name, "{{.State.ExitCode}}"),
-                    self.logs()
-                );
-                try_get(addr, "/proxy/healthz")
-                    .filter(|(st, body)| *st == 200 && body.trim() == "ok")
-            },
-        );
-        addr
-    }
-}
-
-impl Drop for ProxyContainer {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- docker logs {} -----\n{}----- end of docker logs -----",
-                self.name,
-                self.logs()
-            );
-        }
-        let _ = docker_try(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-/// The daemon socket on this host (from `DOCKER_HOST` when it names a Unix socket).
-fn host_socket() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/var/run/docker.sock".to_string())
-}
-
-/// One GET without a token that never panics: (status, body).
-fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
-}
-
 /// IPVS (the kernel's load balancer behind a swarm VIP) is missing on some kernels (this
 /// test machine's among them); then the services use DNS round robin, which needs nothing.
 fn endpoint_mode() -> &'static str {
@@ -765,35 +676,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
     // 2. wakeproxy in a container on the overlay network, the socket mounted.
     let config_path = dir.path().join("proxy.yaml");
     std::fs::write(&config_path, proxy_config(&n, "0.0.0.0", LISTEN, endpoint)).unwrap();
-    let socket_gid = std::os::unix::fs::MetadataExt::gid(
-        &std::fs::metadata(host_socket()).expect("the Docker socket"),
-    )
-    .to_string();
-    let proxy_name = g.name("proxy");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &proxy_name,
-        "--network",
-        &n.net,
-        "--user",
-        "65534:65534",
-        "--group-add",
-        &socket_gid,
-        "-v",
-        &format!("{}:/var/run/docker.sock", host_socket()),
-        "-v",
-        &format!("{}:/etc/wakeproxy/proxy.yaml:ro", config_path.display()),
-        "-p",
-        &format!("127.0.0.1::{LISTEN}"),
-        PROXY_IMAGE,
-        "proxy",
-        "--config",
-        "/etc/wakeproxy/proxy.yaml",
-        "--no-tls",
-    ]);
-    let proxy = ProxyContainer { name: proxy_name };
+    let proxy = ProxyContainer::run(&g.name("proxy"), &n.net, &config_path);
     let addr = proxy.wait_ready();
     assert!(
         proxy.logs().contains("swarm manager (node"),

@@ -369,6 +369,25 @@ pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
     )
 }
 
+/// One GET without a token that never panics: (status, body), or None while nothing answers
+/// properly (a published container port accepts connections before the proxy listens).
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
 /// Runs `curl` with arguments, returning (exit status, stdout).
 pub fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
@@ -382,6 +401,7 @@ pub fn curl(args: &[&str]) -> (i32, String) {
     )
 }
 pub mod docker;
+pub mod proxy_container;
 
 /// Parses exposition text with prometheus_client; fails the test if the parser rejects it.
 pub fn prom_parse(text: &str) -> Vec<serde_json::Value> {
