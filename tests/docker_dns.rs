@@ -132,14 +132,7 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
     assert_eq!(r.json()["target"], "/again");
 
     // Status shows the service running, reached on its internal port.
-    let all = get(addr, "/proxy/status").json()["services"].clone();
-    let st = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == svc.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{svc} missing from /proxy/status: {all}"));
+    let st = service_status(addr, &svc);
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["cold_starts"], 1, "{st}");
     assert_eq!(st["host_port"], 8000, "{st}");

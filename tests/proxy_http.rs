@@ -51,14 +51,7 @@ fn routing_table() {
             })
             .map(|h| h[1].as_str().unwrap().to_string());
         assert_eq!(prefix_seen.as_deref(), prefix, "{path}");
-        let status = get(p.addr, "/proxy/status").json()["services"].clone();
-        let svc = status
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == service)
-            .unwrap()
-            .clone();
+        let svc = service_status(p.addr, service);
         assert!(
             svc["requests"].as_u64().unwrap() >= 1,
             "{path} should have gone to {service}"

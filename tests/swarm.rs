@@ -565,16 +565,6 @@ fn running_tasks(name: &str) -> usize {
     .count()
 }
 
-fn status_of(addr: SocketAddr, name: &str) -> serde_json::Value {
-    let all = get(addr, "/proxy/status").json()["services"].clone();
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} missing from /proxy/status: {all}"))
-}
-
 /// Waits until the proxy scaled `svc` to 0 for idleness and every task ended.
 fn wait_scaled_to_zero(proxy: &ProxyContainer, addr: SocketAddr, svc: &str, downs_before: usize) {
     let line = format!("scaling swarm service {svc} from 1 to 0 replicas");
@@ -582,13 +572,13 @@ fn wait_scaled_to_zero(proxy: &ProxyContainer, addr: SocketAddr, svc: &str, down
         "the idle service to be scaled to 0",
         Duration::from_secs(30),
         || {
-            (proxy.count(&line) > downs_before && status_of(addr, svc)["status"] == "stopped")
+            (proxy.count(&line) > downs_before && service_status(addr, svc)["status"] == "stopped")
                 .then_some(())
         },
     );
     assert_eq!(replicas(svc), 0);
     assert_eq!(running_tasks(svc), 0);
-    let st = status_of(addr, svc);
+    let st = service_status(addr, svc);
     assert_eq!(
         (
             st["replicas_desired"].clone(),
@@ -733,7 +723,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         service_field(&n.svc, "{{.Spec.TaskTemplate.RestartPolicy.Condition}}"),
         "on-failure"
     );
-    let st = status_of(addr, &n.svc);
+    let st = service_status(addr, &n.svc);
     assert_eq!(st["mode"], "swarm", "{st}");
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["cold_starts"], 1, "{st}");
@@ -755,7 +745,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         "{}",
         proxy.logs()
     );
-    let st = status_of(addr, &n.svc);
+    let st = service_status(addr, &n.svc);
     assert_eq!(
         (st["status"].clone(), st["cold_starts"].clone()),
         ("running".into(), 0.into()),
@@ -810,7 +800,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         "exactly one update of the service: {updates:?}"
     );
     assert_eq!(replicas(&n.svc), 1);
-    assert_eq!(status_of(addr, &n.svc)["cold_starts"], 2);
+    assert_eq!(service_status(addr, &n.svc)["cold_starts"], 2);
 
     // The failing service through the proxy in the container too: 503 with the task's error.
     let r = get(addr, "/bad/y");

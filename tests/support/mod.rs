@@ -388,6 +388,18 @@ pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Service `name`'s entry in the proxy's `/proxy/status` (asked with the test token); fails the
+/// test when it is not listed.
+pub fn service_status(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let all = get(addr, "/proxy/status").json()["services"].clone();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} missing from /proxy/status: {all}"))
+}
+
 /// Runs `curl` with arguments, returning (exit status, stdout).
 pub fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
