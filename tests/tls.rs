@@ -132,24 +132,7 @@ fn the_whole_proxy_runs_behind_tls() {
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["target"], "/echo?x=1");
-    let headers: Vec<(String, String)> = v["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h[0].as_str().unwrap().to_ascii_lowercase(),
-                h[1].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let get = |n: &str| {
-        headers
-            .iter()
-            .filter(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-    };
+    let get = |n: &str| echoed_header(&v, n);
     assert_eq!(get("x-forwarded-proto"), ["https"]);
     assert!(
         get("authorization").is_empty(),

@@ -400,6 +400,32 @@ pub fn service_status(addr: SocketAddr, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{name} missing from /proxy/status: {all}"))
 }
 
+/// The request headers the test backend echoed (the `headers` list of `[name, value]` pairs
+/// in its JSON answer), in the order it received them, names lower-cased.
+pub fn echoed_headers(echo: &serde_json::Value) -> Vec<(String, String)> {
+    echo["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no headers in the backend's echo: {echo}"))
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_ascii_lowercase(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every value of header `name` (any case) in the backend's echo, in order.
+pub fn echoed_header(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    let name = name.to_ascii_lowercase();
+    echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .collect()
+}
+
 /// Runs `curl` with arguments, returning (exit status, stdout).
 pub fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
