@@ -85,25 +85,6 @@ fn curl_https(p: &TlsProxy, pki: &Pki, path: &str, extra: &[&str]) -> (i32, Stri
     curl(&args)
 }
 
-fn ws_client(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-fn ws_result(out: std::process::Output) -> (bool, serde_json::Value, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!("ws_client.py printed no result (python3 with the websockets package is needed)\nstdout: {stdout}\nstderr: {stderr}")
-    });
-    (out.status.success(), v, stderr)
-}
-
 fn wait_serial(p: &TlsProxy, want: &str) {
     let https = p.https.unwrap();
     let mut last = None;
@@ -332,13 +313,9 @@ fn websockets_over_tls() {
         ("WS_CA_FILE", f.pki.root.to_str().unwrap()),
         ("WS_CONNECT", connect.as_str()),
     ];
-    let out = ws_client(&["echo", &url, TOKEN], &env)
-        .output()
-        .expect("python3 is needed (with the websockets package)");
-    let (ok, v, err) = ws_result(out);
+    let (ok, v, err) = ws_run(&["echo", &url, TOKEN], &env);
     assert!(ok, "{v}\n{err}\nproxy log:\n{}", p.proc.log());
-    let out = ws_client(&["unauthorised", &url], &env).output().unwrap();
-    let (ok, v, err) = ws_result(out);
+    let (ok, v, err) = ws_run(&["unauthorised", &url], &env);
     assert!(ok, "{v}\n{err}");
 }
 

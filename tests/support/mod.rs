@@ -426,6 +426,32 @@ pub fn echoed_header(echo: &serde_json::Value, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `python3 tests/ws/ws_client.py ARGS` with `env` set: the WebSocket test client (its
+/// docstring lists the modes, and the variables it reads for wss:// URLs).
+pub fn ws_client(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs ws_client.py to its end: (it exited 0, the JSON result it printed, its stderr); fails
+/// the test when it printed no result.
+pub fn ws_run(args: &[&str], env: &[(&str, &str)]) -> (bool, serde_json::Value, String) {
+    let out = ws_client(args, env)
+        .output()
+        .expect("python3 is needed (with the websockets package: pip install websockets)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!("ws_client.py printed no result (python3 with the websockets package is needed)\nstdout: {stdout}\nstderr: {stderr}")
+    });
+    (out.status.success(), v, stderr)
+}
+
 /// Runs `curl` with arguments, returning (exit status, stdout).
 pub fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
