@@ -13,11 +13,10 @@
 mod support;
 mod tls_support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -343,26 +342,12 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     );
 
     // A WebSocket opened before the renewal.
-    let release = d.join("release-ws");
-    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
-    let mut ws = Command::new("python3")
-        .arg(&script)
-        .args([
-            "hold-until",
-            &format!("wss://{DOMAIN}:{https_port}/app/ws"),
-            TOKEN,
-            release.to_str().unwrap(),
-        ])
-        .env("WS_CA_FILE", &root)
-        .env("WS_CONNECT", https.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed (with the websockets package)");
-    let mut ws_err = BufReader::new(ws.stderr.take().unwrap());
-    let mut line = String::new();
-    ws_err.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+    let ws = HeldWebSocket::open(
+        &format!("wss://{DOMAIN}:{https_port}/app/ws"),
+        &pebble.root,
+        https,
+        d.join("release-ws"),
+    );
 
     // The proxy's renew timer runs the forced renewal; new handshakes get the new serial.
     let validations_before = pebble.validations(http_port);
@@ -402,16 +387,10 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     assert_eq!(code, 0, "{out}");
 
     // The WebSocket from before the renewal is still alive.
-    std::fs::write(&release, "").unwrap();
-    let mut stdout = String::new();
-    ws.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let (ws_ok, stdout, stderr) = ws.release();
     assert!(
-        ws.wait().unwrap().success(),
-        "the WebSocket opened before the renewal broke: {stdout}"
+        ws_ok,
+        "the WebSocket opened before the renewal broke: {stdout}{stderr}"
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(v["ticks"].as_u64().unwrap() >= 2, "{v}");

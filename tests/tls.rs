@@ -509,25 +509,8 @@ fn hot_reload_serves_the_new_serial_and_open_connections_keep_going() {
         Some("01D1")
     );
     // Open before the renewal: a WebSocket and a server-sent event stream.
-    let release = f.path("release");
     let url = format!("wss://{DOMAIN}:{}/app/ws", https_port(&p));
-    let connect = p.https.unwrap().to_string();
-    let env = [
-        ("WS_CA_FILE", f.pki.root.to_str().unwrap()),
-        ("WS_CONNECT", connect.as_str()),
-    ];
-    let mut ws = ws_client(
-        &["hold-until", &url, TOKEN, release.to_str().unwrap()],
-        &env,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("python3 is needed (with the websockets package)");
-    let mut ws_err = BufReader::new(ws.stderr.take().unwrap());
-    let mut line = String::new();
-    ws_err.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+    let ws = HeldWebSocket::open(&url, &f.pki.root, p.https.unwrap(), f.path("release"));
     let port = https_port(&p);
     let mut sse = Command::new("curl")
         .args([
@@ -555,19 +538,12 @@ fn hot_reload_serves_the_new_serial_and_open_connections_keep_going() {
     wait_serial(&p, "02D2");
     p.proc.wait_line("serial 02D2", Duration::from_secs(5));
     // Both older connections still work.
-    std::fs::write(&release, "").unwrap();
+    let (ws_ok, stdout, stderr) = ws.release();
     let mut rest = String::new();
     sse_out.read_to_string(&mut rest).unwrap();
     assert!(sse.wait().unwrap().success(), "the event stream broke");
     assert_eq!(rest.matches("data: event").count(), 39, "{rest}");
-    let mut stdout = String::new();
-    ws.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let st = ws.wait().unwrap();
-    assert!(st.success(), "the WebSocket broke: {stdout}");
+    assert!(ws_ok, "the WebSocket broke: {stdout}{stderr}");
 }
 
 #[test]

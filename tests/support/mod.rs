@@ -160,7 +160,8 @@ impl Drop for Proc {
     }
 }
 
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
+/// The address printed after `marker` in a log line.
+pub fn addr_after(line: &str, marker: &str) -> SocketAddr {
     let rest = &line[line.find(marker).unwrap() + marker.len()..];
     let a = rest.split_whitespace().next().unwrap();
     a.parse()

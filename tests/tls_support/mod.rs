@@ -3,12 +3,13 @@
 //! serial as `openssl s_client` sees it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Proc, TempDir, TOKEN};
+use crate::support::{addr_after, ws_client, Proc, TempDir, TOKEN};
 
 /// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
@@ -252,11 +253,6 @@ pub struct TlsProxy {
     pub config_path: PathBuf,
 }
 
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).unwrap() + marker.len()..];
-    rest.split_whitespace().next().unwrap().parse().unwrap()
-}
-
 /// The global section for a TLS proxy on 127.0.0.1 (ephemeral HTTP port, `https_port`),
 /// domain `domain`, with `extra` global lines, followed by `services`.
 pub fn tls_config(
@@ -373,6 +369,61 @@ pub fn link_live(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
         std::os::unix::fs::symlink(target, link).unwrap();
     }
     (cert, key)
+}
+
+/// A WebSocket over TLS that ws_client.py `hold-until` keeps echoing on (every 0.2 s) until
+/// it is released.
+pub struct HeldWebSocket {
+    child: Child,
+    /// Its stderr, past the line that said the socket is open.
+    stderr: BufReader<ChildStderr>,
+    release: PathBuf,
+}
+
+impl HeldWebSocket {
+    /// Opens `url` (wss://) with the test token, trusting only `ca_file` and connecting to
+    /// `connect` (the URL's host stays the TLS server name); returns once the socket is open.
+    /// `release` is the file whose creation tells the client to stop.
+    pub fn open(url: &str, ca_file: &Path, connect: SocketAddr, release: PathBuf) -> HeldWebSocket {
+        let connect = connect.to_string();
+        let mut child = ws_client(
+            &["hold-until", url, TOKEN, release.to_str().unwrap()],
+            &[
+                ("WS_CA_FILE", ca_file.to_str().unwrap()),
+                ("WS_CONNECT", &connect),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed (with the websockets package)");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+        HeldWebSocket {
+            child,
+            stderr,
+            release,
+        }
+    }
+
+    /// Releases it (the client echoes once more, then closes) and waits for the client:
+    /// (it exited 0, the result it printed on stdout, the rest of its stderr).
+    pub fn release(mut self) -> (bool, String, String) {
+        std::fs::write(&self.release, "").unwrap();
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let mut stderr = String::new();
+        let _ = self.stderr.read_to_string(&mut stderr);
+        let ok = self.child.wait().unwrap().success();
+        (ok, stdout, stderr)
+    }
 }
 
 /// A TempDir for a TLS test.
