@@ -57,80 +57,28 @@ impl Pebble {
         let pebble_bin = need("pebble", "pebble");
         let cts_bin = need("pebble-challtestsrv", "pebble");
         // Pebble's own HTTPS listener needs a certificate: a throwaway CA and a leaf.
-        openssl(
+        self_signed_ca(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "https-ca.key",
-                "-out",
-                "https-ca.pem",
-                "-days",
-                "7",
-                "-subj",
-                "/CN=pebble https ca",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=keyCertSign,cRLSign",
-            ],
+            "https-ca",
+            7,
+            "/CN=pebble https ca",
+            "keyCertSign,cRLSign",
         );
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "pebble.key",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "pebble.key",
-                "-subj",
-                "/CN=localhost",
-                "-out",
-                "pebble.csr",
-            ],
-        );
+        ec_key(dir, "pebble.key");
+        csr(dir, "pebble.key", "/CN=localhost", "pebble.csr");
         std::fs::write(
             dir.join("pebble.ext"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
         )
         .unwrap();
-        openssl(
+        sign(
             dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "pebble.csr",
-                "-CA",
-                "https-ca.pem",
-                "-CAkey",
-                "https-ca.key",
-                "-set_serial",
-                "7",
-                "-days",
-                "7",
-                "-extfile",
-                "pebble.ext",
-                "-out",
-                "pebble.pem",
-            ],
+            "pebble.csr",
+            "https-ca",
+            "7",
+            7,
+            "pebble.ext",
+            "pebble.pem",
         );
         let (dns, cts_mgmt, dir_port, mgmt, tls_port) = (
             free_port(),

@@ -57,85 +57,110 @@ fn ext_file(dir: &Path, name: &str, text: &str) -> String {
     name.to_string()
 }
 
+/// A self-signed CA in `dir`: a new P-256 key `<name>.key` and its certificate `<name>.pem`,
+/// valid for `days`, with subject `subj` and extension `keyUsage=<key_usage>`.
+pub fn self_signed_ca(dir: &Path, name: &str, days: u32, subj: &str, key_usage: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            &days.to_string(),
+            "-subj",
+            subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            &format!("keyUsage={key_usage}"),
+        ],
+    );
+}
+
+/// A new P-256 key, written to `dir/out`.
+pub fn ec_key(dir: &Path, out: &str) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            out,
+        ],
+    );
+}
+
+/// A certificate signing request for `key` with subject `subj`, written to `dir/out`.
+pub fn csr(dir: &Path, key: &str, subj: &str, out: &str) {
+    openssl(
+        dir,
+        &["req", "-new", "-key", key, "-subj", subj, "-out", out],
+    );
+}
+
+/// The certificate for `csr` signed by the CA `<ca>.pem` (key `<ca>.key`), with `serial` (as
+/// openssl takes it: decimal, or hex after 0x), valid for `days`, with the extensions in the
+/// file `ext`; written to `dir/out`. All names are relative to `dir`.
+pub fn sign(dir: &Path, csr: &str, ca: &str, serial: &str, days: u32, ext: &str, out: &str) {
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            serial,
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            ext,
+            "-out",
+            out,
+        ],
+    );
+}
+
 impl Pki {
     pub fn new(dir: &Path) -> Pki {
         let dir = dir.join("pki");
         std::fs::create_dir_all(&dir).unwrap();
-        openssl(
+        self_signed_ca(
             &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "root.key",
-                "-out",
-                "root.pem",
-                "-days",
-                "400",
-                "-subj",
-                "/CN=wakeproxy test root",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
+            "root",
+            400,
+            "/CN=wakeproxy test root",
+            "critical,keyCertSign,cRLSign",
         );
-        openssl(
+        ec_key(&dir, "inter.key");
+        csr(
             &dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "inter.key",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "inter.key",
-                "-subj",
-                "/CN=wakeproxy test intermediate",
-                "-out",
-                "inter.csr",
-            ],
+            "inter.key",
+            "/CN=wakeproxy test intermediate",
+            "inter.csr",
         );
         let ext = ext_file(
             &dir,
             "inter.ext",
             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
         );
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "inter.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-set_serial",
-                "0x100",
-                "-days",
-                "400",
-                "-extfile",
-                &ext,
-                "-out",
-                "inter.pem",
-            ],
-        );
+        sign(&dir, "inter.csr", "root", "0x100", 400, &ext, "inter.pem");
         Pki {
             root: dir.join("root.pem"),
             dir,
@@ -153,45 +178,24 @@ impl Pki {
         let d = &self.dir;
         let key = format!("{tag}.key");
         match kind {
-            KeyKind::Ecdsa => openssl(
-                d,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    &key,
-                ],
-            ),
-            KeyKind::Rsa => openssl(
-                d,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "RSA",
-                    "-pkeyopt",
-                    "rsa_keygen_bits:2048",
-                    "-out",
-                    &key,
-                ],
-            ),
+            KeyKind::Ecdsa => ec_key(d, &key),
+            KeyKind::Rsa => {
+                openssl(
+                    d,
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                        "-out",
+                        &key,
+                    ],
+                );
+            }
         };
-        let csr = format!("{tag}.csr");
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-key",
-                &key,
-                "-subj",
-                &format!("/CN={name}"),
-                "-out",
-                &csr,
-            ],
-        );
+        let csr_file = format!("{tag}.csr");
+        csr(d, &key, &format!("/CN={name}"), &csr_file);
         let ext = ext_file(
             d,
             &format!("{tag}.ext"),
@@ -202,26 +206,14 @@ impl Pki {
             ),
         );
         let cert = format!("{tag}.pem");
-        openssl(
+        sign(
             d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "inter.pem",
-                "-CAkey",
-                "inter.key",
-                "-set_serial",
-                &format!("0x{serial}"),
-                "-days",
-                &days.to_string(),
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
+            &csr_file,
+            "inter",
+            &format!("0x{serial}"),
+            days,
+            &ext,
+            &cert,
         );
         let fullchain = d.join(format!("{tag}-fullchain.pem"));
         let mut chain = std::fs::read(d.join(&cert)).unwrap();
