@@ -13,11 +13,10 @@
 mod support;
 mod tls_support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -58,80 +57,28 @@ impl Pebble {
         let pebble_bin = need("pebble", "pebble");
         let cts_bin = need("pebble-challtestsrv", "pebble");
         // Pebble's own HTTPS listener needs a certificate: a throwaway CA and a leaf.
-        openssl(
+        self_signed_ca(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "https-ca.key",
-                "-out",
-                "https-ca.pem",
-                "-days",
-                "7",
-                "-subj",
-                "/CN=pebble https ca",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=keyCertSign,cRLSign",
-            ],
+            "https-ca",
+            7,
+            "/CN=pebble https ca",
+            "keyCertSign,cRLSign",
         );
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "pebble.key",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "pebble.key",
-                "-subj",
-                "/CN=localhost",
-                "-out",
-                "pebble.csr",
-            ],
-        );
+        ec_key(dir, "pebble.key");
+        csr(dir, "pebble.key", "/CN=localhost", "pebble.csr");
         std::fs::write(
             dir.join("pebble.ext"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
         )
         .unwrap();
-        openssl(
+        sign(
             dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "pebble.csr",
-                "-CA",
-                "https-ca.pem",
-                "-CAkey",
-                "https-ca.key",
-                "-set_serial",
-                "7",
-                "-days",
-                "7",
-                "-extfile",
-                "pebble.ext",
-                "-out",
-                "pebble.pem",
-            ],
+            "pebble.csr",
+            "https-ca",
+            "7",
+            7,
+            "pebble.ext",
+            "pebble.pem",
         );
         let (dns, cts_mgmt, dir_port, mgmt, tls_port) = (
             free_port(),
@@ -343,26 +290,12 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     );
 
     // A WebSocket opened before the renewal.
-    let release = d.join("release-ws");
-    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
-    let mut ws = Command::new("python3")
-        .arg(&script)
-        .args([
-            "hold-until",
-            &format!("wss://{DOMAIN}:{https_port}/app/ws"),
-            TOKEN,
-            release.to_str().unwrap(),
-        ])
-        .env("WS_CA_FILE", &root)
-        .env("WS_CONNECT", https.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed (with the websockets package)");
-    let mut ws_err = BufReader::new(ws.stderr.take().unwrap());
-    let mut line = String::new();
-    ws_err.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+    let ws = HeldWebSocket::open(
+        &format!("wss://{DOMAIN}:{https_port}/app/ws"),
+        &pebble.root,
+        https,
+        d.join("release-ws"),
+    );
 
     // The proxy's renew timer runs the forced renewal; new handshakes get the new serial.
     let validations_before = pebble.validations(http_port);
@@ -402,16 +335,10 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     assert_eq!(code, 0, "{out}");
 
     // The WebSocket from before the renewal is still alive.
-    std::fs::write(&release, "").unwrap();
-    let mut stdout = String::new();
-    ws.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
+    let (ws_ok, stdout, stderr) = ws.release();
     assert!(
-        ws.wait().unwrap().success(),
-        "the WebSocket opened before the renewal broke: {stdout}"
+        ws_ok,
+        "the WebSocket opened before the renewal broke: {stdout}{stderr}"
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(v["ticks"].as_u64().unwrap() >= 2, "{v}");

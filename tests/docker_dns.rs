@@ -4,75 +4,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use support::docker::*;
+use support::proxy_container::*;
 use support::*;
-
-/// Port the proxy listens on inside its container.
-const LISTEN: u16 = 8080;
-
-/// The proxy's container: its `docker logs` are printed when the test fails; removed on drop.
-struct ProxyContainer {
-    name: String,
-}
-
-impl ProxyContainer {
-    fn logs(&self) -> String {
-        match Command::new("docker").args(["logs", &self.name]).output() {
-            Ok(o) => {
-                String::from_utf8_lossy(&o.stdout).into_owned()
-                    + &String::from_utf8_lossy(&o.stderr)
-            }
-            Err(e) => format!("(docker logs failed: {e})"),
-        }
-    }
-}
-
-impl Drop for ProxyContainer {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- docker logs {} -----\n{}----- end of docker logs {} -----",
-                self.name,
-                self.logs(),
-                self.name
-            );
-        }
-        let _ = docker_try(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-/// The daemon socket on this host (from `DOCKER_HOST` when it names a Unix socket).
-fn host_socket() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/var/run/docker.sock".to_string())
-}
-
-/// One GET without a token that never panics: (status, body), or None while nothing answers
-/// properly (the published port accepts connections before the proxy listens).
-fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
 
 fn proxy_config(instance: &str, net: &str, svc: &str) -> String {
     format!(
@@ -126,61 +62,8 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
     );
 
     let t0 = Instant::now();
-    let socket_mount = format!("{}:/var/run/docker.sock", host_socket());
-    // Unprivileged, as docker/proxy/Dockerfile documents: nobody plus the socket's group.
-    let socket_gid = std::os::unix::fs::MetadataExt::gid(
-        &std::fs::metadata(host_socket()).expect("the Docker socket on this host"),
-    )
-    .to_string();
-    let config_mount = format!("{}:/etc/wakeproxy/proxy.yaml:ro", config_path.display());
-    let published = format!("127.0.0.1::{LISTEN}");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &proxy_name,
-        "--network",
-        &net,
-        "--user",
-        "65534:65534",
-        "--group-add",
-        &socket_gid,
-        "-v",
-        &socket_mount,
-        "-v",
-        &config_mount,
-        "-p",
-        &published,
-        PROXY_IMAGE,
-        "proxy",
-        "--config",
-        "/etc/wakeproxy/proxy.yaml",
-        "--no-tls",
-    ]);
-    let proxy = ProxyContainer { name: proxy_name };
-
-    let addr = wait_for(
-        "the proxy's published port",
-        Duration::from_secs(10),
-        || published_addr(&proxy.name, LISTEN),
-    );
-    assert!(
-        addr.ip().is_loopback(),
-        "published on {addr}, not on loopback"
-    );
-    wait_for(
-        "/proxy/healthz to answer 200 ok",
-        Duration::from_secs(30),
-        || {
-            assert!(
-                is_running(&proxy.name),
-                "the proxy container stopped (state {:?}, exit code {:?})",
-                inspect(&proxy.name, "{{.State.Status}}"),
-                inspect(&proxy.name, "{{.State.ExitCode}}")
-            );
-            try_get(addr, "/proxy/healthz").filter(|(st, body)| *st == 200 && body.trim() == "ok")
-        },
-    );
+    let proxy = ProxyContainer::run(&proxy_name, &net, &config_path);
+    let addr = proxy.wait_ready();
     let up = t0.elapsed();
     assert!(
         proxy
@@ -249,14 +132,7 @@ fn proxy_in_a_container_serves_a_service_by_name_on_a_user_network() {
     assert_eq!(r.json()["target"], "/again");
 
     // Status shows the service running, reached on its internal port.
-    let all = get(addr, "/proxy/status").json()["services"].clone();
-    let st = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == svc.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("{svc} missing from /proxy/status: {all}"));
+    let st = service_status(addr, &svc);
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["cold_starts"], 1, "{st}");
     assert_eq!(st["host_port"], 8000, "{st}");

@@ -19,16 +19,6 @@ fn service(name: &str, path: &str, extra: &str) -> String {
     format!("  - name: {name}\n    path: {path}\n    image: {IMAGE}\n    health_path: /health\n    start_timeout: 30\n{extra}")
 }
 
-fn status_of(p: &TestProxy, name: &str) -> serde_json::Value {
-    let all = get(p.addr, "/proxy/status").json()["services"].clone();
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap()
-}
-
 #[test]
 fn fifty_concurrent_first_requests_share_one_start() {
     let mut g = DockerGuard::new("fifty");
@@ -52,7 +42,7 @@ fn fifty_concurrent_first_requests_share_one_start() {
         "{}",
         p.proc.log()
     );
-    let st = status_of(&p, &name);
+    let st = service_status(p.addr, &name);
     assert_eq!(st["cold_starts"], 1);
     assert_eq!(st["status"], "running");
     let port = st["host_port"].as_u64().unwrap();
@@ -134,11 +124,11 @@ fn idle_services_stop_and_restart_but_never_while_streaming() {
     wait_for("the idle stop", Duration::from_secs(20), || {
         (!is_running(&name)).then_some(())
     });
-    assert_eq!(status_of(&p, &name)["status"], "stopped");
+    assert_eq!(service_status(p.addr, &name)["status"], "stopped");
     let r = get(p.addr, "/svc/again");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(is_running(&name));
-    assert_eq!(status_of(&p, &name)["cold_starts"], 2);
+    assert_eq!(service_status(p.addr, &name)["cold_starts"], 2);
 }
 
 #[test]
@@ -156,7 +146,7 @@ fn a_killed_proxy_adopts_its_running_container_and_still_reaps_it() {
     let _ = first.proc.child.wait();
     let second = TestProxy::start(&cfg);
     assert_eq!(
-        status_of(&second, &name)["status"],
+        service_status(second.addr, &name)["status"],
         "running",
         "{}",
         second.proc.log()
@@ -239,7 +229,7 @@ fn a_container_that_exits_at_start_gives_503_with_its_exit_code_at_once() {
         detail.contains("exiting at start"),
         "the last log lines are quoted: {detail}"
     );
-    assert!(status_of(&p, &name)["last_error"]
+    assert!(service_status(p.addr, &name)["last_error"]
         .as_str()
         .unwrap()
         .contains("code 7"));
@@ -255,7 +245,7 @@ fn a_killed_container_is_started_again_on_the_next_request() {
     wait_for(
         "the proxy to notice the kill",
         Duration::from_secs(10),
-        || (status_of(&p, &name)["status"] == "stopped").then_some(()),
+        || (service_status(p.addr, &name)["status"] == "stopped").then_some(()),
     );
     let r = get(p.addr, "/svc/y");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -339,7 +329,7 @@ fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
         "{}",
         p.proc.log()
     );
-    assert_eq!(status_of(&p, &name)["cold_starts"], 1);
+    assert_eq!(service_status(p.addr, &name)["cold_starts"], 1);
     wait_for("the stop after the close", Duration::from_secs(15), || {
         (!is_running(&name)).then_some(())
     });
@@ -475,7 +465,7 @@ fn an_oom_killed_container_is_reported_and_restarted() {
         "the OOM kill to show in status",
         Duration::from_secs(15),
         || {
-            let st = status_of(&p, &name);
+            let st = service_status(p.addr, &name);
             (st["status"] == "stopped"
                 && st["last_error"]
                     .as_str()
@@ -489,7 +479,7 @@ fn an_oom_killed_container_is_reported_and_restarted() {
     );
     let again = get(p.addr, "/svc/y");
     assert_eq!(again.status, 200, "{}", again.text());
-    assert_eq!(status_of(&p, &name)["cold_starts"], 2);
+    assert_eq!(service_status(p.addr, &name)["cold_starts"], 2);
 }
 
 #[test]

@@ -41,24 +41,9 @@ fn routing_table() {
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         let v = r.json();
         assert_eq!(v["target"], target, "{path} forwarded as {}", v["target"]);
-        let headers = v["headers"].as_array().unwrap();
-        let prefix_seen = headers
-            .iter()
-            .find(|h| {
-                h[0].as_str()
-                    .unwrap()
-                    .eq_ignore_ascii_case("x-forwarded-prefix")
-            })
-            .map(|h| h[1].as_str().unwrap().to_string());
-        assert_eq!(prefix_seen.as_deref(), prefix, "{path}");
-        let status = get(p.addr, "/proxy/status").json()["services"].clone();
-        let svc = status
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == service)
-            .unwrap()
-            .clone();
+        let prefix_seen = echoed_header(&v, "x-forwarded-prefix");
+        assert_eq!(prefix_seen.first().map(String::as_str), prefix, "{path}");
+        let svc = service_status(p.addr, service);
         assert!(
             svc["requests"].as_u64().unwrap() >= 1,
             "{path} should have gone to {service}"
@@ -150,24 +135,7 @@ fn forwarded_headers_and_repeated_headers() {
         ),
     );
     let v = r.json();
-    let headers: Vec<(String, String)> = v["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h[0].as_str().unwrap().to_ascii_lowercase(),
-                h[1].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let get_all = |n: &str| {
-        headers
-            .iter()
-            .filter(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .collect::<Vec<_>>()
-    };
+    let get_all = |n: &str| echoed_header(&v, n);
     assert_eq!(
         get_all("x-forwarded-for"),
         ["127.0.0.1"],

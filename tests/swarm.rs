@@ -36,8 +36,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,10 +45,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::docker::*;
+use support::proxy_container::*;
 use support::*;
 
-/// Port the proxy listens on inside its container.
-const LISTEN: u16 = 8080;
 /// Node label: this swarm was created by this test.
 const LABEL_OWNER: &str = "wakeproxy.swarm-test";
 /// Node label: Unix time of the owner's last sign of life.
@@ -456,93 +454,6 @@ impl Drop for BridgeCheck {
     }
 }
 
-/// The proxy's container: its `docker logs` are printed when the test fails; removed on drop.
-struct ProxyContainer {
-    name: String,
-}
-
-impl ProxyContainer {
-    fn logs(&self) -> String {
-        match Command::new("docker").args(["logs", &self.name]).output() {
-            Ok(o) => {
-                String::from_utf8_lossy(&o.stdout).into_owned()
-                    + &String::from_utf8_lossy(&o.stderr)
-            }
-            Err(e) => format!("(docker logs failed: {e})"),
-        }
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.logs().matches(needle).count()
-    }
-
-    /// The published port, once `/proxy/healthz` answers there.
-    fn wait_ready(&self) -> SocketAddr {
-        let addr = wait_for(
-            "the proxy's published port",
-            Duration::from_secs(10),
-            || published_addr(&self.name, LISTEN),
-        );
-        assert!(
-            addr.ip().is_loopback(),
-            "published on {addr}, not on loopback"
-        );
-        wait_for(
-            "/proxy/healthz to answer 200 ok",
-            Duration::from_secs(30),
-            || {
-                assert!(
-                    is_running(&self.name),
-                    "the proxy container stopped (exit code {:?}):\n{}",
-                    inspect(&self.name, "{{.State.ExitCode}}"),
-                    self.logs()
-                );
-                try_get(addr, "/proxy/healthz")
-                    .filter(|(st, body)| *st == 200 && body.trim() == "ok")
-            },
-        );
-        addr
-    }
-}
-
-impl Drop for ProxyContainer {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- docker logs {} -----\n{}----- end of docker logs -----",
-                self.name,
-                self.logs()
-            );
-        }
-        let _ = docker_try(&["rm", "-f", "-v", &self.name]);
-    }
-}
-
-/// The daemon socket on this host (from `DOCKER_HOST` when it names a Unix socket).
-fn host_socket() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "/var/run/docker.sock".to_string())
-}
-
-/// One GET without a token that never panics: (status, body).
-fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_string()))
-}
-
 /// IPVS (the kernel's load balancer behind a swarm VIP) is missing on some kernels (this
 /// test machine's among them); then the services use DNS round robin, which needs nothing.
 fn endpoint_mode() -> &'static str {
@@ -654,16 +565,6 @@ fn running_tasks(name: &str) -> usize {
     .count()
 }
 
-fn status_of(addr: SocketAddr, name: &str) -> serde_json::Value {
-    let all = get(addr, "/proxy/status").json()["services"].clone();
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} missing from /proxy/status: {all}"))
-}
-
 /// Waits until the proxy scaled `svc` to 0 for idleness and every task ended.
 fn wait_scaled_to_zero(proxy: &ProxyContainer, addr: SocketAddr, svc: &str, downs_before: usize) {
     let line = format!("scaling swarm service {svc} from 1 to 0 replicas");
@@ -671,13 +572,13 @@ fn wait_scaled_to_zero(proxy: &ProxyContainer, addr: SocketAddr, svc: &str, down
         "the idle service to be scaled to 0",
         Duration::from_secs(30),
         || {
-            (proxy.count(&line) > downs_before && status_of(addr, svc)["status"] == "stopped")
+            (proxy.count(&line) > downs_before && service_status(addr, svc)["status"] == "stopped")
                 .then_some(())
         },
     );
     assert_eq!(replicas(svc), 0);
     assert_eq!(running_tasks(svc), 0);
-    let st = status_of(addr, svc);
+    let st = service_status(addr, svc);
     assert_eq!(
         (
             st["replicas_desired"].clone(),
@@ -765,35 +666,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
     // 2. wakeproxy in a container on the overlay network, the socket mounted.
     let config_path = dir.path().join("proxy.yaml");
     std::fs::write(&config_path, proxy_config(&n, "0.0.0.0", LISTEN, endpoint)).unwrap();
-    let socket_gid = std::os::unix::fs::MetadataExt::gid(
-        &std::fs::metadata(host_socket()).expect("the Docker socket"),
-    )
-    .to_string();
-    let proxy_name = g.name("proxy");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &proxy_name,
-        "--network",
-        &n.net,
-        "--user",
-        "65534:65534",
-        "--group-add",
-        &socket_gid,
-        "-v",
-        &format!("{}:/var/run/docker.sock", host_socket()),
-        "-v",
-        &format!("{}:/etc/wakeproxy/proxy.yaml:ro", config_path.display()),
-        "-p",
-        &format!("127.0.0.1::{LISTEN}"),
-        PROXY_IMAGE,
-        "proxy",
-        "--config",
-        "/etc/wakeproxy/proxy.yaml",
-        "--no-tls",
-    ]);
-    let proxy = ProxyContainer { name: proxy_name };
+    let proxy = ProxyContainer::run(&g.name("proxy"), &n.net, &config_path);
     let addr = proxy.wait_ready();
     assert!(
         proxy.logs().contains("swarm manager (node"),
@@ -850,7 +723,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         service_field(&n.svc, "{{.Spec.TaskTemplate.RestartPolicy.Condition}}"),
         "on-failure"
     );
-    let st = status_of(addr, &n.svc);
+    let st = service_status(addr, &n.svc);
     assert_eq!(st["mode"], "swarm", "{st}");
     assert_eq!(st["status"], "running", "{st}");
     assert_eq!(st["cold_starts"], 1, "{st}");
@@ -872,7 +745,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         "{}",
         proxy.logs()
     );
-    let st = status_of(addr, &n.svc);
+    let st = service_status(addr, &n.svc);
     assert_eq!(
         (st["status"].clone(), st["cold_starts"].clone()),
         ("running".into(), 0.into()),
@@ -927,7 +800,7 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
         "exactly one update of the service: {updates:?}"
     );
     assert_eq!(replicas(&n.svc), 1);
-    assert_eq!(status_of(addr, &n.svc)["cold_starts"], 2);
+    assert_eq!(service_status(addr, &n.svc)["cold_starts"], 2);
 
     // The failing service through the proxy in the container too: 503 with the task's error.
     let r = get(addr, "/bad/y");

@@ -85,25 +85,6 @@ fn curl_https(p: &TlsProxy, pki: &Pki, path: &str, extra: &[&str]) -> (i32, Stri
     curl(&args)
 }
 
-fn ws_client(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-fn ws_result(out: std::process::Output) -> (bool, serde_json::Value, String) {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!("ws_client.py printed no result (python3 with the websockets package is needed)\nstdout: {stdout}\nstderr: {stderr}")
-    });
-    (out.status.success(), v, stderr)
-}
-
 fn wait_serial(p: &TlsProxy, want: &str) {
     let https = p.https.unwrap();
     let mut last = None;
@@ -132,24 +113,7 @@ fn the_whole_proxy_runs_behind_tls() {
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["target"], "/echo?x=1");
-    let headers: Vec<(String, String)> = v["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h[0].as_str().unwrap().to_ascii_lowercase(),
-                h[1].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let get = |n: &str| {
-        headers
-            .iter()
-            .filter(|(k, _)| k == n)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-    };
+    let get = |n: &str| echoed_header(&v, n);
     assert_eq!(get("x-forwarded-proto"), ["https"]);
     assert!(
         get("authorization").is_empty(),
@@ -349,13 +313,9 @@ fn websockets_over_tls() {
         ("WS_CA_FILE", f.pki.root.to_str().unwrap()),
         ("WS_CONNECT", connect.as_str()),
     ];
-    let out = ws_client(&["echo", &url, TOKEN], &env)
-        .output()
-        .expect("python3 is needed (with the websockets package)");
-    let (ok, v, err) = ws_result(out);
+    let (ok, v, err) = ws_run(&["echo", &url, TOKEN], &env);
     assert!(ok, "{v}\n{err}\nproxy log:\n{}", p.proc.log());
-    let out = ws_client(&["unauthorised", &url], &env).output().unwrap();
-    let (ok, v, err) = ws_result(out);
+    let (ok, v, err) = ws_run(&["unauthorised", &url], &env);
     assert!(ok, "{v}\n{err}");
 }
 
@@ -549,25 +509,8 @@ fn hot_reload_serves_the_new_serial_and_open_connections_keep_going() {
         Some("01D1")
     );
     // Open before the renewal: a WebSocket and a server-sent event stream.
-    let release = f.path("release");
     let url = format!("wss://{DOMAIN}:{}/app/ws", https_port(&p));
-    let connect = p.https.unwrap().to_string();
-    let env = [
-        ("WS_CA_FILE", f.pki.root.to_str().unwrap()),
-        ("WS_CONNECT", connect.as_str()),
-    ];
-    let mut ws = ws_client(
-        &["hold-until", &url, TOKEN, release.to_str().unwrap()],
-        &env,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("python3 is needed (with the websockets package)");
-    let mut ws_err = BufReader::new(ws.stderr.take().unwrap());
-    let mut line = String::new();
-    ws_err.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+    let ws = HeldWebSocket::open(&url, &f.pki.root, p.https.unwrap(), f.path("release"));
     let port = https_port(&p);
     let mut sse = Command::new("curl")
         .args([
@@ -595,19 +538,12 @@ fn hot_reload_serves_the_new_serial_and_open_connections_keep_going() {
     wait_serial(&p, "02D2");
     p.proc.wait_line("serial 02D2", Duration::from_secs(5));
     // Both older connections still work.
-    std::fs::write(&release, "").unwrap();
+    let (ws_ok, stdout, stderr) = ws.release();
     let mut rest = String::new();
     sse_out.read_to_string(&mut rest).unwrap();
     assert!(sse.wait().unwrap().success(), "the event stream broke");
     assert_eq!(rest.matches("data: event").count(), 39, "{rest}");
-    let mut stdout = String::new();
-    ws.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let st = ws.wait().unwrap();
-    assert!(st.success(), "the WebSocket broke: {stdout}");
+    assert!(ws_ok, "the WebSocket broke: {stdout}{stderr}");
 }
 
 #[test]

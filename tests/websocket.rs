@@ -5,25 +5,9 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::*;
-
-fn ws_client(args: &[&str]) -> (bool, serde_json::Value, String) {
-    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .output()
-        .expect("python3 is needed (with the websockets package: pip install websockets)");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!("ws_client.py printed no result (is the websockets package installed?)\nstdout: {stdout}\nstderr: {stderr}")
-    });
-    (out.status.success(), v, stderr)
-}
 
 fn proxy_for(b: &Backend, extra: &str) -> TestProxy {
     TestProxy::start(&config(&format!(
@@ -37,7 +21,7 @@ fn websocket_echo_from_1_byte_to_16_mib_with_ping_and_close() {
     let b = Backend::start("b");
     let p = proxy_for(&b, "");
     let url = format!("ws://{}/app/ws", p.addr);
-    let (ok, v, err) = ws_client(&["echo", &url, TOKEN]);
+    let (ok, v, err) = ws_run(&["echo", &url, TOKEN], &[]);
     assert!(ok, "{v}\n{err}\nproxy log:\n{}", p.proc.log());
     assert_eq!(v["sizes"].as_array().unwrap().last().unwrap(), 16 << 20);
 }
@@ -47,7 +31,7 @@ fn an_upgrade_without_token_is_refused_and_never_reaches_the_backend() {
     let b = Backend::start("b");
     let p = proxy_for(&b, "");
     let url = format!("ws://{}/app/ws", p.addr);
-    let (ok, v, err) = ws_client(&["unauthorised", &url]);
+    let (ok, v, err) = ws_run(&["unauthorised", &url], &[]);
     assert!(ok, "{v}\n{err}");
     let status = get(p.addr, "/proxy/status").json()["services"].clone();
     assert_eq!(
@@ -231,7 +215,7 @@ fn a_thousand_concurrent_websockets_for_a_minute() {
         }
         max
     });
-    let (ok, v, err) = ws_client(&["many", &url, TOKEN, "1000", &seconds, "5"]);
+    let (ok, v, err) = ws_run(&["many", &url, TOKEN, "1000", &seconds, "5"], &[]);
     let rss_now = p.proc.rss_kib();
     assert!(
         ok,

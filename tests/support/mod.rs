@@ -160,7 +160,8 @@ impl Drop for Proc {
     }
 }
 
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
+/// The address printed after `marker` in a log line.
+pub fn addr_after(line: &str, marker: &str) -> SocketAddr {
     let rest = &line[line.find(marker).unwrap() + marker.len()..];
     let a = rest.split_whitespace().next().unwrap();
     a.parse()
@@ -438,6 +439,89 @@ pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
     )
 }
 
+/// One GET without a token that never panics: (status, body), or None while nothing answers
+/// properly (a published container port accepts connections before the proxy listens).
+pub fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// Service `name`'s entry in the proxy's `/proxy/status` (asked with the test token); fails the
+/// test when it is not listed.
+pub fn service_status(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let all = get(addr, "/proxy/status").json()["services"].clone();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} missing from /proxy/status: {all}"))
+}
+
+/// The request headers the test backend echoed (the `headers` list of `[name, value]` pairs
+/// in its JSON answer), in the order it received them, names lower-cased.
+pub fn echoed_headers(echo: &serde_json::Value) -> Vec<(String, String)> {
+    echo["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no headers in the backend's echo: {echo}"))
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_ascii_lowercase(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every value of header `name` (any case) in the backend's echo, in order.
+pub fn echoed_header(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    let name = name.to_ascii_lowercase();
+    echoed_headers(echo)
+        .into_iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// `python3 tests/ws/ws_client.py ARGS` with `env` set: the WebSocket test client (its
+/// docstring lists the modes, and the variables it reads for wss:// URLs).
+pub fn ws_client(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let script = format!("{}/tests/ws/ws_client.py", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs ws_client.py to its end: (it exited 0, the JSON result it printed, its stderr); fails
+/// the test when it printed no result.
+pub fn ws_run(args: &[&str], env: &[(&str, &str)]) -> (bool, serde_json::Value, String) {
+    let out = ws_client(args, env)
+        .output()
+        .expect("python3 is needed (with the websockets package: pip install websockets)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!("ws_client.py printed no result (python3 with the websockets package is needed)\nstdout: {stdout}\nstderr: {stderr}")
+    });
+    (out.status.success(), v, stderr)
+}
+
 /// Runs `curl` with arguments, returning (exit status, stdout).
 pub fn curl(args: &[&str]) -> (i32, String) {
     let out = Command::new("curl")
@@ -451,6 +535,7 @@ pub fn curl(args: &[&str]) -> (i32, String) {
     )
 }
 pub mod docker;
+pub mod proxy_container;
 
 /// Parses exposition text with prometheus_client; fails the test if the parser rejects it.
 pub fn prom_parse(text: &str) -> Vec<serde_json::Value> {

@@ -3,12 +3,13 @@
 //! serial as `openssl s_client` sees it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{Proc, TempDir, TOKEN};
+use crate::support::{addr_after, ws_client, Proc, TempDir, TOKEN};
 
 /// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
@@ -56,85 +57,110 @@ fn ext_file(dir: &Path, name: &str, text: &str) -> String {
     name.to_string()
 }
 
+/// A self-signed CA in `dir`: a new P-256 key `<name>.key` and its certificate `<name>.pem`,
+/// valid for `days`, with subject `subj` and extension `keyUsage=<key_usage>`.
+pub fn self_signed_ca(dir: &Path, name: &str, days: u32, subj: &str, key_usage: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            &days.to_string(),
+            "-subj",
+            subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            &format!("keyUsage={key_usage}"),
+        ],
+    );
+}
+
+/// A new P-256 key, written to `dir/out`.
+pub fn ec_key(dir: &Path, out: &str) {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            out,
+        ],
+    );
+}
+
+/// A certificate signing request for `key` with subject `subj`, written to `dir/out`.
+pub fn csr(dir: &Path, key: &str, subj: &str, out: &str) {
+    openssl(
+        dir,
+        &["req", "-new", "-key", key, "-subj", subj, "-out", out],
+    );
+}
+
+/// The certificate for `csr` signed by the CA `<ca>.pem` (key `<ca>.key`), with `serial` (as
+/// openssl takes it: decimal, or hex after 0x), valid for `days`, with the extensions in the
+/// file `ext`; written to `dir/out`. All names are relative to `dir`.
+pub fn sign(dir: &Path, csr: &str, ca: &str, serial: &str, days: u32, ext: &str, out: &str) {
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            serial,
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            ext,
+            "-out",
+            out,
+        ],
+    );
+}
+
 impl Pki {
     pub fn new(dir: &Path) -> Pki {
         let dir = dir.join("pki");
         std::fs::create_dir_all(&dir).unwrap();
-        openssl(
+        self_signed_ca(
             &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "root.key",
-                "-out",
-                "root.pem",
-                "-days",
-                "400",
-                "-subj",
-                "/CN=wakeproxy test root",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
+            "root",
+            400,
+            "/CN=wakeproxy test root",
+            "critical,keyCertSign,cRLSign",
         );
-        openssl(
+        ec_key(&dir, "inter.key");
+        csr(
             &dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "inter.key",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "inter.key",
-                "-subj",
-                "/CN=wakeproxy test intermediate",
-                "-out",
-                "inter.csr",
-            ],
+            "inter.key",
+            "/CN=wakeproxy test intermediate",
+            "inter.csr",
         );
         let ext = ext_file(
             &dir,
             "inter.ext",
             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
         );
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "inter.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-set_serial",
-                "0x100",
-                "-days",
-                "400",
-                "-extfile",
-                &ext,
-                "-out",
-                "inter.pem",
-            ],
-        );
+        sign(&dir, "inter.csr", "root", "0x100", 400, &ext, "inter.pem");
         Pki {
             root: dir.join("root.pem"),
             dir,
@@ -152,45 +178,24 @@ impl Pki {
         let d = &self.dir;
         let key = format!("{tag}.key");
         match kind {
-            KeyKind::Ecdsa => openssl(
-                d,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    &key,
-                ],
-            ),
-            KeyKind::Rsa => openssl(
-                d,
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "RSA",
-                    "-pkeyopt",
-                    "rsa_keygen_bits:2048",
-                    "-out",
-                    &key,
-                ],
-            ),
+            KeyKind::Ecdsa => ec_key(d, &key),
+            KeyKind::Rsa => {
+                openssl(
+                    d,
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                        "-out",
+                        &key,
+                    ],
+                );
+            }
         };
-        let csr = format!("{tag}.csr");
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-key",
-                &key,
-                "-subj",
-                &format!("/CN={name}"),
-                "-out",
-                &csr,
-            ],
-        );
+        let csr_file = format!("{tag}.csr");
+        csr(d, &key, &format!("/CN={name}"), &csr_file);
         let ext = ext_file(
             d,
             &format!("{tag}.ext"),
@@ -201,26 +206,14 @@ impl Pki {
             ),
         );
         let cert = format!("{tag}.pem");
-        openssl(
+        sign(
             d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "inter.pem",
-                "-CAkey",
-                "inter.key",
-                "-set_serial",
-                &format!("0x{serial}"),
-                "-days",
-                &days.to_string(),
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
+            &csr_file,
+            "inter",
+            &format!("0x{serial}"),
+            days,
+            &ext,
+            &cert,
         );
         let fullchain = d.join(format!("{tag}-fullchain.pem"));
         let mut chain = std::fs::read(d.join(&cert)).unwrap();
@@ -250,11 +243,6 @@ pub struct TlsProxy {
     /// `None` with `--no-tls`.
     pub https: Option<SocketAddr>,
     pub config_path: PathBuf,
-}
-
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).unwrap() + marker.len()..];
-    rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// The global section for a TLS proxy on 127.0.0.1 (ephemeral HTTP port, `https_port`),
@@ -373,6 +361,61 @@ pub fn link_live(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
         std::os::unix::fs::symlink(target, link).unwrap();
     }
     (cert, key)
+}
+
+/// A WebSocket over TLS that ws_client.py `hold-until` keeps echoing on (every 0.2 s) until
+/// it is released.
+pub struct HeldWebSocket {
+    child: Child,
+    /// Its stderr, past the line that said the socket is open.
+    stderr: BufReader<ChildStderr>,
+    release: PathBuf,
+}
+
+impl HeldWebSocket {
+    /// Opens `url` (wss://) with the test token, trusting only `ca_file` and connecting to
+    /// `connect` (the URL's host stays the TLS server name); returns once the socket is open.
+    /// `release` is the file whose creation tells the client to stop.
+    pub fn open(url: &str, ca_file: &Path, connect: SocketAddr, release: PathBuf) -> HeldWebSocket {
+        let connect = connect.to_string();
+        let mut child = ws_client(
+            &["hold-until", url, TOKEN, release.to_str().unwrap()],
+            &[
+                ("WS_CA_FILE", ca_file.to_str().unwrap()),
+                ("WS_CONNECT", &connect),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed (with the websockets package)");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "open", "the WebSocket did not open: {line}");
+        HeldWebSocket {
+            child,
+            stderr,
+            release,
+        }
+    }
+
+    /// Releases it (the client echoes once more, then closes) and waits for the client:
+    /// (it exited 0, the result it printed on stdout, the rest of its stderr).
+    pub fn release(mut self) -> (bool, String, String) {
+        std::fs::write(&self.release, "").unwrap();
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let mut stderr = String::new();
+        let _ = self.stderr.read_to_string(&mut stderr);
+        let ok = self.child.wait().unwrap().success();
+        (ok, stdout, stderr)
+    }
 }
 
 /// A TempDir for a TLS test.
