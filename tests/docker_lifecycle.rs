@@ -218,8 +218,8 @@ fn a_container_that_exits_at_start_gives_503_with_its_exit_code_at_once() {
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "took {:?} (start_timeout is 30 s)",
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}: the start timeout (30 s), not the exit, ended the wait",
         t0.elapsed()
     );
     assert!(r.header("retry-after").is_some());

@@ -162,7 +162,7 @@ fn idle_tunnels_are_closed_after_tunnel_idle_timeout() {
     );
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(30),
         "closed after {took:?}"
     );
 }

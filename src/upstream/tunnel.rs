@@ -304,7 +304,8 @@ mod tests {
         let t0 = Instant::now();
         s.handle.join().unwrap();
         assert!(
-            t0.elapsed() >= Duration::from_millis(250) && t0.elapsed() < Duration::from_secs(3)
+            // Closed by the idle rule: not before it, and not never (a deadline, not a speed).
+            t0.elapsed() >= Duration::from_millis(250) && t0.elapsed() < Duration::from_secs(30)
         );
         let mut buf = [0u8; 16];
         assert_eq!(
@@ -321,12 +322,12 @@ mod tests {
             max_lifetime: Some(Duration::from_millis(400)),
         });
         let t0 = Instant::now();
-        while !s.handle.is_finished() && t0.elapsed() < Duration::from_secs(5) {
+        // Traffic flows all along, and the idle limit is 60 s: only the lifetime can close it.
+        while !s.handle.is_finished() && t0.elapsed() < Duration::from_secs(30) {
             let _ = s.client.write_all(b"x");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(s.handle.is_finished(), "still open after 5 s");
-        assert!(t0.elapsed() < Duration::from_secs(3));
+        assert!(s.handle.is_finished(), "still open after 30 s");
     }
 
     #[test]

@@ -142,7 +142,8 @@ fn a_silent_daemon_times_out() {
     let d = docker(&fake).with_timeout(Duration::from_millis(300));
     let t0 = Instant::now();
     let e = d.inspect("x").unwrap_err();
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // Before the client's default 30 s: the 300 ms budget applied.
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
     assert!(e.is_unreachable(), "{e:?}");
     assert!(
         e.to_string()
@@ -236,7 +237,10 @@ fn events_closer_interrupts_a_blocked_read() {
     let t0 = Instant::now();
     // Blocks (no more events) until the closer fires.
     let rest: Vec<_> = s.by_ref().collect();
-    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "the closer ended the stream"
+    );
     assert!(rest.iter().all(|r| r.is_err()), "{rest:?}");
     t.join().unwrap();
 }

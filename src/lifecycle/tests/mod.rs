@@ -171,7 +171,8 @@ fn exit_at_start_fails_every_waiter_fast_with_exit_code_and_logs() {
             "{d}"
         );
     }
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // Before the 5 s start timeout: the failure, not the timeout, ended the wait.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(lc
         .status(0)
         .last_error

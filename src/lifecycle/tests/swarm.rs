@@ -199,9 +199,10 @@ fn a_failed_task_fails_every_waiter_at_once_and_scales_back_to_zero() {
             err.detail
         );
     }
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // Before the 5 s start timeout: the failure, not the timeout, ended the wait.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     // The start's scale-up is undone before the next start can begin.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while swarm.stops.lock().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -260,7 +261,7 @@ fn reconcile_takes_stock_of_both_kinds() {
     );
     assert_eq!(lc.ensure_ready(0), Ok(format!("127.0.0.1:{port}")));
     assert_eq!(swarm.starts.load(Ordering::SeqCst), 0);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while (swarm.stops.lock().is_empty() || containers.stops.lock().is_empty())
         && Instant::now() < deadline
     {
