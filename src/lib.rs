@@ -43,5 +43,5 @@ pub mod http;
 mod lifecycle;
 mod pipeline;
 mod server;
-pub mod tls;
+mod tls;
 mod upstream;

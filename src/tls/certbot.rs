@@ -24,9 +24,9 @@ use super::CertStore;
 use crate::config::Global;
 
 /// Default time between two `certbot renew` runs: twice a day, as certbot advises.
-pub const RENEW_EVERY: Duration = Duration::from_secs(12 * 3600);
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(12 * 3600);
 /// A certbot run taking longer than this is killed.
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// First wait after a failed `certonly`; it doubles up to the renew interval (ACME servers
 /// limit failed validations, so no tight loop).
 const FIRST_RETRY: Duration = Duration::from_secs(15 * 60);
@@ -35,7 +35,7 @@ const TAIL_LINES: usize = 25;
 
 /// How to run certbot for this proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Certbot {
+pub(crate) struct Certbot {
     pub program: String,
     pub extra_args: Vec<String>,
     pub domain: String,
@@ -47,7 +47,7 @@ pub struct Certbot {
 impl Certbot {
     /// From the configuration (`certbot_path`, `certbot_args`), with the `WAKEPROXY_CERTBOT*`
     /// environment variables taking precedence (the program) or adding to it (the arguments).
-    pub fn from_env(g: &Global) -> Result<Certbot, String> {
+    pub(crate) fn from_env(g: &Global) -> Result<Certbot, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut extra_args = g.certbot_args.clone();
         if let Some(s) = var("WAKEPROXY_CERTBOT_ARGS") {
@@ -77,7 +77,7 @@ impl Certbot {
     }
 
     /// `certonly --webroot ...`: obtains a certificate for the domain, keeping a valid one.
-    pub fn certonly_args(&self) -> Vec<String> {
+    pub(crate) fn certonly_args(&self) -> Vec<String> {
         let mut a: Vec<String> = ["certonly", "--webroot", "-w"].map(String::from).to_vec();
         a.push(self.webroot.display().to_string());
         a.extend([
@@ -96,7 +96,7 @@ impl Certbot {
     }
 
     /// `renew`: renews what is due; never the random sleep of non-interactive runs.
-    pub fn renew_args(&self) -> Vec<String> {
+    pub(crate) fn renew_args(&self) -> Vec<String> {
         let mut a: Vec<String> = ["renew", "--non-interactive", "--no-random-sleep-on-renew"]
             .map(String::from)
             .to_vec();
@@ -106,7 +106,7 @@ impl Certbot {
 
     /// Where certbot puts the domain's certificate: `<config-dir>/live/<domain>/`, with the
     /// config dir from `--config-dir` in the extra arguments, else `/etc/letsencrypt`.
-    pub fn default_files(&self) -> CertFiles {
+    pub(crate) fn default_files(&self) -> CertFiles {
         let mut config_dir = PathBuf::from("/etc/letsencrypt");
         let mut args = self.extra_args.iter();
         while let Some(a) = args.next() {
@@ -126,7 +126,7 @@ impl Certbot {
     }
 
     /// Runs certbot with `args` (stdin closed, output collected, killed after `RUN_TIMEOUT`).
-    pub fn run(&self, args: &[String]) -> CertbotRun {
+    pub(crate) fn run(&self, args: &[String]) -> CertbotRun {
         let command = args.first().cloned().unwrap_or_default();
         let at = SystemTime::now();
         log::info!("running {} {}", self.program, args.join(" "));
@@ -160,7 +160,7 @@ impl Certbot {
     /// Starts the certbot thread: `certonly` first when `need_certificate`, then `renew` on
     /// the timer. `files` are the files the proxy serves, to say so when certbot succeeds
     /// but they still do not exist (a `tls_certfile` outside certbot's `live/`).
-    pub fn spawn(
+    pub(crate) fn spawn(
         self,
         need_certificate: bool,
         files: CertFiles,
@@ -293,7 +293,7 @@ fn tail(text: &str, n: usize) -> String {
 /// Splits a command line the way a shell splits words: whitespace separates, `'...'` keeps
 /// everything, `"..."` keeps everything but `\"` and `\\`, a backslash outside quotes escapes
 /// the next character.
-pub fn split_args(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_args(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;

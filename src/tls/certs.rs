@@ -19,14 +19,14 @@ use super::x509::{self, Summary};
 
 /// The configured certificate chain and key files (`tls_certfile`, `tls_keyfile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 /// Why a pair could not be loaded.
 #[derive(Debug)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// A file does not exist (yet): wait for it.
     Missing(PathBuf),
     /// A file exists but cannot be read (permissions, a directory...).
@@ -52,14 +52,14 @@ impl fmt::Display for LoadError {
 }
 
 /// A loaded pair, ready for handshakes, with its description.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub key: Arc<CertifiedKey>,
     /// `None` when the leaf could not be described (it is served all the same).
     pub summary: Option<Summary>,
 }
 
 /// Reads the chain and the key and checks that they belong together.
-pub fn load(files: &CertFiles, provider: &CryptoProvider) -> Result<Loaded, LoadError> {
+pub(crate) fn load(files: &CertFiles, provider: &CryptoProvider) -> Result<Loaded, LoadError> {
     let cert_bytes = read(&files.cert)?;
     let key_bytes = read(&files.key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_bytes)
@@ -120,7 +120,7 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
 /// What identifies one version of a file behind its path (symlinks followed, as certbot's
 /// `live/` links to `archive/`): device, inode, size, modification and change times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
+pub(crate) struct FileStamp {
     dev: u64,
     ino: u64,
     len: u64,
@@ -129,7 +129,7 @@ pub struct FileStamp {
 }
 
 /// Stamps of both files (`NotFound` when either is missing).
-pub fn stamp(files: &CertFiles) -> io::Result<[FileStamp; 2]> {
+pub(crate) fn stamp(files: &CertFiles) -> io::Result<[FileStamp; 2]> {
     let one = |p: &Path| {
         let m = std::fs::metadata(p)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
@@ -147,15 +147,15 @@ pub fn stamp(files: &CertFiles) -> io::Result<[FileStamp; 2]> {
 /// The certificate new handshakes get; swapped whole by the reload watcher. Open connections
 /// keep the pair they started with.
 #[derive(Debug, Default)]
-pub struct CertStore {
+pub(crate) struct CertStore {
     current: RwLock<Option<Arc<CertifiedKey>>>,
 }
 
 impl CertStore {
-    pub fn set(&self, key: Arc<CertifiedKey>) {
+    pub(crate) fn set(&self, key: Arc<CertifiedKey>) {
         *self.current.write() = Some(key);
     }
-    pub fn has_cert(&self) -> bool {
+    pub(crate) fn has_cert(&self) -> bool {
         self.current.read().is_some()
     }
 }

@@ -8,12 +8,12 @@
 //! - `x509`: just enough DER reading to describe a certificate;
 //! - `certbot`: running certbot for `auto_certbot` (first certificate, renewals on a timer).
 
-pub mod certbot;
-pub mod certs;
-pub mod state;
-pub mod stream;
-pub mod watch;
-pub mod x509;
+pub(crate) mod certbot;
+pub(crate) mod certs;
+pub(crate) mod state;
+pub(crate) mod stream;
+pub(crate) mod watch;
+pub(crate) mod x509;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,21 +21,21 @@ use std::time::Duration;
 use rustls::crypto::CryptoProvider;
 use rustls::ServerConfig;
 
-pub use certs::{CertFiles, CertStore, FileStamp, LoadError, Loaded};
-pub use state::HttpsState;
-pub use stream::TlsStream;
+pub(crate) use certs::{CertFiles, CertStore, FileStamp, LoadError, Loaded};
+pub(crate) use state::HttpsState;
+pub(crate) use stream::TlsStream;
 
 /// Time a client gets to complete its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The crypto provider, chosen explicitly (never the process default).
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The server configuration: TLS 1.3 and 1.2 with the provider's (strong, forward-secret,
 /// AEAD-only) cipher suites in the server's order, ALPN `http/1.1`, certificates from `store`.
-pub fn server_config(
+pub(crate) fn server_config(
     provider: Arc<CryptoProvider>,
     store: Arc<CertStore>,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
@@ -49,7 +49,7 @@ pub fn server_config(
 }
 
 /// TLS ready to be served: the configuration for the listener and the pair found at start-up.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub provider: Arc<CryptoProvider>,
     pub store: Arc<CertStore>,
     pub config: Arc<ServerConfig>,
@@ -59,7 +59,7 @@ pub struct Prepared {
 
 /// Loads the configured files if they exist. Missing files are not an error (HTTPS waits for
 /// them); unreadable, invalid or mismatched ones are.
-pub fn prepare(files: &CertFiles) -> Result<Prepared, String> {
+pub(crate) fn prepare(files: &CertFiles) -> Result<Prepared, String> {
     let provider = provider();
     let store = Arc::new(CertStore::default());
     let config = server_config(provider.clone(), store.clone())
@@ -86,7 +86,7 @@ pub fn prepare(files: &CertFiles) -> Result<Prepared, String> {
 
 /// What `proxy-validate-config` should warn about: certificate files that do not exist while
 /// nothing (no `auto_certbot`) will create them, so the proxy would serve plain HTTP only.
-pub fn config_warnings(g: &crate::config::Global) -> Vec<String> {
+pub(crate) fn config_warnings(g: &crate::config::Global) -> Vec<String> {
     let (Some(cert), Some(key)) = (&g.tls_certfile, &g.tls_keyfile) else {
         return Vec::new();
     };

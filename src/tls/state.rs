@@ -13,7 +13,7 @@ use crate::config::Global;
 
 /// One certbot run, for the status endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertbotRun {
+pub(crate) struct CertbotRun {
     /// `certonly` or `renew`.
     pub command: String,
     pub at: SystemTime,
@@ -33,7 +33,7 @@ struct Info {
 
 /// Shared between the connections, the reload watcher and the certbot timer.
 #[derive(Debug)]
-pub struct HttpsState {
+pub(crate) struct HttpsState {
     /// HTTPS has a certificate and is serving: the HTTP port redirects.
     live: AtomicBool,
     /// The bound HTTPS port (0 before it is bound).
@@ -45,7 +45,7 @@ pub struct HttpsState {
 
 impl HttpsState {
     /// Off until `set_port` and `set_cert` are called (never with `--no-tls`).
-    pub fn new(g: &Global) -> HttpsState {
+    pub(crate) fn new(g: &Global) -> HttpsState {
         HttpsState {
             live: AtomicBool::new(false),
             port: AtomicU16::new(0),
@@ -55,22 +55,22 @@ impl HttpsState {
         }
     }
 
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port.load(Ordering::Acquire)
     }
 
     /// Records the bound HTTPS port (before any certificate is set).
-    pub fn set_port(&self, port: u16) {
+    pub(crate) fn set_port(&self, port: u16) {
         self.port.store(port, Ordering::Release);
     }
 
     /// A certificate is being served (the first, or a reloaded one). Returns whether HTTPS
     /// has just become live.
-    pub fn set_cert(&self, summary: Option<Summary>) -> bool {
+    pub(crate) fn set_cert(&self, summary: Option<Summary>) -> bool {
         {
             let mut info = self.info.lock();
             info.cert = summary;
@@ -80,31 +80,27 @@ impl HttpsState {
         self.port() != 0 && !self.live.swap(true, Ordering::AcqRel)
     }
 
-    pub fn set_reload_error(&self, why: Option<String>) {
+    pub(crate) fn set_reload_error(&self, why: Option<String>) {
         self.info.lock().reload_error = why;
     }
 
-    pub fn set_certbot(&self, run: CertbotRun) {
+    pub(crate) fn set_certbot(&self, run: CertbotRun) {
         self.info.lock().certbot = Some(run);
-    }
-
-    pub fn certbot(&self) -> Option<CertbotRun> {
-        self.info.lock().certbot.clone()
     }
 
     /// Whether the plain HTTP port redirects to HTTPS while HTTPS is live (else it answers
     /// 426).
-    pub fn redirects(&self) -> bool {
+    pub(crate) fn redirects(&self) -> bool {
         self.redirect
     }
 
     /// The configured domain, the only host redirects point at.
-    pub fn domain(&self) -> &str {
+    pub(crate) fn domain(&self) -> &str {
         &self.domain
     }
 
     /// The `tls` object for `/proxy/status`.
-    pub fn status_json(&self) -> Value {
+    pub(crate) fn status_json(&self) -> Value {
         let info = self.info.lock();
         let cert = info.cert.as_ref().map(|c| {
             json!({

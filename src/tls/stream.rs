@@ -55,13 +55,13 @@ struct Rx {
 }
 
 /// A TLS connection after its handshake.
-pub struct TlsStream {
+pub(crate) struct TlsStream {
     shared: Arc<Link>,
 }
 
 /// Why a handshake failed.
 #[derive(Debug)]
-pub struct HandshakeError(pub io::Error);
+pub(crate) struct HandshakeError(pub io::Error);
 
 impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -71,7 +71,7 @@ impl std::fmt::Display for HandshakeError {
 
 impl TlsStream {
     /// Runs the server handshake on the calling thread, all of it within `timeout`.
-    pub fn accept(
+    pub(crate) fn accept(
         tcp: Arc<TcpStream>,
         config: Arc<ServerConfig>,
         timeout: Duration,
@@ -142,12 +142,13 @@ impl TlsStream {
     }
 
     /// The negotiated protocol version, e.g. `TLSv1_3`.
-    pub fn protocol(&self) -> Option<rustls::ProtocolVersion> {
+    #[cfg(test)]
+    pub(crate) fn protocol(&self) -> Option<rustls::ProtocolVersion> {
         self.shared.conn.lock().protocol_version()
     }
 
     /// Sends close_notify (best effort): the client learns the connection ended on purpose.
-    pub fn close_notify(&self) {
+    pub(crate) fn close_notify(&self) {
         let _ = self.shared.close_notify();
     }
 }

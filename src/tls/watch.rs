@@ -14,7 +14,7 @@ use super::certs::{self, CertFiles, CertStore, FileStamp, LoadError, Loaded};
 use super::state::HttpsState;
 
 /// How often the files are checked.
-pub const POLL: Duration = Duration::from_secs(2);
+pub(crate) const POLL: Duration = Duration::from_secs(2);
 
 enum Attempt {
     Installed,
@@ -24,7 +24,7 @@ enum Attempt {
 }
 
 /// What the watcher works on.
-pub struct Watcher {
+pub(crate) struct Watcher {
     pub files: CertFiles,
     pub store: Arc<CertStore>,
     pub state: Arc<HttpsState>,
@@ -35,17 +35,17 @@ pub struct Watcher {
 
 /// Wakes the watcher at once (certbot just finished).
 #[derive(Clone)]
-pub struct Trigger(Sender<()>);
+pub(crate) struct Trigger(Sender<()>);
 
 impl Trigger {
-    pub fn check_now(&self) {
+    pub(crate) fn check_now(&self) {
         let _ = self.0.send(());
     }
 }
 
 impl Watcher {
     /// Logs and installs a freshly loaded pair.
-    pub fn install(&self, loaded: Loaded) {
+    pub(crate) fn install(&self, loaded: Loaded) {
         let what = match &loaded.summary {
             Some(s) => {
                 if !s.covers(&self.domain) {
@@ -102,7 +102,7 @@ impl Watcher {
     }
 
     /// Runs forever on its own thread. `tried` is the stamp of the pair loaded at start-up.
-    pub fn spawn(self, tried: Option<[FileStamp; 2]>) -> std::io::Result<Trigger> {
+    pub(crate) fn spawn(self, tried: Option<[FileStamp; 2]>) -> std::io::Result<Trigger> {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("tls-reload".into())

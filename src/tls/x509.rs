@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What the logs and the status endpoint say about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Upper-case hex, no leading zero byte (as `openssl x509 -serial` prints it).
     pub serial: String,
     pub not_before: SystemTime,
@@ -19,7 +19,7 @@ pub struct Summary {
 
 impl Summary {
     /// The common name, or else the first DNS name, or `-`.
-    pub fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         self.common_name
             .clone()
             .or_else(|| self.dns_names.first().cloned())
@@ -27,7 +27,7 @@ impl Summary {
     }
 
     /// Does the certificate name `host` (exactly, or through a `*.` wildcard one label deep)?
-    pub fn covers(&self, host: &str) -> bool {
+    pub(crate) fn covers(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let names: Vec<&String> = if self.dns_names.is_empty() {
             self.common_name.iter().collect()
@@ -89,7 +89,7 @@ const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 
 /// Describes a DER certificate, or `None` when it is not one this reader understands.
-pub fn summarize(der: &[u8]) -> Option<Summary> {
+pub(crate) fn summarize(der: &[u8]) -> Option<Summary> {
     let cert = tlv(der).filter(|t| t.tag == SEQUENCE)?;
     let mut tbs = tlv(cert.body).filter(|t| t.tag == SEQUENCE)?.body;
     let mut first = next(&mut tbs)?;
