@@ -239,6 +239,37 @@ impl<'a> Ctx<'a> {
         Some(n)
     }
 
+    /// The string under `name` in `map` (a child of `path`), expanded; None when absent.
+    pub(super) fn key_string(
+        &mut self,
+        map: &Mapping,
+        path: &FieldPath,
+        name: &str,
+        show: Show,
+    ) -> Option<String> {
+        let v = get(map, name)?;
+        self.string(v, &path.key(name), show)
+    }
+
+    /// The integer under `name` in `map` (a child of `path`), in `min..=max`; None when absent.
+    pub(super) fn key_uint(
+        &mut self,
+        map: &Mapping,
+        path: &FieldPath,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let v = get(map, name)?;
+        self.uint(v, &path.key(name), min, max)
+    }
+
+    /// The boolean under `name` in `map` (a child of `path`); None when absent.
+    pub(super) fn key_bool(&mut self, map: &Mapping, path: &FieldPath, name: &str) -> Option<bool> {
+        let v = get(map, name)?;
+        self.boolean(v, &path.key(name))
+    }
+
     /// Converts a string scalar for a non-string field: only text produced by expansion counts.
     /// Records the issue itself on every failure.
     fn env_scalar<T>(
