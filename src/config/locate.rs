@@ -15,7 +15,7 @@ pub struct Locator {
 }
 
 /// One open node: a key or a list item.
-struct Frame {
+struct OpenNode {
     /// Column of the key or of the dash.
     col: usize,
     path: String,
@@ -40,7 +40,7 @@ impl Locator {
     /// Scans `text` once.
     pub fn new(text: &str) -> Locator {
         let mut lines = HashMap::new();
-        let mut stack = vec![Frame {
+        let mut stack = vec![OpenNode {
             col: 0,
             path: String::new(),
             is_item: false,
@@ -90,7 +90,7 @@ impl Locator {
 
 /// Records the nodes that start on one (non-blank, non-comment) line; says what to skip next.
 fn scan_line(
-    stack: &mut Vec<Frame>,
+    stack: &mut Vec<OpenNode>,
     lines: &mut HashMap<String, usize>,
     mut content: &str,
     mut col: usize,
@@ -110,7 +110,7 @@ fn scan_line(
         let path = format!("{}[{}]", stack[parent].path, stack[parent].next_index);
         stack[parent].next_index += 1;
         lines.entry(path.clone()).or_insert(number);
-        stack.push(Frame {
+        stack.push(OpenNode {
             col,
             path,
             is_item: true,
@@ -139,7 +139,7 @@ fn scan_line(
         format!("{parent}.{key}")
     };
     lines.entry(path.clone()).or_insert(number);
-    stack.push(Frame {
+    stack.push(OpenNode {
         col,
         path,
         is_item: false,
