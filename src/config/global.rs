@@ -11,7 +11,7 @@ use super::read::{get, Ctx, FieldPath, Show};
 use super::{ConnectMode, Global, IpNet, RunMode};
 
 /// The keys `global:` may hold.
-pub const GLOBAL_KEYS: &[&str] = &[
+const GLOBAL_KEYS: &[&str] = &[
     "domain",
     "email",
     "bearer_token",
@@ -39,13 +39,13 @@ pub const GLOBAL_KEYS: &[&str] = &[
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
-pub const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(super) const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
 
 const MIN_TOKEN_CHARS: usize = 16;
 
 /// Reads `global:`. Always returns a value (defaults where something failed); the caller
 /// discards it when any issue was recorded.
-pub fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
+pub(super) fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
     let path = FieldPath::root().key("global");
     let empty = Mapping::new();
     match value {
@@ -275,7 +275,7 @@ fn instance(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> String {
 }
 
 /// A `mode` value: `container` or `swarm`.
-pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
+pub(super) fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
     let s = ctx.string(v, path, Show::Value)?;
     match s.trim() {
         "container" => Some(RunMode::Container),
@@ -288,7 +288,7 @@ pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
 }
 
 /// `mode: swarm` (at `path`) needs the proxy to reach services by name on an overlay network.
-pub fn swarm_needs(
+pub(super) fn swarm_needs(
     ctx: &mut Ctx,
     path: &FieldPath,
     connect_mode: ConnectMode,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 /// Line numbers of the paths found in one text.
 #[derive(Debug, Default)]
-pub struct Locator {
+pub(super) struct Locator {
     lines: HashMap<String, usize>,
 }
 
@@ -38,7 +38,7 @@ enum Skip {
 
 impl Locator {
     /// Scans `text` once.
-    pub fn new(text: &str) -> Locator {
+    pub(super) fn new(text: &str) -> Locator {
         let mut lines = HashMap::new();
         let mut stack = vec![OpenNode {
             col: 0,
@@ -83,7 +83,7 @@ impl Locator {
     }
 
     /// The line where `path` is written, if it was found.
-    pub fn line(&self, path: &str) -> Option<usize> {
+    pub(super) fn line(&self, path: &str) -> Option<usize> {
         self.lines.get(path).copied()
     }
 }

@@ -181,7 +181,7 @@ pub struct IpNet {
 
 impl IpNet {
     /// Parses `a.b.c.d`, `a.b.c.d/n`, `::1`, `fe80::/10`. Host bits may be set (non-strict).
-    pub fn parse(s: &str) -> Option<IpNet> {
+    pub(super) fn parse(s: &str) -> Option<IpNet> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),

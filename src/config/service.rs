@@ -16,10 +16,10 @@ use super::{
 };
 
 /// Most replicas a swarm service may ask for.
-pub const MAX_REPLICAS: u64 = 1000;
+const MAX_REPLICAS: u64 = 1000;
 
 /// The keys a service may hold.
-pub const SERVICE_KEYS: &[&str] = &[
+const SERVICE_KEYS: &[&str] = &[
     "name",
     "path",
     "image",
@@ -59,11 +59,11 @@ const CONTAINER_KEYS: &[&str] = &[
 ];
 
 /// A service as read, plus the values the cross-service checks compare (None when invalid).
-pub struct ReadService {
-    pub service: Service,
-    pub name: Option<String>,
-    pub path: Option<String>,
-    pub host_port: Option<u16>,
+pub(super) struct ReadService {
+    pub(super) service: Service,
+    pub(super) name: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) host_port: Option<u16>,
 }
 
 /// Reads one entry at `path` (`services[i]`). None when it is not a mapping. `global` gives
