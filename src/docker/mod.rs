@@ -14,6 +14,7 @@ mod encode;
 mod error;
 mod events;
 mod logs;
+mod request;
 mod swarm;
 #[cfg(test)]
 mod tests;
