@@ -19,11 +19,11 @@ use super::types::{
 };
 
 /// The oldest Engine API we talk to (Docker 20.10).
-pub const MIN_API: &str = "1.41";
+const MIN_API: &str = "1.41";
 /// The newest Engine API we have checked our calls against; newer daemons are spoken to in it.
-pub const MAX_API: &str = "1.45";
+const MAX_API: &str = "1.45";
 /// The default budget of an ordinary call (not the event stream).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The actions wakeproxy follows on the event stream.
 const EVENT_ACTIONS: &[&str] = &[
@@ -68,7 +68,7 @@ fn max_api() -> ApiVersion {
 }
 
 /// The version to speak to a daemon that reports `daemon`: `min(daemon, MAX_API)`, or `TooOld`.
-pub(crate) fn choose_version(daemon: &str) -> Result<ApiVersion, DockerError> {
+fn choose_version(daemon: &str) -> Result<ApiVersion, DockerError> {
     let v = ApiVersion::parse(daemon).ok_or_else(|| {
         DockerError::Protocol(format!("/_ping gave an unreadable API-Version {daemon:?}"))
     })?;
@@ -122,7 +122,7 @@ impl Docker {
     }
 
     /// `GET /_ping`: reads the daemon's `API-Version` and settles on `min(that, MAX_API)`;
-    /// below [`MIN_API`] it is [`DockerError::TooOld`]. The version is used as the `/v1.xx/`
+    /// below `MIN_API` it is [`DockerError::TooOld`]. The version is used as the `/v1.xx/`
     /// prefix of later calls. Call again after the daemon restarts.
     pub fn negotiate(&self) -> Result<String, DockerError> {
         let what = "GET /_ping";

@@ -23,11 +23,10 @@ mod tests;
 mod transport;
 mod types;
 
-pub use client::{Docker, DEFAULT_TIMEOUT, MAX_API, MIN_API};
-pub use encode::{percent_encode, ApiVersion};
+pub use client::Docker;
+pub use encode::ApiVersion;
 pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
 pub use swarm::{is_not_manager, Swarm};
 pub use swarm_types::{NetworkInfo, ServiceInfo, SwarmInfo, TaskInfo};
-pub use transport::{socket_from_docker_host, DEFAULT_SOCKET};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 /// What the fake daemon does with one request.
-pub(crate) enum Reply {
+pub(super) enum Reply {
     /// Write these bytes and keep the connection for the next request.
     Send(Vec<u8>),
     /// Write these bytes and close the connection.
@@ -20,7 +20,7 @@ pub(crate) enum Reply {
 
 type Handler = dyn Fn(&str, &[u8]) -> Reply + Send + Sync;
 
-pub(crate) struct FakeDaemon {
+pub(super) struct FakeDaemon {
     pub socket: PathBuf,
     /// Request lines (`GET /v1.41/... HTTP/1.1`) in arrival order.
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -129,7 +129,7 @@ fn serve(mut s: UnixStream, handler: &Handler, requests: &Mutex<Vec<String>>) {
 }
 
 /// A complete response with a Content-Length body.
-pub(crate) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
+pub(super) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut r = format!("HTTP/1.1 {status}\r\n");
     for h in headers {
         r.push_str(h);
@@ -140,7 +140,7 @@ pub(crate) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
 }
 
 /// A chunked response head followed by one chunk per part (no terminating chunk).
-pub(crate) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
+pub(super) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
@@ -151,7 +151,7 @@ pub(crate) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
 }
 
 /// `/_ping` as dockerd answers it.
-pub(crate) fn ping(version: &str) -> Vec<u8> {
+pub(super) fn ping(version: &str) -> Vec<u8> {
     response(
         "200 OK",
         &[
