@@ -69,7 +69,7 @@ pub struct Global {
     /// Docker network shared by the proxy and its services; `None` when set to "".
     /// Default `wakeproxy-net`.
     pub docker_network: Option<String>,
-    /// Default `docker_dns`, as in the reference.
+    /// Default `docker_dns`.
     pub connect_mode: ConnectMode,
     /// The `mode` of services that do not set their own. Default `container`.
     pub mode: RunMode,

@@ -61,7 +61,8 @@ pub(super) fn socket_from_docker_host(value: Option<&str>) -> Result<PathBuf, Do
 /// whose connect and response-head phases are still bounded by `head_timeout`).
 pub(super) fn agent(socket: &Path, timeout: Option<Duration>, head_timeout: Duration) -> Agent {
     let mut config = Config::builder()
-        // We map statuses ourselves and keep the daemon's {"message"} (pitfall 1).
+        // Error statuses come back as answers, so the calls map them with the daemon's own
+        // {"message"} instead of ureq's generic error.
         .http_status_as_error(false)
         .user_agent(concat!("wakeproxy/", env!("CARGO_PKG_VERSION")))
         .max_redirects(0)
