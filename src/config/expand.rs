@@ -45,7 +45,7 @@ impl fmt::Display for ExpandError {
 impl std::error::Error for ExpandError {}
 
 /// True when `name` is a valid variable name: `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn is_var_name(name: &str) -> bool {
+pub(super) fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
@@ -56,7 +56,7 @@ pub fn is_var_name(name: &str) -> bool {
 
 /// True when `raw` contains at least one `${...}` reference (ignoring `$$` escapes).
 /// A value is "from the environment" in this sense when this is true.
-pub fn has_reference(raw: &str) -> bool {
+pub(super) fn has_reference(raw: &str) -> bool {
     let mut rest = raw;
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];

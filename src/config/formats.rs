@@ -4,10 +4,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Docker's minimum memory limit: 6 MiB.
-pub const MIN_MEM_BYTES: u64 = 6 * 1024 * 1024;
+const MIN_MEM_BYTES: u64 = 6 * 1024 * 1024;
 
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: service, container, network and volume names.
-pub fn is_docker_name(s: &str) -> bool {
+pub(super) fn is_docker_name(s: &str) -> bool {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphanumeric() => {}
@@ -18,7 +18,7 @@ pub fn is_docker_name(s: &str) -> bool {
 
 /// Normalises a route prefix: "" → "/", a leading "/" added, a trailing "/" removed (except
 /// for the root). Rejects what a raw request path could never match or would make ambiguous.
-pub fn normalise_path(raw: &str) -> Result<String, String> {
+pub(super) fn normalise_path(raw: &str) -> Result<String, String> {
     if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "{raw:?} must not contain whitespace or control characters (found {c:?})"
@@ -53,7 +53,7 @@ pub fn normalise_path(raw: &str) -> Result<String, String> {
 }
 
 /// True when a normalised route would be shadowed by the proxy's own endpoints.
-pub fn is_reserved_path(path: &str) -> bool {
+pub(super) fn is_reserved_path(path: &str) -> bool {
     ["/proxy", "/.well-known/acme-challenge"].iter().any(|r| {
         path == *r
             || path
@@ -63,13 +63,13 @@ pub fn is_reserved_path(path: &str) -> bool {
 }
 
 /// Parses a size like `parse_size`, at least Docker's 6 MiB.
-pub fn parse_mem_limit(raw: &str) -> Result<u64, String> {
+pub(super) fn parse_mem_limit(raw: &str) -> Result<u64, String> {
     check_mem_bytes(parse_size(raw)?)
 }
 
 /// Parses a size: digits with an optional `b`, `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb` suffix
 /// (case-insensitive, binary multiples: 1k = 1024).
-pub fn parse_size(raw: &str) -> Result<u64, String> {
+pub(super) fn parse_size(raw: &str) -> Result<u64, String> {
     let lower = raw.trim().to_ascii_lowercase();
     let digits = lower
         .find(|c: char| !c.is_ascii_digit())
@@ -102,7 +102,7 @@ fn num_too(raw: &str) -> Result<u64, String> {
 }
 
 /// Checks a byte count against Docker's minimum.
-pub fn check_mem_bytes(bytes: u64) -> Result<u64, String> {
+pub(super) fn check_mem_bytes(bytes: u64) -> Result<u64, String> {
     if bytes < MIN_MEM_BYTES {
         return Err(format!(
             "must be at least 6m ({MIN_MEM_BYTES} bytes, Docker's minimum), found {bytes} bytes"
@@ -112,7 +112,7 @@ pub fn check_mem_bytes(bytes: u64) -> Result<u64, String> {
 }
 
 /// Checks `host:port` (host a name, an IPv4 address or `[IPv6]`; port 1..=65535).
-pub fn parse_upstream(raw: &str) -> Result<String, String> {
+pub(super) fn parse_upstream(raw: &str) -> Result<String, String> {
     let usage = "expected host:port, like 127.0.0.1:8080, app:80 or [::1]:8080";
     if raw.contains("://") {
         return Err(format!("{usage} (without a scheme), found {raw:?}"));
@@ -170,7 +170,7 @@ fn check_host(host: &str) -> Result<(), String> {
 }
 
 /// A volume's host side: an absolute path or a named volume.
-pub fn check_volume_host(host: &str) -> Result<(), String> {
+pub(super) fn check_volume_host(host: &str) -> Result<(), String> {
     if host.starts_with('/') && !host.contains(':') && !host.chars().any(char::is_control) {
         return Ok(());
     }
@@ -183,7 +183,7 @@ pub fn check_volume_host(host: &str) -> Result<(), String> {
 }
 
 /// The container side of a mount: an absolute path without `:`.
-pub fn check_bind(bind: &str) -> Result<(), String> {
+pub(super) fn check_bind(bind: &str) -> Result<(), String> {
     if !bind.starts_with('/') {
         return Err(format!("bind must be an absolute path, found {bind:?}"));
     }
@@ -196,7 +196,7 @@ pub fn check_bind(bind: &str) -> Result<(), String> {
 }
 
 /// `rw` or `ro`.
-pub fn check_mode(mode: &str) -> Result<(), String> {
+pub(super) fn check_mode(mode: &str) -> Result<(), String> {
     match mode {
         "rw" | "ro" => Ok(()),
         _ => Err(format!("mode must be rw or ro, found {mode:?}")),
@@ -204,7 +204,7 @@ pub fn check_mode(mode: &str) -> Result<(), String> {
 }
 
 /// The short volume form `"/bind"` or `"/bind:mode"`; returns (bind, mode).
-pub fn parse_bind_spec(spec: &str) -> Result<(String, String), String> {
+pub(super) fn parse_bind_spec(spec: &str) -> Result<(String, String), String> {
     let mut parts = spec.split(':');
     let bind = parts.next().unwrap_or_default();
     let mode = parts.next().unwrap_or("rw");

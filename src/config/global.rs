@@ -11,7 +11,7 @@ use super::read::{get, Ctx, FieldPath, Show};
 use super::{ConnectMode, Global, IpNet, RunMode};
 
 /// The keys `global:` may hold.
-pub const GLOBAL_KEYS: &[&str] = &[
+const GLOBAL_KEYS: &[&str] = &[
     "domain",
     "email",
     "bearer_token",
@@ -39,13 +39,13 @@ pub const GLOBAL_KEYS: &[&str] = &[
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
-pub const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+pub(super) const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
 
 const MIN_TOKEN_CHARS: usize = 16;
 
 /// Reads `global:`. Always returns a value (defaults where something failed); the caller
 /// discards it when any issue was recorded.
-pub fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
+pub(super) fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
     let path = FieldPath::root().key("global");
     let empty = Mapping::new();
     match value {
@@ -66,44 +66,124 @@ pub fn global(ctx: &mut Ctx, value: Option<&Value>) -> Global {
 }
 
 /// Reads the keys of `map`; `present` is false when the section itself was missing or
-/// malformed (already reported), so its required keys are not reported again.
+/// malformed (already reported), so its required keys are not reported again. Keys are read
+/// in the order the section lists them, so issues on one line keep that order.
 fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -> Global {
-    let key = |k: &str| path.key(k);
+    let domain = domain(ctx, map, path);
+    let email = email(ctx, map, path);
+    let bearer_token = bearer_token(ctx, map, path, present);
+    let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
+    let listen_address = listen_address(ctx, map, path);
+    let (listen_http, listen_https) = listen_ports(ctx, map, path);
+    let docker_network = docker_network(ctx, map, path);
+    let connect_mode = connect_mode(ctx, map, path);
+    let mode = get(map, "mode")
+        .and_then(|v| run_mode(ctx, v, &path.key("mode")))
+        .unwrap_or(RunMode::Container);
+    if mode == RunMode::Swarm {
+        swarm_needs(
+            ctx,
+            &path.key("mode"),
+            connect_mode,
+            docker_network.as_deref(),
+        );
+    }
+    let http_redirect_to_https = ctx.key_bool(map, path, "http_redirect_to_https");
+    let acme_webroot =
+        file_path(ctx, map, path, "acme_webroot").unwrap_or_else(|| PathBuf::from("/var/www/acme"));
+    let (tls_certfile, tls_keyfile) = tls_files(ctx, map, path);
+    let auto_certbot = auto_certbot(ctx, map, path);
+    let log_level = log_level(ctx, map, path);
+    let trusted_proxies = trusted_proxies(ctx, map, path);
+    let certbot_path = ctx.key_string(map, path, "certbot_path", Show::Value);
+    let certbot_args = string_list(ctx, map, path, "certbot_args");
+    let max_connections = ctx
+        .key_uint(map, path, "max_connections", 1, 100_000)
+        .and_then(|n| usize::try_from(n).ok());
+    let instance = instance(ctx, map, path);
+    let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
+    let shutdown_timeout = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
 
-    let domain = match get(map, "domain").and_then(|v| ctx.string(v, &key("domain"), Show::Value)) {
-        Some(d) => check_domain(ctx, &key("domain"), d),
+    Global {
+        domain,
+        email,
+        bearer_token,
+        idle_timeout: Duration::from_secs(idle_timeout.unwrap_or(300)),
+        listen_address,
+        listen_http,
+        listen_https,
+        docker_network,
+        connect_mode,
+        mode,
+        http_redirect_to_https: http_redirect_to_https.unwrap_or(true),
+        acme_webroot,
+        tls_certfile,
+        tls_keyfile,
+        auto_certbot,
+        log_level,
+        trusted_proxies,
+        max_connections: max_connections.unwrap_or(1024),
+        instance,
+        tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
+        shutdown_timeout: Duration::from_secs(shutdown_timeout.unwrap_or(30)),
+        stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
+        certbot_path,
+        certbot_args,
+    }
+}
+
+/// `domain`: default `localhost`.
+fn domain(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> String {
+    match ctx.key_string(map, path, "domain", Show::Value) {
+        Some(d) => check_domain(ctx, &path.key("domain"), d),
         None => "localhost".to_string(),
-    };
-    let email = get(map, "email").and_then(|v| ctx.string(v, &key("email"), Show::Value));
+    }
+}
+
+/// `email`: something with an `@` and no whitespace.
+fn email(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    let email = ctx.key_string(map, path, "email", Show::Value);
     if let Some(e) = &email {
         if !e.contains('@') || e.chars().any(char::is_whitespace) {
-            ctx.issue(&key("email"), format!("{e:?} is not an e-mail address"));
+            ctx.issue(
+                &path.key("email"),
+                format!("{e:?} is not an e-mail address"),
+            );
         }
     }
-    let bearer_token = bearer_token(ctx, map, path, present);
-    let idle_timeout = get(map, "idle_timeout")
-        .and_then(|v| ctx.uint(v, &key("idle_timeout"), 0, MAX_SECS))
-        .unwrap_or(300);
-    let listen_address = get(map, "listen_address")
-        .and_then(|v| ctx.string(v, &key("listen_address"), Show::Value))
+    email
+}
+
+/// `listen_address`: default `0.0.0.0`.
+fn listen_address(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> IpAddr {
+    ctx.key_string(map, path, "listen_address", Show::Value)
         .and_then(|s| match s.trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
                 let msg = format!("expected an IP address like 0.0.0.0 or ::1, found {s:?}");
-                ctx.issue(&key("listen_address"), msg);
+                ctx.issue(&path.key("listen_address"), msg);
                 None
             }
         })
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// `listen_http` (default 80, 0 for an ephemeral port) and `listen_https` (default 443),
+/// which must differ.
+fn listen_ports(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> (u16, u16) {
     let listen_http = port(ctx, map, path, "listen_http", 0).unwrap_or(80);
     let listen_https = port(ctx, map, path, "listen_https", 1).unwrap_or(443);
     if listen_http != 0 && listen_http == listen_https {
         let msg = format!("listen_http and listen_https are both {listen_http}; they must differ");
-        ctx.issue(&key("listen_https"), msg);
+        ctx.issue(&path.key("listen_https"), msg);
     }
-    let docker_network = match get(map, "docker_network")
-        .and_then(|v| ctx.string(v, &key("docker_network"), Show::Value))
-    {
+    (listen_http, listen_https)
+}
+
+/// `docker_network`: default `wakeproxy-net`; `""` means none.
+fn docker_network(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    match ctx.key_string(map, path, "docker_network", Show::Value) {
         None => Some("wakeproxy-net".to_string()),
         Some(s) if s.is_empty() => None,
         Some(s) => {
@@ -111,61 +191,58 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
                 let msg = format!(
                     "{s:?} is not a valid Docker network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
                 );
-                ctx.issue(&key("docker_network"), msg);
+                ctx.issue(&path.key("docker_network"), msg);
             }
             Some(s)
         }
-    };
-    let connect_mode = get(map, "connect_mode")
-        .and_then(|v| ctx.string(v, &key("connect_mode"), Show::Value))
+    }
+}
+
+/// `connect_mode`: default `docker_dns`.
+fn connect_mode(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> ConnectMode {
+    ctx.key_string(map, path, "connect_mode", Show::Value)
         .and_then(|s| match s.as_str() {
             "docker_dns" => Some(ConnectMode::DockerDns),
             "host_port" => Some(ConnectMode::HostPort),
             _ => {
                 let msg = format!("expected docker_dns or host_port, found {s:?}");
-                ctx.issue(&key("connect_mode"), msg);
+                ctx.issue(&path.key("connect_mode"), msg);
                 None
             }
         })
-        .unwrap_or(ConnectMode::DockerDns);
-    let mode = get(map, "mode")
-        .and_then(|v| run_mode(ctx, v, &key("mode")))
-        .unwrap_or(RunMode::Container);
-    if mode == RunMode::Swarm {
-        swarm_needs(ctx, &key("mode"), connect_mode, docker_network.as_deref());
-    }
-    let http_redirect_to_https = get(map, "http_redirect_to_https")
-        .and_then(|v| ctx.boolean(v, &key("http_redirect_to_https")))
-        .unwrap_or(true);
-    let acme_webroot =
-        file_path(ctx, map, path, "acme_webroot").unwrap_or_else(|| PathBuf::from("/var/www/acme"));
-    let tls_certfile = file_path(ctx, map, path, "tls_certfile");
-    let tls_keyfile = file_path(ctx, map, path, "tls_keyfile");
+        .unwrap_or(ConnectMode::DockerDns)
+}
+
+/// `tls_certfile` and `tls_keyfile`: both or neither.
+fn tls_files(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> (Option<PathBuf>, Option<PathBuf>) {
+    let key = |k: &str| path.key(k);
+    let certfile = file_path(ctx, map, path, "tls_certfile");
+    let keyfile = file_path(ctx, map, path, "tls_keyfile");
+    let msg = "missing: tls_certfile and tls_keyfile must be given together";
     match (get(map, "tls_certfile"), get(map, "tls_keyfile")) {
-        (Some(_), None) => ctx.issue_at(
-            &key("tls_keyfile"),
-            &key("tls_certfile"),
-            "missing: tls_certfile and tls_keyfile must be given together",
-        ),
-        (None, Some(_)) => ctx.issue_at(
-            &key("tls_certfile"),
-            &key("tls_keyfile"),
-            "missing: tls_certfile and tls_keyfile must be given together",
-        ),
+        (Some(_), None) => ctx.issue_at(&key("tls_keyfile"), &key("tls_certfile"), msg),
+        (None, Some(_)) => ctx.issue_at(&key("tls_certfile"), &key("tls_keyfile"), msg),
         _ => {}
     }
-    let auto_certbot = get(map, "auto_certbot")
-        .and_then(|v| ctx.boolean(v, &key("auto_certbot")))
-        .unwrap_or(false);
+    (certfile, keyfile)
+}
+
+/// `auto_certbot`: default false; true needs an `email` for the ACME account.
+fn auto_certbot(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> bool {
+    let auto_certbot = ctx.key_bool(map, path, "auto_certbot").unwrap_or(false);
     if auto_certbot && get(map, "email").is_none() {
         ctx.issue_at(
-            &key("email"),
-            &key("auto_certbot"),
+            &path.key("email"),
+            &path.key("auto_certbot"),
             "missing: an ACME account e-mail is required when auto_certbot is true",
         );
     }
-    let log_level = get(map, "log_level")
-        .and_then(|v| ctx.string(v, &key("log_level"), Show::Value))
+    auto_certbot
+}
+
+/// `log_level`: default `info`, any case.
+fn log_level(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> log::LevelFilter {
+    ctx.key_string(map, path, "log_level", Show::Value)
         .and_then(|s| match s.trim().to_ascii_lowercase().as_str() {
             "error" => Some(log::LevelFilter::Error),
             "warn" => Some(log::LevelFilter::Warn),
@@ -174,72 +251,31 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
             "trace" => Some(log::LevelFilter::Trace),
             _ => {
                 let msg = format!("expected error, warn, info, debug or trace, found {s:?}");
-                ctx.issue(&key("log_level"), msg);
+                ctx.issue(&path.key("log_level"), msg);
                 None
             }
         })
-        .unwrap_or(log::LevelFilter::Info);
-    let trusted_proxies = trusted_proxies(ctx, map, path);
-    let certbot_path =
-        get(map, "certbot_path").and_then(|v| ctx.string(v, &key("certbot_path"), Show::Value));
-    let certbot_args = string_list(ctx, map, path, "certbot_args");
-    let max_connections = get(map, "max_connections")
-        .and_then(|v| ctx.uint(v, &key("max_connections"), 1, 100_000))
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(1024);
-    let instance = get(map, "instance")
-        .and_then(|v| ctx.string(v, &key("instance"), Show::Value))
+        .unwrap_or(log::LevelFilter::Info)
+}
+
+/// `instance`: default `wakeproxy`; a Docker-style name of at most 64 characters.
+fn instance(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> String {
+    ctx.key_string(map, path, "instance", Show::Value)
         .filter(|n| {
             let ok = is_docker_name(n) && n.len() <= 64;
             if !ok {
                 let msg = format!(
                     "expected a name of letters, digits, '_', '.' or '-' (at most 64), found {n:?}"
                 );
-                ctx.issue(&key("instance"), msg);
+                ctx.issue(&path.key("instance"), msg);
             }
             ok
         })
-        .unwrap_or_else(|| "wakeproxy".to_string());
-    let tunnel_idle_timeout = get(map, "tunnel_idle_timeout")
-        .and_then(|v| ctx.uint(v, &key("tunnel_idle_timeout"), 1, MAX_SECS))
-        .unwrap_or(3600);
-    let shutdown_timeout = get(map, "shutdown_timeout")
-        .and_then(|v| ctx.uint(v, &key("shutdown_timeout"), 0, 3600))
-        .unwrap_or(30);
-    let stop_services_on_exit = get(map, "stop_services_on_exit")
-        .and_then(|v| ctx.boolean(v, &key("stop_services_on_exit")))
-        .unwrap_or(false);
-
-    Global {
-        domain,
-        email,
-        bearer_token,
-        idle_timeout: Duration::from_secs(idle_timeout),
-        listen_address,
-        listen_http,
-        listen_https,
-        docker_network,
-        connect_mode,
-        mode,
-        http_redirect_to_https,
-        acme_webroot,
-        tls_certfile,
-        tls_keyfile,
-        auto_certbot,
-        log_level,
-        trusted_proxies,
-        max_connections,
-        instance,
-        tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout),
-        shutdown_timeout: Duration::from_secs(shutdown_timeout),
-        stop_services_on_exit,
-        certbot_path,
-        certbot_args,
-    }
+        .unwrap_or_else(|| "wakeproxy".to_string())
 }
 
 /// A `mode` value: `container` or `swarm`.
-pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
+pub(super) fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
     let s = ctx.string(v, path, Show::Value)?;
     match s.trim() {
         "container" => Some(RunMode::Container),
@@ -252,7 +288,7 @@ pub fn run_mode(ctx: &mut Ctx, v: &Value, path: &FieldPath) -> Option<RunMode> {
 }
 
 /// `mode: swarm` (at `path`) needs the proxy to reach services by name on an overlay network.
-pub fn swarm_needs(
+pub(super) fn swarm_needs(
     ctx: &mut Ctx,
     path: &FieldPath,
     connect_mode: ConnectMode,

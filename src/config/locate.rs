@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 /// Line numbers of the paths found in one text.
 #[derive(Debug, Default)]
-pub struct Locator {
+pub(super) struct Locator {
     lines: HashMap<String, usize>,
 }
 
 /// One open node: a key or a list item.
-struct Frame {
+struct OpenNode {
     /// Column of the key or of the dash.
     col: usize,
     path: String,
@@ -38,9 +38,9 @@ enum Skip {
 
 impl Locator {
     /// Scans `text` once.
-    pub fn new(text: &str) -> Locator {
+    pub(super) fn new(text: &str) -> Locator {
         let mut lines = HashMap::new();
-        let mut stack = vec![Frame {
+        let mut stack = vec![OpenNode {
             col: 0,
             path: String::new(),
             is_item: false,
@@ -83,14 +83,14 @@ impl Locator {
     }
 
     /// The line where `path` is written, if it was found.
-    pub fn line(&self, path: &str) -> Option<usize> {
+    pub(super) fn line(&self, path: &str) -> Option<usize> {
         self.lines.get(path).copied()
     }
 }
 
 /// Records the nodes that start on one (non-blank, non-comment) line; says what to skip next.
 fn scan_line(
-    stack: &mut Vec<Frame>,
+    stack: &mut Vec<OpenNode>,
     lines: &mut HashMap<String, usize>,
     mut content: &str,
     mut col: usize,
@@ -110,7 +110,7 @@ fn scan_line(
         let path = format!("{}[{}]", stack[parent].path, stack[parent].next_index);
         stack[parent].next_index += 1;
         lines.entry(path.clone()).or_insert(number);
-        stack.push(Frame {
+        stack.push(OpenNode {
             col,
             path,
             is_item: true,
@@ -139,7 +139,7 @@ fn scan_line(
         format!("{parent}.{key}")
     };
     lines.entry(path.clone()).or_insert(number);
-    stack.push(Frame {
+    stack.push(OpenNode {
         col,
         path,
         is_item: false,

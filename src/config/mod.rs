@@ -8,7 +8,7 @@
 //!
 //! YAML parsing stays behind [`parse`] so the YAML crate can change in one place.
 
-pub mod model;
+mod model;
 pub use model::*;
 
 mod expand;

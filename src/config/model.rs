@@ -69,7 +69,7 @@ pub struct Global {
     /// Docker network shared by the proxy and its services; `None` when set to "".
     /// Default `wakeproxy-net`.
     pub docker_network: Option<String>,
-    /// Default `docker_dns`, as in the reference.
+    /// Default `docker_dns`.
     pub connect_mode: ConnectMode,
     /// The `mode` of services that do not set their own. Default `container`.
     pub mode: RunMode,
@@ -181,7 +181,7 @@ pub struct IpNet {
 
 impl IpNet {
     /// Parses `a.b.c.d`, `a.b.c.d/n`, `::1`, `fe80::/10`. Host bits may be set (non-strict).
-    pub fn parse(s: &str) -> Option<IpNet> {
+    pub(super) fn parse(s: &str) -> Option<IpNet> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),

@@ -15,19 +15,19 @@ use super::ConfigIssue;
 
 /// A field path as printed in messages: `services[2].volumes./data.bind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldPath {
+pub(super) struct FieldPath {
     /// Printed pieces: `services`, `[2]`, `.volumes`, `./data`, `.bind`.
     segs: Vec<String>,
 }
 
 impl FieldPath {
     /// The document root (printed as the empty string).
-    pub fn root() -> FieldPath {
+    pub(super) fn root() -> FieldPath {
         FieldPath::default()
     }
 
     /// This path followed by a mapping key.
-    pub fn key(&self, key: &str) -> FieldPath {
+    pub(super) fn key(&self, key: &str) -> FieldPath {
         let mut segs = self.segs.clone();
         segs.push(if segs.is_empty() {
             key.to_string()
@@ -38,7 +38,7 @@ impl FieldPath {
     }
 
     /// This path followed by a list index.
-    pub fn index(&self, index: usize) -> FieldPath {
+    pub(super) fn index(&self, index: usize) -> FieldPath {
         let mut segs = self.segs.clone();
         segs.push(format!("[{index}]"));
         FieldPath { segs }
@@ -53,21 +53,21 @@ impl fmt::Display for FieldPath {
 
 /// Whether a value may be echoed in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Show {
+pub(super) enum Show {
     Value,
     /// Tokens: only the kind of value is named, never its text.
     Secret,
 }
 
 /// The reading context: where lines come from, how variables resolve, the issues so far.
-pub struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     locator: Locator,
     env: &'a dyn Fn(&str) -> Option<String>,
     issues: Vec<ConfigIssue>,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Ctx<'a> {
+    pub(super) fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Ctx<'a> {
         Ctx {
             locator: Locator::new(text),
             env,
@@ -76,20 +76,25 @@ impl<'a> Ctx<'a> {
     }
 
     /// The line of `path`, or of its nearest ancestor that could be located.
-    pub fn line(&self, path: &FieldPath) -> Option<usize> {
+    pub(super) fn line(&self, path: &FieldPath) -> Option<usize> {
         (1..=path.segs.len())
             .rev()
             .find_map(|n| self.locator.line(&path.segs[..n].concat()))
     }
 
     /// Records a problem with `path`, at the line of `path`.
-    pub fn issue(&mut self, path: &FieldPath, message: impl Into<String>) {
+    pub(super) fn issue(&mut self, path: &FieldPath, message: impl Into<String>) {
         let line = self.line(path);
         self.push(line, path, message.into());
     }
 
     /// Records a problem with `field`, at the line of `at` (for missing keys and conflicts).
-    pub fn issue_at(&mut self, field: &FieldPath, at: &FieldPath, message: impl Into<String>) {
+    pub(super) fn issue_at(
+        &mut self,
+        field: &FieldPath,
+        at: &FieldPath,
+        message: impl Into<String>,
+    ) {
         let line = self.line(at);
         self.push(line, field, message.into());
     }
@@ -103,13 +108,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// The issues in file order (issues without a line last, in the order found).
-    pub fn finish(mut self) -> Vec<ConfigIssue> {
+    pub(super) fn finish(mut self) -> Vec<ConfigIssue> {
         self.issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
         self.issues
     }
 
     /// Rejects keys not in `allowed` (and non-string keys) in a mapping at `path`.
-    pub fn check_keys(&mut self, map: &Mapping, path: &FieldPath, allowed: &[&str]) {
+    pub(super) fn check_keys(&mut self, map: &Mapping, path: &FieldPath, allowed: &[&str]) {
         for key in map.keys() {
             match key.as_str() {
                 Some(k) if allowed.contains(&k) => {}
@@ -133,7 +138,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Records "expected X, found Y".
-    pub fn type_error(&mut self, v: &Value, path: &FieldPath, expected: &str, show: Show) {
+    pub(super) fn type_error(&mut self, v: &Value, path: &FieldPath, expected: &str, show: Show) {
         let msg = format!("expected {expected}, found {}", describe(v, show));
         self.issue(path, msg);
     }
@@ -150,7 +155,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A string value, expanded.
-    pub fn string(&mut self, v: &Value, path: &FieldPath, show: Show) -> Option<String> {
+    pub(super) fn string(&mut self, v: &Value, path: &FieldPath, show: Show) -> Option<String> {
         match v {
             Value::String(raw) => self.expand_str(raw, path).map(|(s, _)| s),
             _ => {
@@ -161,7 +166,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A string, integer, float or boolean, in its string form (environment values).
-    pub fn scalar_string(&mut self, v: &Value, path: &FieldPath) -> Option<String> {
+    pub(super) fn scalar_string(&mut self, v: &Value, path: &FieldPath) -> Option<String> {
         match v {
             Value::String(raw) => self.expand_str(raw, path).map(|(s, _)| s),
             Value::Number(n) => Some(n.to_string()),
@@ -180,7 +185,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// An integer in `min..=max`.
-    pub fn uint(&mut self, v: &Value, path: &FieldPath, min: u64, max: u64) -> Option<u64> {
+    pub(super) fn uint(&mut self, v: &Value, path: &FieldPath, min: u64, max: u64) -> Option<u64> {
         let n = match v {
             Value::Number(n) => match (n.as_u64(), n.as_i64()) {
                 (Some(u), _) => Some(i128::from(u)),
@@ -209,7 +214,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A boolean (`true`/`false`).
-    pub fn boolean(&mut self, v: &Value, path: &FieldPath) -> Option<bool> {
+    pub(super) fn boolean(&mut self, v: &Value, path: &FieldPath) -> Option<bool> {
         match v {
             Value::Bool(b) => Some(*b),
             Value::String(raw) => {
@@ -223,7 +228,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A finite number (integer or float).
-    pub fn number(&mut self, v: &Value, path: &FieldPath) -> Option<f64> {
+    pub(super) fn number(&mut self, v: &Value, path: &FieldPath) -> Option<f64> {
         let n = match v {
             Value::Number(n) => n.as_f64(),
             Value::String(raw) => self.env_scalar(raw, v, path, "a number", |s| s.parse().ok()),
@@ -237,6 +242,37 @@ impl<'a> Ctx<'a> {
             return None;
         }
         Some(n)
+    }
+
+    /// The string under `name` in `map` (a child of `path`), expanded; None when absent.
+    pub(super) fn key_string(
+        &mut self,
+        map: &Mapping,
+        path: &FieldPath,
+        name: &str,
+        show: Show,
+    ) -> Option<String> {
+        let v = get(map, name)?;
+        self.string(v, &path.key(name), show)
+    }
+
+    /// The integer under `name` in `map` (a child of `path`), in `min..=max`; None when absent.
+    pub(super) fn key_uint(
+        &mut self,
+        map: &Mapping,
+        path: &FieldPath,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let v = get(map, name)?;
+        self.uint(v, &path.key(name), min, max)
+    }
+
+    /// The boolean under `name` in `map` (a child of `path`); None when absent.
+    pub(super) fn key_bool(&mut self, map: &Mapping, path: &FieldPath, name: &str) -> Option<bool> {
+        let v = get(map, name)?;
+        self.boolean(v, &path.key(name))
     }
 
     /// Converts a string scalar for a non-string field: only text produced by expansion counts.
@@ -272,12 +308,12 @@ impl<'a> Ctx<'a> {
 }
 
 /// Looks a key up; a YAML `null` counts as absent.
-pub fn get<'v>(map: &'v Mapping, key: &str) -> Option<&'v Value> {
+pub(super) fn get<'v>(map: &'v Mapping, key: &str) -> Option<&'v Value> {
     map.get(key).filter(|v| !v.is_null())
 }
 
 /// Names a value's kind (and its text, unless secret) for messages.
-pub fn describe(v: &Value, show: Show) -> String {
+fn describe(v: &Value, show: Show) -> String {
     let secret = show == Show::Secret;
     match v {
         Value::Null => "null".into(),

@@ -16,10 +16,10 @@ use super::{
 };
 
 /// Most replicas a swarm service may ask for.
-pub const MAX_REPLICAS: u64 = 1000;
+const MAX_REPLICAS: u64 = 1000;
 
 /// The keys a service may hold.
-pub const SERVICE_KEYS: &[&str] = &[
+const SERVICE_KEYS: &[&str] = &[
     "name",
     "path",
     "image",
@@ -59,22 +59,22 @@ const CONTAINER_KEYS: &[&str] = &[
 ];
 
 /// A service as read, plus the values the cross-service checks compare (None when invalid).
-pub struct ReadService {
-    pub service: Service,
-    pub name: Option<String>,
-    pub path: Option<String>,
-    pub host_port: Option<u16>,
+pub(super) struct ReadService {
+    pub(super) service: Service,
+    pub(super) name: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) host_port: Option<u16>,
 }
 
 /// Reads one entry at `path` (`services[i]`). None when it is not a mapping. `global` gives
-/// the defaults (idle timeout, mode) and what `mode: swarm` depends on.
-pub fn service(
+/// the defaults (idle timeout, mode) and what `mode: swarm` depends on. Keys are read in the
+/// order the entry lists them, so issues on one line keep that order.
+pub(super) fn service(
     ctx: &mut Ctx,
     value: &Value,
     path: &FieldPath,
     global: &Global,
 ) -> Option<ReadService> {
-    let default_idle = global.idle_timeout;
     let Some(map) = value.as_mapping() else {
         ctx.type_error(
             value,
@@ -85,127 +85,130 @@ pub fn service(
         return None;
     };
     ctx.check_keys(map, path, SERVICE_KEYS);
-    let key = |k: &str| path.key(k);
 
-    let name = match get(map, "name") {
-        None => {
-            ctx.issue(&key("name"), "missing required key");
-            None
-        }
-        Some(v) => ctx.string(v, &key("name"), Show::Value).filter(|n| {
-            let ok = is_docker_name(n);
-            if !ok {
-                let msg = format!(
-                    "{n:?} is not a valid name: use letters, digits, \"_\", \".\" and \"-\", \
-                     starting with a letter or digit"
-                );
-                ctx.issue(&key("name"), msg);
-            }
-            ok
-        }),
-    };
-    let route = match get(map, "path") {
-        None => {
-            ctx.issue(
-                &key("path"),
-                "missing required key (use \"/\" to catch everything)",
-            );
-            None
-        }
-        Some(v) => {
-            ctx.string(v, &key("path"), Show::Value)
-                .and_then(|raw| match normalise_path(&raw) {
-                    Ok(p) if is_reserved_path(&p) => {
-                        let msg = format!("{p:?} is reserved for the proxy's own endpoints");
-                        ctx.issue(&key("path"), msg);
-                        None
-                    }
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        ctx.issue(&key("path"), e);
-                        None
-                    }
-                })
-        }
-    };
-
+    let name = name(ctx, map, path);
+    let route = route(ctx, map, path);
     let backend = backend(ctx, map, path, global);
     let host_port = match &backend {
         Backend::Container(c) => c.host_port,
         Backend::Upstream(_) => None,
     };
-
-    let strip_prefix = get(map, "strip_prefix")
-        .and_then(|v| ctx.boolean(v, &key("strip_prefix")))
-        .unwrap_or(true);
-    let auth_token = get(map, "auth_token")
-        .and_then(|v| ctx.string(v, &key("auth_token"), Show::Secret))
-        .map(|t| t.trim().to_string())
-        .filter(|t| {
-            let ok = !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                let msg = "must be non-empty, without whitespace or control characters";
-                ctx.issue(&key("auth_token"), msg);
-            }
-            ok
-        });
-    let idle_timeout = get(map, "idle_timeout")
-        .and_then(|v| ctx.uint(v, &key("idle_timeout"), 0, MAX_SECS))
-        .map(Duration::from_secs)
-        .unwrap_or(default_idle);
-    let health_path = get(map, "health_path")
-        .and_then(|v| ctx.string(v, &key("health_path"), Show::Value))
-        .filter(|h| {
-            let ok = h.starts_with('/') && !h.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                let msg =
-                    format!("expected a path starting with \"/\" without spaces, found {h:?}");
-                ctx.issue(&key("health_path"), msg);
-            }
-            ok
-        });
-    let start_timeout = get(map, "start_timeout")
-        .and_then(|v| ctx.uint(v, &key("start_timeout"), 1, MAX_SECS))
-        .unwrap_or(60);
-    let response_timeout = get(map, "response_timeout")
-        .and_then(|v| ctx.uint(v, &key("response_timeout"), 1, MAX_SECS))
-        .unwrap_or(300);
-    let max_tunnel_lifetime = get(map, "max_tunnel_lifetime")
-        .and_then(|v| ctx.uint(v, &key("max_tunnel_lifetime"), 1, MAX_SECS))
-        .map(Duration::from_secs);
-    let max_body_size = get(map, "max_body_size").and_then(|v| {
-        let p = key("max_body_size");
-        let parsed = match v {
-            Value::Number(n) => n
-                .as_u64()
-                .ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
-            Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
-            _ => {
-                ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
-                return None;
-            }
-        };
-        parsed.map_err(|e| ctx.issue(&p, e)).ok()
-    });
+    let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
+    let auth_token = auth_token(ctx, map, path);
+    let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
+    let health_path = health_path(ctx, map, path);
+    let start_timeout = ctx.key_uint(map, path, "start_timeout", 1, MAX_SECS);
+    let response_timeout = ctx.key_uint(map, path, "response_timeout", 1, MAX_SECS);
+    let max_tunnel_lifetime = ctx.key_uint(map, path, "max_tunnel_lifetime", 1, MAX_SECS);
+    let max_body_size = max_body_size(ctx, map, path);
 
     Some(ReadService {
         service: Service {
             name: name.clone().unwrap_or_default(),
             path: route.clone().unwrap_or_else(|| "/".to_string()),
             backend,
-            strip_prefix,
+            strip_prefix: strip_prefix.unwrap_or(true),
             auth_token,
-            idle_timeout,
+            idle_timeout: idle_timeout
+                .map(Duration::from_secs)
+                .unwrap_or(global.idle_timeout),
             health_path,
-            start_timeout: Duration::from_secs(start_timeout),
-            response_timeout: Duration::from_secs(response_timeout),
-            max_tunnel_lifetime,
+            start_timeout: Duration::from_secs(start_timeout.unwrap_or(60)),
+            response_timeout: Duration::from_secs(response_timeout.unwrap_or(300)),
+            max_tunnel_lifetime: max_tunnel_lifetime.map(Duration::from_secs),
             max_body_size,
         },
         name,
         path: route,
         host_port,
     })
+}
+
+/// `name`: required, a valid Docker name (it names the container).
+fn name(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    let p = path.key("name");
+    let Some(v) = get(map, "name") else {
+        ctx.issue(&p, "missing required key");
+        return None;
+    };
+    ctx.string(v, &p, Show::Value).filter(|n| {
+        let ok = is_docker_name(n);
+        if !ok {
+            let msg = format!(
+                "{n:?} is not a valid name: use letters, digits, \"_\", \".\" and \"-\", \
+                 starting with a letter or digit"
+            );
+            ctx.issue(&p, msg);
+        }
+        ok
+    })
+}
+
+/// `path`: required, normalised, and not one of the proxy's own endpoints.
+fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    let p = path.key("path");
+    let Some(v) = get(map, "path") else {
+        ctx.issue(&p, "missing required key (use \"/\" to catch everything)");
+        return None;
+    };
+    ctx.string(v, &p, Show::Value)
+        .and_then(|raw| match normalise_path(&raw) {
+            Ok(route) if is_reserved_path(&route) => {
+                let msg = format!("{route:?} is reserved for the proxy's own endpoints");
+                ctx.issue(&p, msg);
+                None
+            }
+            Ok(route) => Some(route),
+            Err(e) => {
+                ctx.issue(&p, e);
+                None
+            }
+        })
+}
+
+/// `auth_token`: trimmed, non-empty, without whitespace (it goes into a header); never echoed.
+fn auth_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    ctx.key_string(map, path, "auth_token", Show::Secret)
+        .map(|t| t.trim().to_string())
+        .filter(|t| {
+            let ok = !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                let msg = "must be non-empty, without whitespace or control characters";
+                ctx.issue(&path.key("auth_token"), msg);
+            }
+            ok
+        })
+}
+
+/// `health_path`: an absolute path without spaces (it goes into a request line).
+fn health_path(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+    ctx.key_string(map, path, "health_path", Show::Value)
+        .filter(|h| {
+            let ok = h.starts_with('/') && !h.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                let msg =
+                    format!("expected a path starting with \"/\" without spaces, found {h:?}");
+                ctx.issue(&path.key("health_path"), msg);
+            }
+            ok
+        })
+}
+
+/// `max_body_size`: a number of bytes or a size like `10m`.
+fn max_body_size(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
+    let v = get(map, "max_body_size")?;
+    let p = path.key("max_body_size");
+    let parsed = match v {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
+        Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
+        _ => {
+            ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
+            return None;
+        }
+    };
+    parsed.map_err(|e| ctx.issue(&p, e)).ok()
 }
 
 /// Exactly one of `image` and `upstream`; container keys only with `image`.
@@ -304,61 +307,19 @@ fn swarm_settings(
     })
 }
 
+/// The settings of an `image` service.
 fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> ContainerSpec {
-    let key = |k: &str| path.key(k);
-    let image = ctx
-        .string(image, &key("image"), Show::Value)
-        .filter(|i| {
-            let ok =
-                !i.trim().is_empty() && !i.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                ctx.issue(
-                    &key("image"),
-                    format!("expected an image name like app:latest, found {i:?}"),
-                );
-            }
-            ok
-        })
-        .unwrap_or_default();
-    let internal_port = get(map, "internal_port")
-        .and_then(|v| ctx.uint(v, &key("internal_port"), 1, 65535))
+    let image = image_name(ctx, image, &path.key("image"));
+    let internal_port = ctx
+        .key_uint(map, path, "internal_port", 1, 65535)
         .and_then(|n| u16::try_from(n).ok())
         .unwrap_or(8000);
-    let host_port = get(map, "host_port")
-        .and_then(|v| ctx.uint(v, &key("host_port"), 1, 65535))
+    let host_port = ctx
+        .key_uint(map, path, "host_port", 1, 65535)
         .and_then(|n| u16::try_from(n).ok());
-    let mem_limit = get(map, "mem_limit").and_then(|v| {
-        let p = key("mem_limit");
-        let parsed = match v {
-            Value::Number(n) => match n.as_u64() {
-                Some(bytes) => check_mem_bytes(bytes),
-                None => Err(format!(
-                    "expected a whole number of bytes or a size like 512m, found {n}"
-                )),
-            },
-            Value::String(_) => match ctx.string(v, &p, Show::Value) {
-                Some(s) => parse_mem_limit(&s),
-                None => return None,
-            },
-            _ => {
-                ctx.type_error(v, &p, "a size like 512m or a number of bytes", Show::Value);
-                return None;
-            }
-        };
-        parsed.map_err(|e| ctx.issue(&p, e)).ok()
-    });
-    let cpus = get(map, "cpus").and_then(|v| {
-        let p = key("cpus");
-        let n = ctx.number(v, &p)?;
-        if n <= 0.0 {
-            ctx.issue(&p, format!("must be greater than 0, found {n}"));
-            return None;
-        }
-        Some(n)
-    });
-    let init = get(map, "init")
-        .and_then(|v| ctx.boolean(v, &key("init")))
-        .unwrap_or(true);
+    let mem_limit = mem_limit(ctx, map, path);
+    let cpus = cpus(ctx, map, path);
+    let init = ctx.key_bool(map, path, "init").unwrap_or(true);
     ContainerSpec {
         image,
         internal_port,
@@ -370,6 +331,55 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
         init,
         swarm: None,
     }
+}
+
+/// `image`: a non-empty reference without whitespace; Docker judges the rest.
+fn image_name(ctx: &mut Ctx, image: &Value, p: &FieldPath) -> String {
+    ctx.string(image, p, Show::Value)
+        .filter(|i| {
+            let ok =
+                !i.trim().is_empty() && !i.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                ctx.issue(
+                    p,
+                    format!("expected an image name like app:latest, found {i:?}"),
+                );
+            }
+            ok
+        })
+        .unwrap_or_default()
+}
+
+/// `mem_limit`: a number of bytes or a size like `512m`, at least Docker's minimum.
+fn mem_limit(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
+    let v = get(map, "mem_limit")?;
+    let p = path.key("mem_limit");
+    let parsed = match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(bytes) => check_mem_bytes(bytes),
+            None => Err(format!(
+                "expected a whole number of bytes or a size like 512m, found {n}"
+            )),
+        },
+        Value::String(_) => parse_mem_limit(&ctx.string(v, &p, Show::Value)?),
+        _ => {
+            ctx.type_error(v, &p, "a size like 512m or a number of bytes", Show::Value);
+            return None;
+        }
+    };
+    parsed.map_err(|e| ctx.issue(&p, e)).ok()
+}
+
+/// `cpus`: a positive number.
+fn cpus(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<f64> {
+    let v = get(map, "cpus")?;
+    let p = path.key("cpus");
+    let n = ctx.number(v, &p)?;
+    if n <= 0.0 {
+        ctx.issue(&p, format!("must be greater than 0, found {n}"));
+        return None;
+    }
+    Some(n)
 }
 
 /// `environment:` name → scalar, in file order.

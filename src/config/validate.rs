@@ -14,7 +14,7 @@ const TOP_KEYS: &[&str] = &["global", "services"];
 /// Walks the whole document. None when it is not a mapping. The returned config is only
 /// meaningful when `ctx` holds no issues afterwards (failed fields are filled with defaults
 /// so the walk can go on and report everything).
-pub fn config(ctx: &mut Ctx, doc: &Value) -> Option<Config> {
+pub(super) fn config(ctx: &mut Ctx, doc: &Value) -> Option<Config> {
     let root = FieldPath::root();
     let map = match doc {
         Value::Mapping(m) => m,

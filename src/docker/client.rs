@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
 use ureq::Agent;
 
 use super::encode::{filters, image_ref, object_name, query, ApiVersion};
 use super::error::{daemon_message, from_status, from_ureq, DockerError};
 use super::events::EventStream;
 use super::logs::demux_to_string;
+use super::request::{ApiResponse, Method};
 use super::transport::{agent, socket_from_docker_host};
 use super::types::{
     ContainerInfo, ContainerSummary, ImageInfo, RawCreated, RawImage, RawInspect, RawNetwork,
@@ -19,14 +19,11 @@ use super::types::{
 };
 
 /// The oldest Engine API we talk to (Docker 20.10).
-pub const MIN_API: &str = "1.41";
+const MIN_API: &str = "1.41";
 /// The newest Engine API we have checked our calls against; newer daemons are spoken to in it.
-pub const MAX_API: &str = "1.45";
+const MAX_API: &str = "1.45";
 /// The default budget of an ordinary call (not the event stream).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Largest response body we read (a long container list or a big log tail).
-const BODY_LIMIT: u64 = 32 * 1024 * 1024;
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The actions wakeproxy follows on the event stream.
 const EVENT_ACTIONS: &[&str] = &[
@@ -62,37 +59,6 @@ impl fmt::Debug for Docker {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Method {
-    Get,
-    Post,
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-        }
-    }
-}
-
-/// A response read whole.
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, DockerError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| DockerError::Protocol(format!("{what}: cannot decode the answer: {e}")))
-    }
-}
-
 fn min_api() -> ApiVersion {
     ApiVersion::parse(MIN_API).expect("MIN_API is a valid version")
 }
@@ -102,7 +68,7 @@ fn max_api() -> ApiVersion {
 }
 
 /// The version to speak to a daemon that reports `daemon`: `min(daemon, MAX_API)`, or `TooOld`.
-pub(crate) fn choose_version(daemon: &str) -> Result<ApiVersion, DockerError> {
+fn choose_version(daemon: &str) -> Result<ApiVersion, DockerError> {
     let v = ApiVersion::parse(daemon).ok_or_else(|| {
         DockerError::Protocol(format!("/_ping gave an unreadable API-Version {daemon:?}"))
     })?;
@@ -156,7 +122,7 @@ impl Docker {
     }
 
     /// `GET /_ping`: reads the daemon's `API-Version` and settles on `min(that, MAX_API)`;
-    /// below [`MIN_API`] it is [`DockerError::TooOld`]. The version is used as the `/v1.xx/`
+    /// below `MIN_API` it is [`DockerError::TooOld`]. The version is used as the `/v1.xx/`
     /// prefix of later calls. Call again after the daemon restarts.
     pub fn negotiate(&self) -> Result<String, DockerError> {
         let what = "GET /_ping";
@@ -213,22 +179,39 @@ impl Docker {
         path_and_query: &str,
         body: Option<&serde_json::Value>,
         timeout: Option<Duration>,
-    ) -> Result<Answer, DockerError> {
+    ) -> Result<ApiResponse, DockerError> {
+        self.call_with(&self.agent, method, path_and_query, body, timeout)
+    }
+
+    /// As `call`, through `agent`: the swarm calls have their own, with their own budget.
+    /// `timeout` replaces the agent's budget for this call (GET and POST).
+    pub(super) fn call_with(
+        &self,
+        agent: &Agent,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Option<Duration>,
+    ) -> Result<ApiResponse, DockerError> {
         let url = self.versioned_url(path_and_query)?;
         // The path without the query, for messages (filters make the query long).
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         let what = format!("{} {path}", method.as_str());
-        let a = &self.agent;
         let sent = match (method, body) {
             (Method::Get, _) => match timeout {
-                Some(t) => a.get(&url).config().timeout_global(Some(t)).build().call(),
-                None => a.get(&url).call(),
+                Some(t) => agent
+                    .get(&url)
+                    .config()
+                    .timeout_global(Some(t))
+                    .build()
+                    .call(),
+                None => agent.get(&url).call(),
             },
-            (Method::Delete, _) => a.delete(&url).call(),
+            (Method::Delete, _) => agent.delete(&url).call(),
             (Method::Post, body) => {
                 let req = match timeout {
-                    Some(t) => a.post(&url).config().timeout_global(Some(t)).build(),
-                    None => a.post(&url),
+                    Some(t) => agent.post(&url).config().timeout_global(Some(t)).build(),
+                    None => agent.post(&url),
                 };
                 match body {
                     Some(json) => req.send_json(json),
@@ -236,26 +219,10 @@ impl Docker {
                 }
             }
         };
-        let mut resp = sent.map_err(|e| from_ureq(&self.socket, &what, e))?;
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_vec()
-            .map_err(|e| from_ureq(&self.socket, &what, e))?;
-        log::trace!("docker: {what} -> {status}");
-        Ok(Answer {
-            status,
-            content_type,
-            body,
-        })
+        let resp = sent.map_err(|e| from_ureq(&self.socket, &what, e))?;
+        let answer = ApiResponse::read(resp, &self.socket, &what)?;
+        log::trace!("docker: {what} -> {}", answer.status);
+        Ok(answer)
     }
 
     /// Containers carrying `label` (`key=value`, or just `key` for presence; empty for all).

@@ -7,7 +7,7 @@ use super::error::DockerError;
 
 /// Percent-encodes `s` for a query value (or a path segment): everything but the RFC 3986
 /// unreserved characters `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
-pub fn percent_encode(s: &str) -> String {
+fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -21,7 +21,7 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// Builds `?k=v&k2=v2` (empty when there are no pairs), encoding every value.
-pub fn query(pairs: &[(&str, &str)]) -> String {
+pub(super) fn query(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (i, (k, v)) in pairs.iter().enumerate() {
         out.push(if i == 0 { '?' } else { '&' });
@@ -33,7 +33,7 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 /// The `filters` JSON the Engine API takes: `{"key": ["value", ...], ...}`.
-pub fn filters(pairs: &[(&str, &[&str])]) -> String {
+pub(super) fn filters(pairs: &[(&str, &[&str])]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = pairs
         .iter()
         .map(|(k, vs)| {
@@ -49,7 +49,7 @@ pub fn filters(pairs: &[(&str, &[&str])]) -> String {
 /// Docker names match `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (a leading `/` as in `/name` is accepted
 /// and dropped); ids are hex, so they match too. Anything else could change the path
 /// (`/`, `..`, `?`, `#`, `%`) and is refused before a request is sent.
-pub fn object_name<'a>(what: &str, s: &'a str) -> Result<&'a str, DockerError> {
+pub(super) fn object_name<'a>(what: &str, s: &'a str) -> Result<&'a str, DockerError> {
     let name = s.strip_prefix('/').unwrap_or(s);
     let mut bytes = name.bytes();
     let ok = match bytes.next() {
@@ -72,7 +72,7 @@ pub fn object_name<'a>(what: &str, s: &'a str) -> Result<&'a str, DockerError> {
 /// image id) before it goes into a URL path. The Engine routes `/images/{name:.*}/json`, so `/`
 /// stays as it is; `.` and `..` segments, empty segments and anything outside
 /// `[A-Za-z0-9._/:@-]` are refused.
-pub fn image_ref(s: &str) -> Result<&str, DockerError> {
+pub(super) fn image_ref(s: &str) -> Result<&str, DockerError> {
     let chars_ok = !s.is_empty()
         && s.len() <= 512
         && s.bytes().all(|b| {

@@ -82,7 +82,7 @@ impl DockerError {
         matches!(self, DockerError::Unreachable { .. })
     }
 
-    pub(crate) fn invalid_argument(message: String) -> DockerError {
+    pub(super) fn invalid_argument(message: String) -> DockerError {
         DockerError::Api {
             status: 400,
             message,
@@ -91,7 +91,7 @@ impl DockerError {
 }
 
 /// Describes an I/O error on the socket in lower case, with a hint for the usual causes.
-pub(crate) fn describe_io(e: &io::Error) -> String {
+pub(super) fn describe_io(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused (is dockerd running?)".into(),
         io::ErrorKind::NotFound => "no such socket (is dockerd running?)".into(),
@@ -119,7 +119,7 @@ fn lower_first(s: &str) -> String {
 }
 
 /// Maps a ureq failure (never a status: statuses are not errors in our agents).
-pub(crate) fn from_ureq(socket: &std::path::Path, what: &str, e: ureq::Error) -> DockerError {
+pub(super) fn from_ureq(socket: &std::path::Path, what: &str, e: ureq::Error) -> DockerError {
     match e {
         ureq::Error::Io(io) => DockerError::Unreachable {
             socket: socket.to_path_buf(),
@@ -139,7 +139,7 @@ pub(crate) fn from_ureq(socket: &std::path::Path, what: &str, e: ureq::Error) ->
 
 /// Pulls the daemon's `{"message": "..."}` out of an error body; falls back to the raw text,
 /// then to the status line.
-pub(crate) fn daemon_message(status: u16, body: &[u8]) -> String {
+pub(super) fn daemon_message(status: u16, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Msg {
         message: Option<String>,
@@ -162,7 +162,7 @@ pub(crate) fn daemon_message(status: u16, body: &[u8]) -> String {
 }
 
 /// The usual mapping of an unexpected status: 404 and 409 get their own variants.
-pub(crate) fn from_status(status: u16, body: &[u8]) -> DockerError {
+pub(super) fn from_status(status: u16, body: &[u8]) -> DockerError {
     let message = daemon_message(status, body);
     match status {
         404 => DockerError::NotFound(message),

@@ -59,7 +59,7 @@ struct RawActor {
 }
 
 /// Parses one line of the stream. `Ok(None)` for events that are not about a container.
-pub(crate) fn parse_event(line: &str) -> Result<Option<Event>, serde_json::Error> {
+pub(super) fn parse_event(line: &str) -> Result<Option<Event>, serde_json::Error> {
     let raw: RawEvent = serde_json::from_str(line)?;
     if !raw.kind.is_empty() && raw.kind != "container" {
         return Ok(None);
@@ -130,7 +130,7 @@ impl EventStreamCloser {
 }
 
 impl EventStream {
-    pub(crate) fn new(body: ureq::Body, agent: ureq::Agent, socket: PathBuf) -> EventStream {
+    pub(super) fn new(body: ureq::Body, agent: ureq::Agent, socket: PathBuf) -> EventStream {
         EventStream {
             reader: BufReader::new(body.into_reader()),
             agent,

@@ -2,10 +2,10 @@
 
 /// One frame of the multiplexed log stream.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Frame<'a> {
+pub(super) struct Frame<'a> {
     /// 0 stdin, 1 stdout, 2 stderr.
-    pub stream: u8,
-    pub data: &'a [u8],
+    pub(super) stream: u8,
+    pub(super) data: &'a [u8],
 }
 
 /// Splits `buf` into frames: `[stream, 0, 0, 0, size (u32 big-endian)]` then `size` bytes.
@@ -13,7 +13,7 @@ pub(crate) struct Frame<'a> {
 /// `None` if `buf` is not entirely a sequence of well-formed frames (a TTY container's raw
 /// output, in practice); a last frame cut short is kept, since the caller may have limited
 /// the read.
-pub(crate) fn frames(mut buf: &[u8]) -> Option<Vec<Frame<'_>>> {
+pub(super) fn frames(mut buf: &[u8]) -> Option<Vec<Frame<'_>>> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         if buf.len() < 8 || buf[0] > 2 || buf[1..4] != [0, 0, 0] {
@@ -32,7 +32,7 @@ pub(crate) fn frames(mut buf: &[u8]) -> Option<Vec<Frame<'_>>> {
 
 /// The text of a logs body: demultiplexed when `multiplexed` is true or the body parses as
 /// frames, raw otherwise; invalid UTF-8 is replaced.
-pub(crate) fn demux_to_string(body: &[u8], multiplexed: bool) -> String {
+pub(super) fn demux_to_string(body: &[u8], multiplexed: bool) -> String {
     match frames(body) {
         Some(frames) if multiplexed || !frames.is_empty() => {
             let mut text = Vec::with_capacity(body.len());

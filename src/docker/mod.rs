@@ -4,29 +4,29 @@
 //! images, networks, logs and the event stream) with ureq over a Unix socket. Calls block and
 //! return typed values; statuses are mapped to [`DockerError`] with the daemon's own message.
 //!
-//! Layout: `transport` (the socket plumbing for ureq and `DOCKER_HOST`), `client` (the calls),
-//! `swarm` (services, tasks and overlay networks of swarm mode), `types` (containers and
-//! images), `events`, `logs` (frame demultiplexing), `encode` (URL building, name checks, API
-//! versions) and `error`.
+//! Layout: `transport` (the socket plumbing for ureq and `DOCKER_HOST`), `request` (a method
+//! and a response read whole), `client` (the calls), `swarm` (the calls for services, tasks
+//! and overlay networks of swarm mode), `types` and `swarm_types` (what the calls return, and
+//! the raw JSON it is read from), `events`, `logs` (frame demultiplexing), `encode` (URL
+//! building, name checks, API versions) and `error`.
 
 mod client;
 mod encode;
 mod error;
 mod events;
 mod logs;
+mod request;
 mod swarm;
+mod swarm_types;
 #[cfg(test)]
 mod tests;
 mod transport;
 mod types;
 
-pub use client::{Docker, DEFAULT_TIMEOUT, MAX_API, MIN_API};
-pub use encode::{percent_encode, ApiVersion};
+pub use client::Docker;
+pub use encode::ApiVersion;
 pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
-pub use swarm::{
-    is_not_manager, is_out_of_sequence, NetworkInfo, ServiceInfo, Swarm, SwarmInfo, TaskInfo,
-    UPDATE_ATTEMPTS,
-};
-pub use transport::{socket_from_docker_host, DEFAULT_SOCKET};
+pub use swarm::{is_not_manager, Swarm};
+pub use swarm_types::{NetworkInfo, ServiceInfo, SwarmInfo, TaskInfo};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

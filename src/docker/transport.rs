@@ -22,13 +22,13 @@ use ureq::Agent;
 use super::error::DockerError;
 
 /// Where dockerd listens unless `DOCKER_HOST` says otherwise.
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// The socket path named by a `DOCKER_HOST` value (`None` or empty: the default socket).
 ///
 /// Only `unix:///absolute/path` is supported; `tcp://`, `ssh://`, `npipe://` or a bare path
 /// give an error that says so.
-pub fn socket_from_docker_host(value: Option<&str>) -> Result<PathBuf, DockerError> {
+pub(super) fn socket_from_docker_host(value: Option<&str>) -> Result<PathBuf, DockerError> {
     let value = match value.map(str::trim) {
         None | Some("") => return Ok(PathBuf::from(DEFAULT_SOCKET)),
         Some(v) => v,
@@ -59,9 +59,10 @@ pub fn socket_from_docker_host(value: Option<&str>) -> Result<PathBuf, DockerErr
 ///
 /// `timeout` is the global per-call budget (`None`: wait for ever, for the event stream,
 /// whose connect and response-head phases are still bounded by `head_timeout`).
-pub(crate) fn agent(socket: &Path, timeout: Option<Duration>, head_timeout: Duration) -> Agent {
+pub(super) fn agent(socket: &Path, timeout: Option<Duration>, head_timeout: Duration) -> Agent {
     let mut config = Config::builder()
-        // We map statuses ourselves and keep the daemon's {"message"} (pitfall 1).
+        // Error statuses come back as answers, so the calls map them with the daemon's own
+        // {"message"} instead of ureq's generic error.
         .http_status_as_error(false)
         .user_agent(concat!("wakeproxy/", env!("CARGO_PKG_VERSION")))
         .max_redirects(0)

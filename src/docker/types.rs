@@ -102,7 +102,7 @@ fn strip_slash(s: &str) -> String {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(crate) struct RawSummary {
+pub(super) struct RawSummary {
     id: String,
     names: Option<Vec<String>>,
     state: String,
@@ -129,7 +129,7 @@ impl From<RawSummary> for ContainerSummary {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(crate) struct RawInspect {
+pub(super) struct RawInspect {
     id: String,
     name: String,
     image: String,
@@ -246,7 +246,7 @@ impl From<RawInspect> for ContainerInfo {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(crate) struct RawImage {
+pub(super) struct RawImage {
     id: String,
     config: Option<RawConfig>,
 }
@@ -265,20 +265,21 @@ impl From<RawImage> for ImageInfo {
     }
 }
 
-/// `{"Id": ...}` as answered by create calls.
+/// What create calls answer: `{"Id": ...}` for a container, `{"ID": ...}` for a service.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(crate) struct RawCreated {
-    pub id: String,
-    pub warnings: Option<Vec<String>>,
+pub(super) struct RawCreated {
+    #[serde(alias = "ID")]
+    pub(super) id: String,
+    pub(super) warnings: Option<Vec<String>>,
 }
 
 /// The part of `GET /networks/{name}` we look at.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-pub(crate) struct RawNetwork {
-    pub name: String,
-    pub id: String,
+pub(super) struct RawNetwork {
+    pub(super) name: String,
+    pub(super) id: String,
 }
 
 #[cfg(test)]
@@ -349,6 +350,16 @@ mod tests {
             r#"{"NetworkSettings":{"Ports":{"8000/tcp":[{"HostIp":"","HostPort":"1234"}]}}}"#;
         let info = ContainerInfo::from(serde_json::from_str::<RawInspect>(json).unwrap());
         assert_eq!(info.host_port(8000), Some(1234));
+    }
+
+    #[test]
+    fn created_ids_of_containers_and_services() {
+        let container: RawCreated =
+            serde_json::from_str(r#"{"Id":"c1","Warnings":["low memory"]}"#).unwrap();
+        assert_eq!(container.id, "c1");
+        assert_eq!(container.warnings, Some(vec!["low memory".to_string()]));
+        let service: RawCreated = serde_json::from_str(r#"{"ID":"s1"}"#).unwrap();
+        assert_eq!((service.id.as_str(), service.warnings), ("s1", None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 /// What the fake daemon does with one request.
-pub(crate) enum Reply {
+pub(super) enum FakeReply {
     /// Write these bytes and keep the connection for the next request.
     Send(Vec<u8>),
     /// Write these bytes and close the connection.
@@ -18,9 +18,9 @@ pub(crate) enum Reply {
     Hang,
 }
 
-type Handler = dyn Fn(&str, &[u8]) -> Reply + Send + Sync;
+type Handler = dyn Fn(&str, &[u8]) -> FakeReply + Send + Sync;
 
-pub(crate) struct FakeDaemon {
+pub(super) struct FakeDaemon {
     pub socket: PathBuf,
     /// Request lines (`GET /v1.41/... HTTP/1.1`) in arrival order.
     pub requests: Arc<Mutex<Vec<String>>>,
@@ -37,7 +37,7 @@ impl Drop for FakeDaemon {
 
 impl FakeDaemon {
     /// Serves every request with `handler(request_line, body)`.
-    pub fn start(handler: impl Fn(&str, &[u8]) -> Reply + Send + Sync + 'static) -> FakeDaemon {
+    pub fn start(handler: impl Fn(&str, &[u8]) -> FakeReply + Send + Sync + 'static) -> FakeDaemon {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "wp-fake-dockerd-{}-{}",
@@ -110,16 +110,16 @@ fn serve(mut s: UnixStream, handler: &Handler, requests: &Mutex<Vec<String>>) {
         let line = head.lines().next().unwrap_or("").to_string();
         requests.lock().unwrap().push(line.clone());
         match handler(&line, &body) {
-            Reply::Send(bytes) => {
+            FakeReply::Send(bytes) => {
                 if s.write_all(&bytes).is_err() {
                     return;
                 }
             }
-            Reply::SendAndClose(bytes) => {
+            FakeReply::SendAndClose(bytes) => {
                 let _ = s.write_all(&bytes);
                 return;
             }
-            Reply::Hang => {
+            FakeReply::Hang => {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                 let _ = s.read(&mut [0u8; 1]);
                 return;
@@ -129,7 +129,7 @@ fn serve(mut s: UnixStream, handler: &Handler, requests: &Mutex<Vec<String>>) {
 }
 
 /// A complete response with a Content-Length body.
-pub(crate) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
+pub(super) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
     let mut r = format!("HTTP/1.1 {status}\r\n");
     for h in headers {
         r.push_str(h);
@@ -140,7 +140,7 @@ pub(crate) fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
 }
 
 /// A chunked response head followed by one chunk per part (no terminating chunk).
-pub(crate) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
+pub(super) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
@@ -151,7 +151,7 @@ pub(crate) fn chunked(status: &str, parts: &[&str]) -> Vec<u8> {
 }
 
 /// `/_ping` as dockerd answers it.
-pub(crate) fn ping(version: &str) -> Vec<u8> {
+pub(super) fn ping(version: &str) -> Vec<u8> {
     response(
         "200 OK",
         &[

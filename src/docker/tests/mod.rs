@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 mod fake_daemon;
 
 use crate::docker::{Docker, DockerError};
-use fake_daemon::{chunked, ping, response, FakeDaemon, Reply};
+use fake_daemon::{chunked, ping, response, FakeDaemon, FakeReply};
 
 const INSPECT: &str = r#"{"Id":"abc","Name":"/x","State":{"Status":"running","Running":true}}"#;
 
@@ -18,9 +18,9 @@ fn docker(d: &FakeDaemon) -> Docker {
 fn negotiation_caps_the_version_and_prefixes_later_paths() {
     let fake = FakeDaemon::start(|line, _| {
         if line.starts_with("GET /_ping ") {
-            Reply::Send(ping("1.52"))
+            FakeReply::Send(ping("1.52"))
         } else {
-            Reply::Send(response("200 OK", &[], INSPECT))
+            FakeReply::Send(response("200 OK", &[], INSPECT))
         }
     });
     let d = docker(&fake);
@@ -41,14 +41,14 @@ fn negotiation_caps_the_version_and_prefixes_later_paths() {
 
 #[test]
 fn too_old_and_headerless_daemons_are_refused() {
-    let fake = FakeDaemon::start(|_, _| Reply::Send(ping("1.40")));
+    let fake = FakeDaemon::start(|_, _| FakeReply::Send(ping("1.40")));
     match docker(&fake).negotiate() {
         Err(DockerError::TooOld { daemon, minimum }) => {
             assert_eq!((daemon.as_str(), minimum.as_str()), ("1.40", "1.41"))
         }
         other => panic!("{other:?}"),
     }
-    let fake = FakeDaemon::start(|_, _| Reply::Send(response("200 OK", &[], "OK")));
+    let fake = FakeDaemon::start(|_, _| FakeReply::Send(response("200 OK", &[], "OK")));
     let e = docker(&fake).negotiate().unwrap_err();
     assert!(
         matches!(&e, DockerError::Protocol(m) if m.contains("API-Version")),
@@ -60,9 +60,9 @@ fn too_old_and_headerless_daemons_are_refused() {
 fn first_call_negotiates_and_filters_are_encoded() {
     let fake = FakeDaemon::start(|line, _| {
         if line.starts_with("GET /_ping ") {
-            Reply::Send(ping("1.41"))
+            FakeReply::Send(ping("1.41"))
         } else {
-            Reply::Send(response(
+            FakeReply::Send(response(
                 "200 OK",
                 &[],
                 r#"[{"Id":"i1","Names":["/web"],"State":"running","Labels":{"a":"b"}}]"#,
@@ -83,11 +83,13 @@ fn statuses_map_to_results() {
     let fake = FakeDaemon::start(|line, _| {
         let path = line.split(' ').nth(1).unwrap_or("");
         let msg = |status: &str, m: &str| {
-            Reply::Send(response(status, &[], &format!(r#"{{"message":"{m}"}}"#)))
+            FakeReply::Send(response(status, &[], &format!(r#"{{"message":"{m}"}}"#)))
         };
         match path {
-            "/_ping" => Reply::Send(ping("1.41")),
-            "/v1.41/containers/running/start" => Reply::Send(response("304 Not Modified", &[], "")),
+            "/_ping" => FakeReply::Send(ping("1.41")),
+            "/v1.41/containers/running/start" => {
+                FakeReply::Send(response("304 Not Modified", &[], ""))
+            }
             "/v1.41/containers/broken/start" => msg("500 Internal Server Error", "boom"),
             "/v1.41/containers/gone/stop?t=1" => msg("404 Not Found", "No such container: gone"),
             "/v1.41/containers/gone?force=true&v=true" => {
@@ -97,7 +99,7 @@ fn statuses_map_to_results() {
             "/v1.41/containers/exited/kill?signal=SIGKILL" => msg("409 Conflict", "is not running"),
             "/v1.41/containers/create?name=taken" => msg("409 Conflict", "name taken"),
             "/v1.41/containers/create?name=noimage" => msg("404 Not Found", "No such image: x:y"),
-            "/v1.41/containers/create?name=ok" => Reply::Send(response(
+            "/v1.41/containers/create?name=ok" => FakeReply::Send(response(
                 "201 Created",
                 &[],
                 r#"{"Id":"newid","Warnings":["careful"]}"#,
@@ -134,9 +136,9 @@ fn statuses_map_to_results() {
 fn a_silent_daemon_times_out() {
     let fake = FakeDaemon::start(|line, _| {
         if line.starts_with("GET /_ping ") {
-            Reply::Send(ping("1.41"))
+            FakeReply::Send(ping("1.41"))
         } else {
-            Reply::Hang
+            FakeReply::Hang
         }
     });
     let d = docker(&fake).with_timeout(Duration::from_millis(300));
@@ -156,9 +158,9 @@ fn a_silent_daemon_times_out() {
 fn a_connection_closed_by_the_daemon_is_not_reused() {
     let fake = FakeDaemon::start(|line, _| {
         if line.starts_with("GET /_ping ") {
-            Reply::SendAndClose(ping("1.41"))
+            FakeReply::SendAndClose(ping("1.41"))
         } else {
-            Reply::Send(response("200 OK", &[], INSPECT))
+            FakeReply::Send(response("200 OK", &[], INSPECT))
         }
     });
     let d = docker(&fake);
@@ -175,7 +177,7 @@ const NETWORK: &str = r#"{"Type":"network","Action":"connect","Actor":{"ID":"n1"
 fn events_daemon(tail: &'static str, close: bool) -> FakeDaemon {
     FakeDaemon::start(move |line, _| {
         if line.starts_with("GET /_ping ") {
-            return Reply::Send(ping("1.41"));
+            return FakeReply::Send(ping("1.41"));
         }
         assert!(line.starts_with("GET /v1.41/events?since="), "{line}");
         assert!(line.contains("filters=%7B%22"), "{line}");
@@ -189,9 +191,9 @@ fn events_daemon(tail: &'static str, close: bool) -> FakeDaemon {
         );
         bytes.extend_from_slice(tail.as_bytes());
         if close {
-            Reply::SendAndClose(bytes)
+            FakeReply::SendAndClose(bytes)
         } else {
-            Reply::Send(bytes)
+            FakeReply::Send(bytes)
         }
     })
 }

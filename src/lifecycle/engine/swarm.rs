@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::docker::{is_not_manager, Docker, DockerError, ServiceInfo, Swarm, TaskInfo};
 
@@ -109,6 +109,86 @@ impl SwarmEngine {
         }
     }
 
+    /// Creates the service from `want`; none of its tasks predates this start.
+    fn create(
+        &self,
+        name: &str,
+        want: &Value,
+        image: &str,
+        replicas: u64,
+    ) -> Result<String, EngineError> {
+        let id = self.swarm.create_service(want).map_err(|e| match e {
+            DockerError::Conflict(m) => {
+                EngineError(format!("cannot create swarm service {name}: {m}"))
+            }
+            e => e.into(),
+        })?;
+        log::info!(
+            "created swarm service {name} ({}) from {image} with {replicas} replica(s)",
+            short(&id)
+        );
+        self.before.lock().insert(id.clone(), HashSet::new());
+        Ok(id)
+    }
+
+    /// Remembers the tasks service `id` has before this start, and says whether one of them
+    /// runs or is on its way. None while scaled up means swarm gave up on them (restart
+    /// attempts used up): the start then forces new ones.
+    fn note_tasks_before(&self, id: &str) -> Result<bool, EngineError> {
+        let tasks = self.swarm.tasks(id)?;
+        let alive = tasks
+            .iter()
+            .any(|t| t.desired_state == "running" && !is_terminal(t));
+        let baseline = tasks.into_iter().map(|t| t.id).collect();
+        self.before.lock().insert(id.to_string(), baseline);
+        Ok(alive)
+    }
+
+    /// Brings existing service `id` to `target`: the whole spec when its settings or image
+    /// changed, else its replica count, else (`alive` false) new tasks. Returns its id.
+    fn update_to(
+        &self,
+        spec: &ManagedSpec,
+        id: &str,
+        target: &DesiredService,
+        alive: bool,
+    ) -> Result<String, EngineError> {
+        let name = spec.name.as_str();
+        let (mut foreign, mut forced) = (false, false);
+        let outcome = self.swarm.update_service_with(id, &mut |s| {
+            if !ours(&s.labels, &spec.instance) {
+                foreign = true;
+                return None;
+            }
+            if !target.is_current(s) {
+                return Some(target.want.clone());
+            }
+            let (new, force) = scaled_spec(s, target.replicas, alive)?;
+            forced |= force;
+            Some(new)
+        })?;
+        if foreign {
+            return Err(EngineError(foreign_service_message(name)));
+        }
+        let Some((read, updated)) = outcome else {
+            return Err(EngineError(format!(
+                "swarm service {name} was removed while starting"
+            )));
+        };
+        let (from, replicas, image) = (read.replicas.unwrap_or(0), target.replicas, &target.image);
+        match (updated, target.is_current(&read)) {
+            (false, _) => log::info!("swarm service {name} already has {from} replica(s)"),
+            (true, true) if forced => log::info!(
+                "swarm service {name} has {from} replica(s) but no task runs or starts: forcing new tasks"
+            ),
+            (true, true) => log::info!("scaling swarm service {name} from {from} to {replicas} replicas"),
+            (true, false) => log::info!(
+                "settings of swarm service {name} changed: updating it (from {from} to {replicas} replicas, image {image})"
+            ),
+        }
+        Ok(read.id)
+    }
+
     /// Tasks of service `id`, or `None` when the service is gone.
     fn tasks_of(&self, id: &str) -> Result<Option<Vec<TaskInfo>>, EngineError> {
         match self.swarm.tasks(id) {
@@ -131,6 +211,44 @@ impl SwarmEngine {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// What a start wants a swarm service to be.
+struct DesiredService {
+    /// The whole service spec, for a service whose settings changed.
+    want: Value,
+    /// The image reference, pinned (see `SwarmEngine::image_for`).
+    image: String,
+    /// The settings hash its `LABEL_HASH` label carries.
+    hash: String,
+    replicas: u64,
+}
+
+impl DesiredService {
+    /// Whether service `s` already has these settings and image (and is replicated), so only
+    /// its replica count may need to change.
+    fn is_current(&self, s: &ServiceInfo) -> bool {
+        s.labels.get(LABEL_HASH) == Some(&self.hash)
+            && s.image == self.image
+            && s.replicas.is_some()
+    }
+}
+
+/// The spec that brings a service whose settings are current to `replicas`, and whether it
+/// forces new tasks: another replica count, or, when the count is right but no task is
+/// `alive`, a bumped `ForceUpdate`. None when nothing needs to change.
+fn scaled_spec(s: &ServiceInfo, replicas: u64, alive: bool) -> Option<(Value, bool)> {
+    let mut new = s.spec.clone();
+    if s.replicas == Some(replicas) {
+        if alive {
+            return None;
+        }
+        let force = new["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
+        new["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
+        return Some((new, true));
+    }
+    new["Mode"]["Replicated"]["Replicas"] = json!(replicas);
+    Some((new, false))
 }
 
 /// A task that is done, one way or another.
@@ -199,82 +317,20 @@ impl Engine for SwarmEngine {
         }
         let image = self.image_for(&spec.container.image)?;
         let want = spec.service_spec(&image, replicas);
-        let hash = spec.settings_hash();
-
         let Some(existing) = self.swarm.service(name)? else {
-            let id = self.swarm.create_service(&want).map_err(|e| match e {
-                DockerError::Conflict(m) => {
-                    EngineError(format!("cannot create swarm service {name}: {m}"))
-                }
-                e => e.into(),
-            })?;
-            log::info!(
-                "created swarm service {name} ({}) from {image} with {replicas} replica(s)",
-                short(&id)
-            );
-            self.before.lock().insert(id.clone(), HashSet::new());
-            return Ok(id);
+            return self.create(name, &want, &image, replicas);
         };
         if !ours(&existing.labels, &spec.instance) {
             return Err(EngineError(foreign_service_message(name)));
         }
-        let tasks = self.swarm.tasks(&existing.id)?;
-        // Tasks that run or are on their way; none while scaled up means swarm gave up on
-        // them (restart attempts used up): the start then forces new ones.
-        let alive = tasks
-            .iter()
-            .any(|t| t.desired_state == "running" && !is_terminal(t));
-        let baseline = tasks.into_iter().map(|t| t.id).collect();
-        self.before.lock().insert(existing.id.clone(), baseline);
-        let mut forced = false;
-
-        let current = |s: &ServiceInfo| {
-            s.labels.get(LABEL_HASH) == Some(&hash) && s.image == image && s.replicas.is_some()
+        let alive = self.note_tasks_before(&existing.id)?;
+        let target = DesiredService {
+            want,
+            image,
+            hash: spec.settings_hash(),
+            replicas,
         };
-        let mut foreign = false;
-        let outcome = self.swarm.update_service_with(&existing.id, &mut |s| {
-            if !ours(&s.labels, &spec.instance) {
-                foreign = true;
-                return None;
-            }
-            if !current(s) {
-                return Some(want.clone());
-            }
-            let mut new = s.spec.clone();
-            if s.replicas == Some(replicas) {
-                if alive {
-                    return None;
-                }
-                let force = new["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
-                new["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
-                forced = true;
-                return Some(new);
-            }
-            new["Mode"]["Replicated"]["Replicas"] = json!(replicas);
-            Some(new)
-        })?;
-        if foreign {
-            return Err(EngineError(foreign_service_message(name)));
-        }
-        match outcome {
-            None => Err(EngineError(format!(
-                "swarm service {name} was removed while starting"
-            ))),
-            Some((read, updated)) => {
-                let from = read.replicas.unwrap_or(0);
-                match (updated, current(&read)) {
-                    (false, _) => log::info!("swarm service {name} already has {from} replica(s)"),
-                    (true, true) if forced => log::info!(
-                        "swarm service {name} has {from} replica(s) but no task runs or starts: forcing new tasks"
-                    ),
-                    (true, true) => log::info!("scaling swarm service {name} from {from} to {replicas} replicas"),
-                    (true, false) => log::info!(
-                        "settings of swarm service {name} changed: updating it (from {from} to {replicas} replicas, image {image})"
-                    ),
-                }
-                Ok(read.id)
-            }
-        }
+        self.update_to(spec, &existing.id, &target, alive)
     }
 
     fn progress(&self, id: &str, name: &str, _internal_port: u16) -> Result<Progress, EngineError> {
