@@ -33,6 +33,8 @@
 //! The binary (`src/main.rs`) is a thin shell over [`app`]. The library is public only as far
 //! as the binary, the integration tests and the fuzz targets need it.
 #![forbid(unsafe_code)]
+// Items are `pub` only where the binary, the integration tests or the fuzz targets reach them.
+#![warn(unreachable_pub)]
 
 pub mod app;
 mod base;

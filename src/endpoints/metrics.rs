@@ -89,7 +89,7 @@ impl Metrics {
 }
 
 /// The proxy at the moment of a scrape.
-pub(crate) struct Snapshot<'a> {
+pub(crate) struct Scrape<'a> {
     pub services: Vec<ServiceFigures<'a>>,
     /// Requests that matched no service.
     pub unrouted: &'a ServiceMetrics,
@@ -107,7 +107,7 @@ pub(crate) struct ServiceFigures<'a> {
 }
 
 /// `/proxy/metrics`.
-pub(crate) fn answer(s: &Snapshot<'_>) -> Reply {
+pub(crate) fn answer(s: &Scrape<'_>) -> Reply {
     Reply::ok(CONTENT_TYPE, render(s).into_bytes())
 }
 
@@ -122,7 +122,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// The Prometheus text exposition.
-fn render(s: &Snapshot<'_>) -> String {
+fn render(s: &Scrape<'_>) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let rows: Vec<(String, &ServiceMetrics)> = s
         .services
@@ -196,7 +196,7 @@ fn counter(
 }
 
 /// Open connections, and requests in flight and open tunnels per service.
-fn gauges(out: &mut String, s: &Snapshot<'_>) {
+fn gauges(out: &mut String, s: &Scrape<'_>) {
     let name = "wakeproxy_open_connections";
     header(out, name, "gauge", "Client connections open now.");
     let _ = writeln!(out, "{name} {}", s.open_connections);
@@ -280,7 +280,7 @@ mod tests {
         );
         let h = Histogram::new(&[0.1, 1.0]);
         h.observe(Duration::from_millis(300));
-        let text = render(&Snapshot {
+        let text = render(&Scrape {
             services: vec![ServiceFigures {
                 name: "we\"b",
                 requests: &web,

@@ -17,10 +17,10 @@ use crate::upstream::forward::{self, may_resend};
 use crate::upstream::{tunnel, Failure, Timeouts, TunnelCtx};
 
 use super::respond::{Ended, Exchange};
-use super::{Generation, Proxy, Request, Routed, Step};
+use super::{Flow, Framed, Generation, Proxy, Routed};
 
 /// Phase 7: the address to forward to; an on-demand service is made ready first.
-pub(super) fn wake<'a>(routed: Routed<'a>) -> Step<Cow<'a, str>> {
+pub(super) fn wake<'a>(routed: Routed<'a>) -> Flow<Cow<'a, str>> {
     let route = routed.route;
     match (&route.service.backend, &route.wake) {
         (Backend::Upstream(a), _) => Continue(Cow::Borrowed(a)),
@@ -52,7 +52,7 @@ impl Proxy {
         g: &Generation,
         client: &mut BufStream<C>,
         x: &mut Exchange<'_>,
-        req: &Request<'_>,
+        req: &Framed<'_>,
         routed: Routed<'_>,
         addr: Cow<'_, str>,
     ) -> Ended {

@@ -53,7 +53,7 @@ use respond::{Ended, Exchange};
 use session::Throttle;
 
 /// A phase's result: go on with `T`, or answer with the `Reply`.
-type Step<T> = ControlFlow<Reply, T>;
+type Flow<T> = ControlFlow<Reply, T>;
 
 /// What the pipeline knows of the connection a request came on.
 pub(crate) struct Conn<'a> {
@@ -66,8 +66,8 @@ pub(crate) struct Conn<'a> {
     pub open_connections: &'a AtomicUsize,
 }
 
-/// A request whose framing is known (phase 1).
-struct Request<'a> {
+/// A request whose framing is known and whose target is split (phase 1).
+struct Framed<'a> {
     head: &'a RequestHead,
     target: Target<'a>,
     body: BodyKind,
@@ -143,7 +143,7 @@ impl Proxy {
         g: &'a Generation,
         client: &mut BufStream<C>,
         x: &mut Exchange<'a>,
-    ) -> Step<Ended> {
+    ) -> Flow<Ended> {
         let req = framing(x)?;
         let own = Endpoint::find(req.target.path);
         self.redirect_to_https(x.conn(), &req)?;
@@ -160,7 +160,7 @@ impl Proxy {
 
     /// Phase 3: while HTTPS is on, the plain HTTP port answers everything but the open
     /// endpoints with a redirect to HTTPS (or 426), before any auth.
-    fn redirect_to_https(&self, conn: &Conn<'_>, req: &Request<'_>) -> Step<()> {
+    fn redirect_to_https(&self, conn: &Conn<'_>, req: &Framed<'_>) -> Flow<()> {
         if conn.tls || !self.https.is_live() {
             return Continue(());
         }
@@ -178,7 +178,7 @@ impl Proxy {
 
 /// Phase 1: the body's framing and the target. A request whose framing is unclear is refused
 /// and its connection closed (the next request's start is unknown).
-fn framing<'a>(x: &mut Exchange<'a>) -> Step<Request<'a>> {
+fn framing<'a>(x: &mut Exchange<'a>) -> Flow<Framed<'a>> {
     let head = x.head();
     let body = match request_body(head) {
         Ok(b) => b,
@@ -186,13 +186,13 @@ fn framing<'a>(x: &mut Exchange<'a>) -> Step<Request<'a>> {
     };
     x.set_body(body);
     match split_target(&head.target) {
-        Ok(target) => Continue(Request { head, target, body }),
+        Ok(target) => Continue(Framed { head, target, body }),
         Err(e) => Break(Reply::from(Problem::BadRequest(e.0.into())).closing()),
     }
 }
 
 /// Phase 4: everything but the open and sign-in endpoints needs the token or the cookie.
-fn authenticate(g: &Generation, req: &Request<'_>, own: Option<Endpoint<'_>>) -> Step<()> {
+fn authenticate(g: &Generation, req: &Framed<'_>, own: Option<Endpoint<'_>>) -> Flow<()> {
     if own.is_some_and(|e| e.access() != Access::Token) {
         return Continue(());
     }
@@ -204,7 +204,7 @@ fn authenticate(g: &Generation, req: &Request<'_>, own: Option<Endpoint<'_>>) ->
 
 /// Phase 5: the service by longest prefix. From here on the request is counted and logged
 /// under its service.
-fn route<'a>(g: &'a Generation, req: &Request<'_>, x: &mut Exchange<'a>) -> Step<Routed<'a>> {
+fn route<'a>(g: &'a Generation, req: &Framed<'_>, x: &mut Exchange<'a>) -> Flow<Routed<'a>> {
     let Some(m) = g.router.lookup(req.target.path) else {
         let path = req.target.path;
         return Break(Problem::NotFound(format!("no service for path {path}")).into());
@@ -233,7 +233,7 @@ impl std::ops::Deref for Routed<'_> {
 
 /// Phase 6: a body over the service's limit is refused before any container is woken or any
 /// byte is sent upstream.
-fn limits(route: Routed<'_>, req: &Request<'_>) -> Step<()> {
+fn limits(route: Routed<'_>, req: &Framed<'_>) -> Flow<()> {
     match (route.service.max_body_size, req.body) {
         (Some(max), BodyKind::Length(n)) if n > max => Break(Problem::PayloadTooLarge.into()),
         _ => Continue(()),

@@ -10,7 +10,7 @@ use crate::endpoints::{self, acme, metrics, status, Endpoint};
 use crate::http::{copy_body, BufStream, Problem, Reply};
 
 use super::respond::Exchange;
-use super::{auth, Generation, Proxy, Request};
+use super::{auth, Framed, Generation, Proxy};
 
 impl Proxy {
     /// The answer of one of the proxy's own endpoints.
@@ -19,7 +19,7 @@ impl Proxy {
         g: &Generation,
         client: &mut BufStream<C>,
         x: &mut Exchange<'_>,
-        req: &Request<'_>,
+        req: &Framed<'_>,
         endpoint: Endpoint<'_>,
     ) -> Reply {
         let method = req.head.method.as_str();
@@ -49,7 +49,7 @@ impl Proxy {
         g: &Generation,
         client: &mut BufStream<C>,
         x: &mut Exchange<'_>,
-        req: &Request<'_>,
+        req: &Framed<'_>,
     ) -> Reply {
         let mut form = Vec::new();
         let read = copy_body(
@@ -102,7 +102,7 @@ impl Proxy {
             open_tunnels: self.tunnels.count(&r.service.name),
             starts: r.wake.as_ref().map(|w| w.start_figures()),
         });
-        metrics::answer(&metrics::Snapshot {
+        metrics::answer(&metrics::Scrape {
             services: services.collect(),
             unrouted: self.metrics.unrouted(),
             open_connections: x.conn().open_connections.load(Ordering::Relaxed),

@@ -15,11 +15,11 @@ use parking_lot::Mutex;
 pub(crate) struct Drain {
     draining: AtomicBool,
     next: AtomicU64,
-    conns: Mutex<HashMap<u64, Conn>>,
+    conns: Mutex<HashMap<u64, Tracked>>,
     listeners: Mutex<Vec<SocketAddr>>,
 }
 
-struct Conn {
+struct Tracked {
     socket: Arc<TcpStream>,
     idle: Arc<AtomicBool>,
 }
@@ -59,7 +59,7 @@ impl Drain {
         let idle = Arc::new(AtomicBool::new(true));
         self.conns.lock().insert(
             id,
-            Conn {
+            Tracked {
                 socket,
                 idle: idle.clone(),
             },

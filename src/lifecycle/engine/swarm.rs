@@ -35,7 +35,7 @@ use super::{
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Swarm services over the Engine API of a swarm manager.
-pub struct SwarmEngine {
+pub(crate) struct SwarmEngine {
     swarm: Swarm,
     /// For `/proxy/status`, with a short budget.
     quick: Swarm,
@@ -45,7 +45,7 @@ pub struct SwarmEngine {
 }
 
 impl SwarmEngine {
-    pub fn new(docker: Docker) -> SwarmEngine {
+    pub(crate) fn new(docker: Docker) -> SwarmEngine {
         SwarmEngine {
             swarm: Swarm::from_docker(docker.clone()),
             quick: Swarm::new(docker, STATUS_TIMEOUT),
@@ -476,7 +476,7 @@ impl Engine for SwarmEngine {
 }
 
 /// The explanation given when a swarm service wakeproxy did not create holds a service's name.
-pub fn foreign_service_message(name: &str) -> String {
+pub(crate) fn foreign_service_message(name: &str) -> String {
     format!(
         "a swarm service named {name} exists that wakeproxy did not create (or that belongs to another \
          wakeproxy instance); wakeproxy will not touch it: rename or remove it (docker service rm {name}) \
