@@ -112,7 +112,7 @@ impl Lifecycle {
     /// Every on-demand service on `engine`, whatever its mode. `activity` gives the activity
     /// record of a service by name.
     #[cfg(test)]
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         engine: Arc<dyn Engine>,
         activity: &dyn Fn(&str) -> Arc<Activity>,

@@ -90,7 +90,7 @@ impl Workers {
 
     /// Threads alive and threads parked.
     #[cfg(test)]
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         (
             self.shared.alive.load(Ordering::Acquire),
             self.shared.lock().idle,

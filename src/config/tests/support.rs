@@ -3,31 +3,31 @@
 use crate::config::{parse, Config, ConfigIssue};
 
 /// A valid 32-character token.
-pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// An environment with nothing set.
-pub fn no_env(_: &str) -> Option<String> {
+pub(super) fn no_env(_: &str) -> Option<String> {
     None
 }
 
 /// A valid document whose `global:` gets `extra` (indented lines) from line 3 on.
-pub fn with_global(extra: &str) -> String {
+pub(super) fn with_global(extra: &str) -> String {
     format!(
         "global:\n  bearer_token: {TOKEN}\n{extra}services:\n  - name: app\n    path: /\n    image: app:latest\n"
     )
 }
 
 /// A valid `global:` (lines 1-2), then `services:` on line 3 and `body` from line 4 on.
-pub fn with_services(body: &str) -> String {
+pub(super) fn with_services(body: &str) -> String {
     format!("global:\n  bearer_token: {TOKEN}\nservices:\n{body}")
 }
 
 /// Parses text that must be valid.
-pub fn ok(text: &str) -> Config {
+pub(super) fn ok(text: &str) -> Config {
     ok_env(text, &no_env)
 }
 
-pub fn ok_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Config {
+pub(super) fn ok_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Config {
     match parse(text, "test.yaml", env) {
         Ok(c) => c,
         Err(e) => panic!("expected a valid config, got:\n{e}\n--- text ---\n{text}"),
@@ -35,11 +35,11 @@ pub fn ok_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Config {
 }
 
 /// Parses text that must be invalid; returns its issues.
-pub fn issues(text: &str) -> Vec<ConfigIssue> {
+pub(super) fn issues(text: &str) -> Vec<ConfigIssue> {
     issues_env(text, &no_env)
 }
 
-pub fn issues_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigIssue> {
+pub(super) fn issues_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigIssue> {
     match parse(text, "test.yaml", env) {
         Ok(c) => panic!("expected errors, got a valid config {c:?}\n--- text ---\n{text}"),
         Err(e) => {
@@ -51,7 +51,7 @@ pub fn issues_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<Confi
 }
 
 /// Asserts `text` has exactly one issue, on `field` at `line`, whose message holds `fragment`.
-pub fn expect_one(text: &str, field: &str, line: Option<usize>, fragment: &str) {
+pub(super) fn expect_one(text: &str, field: &str, line: Option<usize>, fragment: &str) {
     let found = issues(text);
     assert_eq!(
         found.len(),
@@ -61,7 +61,7 @@ pub fn expect_one(text: &str, field: &str, line: Option<usize>, fragment: &str) 
     expect_issue(&found[0], field, line, fragment, text);
 }
 
-pub fn expect_issue(
+pub(super) fn expect_issue(
     issue: &ConfigIssue,
     field: &str,
     line: Option<usize>,

@@ -37,7 +37,9 @@ impl Drop for FakeDaemon {
 
 impl FakeDaemon {
     /// Serves every request with `handler(request_line, body)`.
-    pub fn start(handler: impl Fn(&str, &[u8]) -> FakeReply + Send + Sync + 'static) -> FakeDaemon {
+    pub(super) fn start(
+        handler: impl Fn(&str, &[u8]) -> FakeReply + Send + Sync + 'static,
+    ) -> FakeDaemon {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "wp-fake-dockerd-{}-{}",
@@ -70,7 +72,7 @@ impl FakeDaemon {
         }
     }
 
-    pub fn request_lines(&self) -> Vec<String> {
+    pub(super) fn request_lines(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
     }
 }

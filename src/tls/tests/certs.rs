@@ -2,7 +2,7 @@
 //! Integration tests make their own at run time.
 
 /// A CA (EC P-256) that signed `EC_CERT`.
-pub const CA_CERT: &str = "\
+pub(crate) const CA_CERT: &str = "\
 -----BEGIN CERTIFICATE-----
 MIIBpjCCAUygAwIBAgIUKdj9pdqKCR9ojL/ChfJIpVQR/skwCgYIKoZIzj0EAwIw
 ITEfMB0GA1UEAwwWd2FrZXByb3h5IHVuaXQtdGVzdCBDQTAgFw0yNjExMjYxNzI1
@@ -16,7 +16,7 @@ dKdQyZ9sRAcCIDjpRIG2jnbHRPsB6cAnhOOVVPUp8KpGQHifEId+6mx7
 -----END CERTIFICATE-----
 ";
 /// Leaf for `test.example` and 127.0.0.1, signed by `CA_CERT`.
-pub const EC_CERT: &str = "\
+pub(crate) const EC_CERT: &str = "\
 -----BEGIN CERTIFICATE-----
 MIIBjjCCATWgAwIBAgIGChssPU5fMAoGCCqGSM49BAMCMCExHzAdBgNVBAMMFndh
 a2Vwcm94eSB1bml0LXRlc3QgQ0EwIBcNMjYxMTI2MTcyNTIzWhgPMjEyNjExMDIx
@@ -30,9 +30,9 @@ V+EzJf6CVIaiO8f7M8rDkMuAEd3oYIFdC0DfdBAN864CIDuk5Aycjl6puoDWXPdw
 -----END CERTIFICATE-----
 ";
 /// `EC_CERT`'s serial as openssl prints it.
-pub const EC_SERIAL: &str = "0A1B2C3D4E5F";
+pub(crate) const EC_SERIAL: &str = "0A1B2C3D4E5F";
 /// `EC_CERT`'s key, SEC1 (`EC PRIVATE KEY`).
-pub const EC_KEY: &str = "\
+pub(crate) const EC_KEY: &str = "\
 -----BEGIN EC PRIVATE KEY-----
 MHcCAQEEIMzwQ13XgR2jugekWfwuk2klZPOYJUseyznUi5GMc+ZRoAoGCCqGSM49
 AwEHoUQDQgAE76cnvXYQQ3m8l6XzNyCYvhL47SLF3PfuRpK7M4ENf/YLVWAwEsnM
@@ -40,7 +40,7 @@ OW5FaHQj/pChoexxaDOAXEvLw74R14z2XA==
 -----END EC PRIVATE KEY-----
 ";
 /// Another EC key (PKCS#8), which matches no certificate here.
-pub const OTHER_EC_KEY: &str = "\
+pub(crate) const OTHER_EC_KEY: &str = "\
 -----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmLbrm6f6K2SIkQTu
 3DV8m8/3+1dUIjvFaq2GWw6ktdihRANCAATSyg4Po4nGKjYO5Zto5MUIvw0WSAjj
@@ -48,7 +48,7 @@ fRVCUtbjht6m45ry/tJtXYl+c/W6CXAbO1w3Fylb3XaABQ/Zv8MK6EqF
 -----END PRIVATE KEY-----
 ";
 /// Self-signed RSA 2048 certificate for `rsa.example`.
-pub const RSA_CERT: &str = "\
+pub(crate) const RSA_CERT: &str = "\
 -----BEGIN CERTIFICATE-----
 MIIDJzCCAg+gAwIBAgIUBaMVatrHCVgbGoWbShj42z7LxTAwDQYJKoZIhvcNAQEL
 BQAwFjEUMBIGA1UEAwwLcnNhLmV4YW1wbGUwIBcNMjYxMTI2MTcyNTIzWhgPMjEy
@@ -70,7 +70,7 @@ zGJXq4yCHnphzwzwCAs/mrX5lEBdt7mzlWLQhVPqyMHyvR307FybmKvU2g==
 -----END CERTIFICATE-----
 ";
 /// `RSA_CERT`'s key, PKCS#1 (`RSA PRIVATE KEY`).
-pub const RSA_KEY: &str = "\
+pub(crate) const RSA_KEY: &str = "\
 -----BEGIN RSA PRIVATE KEY-----
 MIIEowIBAAKCAQEAzB1Q82friMZIS5JqzsWO4h7leXZbk94Ggp9nh7FSsQrJtHXV
 o5lp0FtyWof6wmZnGjxLk+KRdXf6BUK+Ev5Zs+Pzq+/bYyM34jJ0PjVNmlmOQfPZ
