@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode, ThreadLogMode};
-use wakeproxy::app::cli::{normalize_args, CliError, Command, TopLevel};
+use wakeproxy::app::cli::{CliError, Command, TopLevel, normalize_args};
 use wakeproxy::{app, config};
 
 fn init_logging(level: LevelFilter) {

@@ -367,11 +367,12 @@ fn list_by_label_finds_the_container() {
     // Not running, so not listed without `all`.
     assert!(d.list_containers(&filter, false).unwrap().is_empty());
     // Presence-only label filters work too.
-    assert!(d
-        .list_containers("wakeproxy.test.case", true)
-        .unwrap()
-        .iter()
-        .any(|c| c.id == id));
+    assert!(
+        d.list_containers("wakeproxy.test.case", true)
+            .unwrap()
+            .iter()
+            .any(|c| c.id == id)
+    );
 }
 
 #[test]
@@ -415,10 +416,11 @@ fn image_inspect_tells_healthchecks_apart() {
         .unwrap()
         .expect("image exists");
     assert!(hc.has_healthcheck);
-    assert!(d
-        .image_inspect("wakeproxy-no-such-image:nope")
-        .unwrap()
-        .is_none());
+    assert!(
+        d.image_inspect("wakeproxy-no-such-image:nope")
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

@@ -16,7 +16,9 @@ fn global(g: &DockerGuard, extra: &str) -> String {
 }
 
 fn service(name: &str, path: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    path: {path}\n    image: {IMAGE}\n    health_path: /health\n    start_timeout: 30\n{extra}")
+    format!(
+        "  - name: {name}\n    path: {path}\n    image: {IMAGE}\n    health_path: /health\n    start_timeout: 30\n{extra}"
+    )
 }
 
 #[test]
@@ -229,10 +231,12 @@ fn a_container_that_exits_at_start_gives_503_with_its_exit_code_at_once() {
         detail.contains("exiting at start"),
         "the last log lines are quoted: {detail}"
     );
-    assert!(service_status(p.addr, &name)["last_error"]
-        .as_str()
-        .unwrap()
-        .contains("code 7"));
+    assert!(
+        service_status(p.addr, &name)["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("code 7")
+    );
 }
 
 #[test]
@@ -286,8 +290,13 @@ fn docker_healthcheck_is_used_for_readiness_and_network_is_created() {
     let net = format!("{}-net", g.instance);
     g.networks.push(net.clone());
     let p = TestProxy::start(&config_with(
-        &format!("  connect_mode: host_port\n  docker_network: {net}\n  instance: {}\n", g.instance),
-        &format!("  - name: {name}\n    path: /svc\n    image: {IMAGE_HEALTHCHECK}\n    start_timeout: 30\n"),
+        &format!(
+            "  connect_mode: host_port\n  docker_network: {net}\n  instance: {}\n",
+            g.instance
+        ),
+        &format!(
+            "  - name: {name}\n    path: /svc\n    image: {IMAGE_HEALTHCHECK}\n    start_timeout: 30\n"
+        ),
     ));
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -453,7 +462,9 @@ fn an_oom_killed_container_is_reported_and_restarted() {
     // and then whether it kills a second container depends on when Docker notices the first).
     let r = raw_request(
         p.addr,
-        &format!("POST /svc/alloc?mb=256 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "POST /svc/alloc?mb=256 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        ),
     );
     assert!(
         matches!(r.status, 502 | 503),
@@ -531,9 +542,11 @@ fn a_reload_recreates_changed_services_and_stops_removed_ones_once_idle() {
         a_id,
         "the changed service was recreated"
     );
-    assert!(inspect(&a, "{{json .Config.Env}}")
-        .unwrap()
-        .contains("FLAVOUR=two"));
+    assert!(
+        inspect(&a, "{{json .Config.Env}}")
+            .unwrap()
+            .contains("FLAVOUR=two")
+    );
     wait_for(
         "the removed service to be stopped once idle",
         Duration::from_secs(20),

@@ -69,7 +69,9 @@ fn login_form_cookie_and_logout() {
 
     let r = raw_request(
         p.addr,
-        &format!("GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: theme=dark; {pair}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: theme=dark; {pair}\r\nConnection: close\r\n\r\n"
+        ),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = r.text();
@@ -81,14 +83,19 @@ fn login_form_cookie_and_logout() {
 
     let ws = raw_request(
         p.addr,
-        &format!("GET /app/ws HTTP/1.1\r\nHost: h\r\nCookie: {pair}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+        &format!(
+            "GET /app/ws HTTP/1.1\r\nHost: h\r\nCookie: {pair}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
     );
     assert_eq!(
         ws.status, 101,
         "the cookie works for WebSocket upgrades too"
     );
 
-    let bad = raw_request(p.addr, "GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: wakeproxy_session=forged\r\nConnection: close\r\n\r\n");
+    let bad = raw_request(
+        p.addr,
+        "GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: wakeproxy_session=forged\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(bad.status, 401);
     let out = raw_request(
         p.addr,

@@ -38,10 +38,11 @@ fn metrics_parse_and_count_requests() {
     assert_eq!(send("/nowhere", true).status, 404);
     let r = send("/proxy/metrics", true);
     assert_eq!(r.status, 200);
-    assert!(r
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let s = prom_parse(&r.text());
     assert_eq!(
         sample(

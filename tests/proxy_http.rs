@@ -82,10 +82,11 @@ fn auth_is_required_and_the_token_never_leaks() {
         "GET /plain/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(none.status, 401);
-    assert!(none
-        .header("www-authenticate")
-        .unwrap()
-        .starts_with("Bearer"));
+    assert!(
+        none.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
     assert_eq!(none.json()["error"], "unauthorized");
     let wrong = raw_request(
         p.addr,
@@ -100,7 +101,9 @@ fn auth_is_required_and_the_token_never_leaks() {
     assert_eq!(status.status, 401);
     let lower = raw_request(
         p.addr,
-        &format!("GET /plain/x HTTP/1.1\r\nHost: x\r\nauthorization: bearer {TOKEN}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET /plain/x HTTP/1.1\r\nHost: x\r\nauthorization: bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        ),
     );
     assert_eq!(lower.status, 200);
     let seen = lower.text();
@@ -170,7 +173,9 @@ fn trusted_proxies_extend_forwarded_for() {
     ));
     let r = raw_request(
         p.addr,
-        &format!("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n"
+        ),
     );
     assert!(r.text().contains("6.6.6.6, 127.0.0.1"), "{}", r.text());
 }
@@ -504,12 +509,12 @@ fn one_gib_upload_streams_with_flat_memory() {
             .as_bytes(),
     )
     .unwrap();
-    let mut gen = Gen(0x9E37_79B9_7F4A_7C15);
+    let mut noise = Gen(0x9E37_79B9_7F4A_7C15);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0u64;
     while sent < SIZE {
-        gen.fill(&mut buf);
+        noise.fill(&mut buf);
         (&s).write_all(&buf).unwrap();
         hasher.update(&buf);
         sent += buf.len() as u64;
@@ -543,7 +548,9 @@ fn chunked_upload_and_http10_client() {
     )));
     let r = raw_request(
         p.addr,
-        &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        &format!(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        ),
     );
     assert_eq!(r.json()["body"], "hello world");
     let r = raw_request(
@@ -570,14 +577,20 @@ fn bodies_over_max_body_size_get_413() {
     let big = "x".repeat(2000);
     let r = raw_request(
         p.addr,
-        &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2000\r\n\r\n{big}"),
+        &format!(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2000\r\n\r\n{big}"
+        ),
     );
     assert_eq!(r.status, 413);
-    let chunked = format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n");
+    let chunked = format!(
+        "POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n{big}\r\n0\r\n\r\n"
+    );
     assert_eq!(raw_request(p.addr, &chunked).status, 413);
     let ok = raw_request(
         p.addr,
-        &format!("POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsmall"),
+        &format!(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nsmall"
+        ),
     );
     assert_eq!(ok.json()["body"], "small");
 }

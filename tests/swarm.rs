@@ -278,13 +278,17 @@ impl SwarmGuard {
                         "another run of this test has been using the swarm for more than {TURN_WAIT:?}"
                     );
                     if !waiting {
-                        eprintln!("swarm test: another run of this test is using the swarm: waiting for its turn");
+                        eprintln!(
+                            "swarm test: another run of this test is using the swarm: waiting for its turn"
+                        );
                         waiting = true;
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
                 Seen::OursLeftover { gwbridge_before } => {
-                    eprintln!("swarm test: leaving the swarm a killed run of this test left behind");
+                    eprintln!(
+                        "swarm test: leaving the swarm a killed run of this test left behind"
+                    );
                     remove_family();
                     leave_swarm(gwbridge_before);
                 }
@@ -292,12 +296,22 @@ impl SwarmGuard {
                     let gwbridge_before = network_exists("docker_gwbridge");
                     let prepared = prepare();
                     let init = Command::new("docker")
-                        .args(["swarm", "init", "--listen-addr", "127.0.0.1:2377", "--advertise-addr", "127.0.0.1"])
+                        .args([
+                            "swarm",
+                            "init",
+                            "--listen-addr",
+                            "127.0.0.1:2377",
+                            "--advertise-addr",
+                            "127.0.0.1",
+                        ])
                         .output()
                         .expect("docker swarm init");
                     if !init.status.success() {
                         // Another run got in first: let it label its swarm, then look again.
-                        eprintln!("swarm test: docker swarm init: {}", String::from_utf8_lossy(&init.stderr).trim());
+                        eprintln!(
+                            "swarm test: docker swarm init: {}",
+                            String::from_utf8_lossy(&init.stderr).trim()
+                        );
                         drop(prepared);
                         std::thread::sleep(Duration::from_secs(3));
                         continue;
@@ -463,11 +477,7 @@ fn endpoint_mode() -> &'static str {
             .arg("ip_vs")
             .output()
             .is_ok_and(|o| o.status.success());
-    if ipvs {
-        "vip"
-    } else {
-        "dnsrr"
-    }
+    if ipvs { "vip" } else { "dnsrr" }
 }
 
 struct Names {

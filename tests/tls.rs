@@ -340,7 +340,10 @@ fn the_http_port_redirects_with_path_and_query_and_ignores_the_host() {
         Some(format!("https://{DOMAIN}:{port}/app/a%20b/c?x=1&y=%2F").as_str())
     );
     // Any method, no token needed, the absolute-form authority ignored too; a body closes.
-    let r = http_raw(&p, "POST http://evil.example/proxy/status HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 3\r\n\r\nabc");
+    let r = http_raw(
+        &p,
+        "POST http://evil.example/proxy/status HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 3\r\n\r\nabc",
+    );
     assert_eq!(r.status, 308);
     assert_eq!(
         r.header("location"),
@@ -413,10 +416,12 @@ fn without_redirects_the_http_port_answers_426() {
     assert_eq!(r.status, 426, "{}", r.head);
     assert!(r.header("location").is_none());
     assert!(r.header("upgrade").is_some_and(|u| u.contains("TLS/1.2")));
-    assert!(r.json()["detail"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("https://{DOMAIN}:{}/app/x?y=1", https_port(&p))));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("https://{DOMAIN}:{}/app/x?y=1", https_port(&p)))
+    );
     let r = http_raw(&p, "GET /proxy/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 200);
 }

@@ -231,5 +231,8 @@ fn a_thousand_concurrent_websockets_for_a_minute() {
     assert!(v["messages"].as_u64().unwrap() >= 1000, "{v}");
     drop(p);
     let max_rss = sampler.join().unwrap();
-    eprintln!("1000 WebSockets for {seconds} s: {} messages echoed, proxy max RSS {max_rss} KiB (after: {rss_now} KiB)", v["messages"]);
+    eprintln!(
+        "1000 WebSockets for {seconds} s: {} messages echoed, proxy max RSS {max_rss} KiB (after: {rss_now} KiB)",
+        v["messages"]
+    );
 }

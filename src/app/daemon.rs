@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::process::{kill_process, test_kill_process, Pid, Signal};
+use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
 use super::cli::{CliError, DaemonArgs};
 use crate::config::{self, Config};

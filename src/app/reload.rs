@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::config::{self, Global};
 use crate::lifecycle::Lifecycle;
 
-use super::runtime::{start_lifecycle, Runtime};
+use super::runtime::{Runtime, start_lifecycle};
 
 /// Global settings a reload cannot change (listeners, TLS, identity): they need a restart.
 fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {

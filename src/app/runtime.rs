@@ -2,15 +2,15 @@
 //! a configuration (at start-up and on every reload).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::docker::{Docker, DockerError, Swarm};
 use crate::lifecycle::engine::{DockerEngine, SwarmEngine};
-use crate::lifecycle::{follow_events, Lifecycle};
+use crate::lifecycle::{Lifecycle, follow_events};
 use crate::pipeline::Proxy;
 use crate::server::Hub;
 
@@ -91,7 +91,9 @@ fn check_swarm(config: &Config, docker: &Docker) {
     }
     let names = swarm_services.join(", ");
     match Swarm::from_docker(docker.clone()).info() {
-        Ok(i) if i.manager => log::info!("swarm manager (node {}): swarm services {names}", i.node_id),
+        Ok(i) if i.manager => {
+            log::info!("swarm manager (node {}): swarm services {names}", i.node_id)
+        }
         Ok(i) => log::warn!(
             "services {names} have mode: swarm, but this Docker daemon is not a swarm manager (swarm state: {}): \
              they answer 503 until it is one",

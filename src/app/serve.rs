@@ -2,8 +2,8 @@
 //! a stop signal has drained the connections; SIGHUP reloads (`reload`).
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -13,7 +13,7 @@ use crate::pipeline::Proxy;
 use crate::server::{Hub, Server};
 
 use super::cli::{CliError, ProxyArgs};
-use super::runtime::{start_lifecycle, Runtime};
+use super::runtime::{Runtime, start_lifecycle};
 use super::{reload, tls};
 
 /// `proxy`: connects Docker, binds, serves until the drain after SIGTERM ends.
@@ -96,10 +96,10 @@ fn finish_drain(rt: &Runtime) {
             g.shutdown_timeout.as_secs()
         );
     }
-    if g.stop_services_on_exit {
-        if let Some(l) = rt.lifecycle.lock().as_ref() {
-            l.stop_all();
-        }
+    if g.stop_services_on_exit
+        && let Some(l) = rt.lifecycle.lock().as_ref()
+    {
+        l.stop_all();
     }
     log::info!("stopped");
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::Global;
 use crate::server::{Hub, Server};
 use crate::tls::certbot::Certbot;
-use crate::tls::{self, watch::Watcher, CertFiles};
+use crate::tls::{self, CertFiles, watch::Watcher};
 
 use super::cli::CliError;
 
@@ -75,7 +75,11 @@ pub(super) fn start(hub: &Arc<Hub>, g: &Global, plan: TlsPlan) -> Result<(), Cli
                 "waiting for certificates: {} or {} does not exist yet; until they do, the full proxy is served over plain HTTP, and HTTPS starts as soon as they appear{}",
                 files.cert.display(),
                 files.key.display(),
-                if certbot.is_some() { " (auto_certbot: running certbot)" } else { "" }
+                if certbot.is_some() {
+                    " (auto_certbot: running certbot)"
+                } else {
+                    ""
+                }
             );
             None
         }

@@ -369,13 +369,17 @@ mod tests {
             parse_bind_spec("/data:ro"),
             Ok(("/data".to_string(), "ro".to_string()))
         );
-        assert!(parse_bind_spec("/data:ro:z")
-            .unwrap_err()
-            .contains("expected"));
+        assert!(
+            parse_bind_spec("/data:ro:z")
+                .unwrap_err()
+                .contains("expected")
+        );
         assert!(parse_bind_spec("data").unwrap_err().contains("absolute"));
-        assert!(parse_bind_spec("/data:rx")
-            .unwrap_err()
-            .contains("rw or ro"));
+        assert!(
+            parse_bind_spec("/data:rx")
+                .unwrap_err()
+                .contains("rw or ro")
+        );
         assert!(check_volume_host("/srv/data").is_ok());
         assert!(check_volume_host("named_volume").is_ok());
         assert!(check_volume_host("./data").is_err());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
-use super::read::{get, Ctx, FieldPath, Show};
+use super::read::{Ctx, FieldPath, Show, get};
 use super::{ConnectMode, Global, IpNet, RunMode};
 
 /// The keys `global:` may hold.
@@ -144,13 +144,13 @@ fn domain(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> String {
 /// `email`: something with an `@` and no whitespace.
 fn email(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
     let email = ctx.key_string(map, path, "email", Show::Value);
-    if let Some(e) = &email {
-        if !e.contains('@') || e.chars().any(char::is_whitespace) {
-            ctx.issue(
-                &path.key("email"),
-                format!("{e:?} is not an e-mail address"),
-            );
-        }
+    if let Some(e) = &email
+        && (!e.contains('@') || e.chars().any(char::is_whitespace))
+    {
+        ctx.issue(
+            &path.key("email"),
+            format!("{e:?} is not an e-mail address"),
+        );
     }
     email
 }

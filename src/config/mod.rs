@@ -23,7 +23,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use expand::{expand, ExpandError};
+pub use expand::{ExpandError, expand};
 pub use table::services_table;
 
 use std::fmt;
@@ -94,7 +94,7 @@ pub fn parse(
                 line: e.location().map(|l| l.line()),
                 field: String::new(),
                 message: format!("invalid YAML: {e}"),
-            }]))
+            }]));
         }
     };
     // `<<: *anchor` merge keys are applied before the walk, as YAML 1.1 users expect.

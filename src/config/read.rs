@@ -9,9 +9,9 @@ use std::fmt;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::ConfigIssue;
 use super::expand::{expand, has_reference};
 use super::locate::Locator;
-use super::ConfigIssue;
 
 /// A field path as printed in messages: `services[2].volumes./data.bind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use super::formats::{
     check_bind, check_mem_bytes, check_mode, check_volume_host, is_docker_name, is_reserved_path,
     normalise_path, parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
 };
-use super::global::{run_mode, swarm_needs, MAX_SECS};
-use super::read::{get, Ctx, FieldPath, Show};
+use super::global::{MAX_SECS, run_mode, swarm_needs};
+use super::read::{Ctx, FieldPath, Show, get};
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
 };

@@ -3,10 +3,10 @@
 
 use serde_yaml_ng::Value;
 
-use super::global::global;
-use super::read::{get, Ctx, FieldPath, Show};
-use super::service::{service, ReadService};
 use super::Config;
+use super::global::global;
+use super::read::{Ctx, FieldPath, Show, get};
+use super::service::{ReadService, service};
 
 /// The keys allowed at the top level.
 const TOP_KEYS: &[&str] = &["global", "services"];
@@ -65,29 +65,29 @@ fn services(ctx: &mut Ctx, value: Option<&Value>, global: &super::Global) -> Vec
 fn check_unique(ctx: &mut Ctx, read: &[(FieldPath, ReadService)]) {
     for (i, (p, s)) in read.iter().enumerate() {
         let earlier = &read[..i];
-        if let Some(name) = &s.name {
-            if let Some((q, _)) = earlier.iter().find(|(_, o)| o.name.as_ref() == Some(name)) {
-                let msg = format!("duplicate service name {name:?} (also used by {q})");
-                ctx.issue(&p.key("name"), msg);
-            }
+        if let Some(name) = &s.name
+            && let Some((q, _)) = earlier.iter().find(|(_, o)| o.name.as_ref() == Some(name))
+        {
+            let msg = format!("duplicate service name {name:?} (also used by {q})");
+            ctx.issue(&p.key("name"), msg);
         }
-        if let Some(route) = &s.path {
-            if let Some((q, o)) = earlier.iter().find(|(_, o)| o.path.as_ref() == Some(route)) {
-                let msg = format!(
-                    "path {route:?} of service {:?} is already used by service {:?} ({q})",
-                    s.service.name, o.service.name
-                );
-                ctx.issue(&p.key("path"), msg);
-            }
+        if let Some(route) = &s.path
+            && let Some((q, o)) = earlier.iter().find(|(_, o)| o.path.as_ref() == Some(route))
+        {
+            let msg = format!(
+                "path {route:?} of service {:?} is already used by service {:?} ({q})",
+                s.service.name, o.service.name
+            );
+            ctx.issue(&p.key("path"), msg);
         }
-        if let Some(port) = s.host_port {
-            if let Some((q, o)) = earlier.iter().find(|(_, o)| o.host_port == Some(port)) {
-                let msg = format!(
-                    "host_port {port} is already used by service {:?} ({q})",
-                    o.service.name
-                );
-                ctx.issue(&p.key("host_port"), msg);
-            }
+        if let Some(port) = s.host_port
+            && let Some((q, o)) = earlier.iter().find(|(_, o)| o.host_port == Some(port))
+        {
+            let msg = format!(
+                "host_port {port} is already used by service {:?} ({q})",
+                o.service.name
+            );
+            ctx.issue(&p.key("host_port"), msg);
         }
     }
 }

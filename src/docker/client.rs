@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::Agent;
 
-use super::encode::{filters, image_ref, object_name, query, ApiVersion};
-use super::error::{daemon_message, from_status, from_ureq, DockerError};
+use super::encode::{ApiVersion, filters, image_ref, object_name, query};
+use super::error::{DockerError, daemon_message, from_status, from_ureq};
 use super::events::EventStream;
 use super::logs::demux_to_string;
 use super::request::{ApiResponse, Method};

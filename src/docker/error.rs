@@ -144,10 +144,10 @@ pub(super) fn daemon_message(status: u16, body: &[u8]) -> String {
     struct Msg {
         message: Option<String>,
     }
-    if let Ok(Msg { message: Some(m) }) = serde_json::from_slice::<Msg>(body) {
-        if !m.trim().is_empty() {
-            return m.trim().to_string();
-        }
+    if let Ok(Msg { message: Some(m) }) = serde_json::from_slice::<Msg>(body)
+        && !m.trim().is_empty()
+    {
+        return m.trim().to_string();
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::error::{describe_io, DockerError};
+use super::error::{DockerError, describe_io};
 
 /// A container event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,6 @@ pub use client::Docker;
 pub use encode::ApiVersion;
 pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
-pub use swarm::{is_not_manager, Swarm};
+pub use swarm::{Swarm, is_not_manager};
 pub use swarm_types::{NetworkInfo, ServiceInfo, SwarmInfo, TaskInfo};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

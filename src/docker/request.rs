@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::error::{from_ureq, DockerError};
+use super::error::{DockerError, from_ureq};
 
 /// Largest response body read (a long container list, task history or log tail).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq::Agent;
 
-use super::client::{Docker, DEFAULT_TIMEOUT};
+use super::client::{DEFAULT_TIMEOUT, Docker};
 use super::encode::{filters, image_ref, object_name, query};
-use super::error::{from_status, DockerError};
+use super::error::{DockerError, from_status};
 use super::logs::demux_to_string;
 use super::request::{ApiResponse, Method};
 use super::swarm_types::{

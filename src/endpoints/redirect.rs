@@ -151,9 +151,11 @@ mod tests {
         let body: serde_json::Value =
             serde_json::from_str(t.split_once("\r\n\r\n").unwrap().1).unwrap();
         assert_eq!(body["error"], "https required");
-        assert!(body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("https://proxy.test:8443/app?a=b"));
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("https://proxy.test:8443/app?a=b")
+        );
     }
 }

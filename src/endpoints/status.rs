@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::base::rfc3339;
 use crate::config::{Backend, Service};

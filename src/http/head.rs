@@ -438,12 +438,14 @@ mod tests {
         assert_eq!(response_body("GET", &close), Ok(BodyKind::UntilClose));
         let ch = r("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(response_body("GET", &ch), Ok(BodyKind::Chunked));
-        assert!(parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        .map(|o| response_body("GET", &o.unwrap().1))
-        .unwrap()
-        .is_err());
+        assert!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .map(|o| response_body("GET", &o.unwrap().1))
+            .unwrap()
+            .is_err()
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod reply;
 pub mod rewrite;
 pub mod target;
 
-pub use body::{copy_body, CopyError};
+pub use body::{CopyError, copy_body};
 pub use bufstream::BufStream;
 pub use head::{BodyKind, HeadError, Header, RequestHead, ResponseHead};
 pub use reply::{Problem, Reply};

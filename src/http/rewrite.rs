@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use super::cookie::strip_cookie;
-use super::head::{has_token, header, header_tokens, BodyKind, Header, RequestHead, ResponseHead};
+use super::head::{BodyKind, Header, RequestHead, ResponseHead, has_token, header, header_tokens};
 
 /// Headers that describe one hop and never cross the proxy.
 const HOP_BY_HOP: &[&str] = &[
@@ -355,7 +355,9 @@ mod tests {
 
     #[test]
     fn response_keeps_repeated_headers_and_encoding() {
-        let r = res("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\nConnection: close\r\n\r\n");
+        let r = res(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
+        );
         let mut out = Vec::new();
         client_response(&r, ClientFraming::Length(10), true, &mut out);
         let s = String::from_utf8(out).unwrap();
@@ -371,9 +373,11 @@ mod tests {
         let r = res("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: x\r\n\r\n");
         let mut out = Vec::new();
         client_response(&r, ClientFraming::NoBody, true, &mut out);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .contains("Content-Length: 99\r\n"));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("Content-Length: 99\r\n")
+        );
         let r = res("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         let mut out = Vec::new();
         client_response(&r, ClientFraming::NoBody, true, &mut out);
@@ -400,7 +404,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(requested_upgrade(&h), None);
-        let r = res("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
+        let r = res(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
+        );
         let mut out = Vec::new();
         client_switching(&r, &mut out);
         assert_eq!(

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::docker::{Docker, Event};
 
+use super::Lifecycle;
 use super::engine::{EngineKind, LABEL_SWARM_TASK};
 use super::spec::{self, ManagedSpec};
 use super::state::Phase;
-use super::Lifecycle;
 
 impl Lifecycle {
     /// A container event: `service` died (with `exit_code`) or was removed.
@@ -31,7 +31,9 @@ impl Lifecycle {
         if was_ready {
             let code = exit_code.map_or("unknown".into(), |c| c.to_string());
             let why = if oom_killed {
-                format!("container {service} was killed for running out of memory (mem_limit) with exit code {code}")
+                format!(
+                    "container {service} was killed for running out of memory (mem_limit) with exit code {code}"
+                )
             } else {
                 format!("container {service} stopped outside wakeproxy (exit code {code})")
             };

@@ -15,7 +15,7 @@ use super::activity::Activity;
 use super::engine::{Engine, EngineKind};
 use super::spec::ManagedSpec;
 use super::state::{Phase, State, Step};
-use super::{NotReady, Report, StartFigures, Wake, MAX_WAITERS};
+use super::{MAX_WAITERS, NotReady, Report, StartFigures, Wake};
 
 /// Bucket upper bounds in seconds for cold starts.
 const START_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];

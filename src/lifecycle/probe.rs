@@ -30,7 +30,9 @@ pub(crate) fn http_ready(
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wakeproxy-probe\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: wakeproxy-probe\r\nConnection: close\r\n\r\n"
+    );
     if s.write_all(req.as_bytes()).is_err() {
         return false;
     }

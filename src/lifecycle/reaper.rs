@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Lifecycle;
 use super::engine::Engine;
 use super::managed::Managed;
 use super::state::Phase;
-use super::Lifecycle;
 
 /// How often the reaper looks for idle services.
 const REAP_EVERY: Duration = Duration::from_millis(250);

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Lifecycle;
 use super::engine::{self, Engine, EngineError, EngineKind, Found};
 use super::managed::Managed;
 use super::reaper::stop_in_background;
 use super::state::Phase;
-use super::Lifecycle;
 
 impl Lifecycle {
     /// Takes stock of this instance's containers (and swarm services, on a swarm manager):
@@ -118,11 +118,11 @@ impl Lifecycle {
                 .foreign_holds_name(m.name(), &self.inner.instance)
                 .unwrap_or(false);
         let mut st = m.state();
-        if let Phase::Ready { id, .. } = &st.phase {
-            if running_id.as_deref() != Some(id.as_str()) {
-                log::info!("{} {} is no longer running", engine.noun(), m.name());
-                st.container_gone(None);
-            }
+        if let Phase::Ready { id, .. } = &st.phase
+            && running_id.as_deref() != Some(id.as_str())
+        {
+            log::info!("{} {} is no longer running", engine.noun(), m.name());
+            st.container_gone(None);
         }
         let why = || match m.kind() {
             EngineKind::Swarm => engine::swarm::foreign_service_message(m.name()),

@@ -2,7 +2,7 @@
 //! changed config leads to a recreate), the JSON body of `POST /containers/create`, and for
 //! `mode: swarm` the service `Spec` of `POST /services/create`. Pure.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::config::{ConnectMode, ContainerSpec, EndpointMode};
 

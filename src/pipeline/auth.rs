@@ -3,8 +3,8 @@
 //! no token is `endpoints::Access`.
 
 use crate::endpoints::login::COOKIE;
-use crate::http::cookie::find_cookie;
 use crate::http::Header;
+use crate::http::cookie::find_cookie;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

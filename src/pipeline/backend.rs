@@ -9,12 +9,12 @@ use crate::base::Socket;
 use crate::config::Backend;
 use crate::endpoints::login::COOKIE;
 use crate::http::head::{has_token, wants_keep_alive};
-use crate::http::rewrite::{requested_upgrade, ForwardInfo};
+use crate::http::rewrite::{ForwardInfo, requested_upgrade};
 use crate::http::target::upstream_target;
 use crate::http::{BufStream, Problem, Reply};
 use crate::lifecycle::NotReady;
 use crate::upstream::forward::{self, may_resend};
-use crate::upstream::{tunnel, Failure, Timeouts, TunnelCtx};
+use crate::upstream::{Failure, Timeouts, TunnelCtx, tunnel};
 
 use super::respond::{Ended, Exchange};
 use super::{Flow, Framed, Generation, Proxy, Routed};

@@ -26,8 +26,8 @@ mod session;
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
@@ -38,12 +38,12 @@ use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
 use crate::endpoints::{Access, Endpoint};
 use crate::http::head::request_body;
-use crate::http::target::{split_target, Target};
+use crate::http::target::{Target, split_target};
 use crate::http::{BodyKind, BufStream, Problem, Reply, RequestHead};
 use crate::lifecycle::{Activity, Lifecycle};
 use crate::tls::HttpsState;
-use crate::upstream::tunnel::Registry;
 use crate::upstream::Pool;
+use crate::upstream::tunnel::Registry;
 
 pub(crate) use generation::{Generation, Route};
 pub(crate) use respond::Next;

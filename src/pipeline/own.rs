@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use crate::base::Socket;
 use crate::endpoints::login::{self, MAX_FORM};
-use crate::endpoints::{self, acme, metrics, status, Endpoint};
-use crate::http::{copy_body, BufStream, Problem, Reply};
+use crate::endpoints::{self, Endpoint, acme, metrics, status};
+use crate::http::{BufStream, Problem, Reply, copy_body};
 
 use super::respond::Exchange;
-use super::{auth, Framed, Generation, Proxy};
+use super::{Framed, Generation, Proxy, auth};
 
 impl Proxy {
     /// The answer of one of the proxy's own endpoints.

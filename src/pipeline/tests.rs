@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use crate::base::socket::Halves;
 use crate::base::Socket;
-use crate::http::head::parse_request;
+use crate::base::socket::Halves;
 use crate::http::BufStream;
+use crate::http::head::parse_request;
 
 use super::{Conn, Next, Proxy};
 

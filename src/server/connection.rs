@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::base::{SharedTcp, Socket};
-use crate::http::head::{parse_request, HeadError};
+use crate::http::head::{HeadError, parse_request};
 use crate::http::{BufStream, Problem, Reply, RequestHead};
 use crate::pipeline::{Conn, Next};
-use crate::tls::{TlsStream, HANDSHAKE_TIMEOUT};
+use crate::tls::{HANDSHAKE_TIMEOUT, TlsStream};
 
-use super::drain::Registered;
 use super::Hub;
+use super::drain::Registered;
 
 /// Initial read buffer per client connection; grows up to `MAX_HEAD` for large heads.
 const CLIENT_BUF: usize = 8 * 1024;

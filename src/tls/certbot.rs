@@ -17,10 +17,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::CertStore;
 use super::certs::CertFiles;
 use super::state::{CertbotRun, HttpsState};
 use super::watch::Trigger;
-use super::CertStore;
 use crate::config::Global;
 
 /// Default time between two `certbot renew` runs: twice a day, as certbot advises.
@@ -58,8 +58,8 @@ impl Certbot {
                 Ok(n) if n > 0 => Duration::from_secs(n),
                 _ => {
                     return Err(format!(
-                    "WAKEPROXY_CERTBOT_RENEW_INTERVAL: expected a number of seconds, found {s:?}"
-                ))
+                        "WAKEPROXY_CERTBOT_RENEW_INTERVAL: expected a number of seconds, found {s:?}"
+                    ));
                 }
             },
             None => RENEW_EVERY,
@@ -378,9 +378,11 @@ mod tests {
         );
         let mut anonymous = certbot(&[]);
         anonymous.email = None;
-        assert!(anonymous
-            .certonly_args()
-            .contains(&"--register-unsafely-without-email".to_string()));
+        assert!(
+            anonymous
+                .certonly_args()
+                .contains(&"--register-unsafely-without-email".to_string())
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub(crate) mod x509;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::crypto::CryptoProvider;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 
 pub(crate) use certs::{CertFiles, CertStore, FileStamp, LoadError, Loaded};
 pub(crate) use state::HttpsState;
@@ -71,7 +71,7 @@ pub(crate) fn prepare(files: &CertFiles) -> Result<Prepared, String> {
                 "TLS certificate files {} and {}: {e}",
                 files.cert.display(),
                 files.key.display()
-            ))
+            ));
         }
         // A file removed in between counts as missing: the watcher picks it up later.
         Ok(loaded) => certs::stamp(files).ok().map(|stamp| (loaded, stamp)),

@@ -104,7 +104,7 @@ impl TlsStream {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "the client closed the connection",
-                        ))
+                        ));
                     }
                     Ok(_) => {}
                     Err(e)
@@ -113,7 +113,7 @@ impl TlsStream {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
-                        return Err(timed_out())
+                        return Err(timed_out());
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
@@ -327,10 +327,10 @@ impl Socket for TlsStream {
     /// handshake flight, or up to `WRITE_BUF_KEEP` after a large response), which an idle
     /// connection does not need.
     fn release_buffers(&self) {
-        if let Some(mut tx) = self.shared.tx.try_lock() {
-            if tx.is_empty() {
-                *tx = Vec::new();
-            }
+        if let Some(mut tx) = self.shared.tx.try_lock()
+            && tx.is_empty()
+        {
+            *tx = Vec::new();
         }
     }
     fn tunnel_halves(&self) -> io::Result<Halves> {

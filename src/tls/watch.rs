@@ -4,8 +4,8 @@
 //! the old certificate stays, the reason is logged once, and the pair is tried again at the
 //! next change of either file.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
@@ -148,7 +148,9 @@ impl Watcher {
                     } else {
                         "HTTPS stays off"
                     };
-                    log::warn!("cannot load the new certificate files: {e}; {keeping}; trying again when the files change");
+                    log::warn!(
+                        "cannot load the new certificate files: {e}; {keeping}; trying again when the files change"
+                    );
                     self.state.set_reload_error(Some(e.to_string()));
                 }
             }

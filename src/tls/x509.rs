@@ -232,14 +232,14 @@ mod tests {
             body: b"260101120000Z",
             rest: b"",
         };
-        let gen = Tlv {
+        let generalized = Tlv {
             tag: 0x18,
             body: b"20260101120000Z",
             rest: b"",
         };
-        assert_eq!(time(&utc), time(&gen));
+        assert_eq!(time(&utc), time(&generalized));
         assert_eq!(
-            crate::base::rfc3339(time(&gen).unwrap()),
+            crate::base::rfc3339(time(&generalized).unwrap()),
             "2026-01-01T12:00:00Z"
         );
         let bad = Tlv {

@@ -6,14 +6,14 @@ use std::io::{self, IoSlice, Write};
 use std::time::Duration;
 
 use crate::base::Socket;
-use crate::http::body::{copy_body, write_all_vectored, CopyError};
+use crate::http::body::{CopyError, copy_body, write_all_vectored};
 use crate::http::head::{
-    is_idempotent, parse_response, response_body, BodyKind, RequestHead, ResponseHead,
+    BodyKind, RequestHead, ResponseHead, is_idempotent, parse_response, response_body,
 };
 use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
 use crate::http::{BufStream, Problem};
 
-use super::pool::{ConnectError, Pool, UpstreamConn, MAX_RESPONSE_HEAD};
+use super::pool::{ConnectError, MAX_RESPONSE_HEAD, Pool, UpstreamConn};
 use super::tunnel;
 
 /// Upstream timeouts.
@@ -154,20 +154,20 @@ fn read_response_head<C: Socket>(
                 continue;
             }
             Ok(None) if up.buffered().len() >= MAX_RESPONSE_HEAD => {
-                return Err(HeadFailure::Malformed("response head too large".into()))
+                return Err(HeadFailure::Malformed("response head too large".into()));
             }
             Ok(None) => {}
             Err(e) => {
                 return Err(HeadFailure::Malformed(format!(
                     "invalid response head: {e}"
-                )))
+                )));
             }
         }
         match up.fill_more() {
             Ok(0) if !got_any => {
                 return Err(HeadFailure::ClosedEarly(
                     "upstream closed the connection without answering".into(),
-                ))
+                ));
             }
             Ok(0) => return Err(HeadFailure::Malformed("upstream closed mid-head".into())),
             Ok(_) => got_any = true,
@@ -181,7 +181,7 @@ fn read_response_head<C: Socket>(
             {
                 return Err(HeadFailure::ClosedEarly(format!(
                     "upstream reset the connection: {e}"
-                )))
+                )));
             }
             Err(e) => return Err(HeadFailure::Io(e)),
         }

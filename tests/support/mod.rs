@@ -435,7 +435,9 @@ pub fn raw_request(addr: SocketAddr, raw: &str) -> RawResponse {
 pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
     raw_request(
         addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: test.local\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"),
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: test.local\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        ),
     )
 }
 

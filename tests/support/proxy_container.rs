@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::docker::{docker, docker_try, inspect, is_running, published_addr, PROXY_IMAGE};
+use super::docker::{PROXY_IMAGE, docker, docker_try, inspect, is_running, published_addr};
 use super::{try_get, wait_for};
 
 /// Port the proxy listens on inside its container.

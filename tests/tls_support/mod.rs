@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{addr_after, ws_client, Proc, TempDir, TOKEN};
+use crate::support::{Proc, TOKEN, TempDir, addr_after, ws_client};
 
 /// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {

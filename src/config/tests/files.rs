@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::support::*;
-use crate::config::{load, parse, Backend, ConfigErrors, ConfigIssue};
+use crate::config::{Backend, ConfigErrors, ConfigIssue, load, parse};
 
 const REFERENCE: &str = include_str!("../../../tests/data/config/reference.yaml");
 const BAD_MANY: &str = include_str!("../../../tests/data/config/bad-many.yaml");
@@ -115,9 +115,10 @@ fn load_reports_the_path_of_a_bad_or_missing_file() {
     let path = fixture("bad-many.yaml");
     let err = load(&path).unwrap_err();
     assert_eq!(err.source, path.display().to_string());
-    assert!(err
-        .to_string()
-        .starts_with(&format!("{}:3: global.bearer_token: ", path.display())));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}:3: global.bearer_token: ", path.display()))
+    );
 
     let missing = fixture("no-such-file.yaml");
     let err = load(&missing).unwrap_err();
@@ -220,7 +221,9 @@ fn flow_style_anchors_merge_keys_and_crlf_work() {
 
     let crlf = with_global("  listen_http: 70000\n").replace('\n', "\r\n");
     expect_one(&crlf, "global.listen_http", Some(3), "between 0 and 65535");
-    let bad_flow = format!("global: {{bearer_token: {TOKEN}, idle_timeout: x}}\nservices: [{{name: a, path: /, image: i, cpus: 0}}]\n");
+    let bad_flow = format!(
+        "global: {{bearer_token: {TOKEN}, idle_timeout: x}}\nservices: [{{name: a, path: /, image: i, cpus: 0}}]\n"
+    );
     let found = issues(&bad_flow);
     assert_eq!(found.len(), 2, "{found:#?}");
     expect_issue(

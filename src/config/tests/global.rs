@@ -134,9 +134,11 @@ fn unknown_global_keys_list_the_allowed_ones_and_suggest() {
         "unknown key \"idle_timout\" (did you mean \"idle_timeout\"?)",
         &text,
     );
-    assert!(found[0]
-        .message
-        .contains("allowed here: domain, email, bearer_token, idle_timeout"));
+    assert!(
+        found[0]
+            .message
+            .contains("allowed here: domain, email, bearer_token, idle_timeout")
+    );
     expect_issue(
         &found[1],
         "global.colour",
@@ -179,7 +181,9 @@ fn bearer_token_errors_never_print_the_token() {
 
 #[test]
 fn bearer_token_is_trimmed_and_expanded() {
-    let text = format!("global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: a\n    path: /\n    image: i\n");
+    let text = format!(
+        "global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: a\n    path: /\n    image: i\n"
+    );
     assert_eq!(ok(&text).global.bearer_token, TOKEN);
     let text =
         "global:\n  bearer_token: ${TOK}\nservices:\n  - name: a\n    path: /\n    image: i\n";

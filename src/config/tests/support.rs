@@ -1,6 +1,6 @@
 //! Shared helpers for the config tests: documents to vary, and assertions on issues.
 
-use crate::config::{parse, Config, ConfigIssue};
+use crate::config::{Config, ConfigIssue, parse};
 
 /// A valid 32-character token.
 pub(super) const TOKEN: &str = "0123456789abcdef0123456789abcdef";

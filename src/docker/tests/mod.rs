@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 mod fake_daemon;
 
 use crate::docker::{Docker, DockerError};
-use fake_daemon::{chunked, ping, response, FakeDaemon, FakeReply};
+use fake_daemon::{FakeDaemon, FakeReply, chunked, ping, response};
 
 const INSPECT: &str = r#"{"Id":"abc","Name":"/x","State":{"Status":"running","Running":true}}"#;
 

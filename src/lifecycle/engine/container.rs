@@ -3,8 +3,8 @@
 
 use crate::docker::{Docker, DockerError};
 
-use super::{ours, Engine, EngineError, Found, Observed, LABEL_SWARM_TASK};
-use crate::lifecycle::spec::{ManagedSpec, LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE};
+use super::{Engine, EngineError, Found, LABEL_SWARM_TASK, Observed, ours};
+use crate::lifecycle::spec::{LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec};
 
 /// The Docker Engine API behind `Engine`.
 pub(crate) struct DockerEngine {
@@ -27,7 +27,12 @@ impl DockerEngine {
         }
         match self.docker.create(&spec.name, &spec.create_body()) {
             Ok(id) => {
-                log::info!("created container {} ({}) from {}", spec.name, short(&id), spec.container.image);
+                log::info!(
+                    "created container {} ({}) from {}",
+                    spec.name,
+                    short(&id),
+                    spec.container.image
+                );
                 Ok(id)
             }
             Err(DockerError::NotFound(m)) => Err(EngineError(format!(

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::docker::DockerError;
 
-use super::spec::{ManagedSpec, LABEL_INSTANCE, LABEL_MANAGED};
+use super::spec::{LABEL_INSTANCE, LABEL_MANAGED, ManagedSpec};
 
 pub(crate) use container::DockerEngine;
 pub(crate) use swarm::SwarmEngine;

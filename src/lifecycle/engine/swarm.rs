@@ -19,16 +19,16 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::docker::{is_not_manager, Docker, DockerError, ServiceInfo, Swarm, TaskInfo};
+use crate::docker::{Docker, DockerError, ServiceInfo, Swarm, TaskInfo, is_not_manager};
 
 use crate::lifecycle::spec::{
-    ManagedSpec, LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, STOP_TIMEOUT_SECS,
+    LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec, STOP_TIMEOUT_SECS,
 };
 
 use super::{
-    ours, Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas, START_LOG_LINES,
+    Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas, START_LOG_LINES, ours,
 };
 
 /// Budget of the Docker calls made for `/proxy/status`.
@@ -181,7 +181,9 @@ impl SwarmEngine {
             (true, true) if forced => log::info!(
                 "swarm service {name} has {from} replica(s) but no task runs or starts: forcing new tasks"
             ),
-            (true, true) => log::info!("scaling swarm service {name} from {from} to {replicas} replicas"),
+            (true, true) => {
+                log::info!("scaling swarm service {name} from {from} to {replicas} replicas")
+            }
             (true, false) => log::info!(
                 "settings of swarm service {name} changed: updating it (from {from} to {replicas} replicas, image {image})"
             ),

@@ -10,9 +10,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::config;
+use crate::lifecycle::Activity;
 use crate::lifecycle::engine::{Engine, EngineError, Found, Observed};
 use crate::lifecycle::spec::ManagedSpec;
-use crate::lifecycle::Activity;
 use crate::lifecycle::{Lifecycle, NotReady, Report, Wake};
 
 /// A tiny HTTP server answering 200 to anything, standing in for the app in the container.
@@ -173,12 +173,13 @@ fn exit_at_start_fails_every_waiter_fast_with_exit_code_and_logs() {
     }
     // Before the 5 s start timeout: the failure, not the timeout, ended the wait.
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
-    assert!(lc
-        .status(0)
-        .last_error
-        .as_deref()
-        .unwrap()
-        .contains("code 3"));
+    assert!(
+        lc.status(0)
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("code 3")
+    );
 }
 
 #[test]
@@ -234,12 +235,13 @@ fn a_crash_marks_the_service_stopped() {
     let (lc, _) = setup(fake.clone(), 300);
     lc.ensure_ready(0).unwrap();
     lc.container_gone("svc", Some(137), true);
-    assert!(lc
-        .status(0)
-        .last_error
-        .as_deref()
-        .unwrap()
-        .contains("out of memory"));
+    assert!(
+        lc.status(0)
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("out of memory")
+    );
     assert_eq!(lc.status(0).status, "stopped");
     lc.ensure_ready(0).unwrap();
     assert_eq!(fake.starts.load(Ordering::SeqCst), 2);

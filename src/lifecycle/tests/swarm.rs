@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config;
+use crate::lifecycle::Activity;
+use crate::lifecycle::Lifecycle;
 use crate::lifecycle::engine::{
     Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas,
 };
 use crate::lifecycle::spec::ManagedSpec;
-use crate::lifecycle::Activity;
-use crate::lifecycle::Lifecycle;
 
 /// A tiny HTTP server on 127.0.0.1 answering 200, standing in for the service's tasks.
 fn app() -> u16 {
@@ -210,12 +210,13 @@ fn a_failed_task_fails_every_waiter_at_once_and_scales_back_to_zero() {
         swarm.stops.lock().first().map(String::as_str),
         Some("id-127.0.0.1")
     );
-    assert!(lc
-        .status(0)
-        .last_error
-        .as_deref()
-        .unwrap()
-        .contains("exit code 3"));
+    assert!(
+        lc.status(0)
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("exit code 3")
+    );
 }
 
 #[test]
