@@ -144,18 +144,18 @@ impl Proxy {
         client: &mut BufStream<C>,
         x: &mut Exchange<'a>,
     ) -> Flow<Ended> {
-        let req = framing(x)?;
-        let own = Endpoint::find(req.target.path);
-        self.redirect_to_https(x.conn(), &req)?;
-        authenticate(g, &req, own)?;
+        let req = framing(x)?; // 1
+        let own = Endpoint::find(req.target.path); // 2
+        self.redirect_to_https(x.conn(), &req)?; // 3
+        authenticate(g, &req, own)?; // 4
         if let Some(endpoint) = own {
             return Break(self.own_endpoint(g, client, x, &req, endpoint));
         }
-        let route = route(g, &req, x)?;
-        limits(route, &req)?;
+        let route = route(g, &req, x)?; // 5
+        limits(route, &req)?; // 6
         let _in_flight = route.activity.begin(SystemTime::now(), x.start());
-        let addr = backend::wake(route)?;
-        Continue(self.forward(g, client, x, &req, route, addr))
+        let addr = backend::wake(route)?; // 7
+        Continue(self.forward(g, client, x, &req, route, addr)) // 8
     }
 
     /// Phase 3: while HTTPS is on, the plain HTTP port answers everything but the open
