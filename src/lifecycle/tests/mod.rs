@@ -15,7 +15,8 @@ use crate::lifecycle::engine::{Engine, EngineError, Found, Observed};
 use crate::lifecycle::spec::ManagedSpec;
 use crate::lifecycle::{Lifecycle, NotReady, Report, Wake};
 
-/// A tiny HTTP server answering 200 to anything, standing in for the app in the container.
+/// A tiny HTTP server on 127.0.0.1 answering 200 to anything, standing in for the app in the
+/// container (or the tasks of a swarm service).
 fn app() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

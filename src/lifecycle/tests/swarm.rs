@@ -2,8 +2,6 @@
 //! readiness through `progress`, a failed task failing every waiter and scaling back to 0,
 //! reconcile over both kinds, status extras.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -18,21 +16,7 @@ use crate::lifecycle::engine::{
 };
 use crate::lifecycle::spec::ManagedSpec;
 
-/// A tiny HTTP server on 127.0.0.1 answering 200, standing in for the service's tasks.
-fn app() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut b = [0u8; 1024];
-            let _ = s.read(&mut b);
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    port
-}
+use super::app;
 
 /// Records calls; answers `progress` from a script.
 struct FakeEngine {
