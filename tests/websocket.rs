@@ -194,7 +194,12 @@ fn status_counts_open_tunnels() {
 #[test]
 fn a_thousand_concurrent_websockets_for_a_minute() {
     let b = Backend::start("b");
-    let p = proxy_for(&b, "");
+    // A thousand connections opened at once from one address (127.0.0.1): more than the
+    // per-address cap lets in before their requests have shown the token.
+    let p = TestProxy::start(&config_with(
+        "  max_connections_per_ip: 1000\n",
+        &format!("  - name: app\n    path: /app\n    upstream: {}\n", b.addr),
+    ));
     let url = format!("ws://{}/app/ws", p.addr);
     let seconds = std::env::var("WS_SOAK_SECONDS").unwrap_or_else(|_| "60".into());
     let pid = p.proc.pid();

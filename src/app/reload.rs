@@ -30,8 +30,8 @@ fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
     check(old.acme_webroot != new.acme_webroot, "acme_webroot");
     check(old.instance != new.instance, "instance");
     check(
-        old.max_connections != new.max_connections,
-        "max_connections",
+        old.limits != new.limits,
+        "the connection limits (max_connections, max_workers, timeouts, min_body_rate)",
     );
     v
 }

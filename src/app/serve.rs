@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::pipeline::Proxy;
 use crate::server::{Hub, Server};
 
@@ -20,7 +20,9 @@ use super::{reload, tls};
 pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     let proxy = Arc::new(Proxy::new(&config));
     let g = config.global.clone();
-    let hub = Hub::new(proxy.clone(), g.max_connections);
+    let limits = fit_open_files(g.limits);
+    let hub = Hub::new(proxy.clone(), limits)
+        .map_err(|e| CliError::Startup(format!("cannot set up the poller: {e}")))?;
     let rt = Arc::new(Runtime {
         hub: hub.clone(),
         config_path: args.config.clone(),
@@ -36,19 +38,59 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     proxy.install(config, lifecycle.as_ref());
     *rt.lifecycle.lock() = lifecycle;
     let addr = SocketAddr::new(g.listen_address, g.listen_http);
-    let server = Server::bind(addr, hub.clone())
-        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let mut server = Server::new(hub.clone());
     let local = server
-        .local_addr()
-        .map_err(|e| CliError::Startup(e.to_string()))?;
+        .listen(addr)
+        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
     log::info!("listening on http://{local}");
     if let Some(plan) = tls {
-        tls::start(&hub, &g, plan)?;
+        tls::start(&mut server, &hub, &g, plan)?;
     }
     watch_signals(rt.clone())?;
-    server.run();
+    server
+        .run()
+        .map_err(|e| CliError::Startup(format!("cannot start the poller: {e}")))?;
     finish_drain(&rt);
     Ok(())
+}
+
+/// File descriptors kept apart from client connections: listeners, the poller, Docker and
+/// certbot, log files.
+const FD_RESERVE: u64 = 256;
+
+/// Raises the open-file soft limit to the hard limit, and lowers `max_connections` to what it
+/// allows: each client connection is a descriptor, each request on a worker may hold two more
+/// (its upstream connection and, for a tunnel, a second handle).
+fn fit_open_files(mut limits: Limits) -> Limits {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut nofile = getrlimit(Resource::Nofile);
+    if let Some(hard) = nofile.maximum
+        && nofile.current != Some(hard)
+    {
+        nofile.current = Some(hard);
+        if let Err(e) = setrlimit(Resource::Nofile, nofile) {
+            log::warn!("cannot raise the open-file limit to {hard}: {e}");
+        }
+    }
+    let Some(files) = getrlimit(Resource::Nofile).current else {
+        return limits;
+    };
+    let room = files.saturating_sub(FD_RESERVE + 2 * limits.max_workers as u64);
+    let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
+    if room < limits.max_connections {
+        log::warn!(
+            "max_connections lowered from {} to {room}: the open-file limit is {files}",
+            limits.max_connections
+        );
+        limits.max_connections = room;
+    }
+    log::info!(
+        "up to {} connections ({} per client address), {} workers; open-file limit {files}",
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.max_workers
+    );
+    limits
 }
 
 /// SIGTERM or SIGINT starts a graceful shutdown (a second one exits at once); SIGHUP reloads.
@@ -63,7 +105,7 @@ fn watch_signals(rt: Arc<Runtime>) -> Result<(), CliError> {
                 if sig == SIGHUP {
                     log::info!("SIGHUP: reloading {}", rt.config_path.display());
                     reload::reload(&rt);
-                } else if rt.hub.drain.begin() {
+                } else if rt.hub.begin_drain() {
                     let grace = rt.proxy().generation().global.shutdown_timeout.as_secs();
                     log::info!(
                         "shutting down: no new connections; in-flight requests get up to {grace} s"
@@ -84,12 +126,11 @@ fn watch_signals(rt: Arc<Runtime>) -> Result<(), CliError> {
 fn finish_drain(rt: &Runtime) {
     let current = rt.proxy().generation();
     let g = &current.global;
-    let drain = &rt.hub.drain;
     let deadline = Instant::now() + g.shutdown_timeout;
-    while drain.open() > 0 && Instant::now() < deadline {
+    while rt.hub.open() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let left = drain.open();
+    let left = rt.hub.open();
     if left > 0 {
         log::warn!(
             "{left} connections still open after shutdown_timeout ({} s): closing them",

@@ -42,8 +42,13 @@ pub(super) fn prepare(g: &Global) -> Result<Option<TlsPlan>, CliError> {
 }
 
 /// Binds the HTTPS port, serves the certificate found at start-up (or waits for one), and
-/// starts the reload watcher, certbot's thread and the HTTPS accept loop.
-pub(super) fn start(hub: &Arc<Hub>, g: &Global, plan: TlsPlan) -> Result<(), CliError> {
+/// starts the reload watcher and certbot's thread; the poller serves the port.
+pub(super) fn start(
+    server: &mut Server,
+    hub: &Arc<Hub>,
+    g: &Global,
+    plan: TlsPlan,
+) -> Result<(), CliError> {
     let https = &hub.proxy.https;
     let addr = SocketAddr::new(g.listen_address, g.listen_https);
     let TlsPlan {
@@ -51,11 +56,9 @@ pub(super) fn start(hub: &Arc<Hub>, g: &Global, plan: TlsPlan) -> Result<(), Cli
         prepared,
         certbot,
     } = plan;
-    let server = Server::bind_tls(addr, hub.clone(), prepared.config.clone())
-        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
     let local = server
-        .local_addr()
-        .map_err(|e| CliError::Startup(e.to_string()))?;
+        .listen_tls(addr, prepared.config.clone())
+        .map_err(|e| CliError::Startup(format!("cannot listen on {addr}: {e}")))?;
     https.set_port(local.port());
     log::info!("listening on https://{local}");
     let watcher = Watcher {
@@ -96,9 +99,5 @@ pub(super) fn start(hub: &Arc<Hub>, g: &Global, plan: TlsPlan) -> Result<(), Cli
         )
         .map_err(startup)?;
     }
-    std::thread::Builder::new()
-        .name("https".into())
-        .spawn(move || server.run())
-        .map_err(startup)?;
     Ok(())
 }

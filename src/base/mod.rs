@@ -2,6 +2,7 @@
 //! socket seam, RFC 3339 timestamps, and the histogram behind the metrics.
 
 pub(crate) mod histogram;
+pub(crate) mod load;
 pub(crate) mod rfc3339;
 pub(crate) mod socket;
 

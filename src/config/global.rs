@@ -8,7 +8,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
-use super::{ConnectMode, Global, IpNet, RunMode};
+use super::{ConnectMode, Global, IpNet, Limits, RunMode};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -30,6 +30,15 @@ const GLOBAL_KEYS: &[&str] = &[
     "log_level",
     "trusted_proxies",
     "max_connections",
+    "max_connections_per_ip",
+    "max_unauthenticated_per_ip",
+    "max_workers",
+    "worker_queue_timeout",
+    "first_byte_timeout",
+    "head_timeout",
+    "keep_alive_timeout",
+    "keep_alive_timeout_busy",
+    "min_body_rate",
     "instance",
     "tunnel_idle_timeout",
     "shutdown_timeout",
@@ -97,9 +106,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let trusted_proxies = trusted_proxies(ctx, map, path);
     let certbot_path = ctx.key_string(map, path, "certbot_path", Show::Value);
     let certbot_args = string_list(ctx, map, path, "certbot_args");
-    let max_connections = ctx
-        .key_uint(map, path, "max_connections", 1, 100_000)
-        .and_then(|n| usize::try_from(n).ok());
+    let limits = limits(ctx, map, path);
     let instance = instance(ctx, map, path);
     let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
     let shutdown_timeout = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
@@ -123,13 +130,54 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         auto_certbot,
         log_level,
         trusted_proxies,
-        max_connections: max_connections.unwrap_or(1024),
+        limits,
         instance,
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
         shutdown_timeout: Duration::from_secs(shutdown_timeout.unwrap_or(30)),
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
         certbot_args,
+    }
+}
+
+/// Connection, worker and deadline limits; see `Limits` for the defaults.
+fn limits(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Limits {
+    let d = Limits::default();
+    let count = |ctx: &mut Ctx, key: &str, max: u64, default: usize| {
+        ctx.key_uint(map, path, key, 1, max)
+            .map_or(default, |n| n as usize)
+    };
+    let max_connections = count(ctx, "max_connections", 1_000_000, d.max_connections);
+    let max_connections_per_ip = count(
+        ctx,
+        "max_connections_per_ip",
+        1_000_000,
+        d.max_connections_per_ip,
+    );
+    let max_unauthenticated_per_ip = count(
+        ctx,
+        "max_unauthenticated_per_ip",
+        100_000,
+        d.max_unauthenticated_per_ip,
+    );
+    let max_workers = count(ctx, "max_workers", 100_000, d.max_workers);
+    let secs = |ctx: &mut Ctx, key: &str, default: Duration| {
+        ctx.key_uint(map, path, key, 1, 3600)
+            .map_or(default, Duration::from_secs)
+    };
+    Limits {
+        max_connections,
+        max_connections_per_ip,
+        max_unauthenticated_per_ip,
+        max_workers,
+        worker_queue_timeout: secs(ctx, "worker_queue_timeout", d.worker_queue_timeout),
+        first_byte_timeout: secs(ctx, "first_byte_timeout", d.first_byte_timeout),
+        head_timeout: secs(ctx, "head_timeout", d.head_timeout),
+        keep_alive_timeout: secs(ctx, "keep_alive_timeout", d.keep_alive_timeout),
+        keep_alive_timeout_busy: secs(ctx, "keep_alive_timeout_busy", d.keep_alive_timeout_busy),
+        min_body_rate: ctx
+            .key_uint(map, path, "min_body_rate", 0, 1 << 40)
+            .unwrap_or(d.min_body_rate),
     }
 }
 

@@ -85,8 +85,8 @@ pub struct Global {
     pub log_level: log::LevelFilter,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// Cap on concurrent client connections. Default 1024.
-    pub max_connections: usize,
+    /// Connection and worker limits and the deadlines of waiting connections.
+    pub limits: Limits,
     /// Name of this proxy instance: its containers carry `wakeproxy.instance=<instance>`, so
     /// two proxies on one daemon never touch each other's containers. Default `wakeproxy`.
     pub instance: String,
@@ -101,6 +101,52 @@ pub struct Global {
     pub certbot_path: Option<String>,
     /// Extra certbot arguments, e.g. `[--server, https://acme.example/dir, --config-dir, /x]`.
     pub certbot_args: Vec<String>,
+}
+
+/// What clients may hold: connections, workers, and how long they may wait or dribble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open client connections (idle ones cost a socket, not a thread). Default 20,000, lowered
+    /// at start to what the open-file limit allows.
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64). Default 256.
+    pub max_connections_per_ip: usize,
+    /// Login forms read at once per client address. Default 8.
+    pub max_unauthenticated_per_ip: usize,
+    /// Threads doing request work at once. Default 512.
+    pub max_workers: usize,
+    /// How long a complete request head may wait for a free worker before its 503. Default 5 s.
+    pub worker_queue_timeout: std::time::Duration,
+    /// A new connection's wait for its first byte (a TLS handshake's for its end). Default 10 s.
+    pub first_byte_timeout: std::time::Duration,
+    /// A request head must be complete this long after its first byte. Default 10 s.
+    pub head_timeout: std::time::Duration,
+    /// An idle keep-alive connection is closed after this long. Default 60 s.
+    pub keep_alive_timeout: std::time::Duration,
+    /// The same (and the first-byte wait) while more than half of `max_connections` are open.
+    /// Default 5 s.
+    pub keep_alive_timeout_busy: std::time::Duration,
+    /// Request bodies slower than this (bytes per second, averaged from the start of the body
+    /// after a grace period) are cut off; 0 turns the check off. Default 1024.
+    pub min_body_rate: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        use std::time::Duration;
+        Limits {
+            max_connections: 20_000,
+            max_connections_per_ip: 256,
+            max_unauthenticated_per_ip: 8,
+            max_workers: 512,
+            worker_queue_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            keep_alive_timeout_busy: Duration::from_secs(5),
+            min_body_rate: 1024,
+        }
+    }
 }
 
 /// One `services:` entry, defaults applied.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::base::Histogram;
+use crate::base::load::LoadSnapshot;
 use crate::http::Reply;
 use crate::lifecycle::StartFigures;
 
@@ -93,7 +94,8 @@ pub(crate) struct Scrape<'a> {
     pub services: Vec<ServiceFigures<'a>>,
     /// Requests that matched no service.
     pub unrouted: &'a ServiceMetrics,
-    pub open_connections: usize,
+    /// The server's connections and workers.
+    pub load: LoadSnapshot,
 }
 
 /// One service at the moment of a scrape.
@@ -197,9 +199,7 @@ fn counter(
 
 /// Open connections, and requests in flight and open tunnels per service.
 fn gauges(out: &mut String, s: &Scrape<'_>) {
-    let name = "wakeproxy_open_connections";
-    header(out, name, "gauge", "Client connections open now.");
-    let _ = writeln!(out, "{name} {}", s.open_connections);
+    server(out, &s.load);
     let per_service = [
         (
             "wakeproxy_in_flight_requests",
@@ -216,6 +216,59 @@ fn gauges(out: &mut String, s: &Scrape<'_>) {
         header(out, name, "gauge", help);
         for f in &s.services {
             let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", escape(f.name), value(f));
+        }
+    }
+}
+
+/// Connections, workers, and what the limits refused and closed.
+fn server(out: &mut String, l: &LoadSnapshot) {
+    let gauges = [
+        (
+            "wakeproxy_open_connections",
+            "Client connections open now.",
+            l.open,
+        ),
+        (
+            "wakeproxy_waiting_connections",
+            "Connections waiting for a request head (no worker).",
+            l.parked,
+        ),
+        (
+            "wakeproxy_active_connections",
+            "Connections with a request on a worker or queued for one.",
+            l.active,
+        ),
+        (
+            "wakeproxy_queued_requests",
+            "Complete request heads waiting for a free worker.",
+            l.queued,
+        ),
+        ("wakeproxy_workers", "Worker threads alive.", l.workers),
+        (
+            "wakeproxy_busy_workers",
+            "Worker threads serving a connection now.",
+            l.busy_workers,
+        ),
+    ];
+    for (name, help, n) in gauges {
+        header(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {n}");
+    }
+    for (name, refusal, help) in [
+        (
+            "wakeproxy_connections_refused_total",
+            true,
+            "Connections or requests refused by a limit, by limit.",
+        ),
+        (
+            "wakeproxy_connections_closed_total",
+            false,
+            "Connections closed by a deadline, by deadline.",
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (cut, n) in l.cuts.iter().filter(|(c, _)| c.is_refusal() == refusal) {
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", cut.name());
         }
     }
 }
@@ -266,6 +319,7 @@ fn starts(out: &mut String, on_demand: &[(String, &StartFigures<'_>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::load::Cut;
 
     #[test]
     fn requests_are_counted_by_class_and_service() {
@@ -293,7 +347,15 @@ mod tests {
                 }),
             }],
             unrouted: m.unrouted(),
-            open_connections: 2,
+            load: LoadSnapshot {
+                open: 2,
+                parked: 1,
+                active: 1,
+                workers: 3,
+                busy_workers: 1,
+                queued: 0,
+                cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
+            },
         });
         assert!(
             text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"),
@@ -304,6 +366,11 @@ mod tests {
         assert!(text.contains("wakeproxy_received_bytes_total{service=\"we\\\"b\"} 10\n"));
         assert!(text.contains("wakeproxy_sent_bytes_total{service=\"-\"} 1\n"));
         assert!(text.contains("wakeproxy_open_connections 2\n"));
+        assert!(text.contains("wakeproxy_waiting_connections 1\n"));
+        assert!(text.contains("wakeproxy_connections_refused_total{reason=\"client_cap\"} 4\n"));
+        assert!(
+            text.contains("wakeproxy_connections_closed_total{reason=\"keep_alive_timeout\"} 9\n")
+        );
         assert!(text.contains("wakeproxy_in_flight_requests{service=\"we\\\"b\"} 3\n"));
         assert!(text.contains("wakeproxy_open_tunnels{service=\"we\\\"b\"} 1\n"));
         assert!(text.contains("wakeproxy_start_failures_total{service=\"we\\\"b\"} 1\n"));

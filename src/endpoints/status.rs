@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use crate::base::load::LoadSnapshot;
 use crate::base::rfc3339;
 use crate::config::{Backend, Service};
 use crate::http::Reply;
@@ -13,7 +14,8 @@ use crate::lifecycle::Report;
 /// The proxy at the moment of the request.
 pub(crate) struct Snapshot<'a> {
     pub started: SystemTime,
-    pub open_connections: usize,
+    /// The server's connections and workers.
+    pub load: LoadSnapshot,
     /// The `tls` object (see `tls::HttpsState::status_json`).
     pub tls: Value,
     pub services: Vec<ServiceView<'a>>,
@@ -35,13 +37,34 @@ pub(crate) fn answer(s: &Snapshot<'_>) -> Reply {
     let doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": rfc3339(s.started),
-        "open_connections": s.open_connections,
+        "open_connections": s.load.open,
+        "connections": connections(&s.load),
         "services": s.services.iter().map(service).collect::<Vec<_>>(),
         "tls": s.tls,
     });
     let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     out.push(b'\n');
     Reply::ok("application/json", out)
+}
+
+/// Connections open, waiting in the poller and active; workers; what the limits refused and
+/// closed.
+fn connections(l: &LoadSnapshot) -> Value {
+    let by = |refusal: bool| -> Map<String, Value> {
+        let cuts = l.cuts.iter().filter(|(c, _)| c.is_refusal() == refusal);
+        cuts.map(|(c, n)| (c.name().to_string(), json!(n)))
+            .collect()
+    };
+    json!({
+        "open": l.open,
+        "waiting": l.parked,
+        "active": l.active,
+        "queued": l.queued,
+        "workers": l.workers,
+        "busy_workers": l.busy_workers,
+        "refused": by(true),
+        "closed": by(false),
+    })
 }
 
 fn service(v: &ServiceView<'_>) -> Value {
@@ -91,6 +114,7 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::load::Cut;
     use crate::lifecycle::{EngineKind, Replicas};
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -131,7 +155,15 @@ mod tests {
             });
         let snap = Snapshot {
             started: UNIX_EPOCH,
-            open_connections: 3,
+            load: LoadSnapshot {
+                open: 3,
+                parked: 2,
+                active: 1,
+                workers: 4,
+                busy_workers: 1,
+                queued: 0,
+                cuts: vec![(Cut::ClientCap, 7), (Cut::Head, 2)],
+            },
             tls: json!({"https": false}),
             services: views.collect(),
         };
@@ -139,6 +171,14 @@ mod tests {
         let text = String::from_utf8(reply).unwrap();
         let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
         assert_eq!(body["open_connections"], 3);
+        let c = &body["connections"];
+        assert_eq!(
+            (&c["open"], &c["waiting"], &c["active"]),
+            (&json!(3), &json!(2), &json!(1))
+        );
+        assert_eq!(c["refused"]["client_cap"], 7);
+        assert_eq!(c["closed"]["head_timeout"], 2);
+        assert!(c["closed"].get("client_cap").is_none());
         assert_eq!(body["started"], "1970-01-01T00:00:00Z");
         let app = &body["services"][0];
         assert_eq!(app["kind"], "container");

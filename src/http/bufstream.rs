@@ -39,6 +39,21 @@ impl<S> BufStream<S> {
         }
     }
 
+    /// Like `new`, with `bytes` already read from the socket (and not yet consumed).
+    pub fn with_buffered(inner: S, bytes: Vec<u8>, initial: usize, max: usize) -> Self {
+        let mut s = BufStream::new(inner, initial, max);
+        s.end = bytes.len();
+        s.buf = bytes;
+        s
+    }
+
+    /// The socket and the bytes read from it but not consumed.
+    pub fn into_parts(mut self) -> (S, Vec<u8>) {
+        self.buf.truncate(self.end);
+        self.buf.drain(..self.pos);
+        (self.inner, self.buf)
+    }
+
     /// The unread bytes.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.pos..self.end]
@@ -247,6 +262,21 @@ mod tests {
         assert_eq!(s.read(&mut out).unwrap(), 100);
         assert_eq!(s.buf.capacity(), 0);
         assert_eq!(&out[..], &data[..100]);
+    }
+
+    #[test]
+    fn bytes_read_elsewhere_come_first_and_unread_ones_come_back() {
+        let mut s =
+            BufStream::with_buffered(Cursor::new(b" world".to_vec()), b"hello".to_vec(), 4, 64);
+        assert_eq!(s.buffered(), b"hello");
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello world");
+        let mut s =
+            BufStream::with_buffered(Cursor::new(Vec::<u8>::new()), b"GET / x".to_vec(), 4, 64);
+        s.consume_buffered(4);
+        let (_, rest) = s.into_parts();
+        assert_eq!(rest, b"/ x");
     }
 
     #[test]

@@ -91,6 +91,7 @@ impl Proxy {
                     idle: g.global.tunnel_idle_timeout,
                     max_lifetime: svc.max_tunnel_lifetime,
                 },
+                on_start: &|| conn.signals.tunnel(),
             },
         };
         let timeouts = Timeouts {

@@ -27,12 +27,12 @@ mod session;
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
 
 use crate::base::Socket;
+use crate::base::load::Load;
 use crate::config::Config;
 use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
@@ -62,8 +62,19 @@ pub(crate) struct Conn<'a> {
     pub tls: bool,
     /// The proxy is shutting down: this request is the connection's last.
     pub draining: bool,
-    /// Client connections open now (for status and metrics).
-    pub open_connections: &'a AtomicUsize,
+    /// The server's connection and worker figures (for status and metrics).
+    pub load: &'a Load,
+    /// Where the server hears what became of the connection's requests.
+    pub signals: &'a dyn Signals,
+}
+
+/// What the server wants to know about a connection's requests.
+pub(crate) trait Signals {
+    /// A request carried the token or the login cookie: the connection is a client's with
+    /// the token (limits aimed at clients without it no longer apply).
+    fn authenticated(&self) {}
+    /// The request became a tunnel (a WebSocket): its thread now serves it for long.
+    fn tunnel(&self) {}
 }
 
 /// A request whose framing is known and whose target is split (phase 1).
@@ -147,7 +158,7 @@ impl Proxy {
         let req = framing(x)?; // 1
         let own = Endpoint::find(req.target.path); // 2
         self.redirect_to_https(x.conn(), &req)?; // 3
-        authenticate(g, &req, own)?; // 4
+        authenticate(g, &req, own, x.conn())?; // 4
         if let Some(endpoint) = own {
             return Break(self.own_endpoint(g, client, x, &req, endpoint));
         }
@@ -192,12 +203,20 @@ fn framing<'a>(x: &mut Exchange<'a>) -> Flow<Framed<'a>> {
 }
 
 /// Phase 4: everything but the open and sign-in endpoints needs the token or the cookie.
-fn authenticate(g: &Generation, req: &Framed<'_>, own: Option<Endpoint<'_>>) -> Flow<()> {
+fn authenticate(
+    g: &Generation,
+    req: &Framed<'_>,
+    own: Option<Endpoint<'_>>,
+    conn: &Conn<'_>,
+) -> Flow<()> {
     if own.is_some_and(|e| e.access() != Access::Token) {
         return Continue(());
     }
     match auth::check(&req.head.headers, &g.global.bearer_token, &g.session_cookie) {
-        Ok(()) => Continue(()),
+        Ok(()) => {
+            conn.signals.authenticated();
+            Continue(())
+        }
         Err(denied) => Break(Problem::Unauthorized(denied.detail()).into()),
     }
 }

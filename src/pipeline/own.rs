@@ -1,7 +1,6 @@
 //! The proxy's own endpoints, answered once their gates (redirect, auth) are passed: health,
 //! ACME challenges, login and logout, status and metrics, each from the current state.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::base::Socket;
@@ -87,7 +86,7 @@ impl Proxy {
         });
         status::answer(&status::Snapshot {
             started: self.started,
-            open_connections: x.conn().open_connections.load(Ordering::Relaxed),
+            load: x.conn().load.snapshot(),
             tls: self.https.status_json(),
             services: services.collect(),
         })
@@ -105,7 +104,7 @@ impl Proxy {
         metrics::answer(&metrics::Scrape {
             services: services.collect(),
             unrouted: self.metrics.unrouted(),
-            open_connections: x.conn().open_connections.load(Ordering::Relaxed),
+            load: x.conn().load.snapshot(),
         })
     }
 }

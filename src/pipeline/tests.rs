@@ -3,10 +3,10 @@
 
 use std::io::{self, Cursor, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::base::Socket;
+use crate::base::load::Load;
 use crate::base::socket::Halves;
 use crate::http::BufStream;
 use crate::http::head::parse_request;
@@ -14,6 +14,11 @@ use crate::http::head::parse_request;
 use super::{Conn, Next, Proxy};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// A server that wants to hear nothing.
+struct Quiet;
+
+impl super::Signals for Quiet {}
 
 /// A client connection held in memory: what it sent, what the proxy wrote back.
 struct Memory {
@@ -75,12 +80,13 @@ fn send(p: &Proxy, raw: &str, tls: bool) -> (String, Next) {
         output: Vec::new(),
     };
     let mut client = BufStream::new(memory, 1024, 1024);
-    let open = AtomicUsize::new(1);
+    let load = Load::default();
     let conn = Conn {
         peer: SocketAddr::from(([127, 0, 0, 1], 5000)),
         tls,
         draining: false,
-        open_connections: &open,
+        load: &load,
+        signals: &Quiet,
     };
     let next = p.handle(&mut client, &head, &conn);
     (String::from_utf8(client.inner.output).unwrap(), next)

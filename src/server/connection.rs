@@ -1,208 +1,246 @@
-//! One client connection: the TLS handshake (on TLS listeners), then the request loop, which
-//! reads each request head with deadlines (a first head must arrive within `HEAD_TIMEOUT`, an
-//! idle keep-alive connection is closed after `KEEP_ALIVE_TIMEOUT`) and hands the request to
-//! the pipeline.
+//! A connection on a worker: its socket made blocking, each request run through the pipeline,
+//! and after each answer a short grace period for the next request head. A hot keep-alive
+//! connection (the next request follows at once) stays on its worker; one that goes quiet is
+//! given back to the poller, with whatever part of a head has come.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::ServerConnection;
+
 use crate::base::{SharedTcp, Socket};
 use crate::http::head::{HeadError, parse_request};
 use crate::http::{BufStream, Problem, Reply, RequestHead};
-use crate::pipeline::{Conn, Next};
-use crate::tls::{HANDSHAKE_TIMEOUT, TlsStream};
+use crate::pipeline::{Conn, Next, Signals};
+use crate::tls::stream::TlsStream;
+use crate::tls::waiting::TlsWaiting;
 
-use super::Hub;
-use super::drain::Registered;
+use super::admission::Stage;
+use super::dispatch::Ready;
+use super::waiting::{MAX_HEAD, Waiting};
+use super::{Hub, Seat};
 
-/// Initial read buffer per client connection; grows up to `MAX_HEAD` for large heads.
+/// Initial read buffer of a connection on a worker; grows up to `MAX_HEAD` for large heads.
 const CLIENT_BUF: usize = 8 * 1024;
-/// Largest request head accepted (431 above).
-const MAX_HEAD: usize = 64 * 1024;
-/// Time allowed to receive a whole request head once it has started.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest pause between two reads of a request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Time an idle keep-alive connection is kept open (equal to the body stall limit, so a
-/// keep-alive connection's read timeout stays the same from request to request).
-const KEEP_ALIVE_TIMEOUT: Duration = BODY_READ_TIMEOUT;
 /// Time a write to a client may block (a client that stops reading is dropped).
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a worker waits for the next request on a keep-alive connection before giving
+/// the connection back to the poller. A client that sends its next request as soon as it has
+/// the answer (a browser loading a page's assets, an API client in a loop, a benchmark) needs
+/// one round trip plus its own turnaround: well under a millisecond on a LAN, a few
+/// milliseconds over the internet when requests are pipelined or sent back to back. Staying
+/// costs the worker (a parked thread, no CPU) this long per request; handing back costs two
+/// epoll calls and two socket mode changes, and a thread wake-up when the request comes.
+/// 2 ms keeps back-to-back requests on their worker and sends everything else back fast.
+const GRACE: Duration = Duration::from_millis(2);
 
-/// Serves one connection until it closes.
-pub(super) fn serve(
-    hub: &Hub,
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) {
-    let stream = Arc::new(stream);
-    let registered = hub.drain.register(&stream);
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
-    let Some(tls) = tls else {
-        let mut client = BufStream::new(SharedTcp(stream), CLIENT_BUF, MAX_HEAD);
-        serve_client(hub, &mut client, peer, false, &registered);
+/// Serves a connection whose request head is complete, until it closes or goes quiet.
+/// `on_tunnel` is called when it becomes a tunnel.
+pub(super) fn serve(hub: &Arc<Hub>, r: Ready, on_tunnel: &dyn Fn()) {
+    let Ready {
+        waiting: mut w,
+        head,
+        len,
+        ..
+    } = r;
+    let mut rest = std::mem::take(&mut w.buf);
+    rest.drain(..len);
+    if w.stream.set_nonblocking(false).is_err() {
         return;
+    }
+    let _ = w.stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
+    let tcp = Arc::new(w.stream);
+    let on = On {
+        hub,
+        peer: w.peer,
+        seat: w.seat,
+        on_tunnel,
     };
-    // The handshake runs here, on the connection's own thread, within HANDSHAKE_TIMEOUT.
-    let stream = match TlsStream::accept(stream, tls, HANDSHAKE_TIMEOUT) {
-        Ok(s) => s,
-        Err(e) => {
-            // A client that hangs up mid-handshake (a port check, a scanner) is routine; a
-            // protocol failure or a stalled handshake is worth the operator's eye.
-            if e.0.kind() == io::ErrorKind::UnexpectedEof {
-                log::debug!("{peer}: {e}");
-            } else {
-                log::info!("{peer}: {e}");
-            }
-            return;
+    match w.tls {
+        None => {
+            let client = BufStream::with_buffered(SharedTcp(tcp), rest, CLIENT_BUF, MAX_HEAD);
+            on.run(client, head, false);
         }
-    };
-    let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
-    let mut client = BufStream::new(stream, CLIENT_BUF, MAX_HEAD);
-    serve_client(hub, &mut client, peer, true, &registered);
-    client.inner.close_notify();
-}
-
-/// The request loop of one client connection, plain or TLS.
-fn serve_client<C: Socket>(
-    hub: &Hub,
-    client: &mut BufStream<C>,
-    peer: SocketAddr,
-    tls: bool,
-    registered: &Registered<'_>,
-) {
-    let mut first = true;
-    loop {
-        let idle = if first {
-            HEAD_TIMEOUT
-        } else {
-            KEEP_ALIVE_TIMEOUT
-        };
-        first = false;
-        if !registered.set_idle(true) {
-            return;
-        }
-        // Waiting for the next request holds no buffers (see `BufStream::release`).
-        client.release();
-        client.inner.release_buffers();
-        let head = match read_head(client, idle, peer) {
-            Ok(Some(h)) => {
-                registered.set_idle(false);
-                // While a body streams in, each read may wait this long (a stalled upload
-                // is cut off instead of holding the connection forever).
-                let _ = client.set_read_timeout(Some(BODY_READ_TIMEOUT));
-                h
-            }
-            Ok(None) => return,
-            Err(p) => {
-                let (ip, status) = (peer.ip(), p.status());
-                log::info!(target: "access", "{ip} bad request head: {status} {}", p.detail());
-                let _ = client.write_all(&Reply::from(p).render(false, false));
-                linger(client);
-                return;
-            }
-        };
-        let conn = Conn {
-            peer,
-            tls,
-            draining: hub.drain.is_draining(),
-            open_connections: &hub.open,
-        };
-        match hub.proxy.handle(client, &head, &conn) {
-            Next::KeepAlive => {}
-            Next::Close => return,
-            Next::Linger => return linger(client),
+        Some(tls) => {
+            let stream = TlsStream::from_parts(tcp, tls.into_connection());
+            let client = BufStream::with_buffered(stream, rest, CLIENT_BUF, MAX_HEAD);
+            on.run(client, head, true);
         }
     }
 }
 
-/// Closes gracefully after an answer that ends the connection while the client may still be
-/// sending: stop writing, then read and discard what the client sends (briefly), so the
-/// kernel does not reset the connection and destroy the answer before the client reads it. Out of line: its sink buffer would otherwise enlarge
-/// `serve_client`'s frame, and so the stack every connection touches.
-#[inline(never)]
-fn linger<C: Socket>(client: &mut BufStream<C>) {
-    let _ = client.inner.shutdown_write();
-    let end = Instant::now() + Duration::from_secs(1);
-    let mut sink = [0u8; 4096];
-    let mut drained = 0usize;
-    while drained < 1 << 20 {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() || client.inner.set_read_timeout(Some(left)).is_err() {
+/// A connection's worker-side context.
+struct On<'a> {
+    hub: &'a Arc<Hub>,
+    peer: SocketAddr,
+    seat: Seat,
+    on_tunnel: &'a dyn Fn(),
+}
+
+/// What came after an answer on a keep-alive connection.
+enum After {
+    Head(Box<RequestHead>),
+    /// Nothing complete within the grace period; a head's first byte came at `.0`, if any.
+    Quiet(Option<Instant>),
+    Bad(Problem),
+    Closed,
+}
+
+impl On<'_> {
+    fn run<C: Resume>(self, mut client: BufStream<C>, mut head: Box<RequestHead>, tls: bool) {
+        loop {
+            let conn = Conn {
+                peer: self.peer,
+                tls,
+                draining: self.hub.is_draining(),
+                load: &self.hub.load,
+                signals: &self,
+            };
+            match self.hub.proxy.handle(&mut client, &head, &conn) {
+                Next::KeepAlive => {}
+                Next::Close => return client.inner.finish(),
+                Next::Linger => return self.linger(client),
+            }
+            head = match next_head(&mut client) {
+                After::Head(h) => h,
+                After::Quiet(first_byte) => return self.give_back(client, first_byte),
+                After::Bad(p) => return self.refuse(client, p),
+                After::Closed => return client.inner.finish(),
+            };
+        }
+    }
+
+    /// Back to the poller to wait for the next request.
+    fn give_back<C: Resume>(self, client: BufStream<C>, first_byte: Option<Instant>) {
+        let now = Instant::now();
+        let (socket, buf) = client.into_parts();
+        let Some((stream, tls)) = socket.resume() else {
             return;
-        }
-        match client.inner.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
+        };
+        let (stage, since) = match first_byte {
+            Some(t) => (Stage::Head, t),
+            None => (Stage::Idle, now),
+        };
+        let mut w = Waiting::new(stream, self.peer, tls, stage, since, self.seat);
+        w.buf = buf;
+        self.hub.give_back(w);
+    }
+
+    /// Closes after an answer while the client may still be sending: the poller reads and
+    /// drops what comes for a moment, so the answer is not lost to a reset.
+    fn linger<C: Resume>(self, client: BufStream<C>) {
+        let (socket, _) = client.into_parts();
+        let _ = socket.shutdown_write();
+        let Some((stream, _)) = socket.resume() else {
+            return;
+        };
+        let w = Waiting::new(
+            stream,
+            self.peer,
+            None,
+            Stage::Linger,
+            Instant::now(),
+            self.seat,
+        );
+        self.hub.give_back(w);
+    }
+
+    /// A bad head after a keep-alive request.
+    fn refuse<C: Resume>(self, mut client: BufStream<C>, p: Problem) {
+        let ip = self.peer.ip();
+        log::info!(target: "access", "{ip} bad request head: {} {}", p.status(), p.detail());
+        let _ = client.write_all(&Reply::from(p).render(false, false));
+        self.linger(client);
     }
 }
 
-/// Reads one request head. `Ok(None)` when the client closed or went quiet between requests
-/// (or stalled mid-head past the deadline); `Err` carries the answer for a bad head.
-fn read_head<C: Socket>(
-    client: &mut BufStream<C>,
-    idle: Duration,
-    peer: SocketAddr,
-) -> Result<Option<RequestHead>, Problem> {
-    let mut deadline: Option<Instant> = None;
+impl Signals for On<'_> {
+    fn authenticated(&self) {
+        self.seat.vouch();
+    }
+    fn tunnel(&self) {
+        (self.on_tunnel)();
+    }
+}
+
+/// Waits up to `GRACE` for a complete request head after an answer.
+fn next_head<C: Socket>(client: &mut BufStream<C>) -> After {
+    let deadline = Instant::now() + GRACE;
+    let mut first_byte = (!client.buffered().is_empty()).then(Instant::now);
+    client.release();
     loop {
         if !client.buffered().is_empty() {
             match parse_request(client.buffered()) {
                 Ok(Some((n, head))) => {
                     client.consume_buffered(n);
-                    return Ok(Some(head));
+                    return After::Head(Box::new(head));
                 }
-                Ok(None) if client.is_full() => {
-                    let line_done = client.buffered().contains(&b'\n');
-                    return Err(if line_done {
-                        Problem::HeadersTooLarge
-                    } else {
-                        Problem::UriTooLong
-                    });
-                }
+                Ok(None) if client.is_full() => return After::Bad(too_large(client.buffered())),
                 Ok(None) => {}
-                Err(HeadError::TooManyHeaders) => return Err(Problem::HeadersTooLarge),
-                Err(e) => return Err(Problem::BadRequest(e.to_string())),
+                Err(HeadError::TooManyHeaders) => return After::Bad(Problem::HeadersTooLarge),
+                Err(e) => return After::Bad(Problem::BadRequest(e.to_string())),
             }
-            deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
         }
-        let wait = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => idle,
-        };
-        if wait.is_zero() {
-            return Ok(None);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || client.set_read_timeout(Some(left)).is_err() {
+            return After::Quiet(first_byte);
         }
-        let _ = client.set_read_timeout(Some(wait));
         match client.fill_more() {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                if !is_routine_close(&e) {
-                    log::info!("{peer}: connection closed while reading a request: {e}");
-                }
-                return Ok(None);
+            Ok(0) => return After::Closed,
+            Ok(_) => {
+                first_byte.get_or_insert_with(Instant::now);
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return After::Quiet(first_byte);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return After::Closed,
         }
     }
 }
 
-/// How a client connection ends in the normal course: it went quiet, hung up or reset.
-/// Anything else (a TLS record that does not decrypt, a local failure) is logged.
-fn is_routine_close(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
+fn too_large(buffered: &[u8]) -> Problem {
+    match buffered.contains(&b'\n') {
+        true => Problem::HeadersTooLarge,
+        false => Problem::UriTooLong,
+    }
+}
+
+/// A client socket that can go back to waiting in the poller.
+trait Resume: Socket + Sized {
+    /// The socket, non-blocking again, and its TLS state; `None` when it cannot go back
+    /// (a tunnel still shares it).
+    fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)>;
+    /// The connection ends here.
+    fn finish(&self) {}
+}
+
+fn unshare(tcp: Arc<TcpStream>) -> Option<TcpStream> {
+    let tcp = Arc::try_unwrap(tcp).ok()?;
+    tcp.set_nonblocking(true).ok()?;
+    Some(tcp)
+}
+
+impl Resume for SharedTcp {
+    fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
+        Some((unshare(self.0)?, None))
+    }
+}
+
+impl Resume for TlsStream {
+    fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
+        let (tcp, conn, pending): (_, ServerConnection, _) = self.into_parts().ok()?;
+        let tls = TlsWaiting::resume(conn, pending);
+        Some((unshare(tcp)?, Some(Box::new(tls))))
+    }
+    fn finish(&self) {
+        self.close_notify();
+    }
 }

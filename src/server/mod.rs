@@ -1,170 +1,177 @@
-//! The server: listeners that accept connections up to `max_connections`, a reusable thread
-//! per connection (`workers`), the connection loop that reads request heads with deadlines and
-//! hands each request to the pipeline (`connection`), and graceful shutdown (`drain`).
+//! The server: one poller thread that accepts connections and holds every connection that is
+//! waiting (new, between keep-alive requests, a head or a TLS handshake still arriving) at the
+//! cost of a socket and a small buffer, worker threads that take a connection once its request
+//! head is complete and run it through the pipeline with blocking I/O (`dispatch`,
+//! `connection`), the admission decisions (`admission`), and graceful shutdown (`drain`).
+//! Apache's event MPM has this shape: waiting is not request work.
 
+mod admission;
 mod connection;
+mod dispatch;
 pub(crate) mod drain;
-pub(crate) mod workers;
+mod poller;
+mod waiting;
+mod waitroom;
 
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::http::{Problem, Reply};
+use parking_lot::Mutex;
+use rustix::event::{EventfdFlags, eventfd};
+
+use crate::base::load::{Cut, Load};
+use crate::config::Limits;
 use crate::pipeline::Proxy;
 
+use admission::{ClientKey, PerClient};
+use dispatch::Dispatch;
 use drain::Drain;
-use workers::Workers;
+use waiting::Waiting;
 
-/// Stack of a connection thread: room for a TLS handshake in a debug build, with the large
-/// buffers kept on the heap.
-const STACK_SIZE: usize = 256 * 1024;
-/// Connection threads idle this long exit.
-const THREAD_KEEP_IDLE: Duration = Duration::from_secs(60);
-/// How long a new connection may wait for a free slot at `max_connections` before its 503.
-const FULL_WAIT: Duration = Duration::from_millis(250);
-
-/// What both listeners and every connection share: the pipeline, the open connections and
-/// their cap, the reusable threads, and the drain state.
+/// What the poller, the workers and the signal handler share.
 pub(crate) struct Hub {
-    pub proxy: Arc<Proxy>,
-    /// Client connections open now.
-    open: AtomicUsize,
-    max: usize,
-    pub drain: Drain,
-    workers: Workers,
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) load: Arc<Load>,
+    limits: Limits,
+    clients: Mutex<PerClient>,
+    dispatch: Dispatch,
+    drain: Drain,
+    /// Connections workers give back to the poller, and the eventfd that wakes it.
+    returns: Mutex<Vec<Waiting>>,
+    waker: OwnedFd,
 }
 
 impl Hub {
-    pub(crate) fn new(proxy: Arc<Proxy>, max_connections: usize) -> Arc<Hub> {
-        Arc::new(Hub {
+    pub(crate) fn new(proxy: Arc<Proxy>, limits: Limits) -> io::Result<Arc<Hub>> {
+        Ok(Arc::new(Hub {
             proxy,
-            open: AtomicUsize::new(0),
-            max: max_connections,
+            load: Arc::new(Load::default()),
+            limits,
+            clients: Mutex::new(PerClient::default()),
+            dispatch: Dispatch::new(limits.max_workers),
             drain: Drain::default(),
-            workers: Workers::new("conn", STACK_SIZE, THREAD_KEEP_IDLE),
+            returns: Mutex::new(Vec::new()),
+            waker: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
+        }))
+    }
+
+    /// Wakes the poller.
+    fn wake(&self) {
+        let _ = rustix::io::write(&self.waker, &1u64.to_ne_bytes());
+    }
+
+    /// Starts a graceful shutdown; false when it had already begun.
+    pub(crate) fn begin_drain(&self) -> bool {
+        let first = self.drain.begin();
+        self.wake();
+        first
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drain.is_draining()
+    }
+
+    /// Client connections open now.
+    pub(crate) fn open(&self) -> usize {
+        self.load.open.load(Ordering::Relaxed)
+    }
+
+    /// A connection from `peer`: its seat, or the cap that refuses it.
+    fn admit(self: &Arc<Hub>, peer: SocketAddr) -> Result<Seat, Cut> {
+        let key = ClientKey::of(peer.ip());
+        let open = self.open();
+        self.clients.lock().admit(key, open, &self.limits)?;
+        self.load.open.fetch_add(1, Ordering::Relaxed);
+        Ok(Seat {
+            hub: self.clone(),
+            key,
+            vouched: AtomicBool::new(false),
         })
     }
 
-    /// Takes a connection slot; at the cap, waits up to `FULL_WAIT` for one to free up (new
-    /// connections queue in the accept backlog meanwhile) before giving up.
-    fn wait_for_slot(&self) -> bool {
-        let deadline = Instant::now() + FULL_WAIT;
-        loop {
-            if self.open.fetch_add(1, Ordering::AcqRel) < self.max {
-                return true;
-            }
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    /// A worker is done with a connection that stays open: back to the poller (unless the
+    /// proxy is draining: then it is closed).
+    fn give_back(&self, w: Waiting) {
+        if self.is_draining() {
+            return;
         }
+        self.returns.lock().push(w);
+        self.wake();
     }
 }
 
-/// A connection's slot, given back when the connection's job ends, even by panic.
-struct Seat(Arc<Hub>);
+/// A connection's place, given back when the connection closes, even by panic.
+pub(crate) struct Seat {
+    hub: Arc<Hub>,
+    key: ClientKey,
+    /// A request on it carried the token: it no longer counts against its client address.
+    vouched: AtomicBool,
+}
+
+impl Seat {
+    /// The connection has shown the token: the per-address cap is for clients without it.
+    fn vouch(&self) {
+        if !self.vouched.swap(true, Ordering::Relaxed) {
+            self.hub.clients.lock().release(self.key);
+        }
+    }
+}
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        if !*self.vouched.get_mut() {
+            self.hub.clients.lock().release(self.key);
+        }
+        self.hub.load.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A bound listener ready to serve.
+/// The listeners, ready to be served by the poller.
 pub(crate) struct Server {
-    listener: TcpListener,
     hub: Arc<Hub>,
-    /// TLS listeners hand each connection to rustls first (on the connection's thread).
-    tls: Option<Arc<rustls::ServerConfig>>,
+    listeners: Vec<poller::Listener>,
 }
 
 impl Server {
-    pub(crate) fn bind(addr: SocketAddr, hub: Arc<Hub>) -> io::Result<Server> {
-        Ok(Server {
-            listener: TcpListener::bind(addr)?,
+    pub(crate) fn new(hub: Arc<Hub>) -> Server {
+        Server {
             hub,
-            tls: None,
-        })
+            listeners: Vec::new(),
+        }
     }
 
-    /// A TLS listener: every connection is a TLS handshake first, then the same pipeline.
-    pub(crate) fn bind_tls(
+    /// Binds a plain HTTP listener; returns its address.
+    pub(crate) fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        self.add(addr, None)
+    }
+
+    /// Binds a TLS listener: every connection is a TLS handshake first, then the same pipeline.
+    pub(crate) fn listen_tls(
+        &mut self,
         addr: SocketAddr,
-        hub: Arc<Hub>,
         tls: Arc<rustls::ServerConfig>,
-    ) -> io::Result<Server> {
-        Ok(Server {
-            listener: TcpListener::bind(addr)?,
-            hub,
-            tls: Some(tls),
-        })
+    ) -> io::Result<SocketAddr> {
+        self.add(addr, Some(tls))
     }
 
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    fn add(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<SocketAddr> {
+        let socket = TcpListener::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        self.listeners.push(poller::Listener { socket, tls });
+        Ok(local)
     }
 
-    /// Accepts until the proxy starts draining.
-    pub(crate) fn run(self) {
-        let mut last_full_log: Option<Instant> = None;
-        if let Ok(a) = self.listener.local_addr() {
-            self.hub.drain.add_listener(a);
-        }
-        loop {
-            let accepted = self.listener.accept();
-            if self.hub.drain.is_draining() {
-                break; // dropping the listener stops accepting
-            }
-            let (stream, peer) = match accepted {
-                Ok(s) => s,
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            };
-            if !self.hub.wait_for_slot() {
-                if last_full_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    let max = self.hub.max;
-                    log::warn!(
-                        "connection limit reached ({max} open): refusing new connections with 503"
-                    );
-                    last_full_log = Some(Instant::now());
-                }
-                if self.tls.is_none() {
-                    refuse(stream);
-                }
-                continue;
-            }
-            self.start(stream, peer);
-        }
+    /// Serves until the proxy drains; the poller runs on the calling thread.
+    pub(crate) fn run(self) -> io::Result<()> {
+        poller::Poller::new(self.hub, self.listeners)?.run();
+        Ok(())
     }
-
-    /// Runs a connection that has its slot on a connection thread.
-    fn start(&self, stream: TcpStream, peer: SocketAddr) {
-        let seat = Seat(self.hub.clone());
-        let tls = self.tls.clone();
-        let spawned = self.hub.workers.execute(move || {
-            let hub = &seat.0;
-            connection::serve(hub, stream, peer, tls);
-        });
-        if let Err(e) = spawned {
-            // The closure (and its seat, which gave the slot back) was dropped unrun.
-            log::error!("cannot start a connection thread: {e}");
-        }
-    }
-}
-
-/// The answer to a connection over the cap, on a plain HTTP listener.
-fn refuse(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let p = Problem::Unavailable {
-        detail: "the proxy is at its connection limit".into(),
-        retry_after: 1,
-    };
-    let _ = stream.write_all(&Reply::from(p).render(false, false));
 }

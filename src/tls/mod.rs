@@ -12,21 +12,17 @@ pub(crate) mod certbot;
 pub(crate) mod certs;
 pub(crate) mod state;
 pub(crate) mod stream;
+pub(crate) mod waiting;
 pub(crate) mod watch;
 pub(crate) mod x509;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 
 pub(crate) use certs::{CertFiles, CertStore, FileStamp, LoadError, Loaded};
 pub(crate) use state::HttpsState;
-pub(crate) use stream::TlsStream;
-
-/// Time a client gets to complete its handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The crypto provider, chosen explicitly (never the process default).
 pub(crate) fn provider() -> Arc<CryptoProvider> {

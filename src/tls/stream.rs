@@ -15,10 +15,14 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(test)]
+use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
-use rustls::{ServerConfig, ServerConnection};
+#[cfg(test)]
+use rustls::ServerConfig;
+use rustls::ServerConnection;
 
 use crate::base::socket::{Closer, HalfWrite, Halves, Socket};
 
@@ -60,9 +64,11 @@ pub(crate) struct TlsStream {
 }
 
 /// Why a handshake failed.
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct HandshakeError(pub io::Error);
 
+#[cfg(test)]
 impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TLS handshake failed: {}", self.0)
@@ -70,7 +76,9 @@ impl std::fmt::Display for HandshakeError {
 }
 
 impl TlsStream {
-    /// Runs the server handshake on the calling thread, all of it within `timeout`.
+    /// Runs the server handshake on the calling thread, all of it within `timeout` (tests;
+    /// the proxy drives handshakes from the poller, see `tls::waiting`).
+    #[cfg(test)]
     pub(crate) fn accept(
         tcp: Arc<TcpStream>,
         config: Arc<ServerConfig>,
@@ -131,14 +139,32 @@ impl TlsStream {
             Ok(())
         })();
         result.map_err(HandshakeError)?;
-        Ok(TlsStream {
+        Ok(TlsStream::from_parts(tcp, conn))
+    }
+
+    /// A connection whose handshake was driven elsewhere (by the poller), for blocking use.
+    pub(crate) fn from_parts(tcp: Arc<TcpStream>, conn: ServerConnection) -> TlsStream {
+        TlsStream {
             shared: Arc::new(Link {
                 tcp,
                 conn: Mutex::new(conn),
                 rx: Mutex::new(Rx::default()),
                 tx: Mutex::new(Vec::new()),
             }),
-        })
+        }
+    }
+
+    /// Back into the socket, the connection state and ciphertext read but not yet given to
+    /// rustls, to wait in the poller. Fails (giving the stream back) while tunnel halves share it.
+    pub(crate) fn into_parts(self) -> Result<(Arc<TcpStream>, ServerConnection, Vec<u8>), Self> {
+        match Arc::try_unwrap(self.shared) {
+            Ok(link) => Ok((
+                link.tcp,
+                link.conn.into_inner(),
+                link.rx.into_inner().pending,
+            )),
+            Err(shared) => Err(TlsStream { shared }),
+        }
     }
 
     /// The negotiated protocol version, e.g. `TLSv1_3`.

@@ -45,6 +45,8 @@ pub(crate) struct TunnelCtx<'a> {
     pub registry: &'a tunnel::Registry,
     pub service: &'a str,
     pub limits: tunnel::Limits,
+    /// Called once the tunnel is set up: the thread now serves a long-lived connection.
+    pub on_start: &'a dyn Fn(),
 }
 
 /// What happened, for the access log.
@@ -393,6 +395,7 @@ fn switch_protocols<C: Socket>(
         reason: format!("cannot set up the tunnel: {e}"),
     })?;
     let t = &req.tunnel;
+    (t.on_start)();
     let stats = tunnel::run(
         c,
         u,

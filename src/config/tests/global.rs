@@ -25,7 +25,8 @@ fn defaults_apply_to_a_minimal_file() {
     assert!(!g.auto_certbot);
     assert_eq!(g.log_level, log::LevelFilter::Info);
     assert!(g.trusted_proxies.is_empty());
-    assert_eq!(g.max_connections, 1024);
+    assert_eq!(g.limits, crate::config::Limits::default());
+    assert_eq!(g.limits.max_connections, 20_000);
 }
 
 #[test]
@@ -47,6 +48,15 @@ fn every_global_key_is_read() {
   log_level: DEBUG
   trusted_proxies: [10.0.0.0/8, \"::1\"]
   max_connections: 100000
+  max_connections_per_ip: 50
+  max_unauthenticated_per_ip: 3
+  max_workers: 64
+  worker_queue_timeout: 2
+  first_byte_timeout: 4
+  head_timeout: 6
+  keep_alive_timeout: 30
+  keep_alive_timeout_busy: 3
+  min_body_rate: 0
 ",
     ));
     let g = &c.global;
@@ -70,7 +80,26 @@ fn every_global_key_is_read() {
             IpNet::parse("::1").unwrap()
         ]
     );
-    assert_eq!(g.max_connections, 100_000);
+    let l = &g.limits;
+    assert_eq!(l.max_connections, 100_000);
+    assert_eq!(
+        (
+            l.max_connections_per_ip,
+            l.max_unauthenticated_per_ip,
+            l.max_workers
+        ),
+        (50, 3, 64)
+    );
+    let secs = Duration::from_secs;
+    assert_eq!(
+        (l.worker_queue_timeout, l.first_byte_timeout, l.head_timeout),
+        (secs(2), secs(4), secs(6))
+    );
+    assert_eq!(
+        (l.keep_alive_timeout, l.keep_alive_timeout_busy),
+        (secs(30), secs(3))
+    );
+    assert_eq!(l.min_body_rate, 0, "0 turns the rate check off");
     // The service inherits the global idle timeout.
     assert_eq!(c.services[0].idle_timeout, Duration::ZERO);
 }
@@ -114,8 +143,13 @@ fn each_global_error_names_field_line_and_problem() {
         ("  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "global.trusted_proxies[1]", 5, "\"10.0.0.0/33\""),
         ("  trusted_proxies:\n    - 80\n", "global.trusted_proxies[0]", 4, "expected a string, found an integer 80"),
         ("  trusted_proxies: 10.0.0.0/8\n", "global.trusted_proxies", 3, "expected a list of IP addresses or networks"),
-        ("  max_connections: 0\n", "global.max_connections", 3, "between 1 and 100000, found 0"),
-        ("  max_connections: 100001\n", "global.max_connections", 3, "between 1 and 100000, found 100001"),
+        ("  max_connections: 0\n", "global.max_connections", 3, "between 1 and 1000000, found 0"),
+        ("  max_connections: 1000001\n", "global.max_connections", 3, "between 1 and 1000000, found 1000001"),
+        ("  max_workers: 0\n", "global.max_workers", 3, "between 1 and 100000, found 0"),
+        ("  max_connections_per_ip: -1\n", "global.max_connections_per_ip", 3, "found -1"),
+        ("  head_timeout: 0\n", "global.head_timeout", 3, "between 1 and 3600, found 0"),
+        ("  keep_alive_timeout: 5m\n", "global.keep_alive_timeout", 3, "5m"),
+        ("  min_body_rate: fast\n", "global.min_body_rate", 3, "fast"),
     ];
     for (extra, field, line, fragment) in cases {
         expect_one(&with_global(extra), field, Some(*line), fragment);
