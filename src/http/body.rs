@@ -23,6 +23,14 @@ pub enum CopyError {
     TooLarge,
 }
 
+impl CopyError {
+    /// Reading the source timed out (a stalled or too slow body).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, CopyError::Read(e)
+            if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
+    }
+}
+
 impl std::fmt::Display for CopyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

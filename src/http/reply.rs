@@ -23,6 +23,8 @@ pub enum Problem {
     UriTooLong,
     /// 431: the head is too large or has too many lines.
     HeadersTooLarge,
+    /// 429: this client has too much under way already.
+    TooManyRequests { detail: String, retry_after: u64 },
     /// 502: the upstream failed (refused, reset, malformed answer).
     BadGateway(String),
     /// 503: the service could not be made ready (or the proxy is at capacity).
@@ -44,6 +46,7 @@ impl Problem {
             Problem::PayloadTooLarge => 413,
             Problem::UriTooLong => 414,
             Problem::HeadersTooLarge => 431,
+            Problem::TooManyRequests { .. } => 429,
             Problem::BadGateway(_) => 502,
             Problem::Unavailable { .. } => 503,
             Problem::GatewayTimeout(_) => 504,
@@ -60,6 +63,7 @@ impl Problem {
             Problem::PayloadTooLarge => "request body too large",
             Problem::UriTooLong => "request line too long",
             Problem::HeadersTooLarge => "request headers too large",
+            Problem::TooManyRequests { .. } => "too many requests",
             Problem::BadGateway(_) => "bad gateway",
             Problem::Unavailable { .. } => "service unavailable",
             Problem::GatewayTimeout(_) => "gateway timeout",
@@ -74,7 +78,8 @@ impl Problem {
             | Problem::BadGateway(d)
             | Problem::GatewayTimeout(d)
             | Problem::Internal(d)
-            | Problem::Unavailable { detail: d, .. } => d.clone(),
+            | Problem::Unavailable { detail: d, .. }
+            | Problem::TooManyRequests { detail: d, .. } => d.clone(),
             Problem::Unauthorized(d) | Problem::MethodNotAllowed(d) => d.to_string(),
             Problem::PayloadTooLarge => {
                 "the request body is larger than this service accepts".into()
@@ -93,7 +98,8 @@ impl From<Problem> for Reply {
             Problem::Unauthorized(_) => {
                 r = r.header("WWW-Authenticate", "Bearer realm=\"wakeproxy\"")
             }
-            Problem::Unavailable { retry_after, .. } => {
+            Problem::Unavailable { retry_after, .. }
+            | Problem::TooManyRequests { retry_after, .. } => {
                 r = r.header("Retry-After", &retry_after.to_string())
             }
             Problem::MethodNotAllowed(allow) => r = r.header("Allow", allow),
@@ -209,6 +215,7 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::ops::ControlFlow::{Break, Continue};
 
 use crate::base::Socket;
+use crate::base::load::Cut;
 use crate::config::Backend;
 use crate::endpoints::login::COOKIE;
 use crate::http::head::{has_token, wants_keep_alive};
@@ -84,6 +85,7 @@ impl Proxy {
                 && !conn.draining,
             expect_continue: has_token(&req.head.headers, "expect", "100-continue"),
             max_body: svc.max_body_size,
+            pace: super::body_pace(g, x.start(), true),
             tunnel: TunnelCtx {
                 registry: &self.tunnels,
                 service: &svc.name,
@@ -139,6 +141,11 @@ fn ended(x: &mut Exchange<'_>, result: Result<forward::Outcome, Failure>) -> End
             x.body_was_read();
             Ended::Reply(reply)
         }
-        Err(Failure::Abort { status, reason }) => Ended::Aborted { status, reason },
+        Err(Failure::Abort { status, reason }) => {
+            if status == 408 {
+                x.conn().load.count(Cut::BodyRate);
+            }
+            Ended::Aborted { status, reason }
+        }
     }
 }

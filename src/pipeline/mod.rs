@@ -27,7 +27,7 @@ mod session;
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
 
@@ -38,6 +38,7 @@ use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
 use crate::endpoints::{Access, Endpoint};
 use crate::http::head::request_body;
+use crate::http::pace::Pace;
 use crate::http::target::{Target, split_target};
 use crate::http::{BodyKind, BufStream, Problem, Reply, RequestHead};
 use crate::lifecycle::{Activity, Lifecycle};
@@ -50,7 +51,7 @@ pub(crate) use respond::Next;
 
 use generation::Activities;
 use respond::{Ended, Exchange};
-use session::Throttle;
+use session::{Logins, Throttle};
 
 /// A phase's result: go on with `T`, or answer with the `Reply`.
 type Flow<T> = ControlFlow<Reply, T>;
@@ -95,6 +96,7 @@ pub(crate) struct Proxy {
     pub tunnels: Registry,
     metrics: Metrics,
     throttle: Throttle,
+    logins: Logins,
     /// Whether HTTPS is on, which decides what the plain HTTP port answers.
     pub https: Arc<HttpsState>,
 }
@@ -111,6 +113,7 @@ impl Proxy {
             tunnels: Registry::default(),
             metrics: Metrics::new(),
             throttle: Throttle::default(),
+            logins: Logins::default(),
             https: Arc::new(HttpsState::new(&config.global)),
         }
     }
@@ -184,6 +187,28 @@ impl Proxy {
             Some(reply) => Break(reply),
             None => Continue(()),
         }
+    }
+}
+
+/// A request body's first byte may come this long after its head; from then on the body must
+/// keep `min_body_rate` on average. A login form comes from a client that has not shown the
+/// token yet, and is at most 4 KiB: it gets much less.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+const LOGIN_GRACE: Duration = Duration::from_secs(2);
+/// Longest pause between two reads of a request body, whatever the rate.
+const BODY_STALL: Duration = Duration::from_secs(60);
+
+/// The pace a request body that started with its head at `start` must keep.
+fn body_pace(g: &Generation, start: Instant, authenticated: bool) -> Pace {
+    Pace {
+        start,
+        grace: if authenticated {
+            BODY_GRACE
+        } else {
+            LOGIN_GRACE
+        },
+        rate: g.global.limits.min_body_rate,
+        stall: BODY_STALL,
     }
 }
 

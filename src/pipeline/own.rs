@@ -4,8 +4,10 @@
 use std::time::Instant;
 
 use crate::base::Socket;
+use crate::base::load::Cut;
 use crate::endpoints::login::{self, MAX_FORM};
 use crate::endpoints::{self, Endpoint, acme, metrics, status};
+use crate::http::pace::Paced;
 use crate::http::{BufStream, Problem, Reply, copy_body};
 
 use super::respond::Exchange;
@@ -50,21 +52,35 @@ impl Proxy {
         x: &mut Exchange<'_>,
         req: &Framed<'_>,
     ) -> Reply {
+        let ip = x.conn().peer.ip();
+        let limits = &g.global.limits;
+        let Some(_login) = self.logins.enter(ip, limits.max_unauthenticated_per_ip) else {
+            x.conn().load.count(Cut::UnauthenticatedCap);
+            let detail = "too many logins under way from this address".into();
+            return Problem::TooManyRequests {
+                detail,
+                retry_after: 1,
+            }
+            .into();
+        };
         let mut form = Vec::new();
+        let mut body = Paced::new(client, super::body_pace(g, x.start(), false));
         let read = copy_body(
             req.body,
-            client,
+            &mut body,
             &mut form,
             false,
             Some(MAX_FORM),
             &mut |_| {},
         );
-        if read.is_err() {
-            return Problem::BadRequest("unreadable login form".into()).into();
+        if let Err(e) = read {
+            if e.is_timeout() {
+                x.conn().load.count(Cut::BodyRate);
+            }
+            return Problem::BadRequest(format!("unreadable login form: {e}")).into();
         }
         x.body_was_read();
         let submitted = login::submitted(&form);
-        let ip = x.conn().peer.ip();
         if auth::token_matches(submitted.token.as_bytes(), &g.global.bearer_token) {
             self.throttle.succeed(ip);
             login::logged_in(&submitted.next, &g.session_cookie, x.conn().tls)

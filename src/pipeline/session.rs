@@ -8,6 +8,36 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::base::client::{ClientKey, Tally};
+
+/// Login forms being read, per client, each client with a cap: a form comes from a client that
+/// has not shown the token yet.
+#[derive(Default)]
+pub(super) struct Logins(Mutex<Tally>);
+
+/// One login form under way; dropping it ends it.
+pub(super) struct Login<'a> {
+    logins: &'a Logins,
+    key: ClientKey,
+}
+
+impl Logins {
+    /// Starts a login form from `ip`, unless it has `max` under way.
+    pub(super) fn enter(&self, ip: IpAddr, max: usize) -> Option<Login<'_>> {
+        let key = ClientKey::of(ip);
+        self.0
+            .lock()
+            .take(key, max)
+            .then_some(Login { logins: self, key })
+    }
+}
+
+impl Drop for Login<'_> {
+    fn drop(&mut self) {
+        self.logins.0.lock().give(self.key);
+    }
+}
+
 /// Wrong-token delays are forgotten after this long without a failure.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 

@@ -1,34 +1,16 @@
-//! Admission decisions, as pure functions of counts, limits and time: which client address a
-//! connection counts against, whether a new connection is taken, and how long a waiting
-//! connection may wait in each stage (shorter while the proxy is busy).
+//! Admission decisions, as pure functions of counts, limits and time: whether a new
+//! connection is taken, and how long a waiting connection may wait in each stage (shorter
+//! while the proxy is busy).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::base::client::{ClientKey, Tally};
 use crate::base::load::Cut;
 use crate::config::Limits;
 
-/// The client a connection counts against: an IPv4 address, or an IPv6 /64 (one host
-/// commonly holds a whole /64, so counting single IPv6 addresses would not limit it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ClientKey(u128);
-
-impl ClientKey {
-    pub(crate) fn of(ip: IpAddr) -> ClientKey {
-        match ip {
-            IpAddr::V4(v4) => ClientKey(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => ClientKey(u128::from(u32::from(v4))),
-                None => ClientKey((u128::from(v6) >> 64 << 64) | 1),
-            },
-        }
-    }
-}
-
-/// Open connections per client.
+/// Open connections per client (those that have not shown the token).
 #[derive(Debug, Default)]
-pub(crate) struct PerClient(HashMap<ClientKey, u32>);
+pub(crate) struct PerClient(Tally);
 
 impl PerClient {
     /// Takes a connection for `key` unless the caps forbid it. `open` is the number of open
@@ -37,27 +19,15 @@ impl PerClient {
         if open >= l.max_connections {
             return Err(Cut::ConnectionCap);
         }
-        let n = self.0.entry(key).or_insert(0);
-        if *n as usize >= l.max_connections_per_ip {
-            return Err(Cut::ClientCap);
+        match self.0.take(key, l.max_connections_per_ip) {
+            true => Ok(()),
+            false => Err(Cut::ClientCap),
         }
-        *n += 1;
-        Ok(())
     }
 
-    /// A connection of `key` closed.
+    /// A connection of `key` closed (or showed the token).
     pub(crate) fn release(&mut self, key: ClientKey) {
-        if let Some(n) = self.0.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.0.remove(&key);
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn count(&self, key: ClientKey) -> u32 {
-        self.0.get(&key).copied().unwrap_or(0)
+        self.0.give(key);
     }
 }
 
@@ -128,22 +98,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(ClientKey::of(a), ClientKey::of(b));
-        assert_ne!(ClientKey::of(a), ClientKey::of(c));
-        let v4: IpAddr = "10.1.2.3".parse().unwrap();
-        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
-        assert_eq!(ClientKey::of(v4), ClientKey::of(mapped));
-        assert_ne!(
-            ClientKey::of(v4),
-            ClientKey::of("10.1.2.4".parse().unwrap())
-        );
-    }
-
-    #[test]
     fn caps_refuse_per_client_and_in_total_and_free_on_release() {
         let l = limits();
         let mut pc = PerClient::default();
@@ -156,7 +110,7 @@ mod tests {
         assert_eq!(pc.admit(other, 3, &l), Ok(()));
         assert_eq!(pc.admit(other, 100, &l), Err(Cut::ConnectionCap));
         pc.release(me);
-        assert_eq!(pc.count(me), 2);
+        assert_eq!(pc.0.count(me), 2);
         assert_eq!(pc.admit(me, 4, &l), Ok(()));
         for _ in 0..3 {
             pc.release(me);

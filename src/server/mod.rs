@@ -13,6 +13,9 @@ mod poller;
 mod waiting;
 mod waitroom;
 
+#[cfg(test)]
+mod tests;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
@@ -26,7 +29,8 @@ use crate::base::load::{Cut, Load};
 use crate::config::Limits;
 use crate::pipeline::Proxy;
 
-use admission::{ClientKey, PerClient};
+use crate::base::client::ClientKey;
+use admission::PerClient;
 use dispatch::Dispatch;
 use drain::Drain;
 use waiting::Waiting;
@@ -132,7 +136,7 @@ impl Drop for Seat {
 /// The listeners, ready to be served by the poller.
 pub(crate) struct Server {
     hub: Arc<Hub>,
-    listeners: Vec<poller::Listener>,
+    pub(super) listeners: Vec<poller::Listener>,
 }
 
 impl Server {

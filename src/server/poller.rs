@@ -25,7 +25,9 @@ use crate::http::{Problem, Reply};
 use crate::tls::waiting::TlsWaiting;
 
 use super::Hub;
-use super::admission::{self, ClientKey, Stage};
+use crate::base::client::ClientKey;
+
+use super::admission::{self, Stage};
 use super::dispatch::{Dispatch, Ready};
 use super::waiting::{Arrival, Waiting};
 use super::waitroom::{Token, Waitroom};
@@ -103,17 +105,7 @@ impl Poller {
         let mut events = Vec::with_capacity(EVENTS);
         loop {
             let timeout = self.sleep_for(Instant::now());
-            let ts = Timespec::try_from(timeout).unwrap_or(Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            });
-            events.clear();
-            if let Err(e) = epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&ts))
-                && e != rustix::io::Errno::INTR
-            {
-                log::error!("epoll_wait failed: {e}");
-                std::thread::sleep(ACCEPT_PAUSE);
-            }
+            self.wait(&mut events, timeout);
             let now = Instant::now();
             for ev in events.drain(..) {
                 self.on_event(ev.data.u64(), now);
@@ -123,6 +115,36 @@ impl Poller {
             }
             self.housekeeping(Instant::now());
         }
+    }
+
+    fn wait(&self, events: &mut Vec<epoll::Event>, timeout: Duration) {
+        let ts = Timespec::try_from(timeout).unwrap_or(Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        });
+        events.clear();
+        if let Err(e) = epoll::wait(&self.epoll, spare_capacity(events), Some(&ts))
+            && e != rustix::io::Errno::INTR
+        {
+            log::error!("epoll_wait failed: {e}");
+            std::thread::sleep(ACCEPT_PAUSE);
+        }
+    }
+
+    /// One turn as of `now` (tests): the events there are, then the deadlines due at `now`.
+    #[cfg(test)]
+    pub(super) fn turn_at(&mut self, now: Instant) {
+        let mut events = Vec::with_capacity(EVENTS);
+        self.wait(&mut events, Duration::ZERO);
+        for ev in events.drain(..) {
+            self.on_event(ev.data.u64(), now);
+        }
+        self.housekeeping(now);
+    }
+
+    #[cfg(test)]
+    pub(super) fn waiting(&self) -> usize {
+        self.room.len()
     }
 
     /// How long the next wait may last.

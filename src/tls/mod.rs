@@ -102,4 +102,4 @@ pub(crate) fn config_warnings(g: &crate::config::Global) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

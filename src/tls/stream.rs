@@ -397,50 +397,22 @@ impl HalfWrite for Half {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::certs::{CertFiles, CertStore};
-    use crate::tls::tests::certs::*;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-    use std::net::TcpListener;
 
-    fn server_config() -> Arc<ServerConfig> {
-        let d = std::env::temp_dir().join(format!(
-            "wakeproxy-stream-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        let files = CertFiles {
-            cert: d.join("c.pem"),
-            key: d.join("k.pem"),
-        };
-        std::fs::write(&files.cert, format!("{EC_CERT}{CA_CERT}")).unwrap();
-        std::fs::write(&files.key, EC_KEY).unwrap();
-        let provider = crate::tls::provider();
-        let store = Arc::new(CertStore::default());
-        store.set(crate::tls::certs::load(&files, &provider).unwrap().key);
-        let _ = std::fs::remove_dir_all(&d);
-        crate::tls::server_config(provider, store).unwrap()
-    }
+    use crate::tls::tests::certs::*;
+
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConnection, StreamOwned};
+    use std::net::TcpListener;
 
     fn client(
         addr: std::net::SocketAddr,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> StreamOwned<ClientConnection, TcpStream> {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(CA_CERT.as_bytes()).unwrap())
-            .unwrap();
-        let mut cfg = ClientConfig::builder_with_provider(crate::tls::provider())
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let conn =
-            ClientConnection::new(Arc::new(cfg), ServerName::try_from("test.example").unwrap())
-                .unwrap();
+        let conn = ClientConnection::new(
+            client_config(versions),
+            ServerName::try_from("test.example").unwrap(),
+        )
+        .unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         StreamOwned::new(conn, tcp)

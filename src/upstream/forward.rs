@@ -10,6 +10,7 @@ use crate::http::body::{CopyError, copy_body, write_all_vectored};
 use crate::http::head::{
     BodyKind, RequestHead, ResponseHead, is_idempotent, parse_response, response_body,
 };
+use crate::http::pace::{Pace, Paced};
 use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
 use crate::http::{BufStream, Problem};
 
@@ -36,6 +37,8 @@ pub(crate) struct Request<'a> {
     /// The client sent `Expect: 100-continue`: tell it to go on before reading the body.
     pub expect_continue: bool,
     pub max_body: Option<u64>,
+    /// The pace the request body must keep.
+    pub pace: Pace,
     /// Where an upgraded connection's tunnel is registered, and its limits.
     pub tunnel: TunnelCtx<'a>,
 }
@@ -269,15 +272,21 @@ fn send_body<C: Socket>(
     }
     let chunked = req.body == BodyKind::Chunked;
     let upstream = &mut conn.stream.inner;
-    copy_body(
+    let mut body = Paced::new(client, req.pace);
+    let copied = copy_body(
         req.body,
-        client,
+        &mut body,
         upstream,
         chunked,
         req.max_body,
         &mut |_| {},
-    )
-    .map_err(|e| match e {
+    );
+    copied.map_err(|e| match e {
+        // Too slow: 408, and the connection is closed.
+        e if e.is_timeout() => Failure::Abort {
+            status: 408,
+            reason: format!("reading request body from client: {e}"),
+        },
         CopyError::TooLarge => Failure::delivered(Problem::PayloadTooLarge, true),
         CopyError::Malformed(m) => Failure::delivered(
             Problem::BadRequest(format!("malformed chunked body: {m}")),

@@ -99,3 +99,44 @@ va0X9HPMgIpdnz8oj8FETbEvlsY8qwp+Ez6sWfAv1P4lVMll4N0m2sNpFurvBTz0
 g1ADJyHqF/wheGI6ixNKk9z2Act5X9j1536aq0tqDOcwyL43XYs5
 -----END RSA PRIVATE KEY-----
 ";
+
+/// A server configuration serving `EC_CERT` (signed by `CA_CERT`) for `test.example`.
+pub(crate) fn server_config() -> std::sync::Arc<rustls::ServerConfig> {
+    use crate::tls::certs::{CertFiles, CertStore};
+    let d = std::env::temp_dir().join(format!(
+        "wakeproxy-certs-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    let files = CertFiles {
+        cert: d.join("c.pem"),
+        key: d.join("k.pem"),
+    };
+    std::fs::write(&files.cert, format!("{EC_CERT}{CA_CERT}")).unwrap();
+    std::fs::write(&files.key, EC_KEY).unwrap();
+    let provider = crate::tls::provider();
+    let store = std::sync::Arc::new(CertStore::default());
+    store.set(crate::tls::certs::load(&files, &provider).unwrap().key);
+    let _ = std::fs::remove_dir_all(&d);
+    crate::tls::server_config(provider, store).unwrap()
+}
+
+/// A client configuration trusting `CA_CERT`, offering `versions`.
+pub(crate) fn client_config(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(CA_CERT.as_bytes()).unwrap())
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    std::sync::Arc::new(cfg)
+}
