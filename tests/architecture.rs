@@ -22,7 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("lifecycle", &["base", "config", "docker"]),
     ("endpoints", &["base", "http", "config", "tls", "lifecycle"]),
     ("pipeline", &["base", "http", "config", "upstream", "lifecycle", "endpoints", "tls"]),
-    ("server", &["base", "http", "tls", "pipeline"]),
+    ("server", &["base", "http", "config", "tls", "pipeline"]),
     ("app", &["base", "http", "config", "docker", "tls", "upstream", "lifecycle", "endpoints",
               "pipeline", "server"]),
 ];

@@ -18,8 +18,7 @@ use crate::tls::stream::TlsStream;
 use crate::tls::waiting::TlsWaiting;
 
 use super::admission::Stage;
-use super::dispatch::Ready;
-use super::waiting::{MAX_HEAD, Waiting};
+use super::waiting::{MAX_HEAD, Ready, Waiting};
 use super::{Hub, Seat};
 
 /// Initial read buffer of a connection on a worker; grows up to `MAX_HEAD` for large heads.

@@ -12,24 +12,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::http::RequestHead;
-
 use super::Hub;
-use super::waiting::Waiting;
+use super::waiting::Ready;
 
 /// Stack of a worker thread: room for a TLS handshake in a debug build, with the large
 /// buffers on the heap.
 const STACK_SIZE: usize = 256 * 1024;
 /// Workers idle this long exit.
 const KEEP_IDLE: Duration = Duration::from_secs(60);
-
-/// A connection whose request head is complete: the first `len` bytes of its buffer.
-pub(crate) struct Ready {
-    pub(super) waiting: Waiting,
-    pub(super) head: Box<RequestHead>,
-    pub(super) len: usize,
-    pub(super) queued: Instant,
-}
 
 #[derive(Default)]
 struct Queue {

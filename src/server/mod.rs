@@ -133,6 +133,25 @@ impl Drop for Seat {
     }
 }
 
+/// Connections the kernel may hold for `accept` (capped by `net.core.somaxconn`): a burst
+/// of new connections, a flood among them, must not overflow the queue, or the SYNs of
+/// clients with the token are dropped and retried a second later.
+const BACKLOG: i32 = 4096;
+
+/// A listening socket with a deep accept queue (std's has room for 128).
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketType, bind, listen, socket, sockopt};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    bind(&fd, &addr)?;
+    listen(&fd, BACKLOG)?;
+    Ok(TcpListener::from(fd))
+}
+
 /// The listeners, ready to be served by the poller.
 pub(crate) struct Server {
     hub: Arc<Hub>,
@@ -166,7 +185,7 @@ impl Server {
         addr: SocketAddr,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<SocketAddr> {
-        let socket = TcpListener::bind(addr)?;
+        let socket = bind(addr)?;
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         self.listeners.push(poller::Listener { socket, tls });

@@ -28,8 +28,8 @@ use super::Hub;
 use crate::base::client::ClientKey;
 
 use super::admission::{self, Stage};
-use super::dispatch::{Dispatch, Ready};
-use super::waiting::{Arrival, Waiting};
+use super::dispatch::Dispatch;
+use super::waiting::{Arrival, Ready, Waiting};
 use super::waitroom::{Token, Waitroom};
 
 /// The token of the eventfd that wakes the poller.
@@ -299,6 +299,11 @@ impl Poller {
             }
             Arrival::Head(head, len) => {
                 if let Some(waiting) = self.room.remove(token) {
+                    // Counted as active before a worker can see it (in /proxy/status, say).
+                    self.hub
+                        .load
+                        .parked
+                        .store(self.room.len(), Ordering::Relaxed);
                     let ready = Ready {
                         waiting,
                         head,

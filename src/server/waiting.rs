@@ -35,6 +35,14 @@ pub(crate) struct Waiting {
     lingered: usize,
 }
 
+/// A connection whose request head is complete: the first `len` bytes of its buffer.
+pub(crate) struct Ready {
+    pub(super) waiting: Waiting,
+    pub(super) head: Box<RequestHead>,
+    pub(super) len: usize,
+    pub(super) queued: Instant,
+}
+
 /// What a readiness event brought.
 #[derive(Debug)]
 pub(super) enum Arrival {

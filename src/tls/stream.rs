@@ -16,12 +16,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
-#[cfg(test)]
-use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
-#[cfg(test)]
-use rustls::ServerConfig;
 use rustls::ServerConnection;
 
 use crate::base::socket::{Closer, HalfWrite, Halves, Socket};
@@ -63,85 +59,7 @@ pub(crate) struct TlsStream {
     shared: Arc<Link>,
 }
 
-/// Why a handshake failed.
-#[cfg(test)]
-#[derive(Debug)]
-pub(crate) struct HandshakeError(pub io::Error);
-
-#[cfg(test)]
-impl std::fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TLS handshake failed: {}", self.0)
-    }
-}
-
 impl TlsStream {
-    /// Runs the server handshake on the calling thread, all of it within `timeout` (tests;
-    /// the proxy drives handshakes from the poller, see `tls::waiting`).
-    #[cfg(test)]
-    pub(crate) fn accept(
-        tcp: Arc<TcpStream>,
-        config: Arc<ServerConfig>,
-        timeout: Duration,
-    ) -> Result<TlsStream, HandshakeError> {
-        let mut conn =
-            ServerConnection::new(config).map_err(|e| HandshakeError(io::Error::other(e)))?;
-        let deadline = Instant::now() + timeout;
-        let timed_out = || {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("not finished within {} s", timeout.as_secs()),
-            )
-        };
-        let result = (|| -> io::Result<()> {
-            tcp.set_write_timeout(Some(timeout))?;
-            while conn.is_handshaking() {
-                while conn.wants_write() {
-                    conn.write_tls(&mut &*tcp)?;
-                }
-                if !conn.is_handshaking() {
-                    break;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(timed_out());
-                }
-                tcp.set_read_timeout(Some(left))?;
-                match conn.read_tls(&mut &*tcp) {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the client closed the connection",
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        return Err(timed_out());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-                if let Err(e) = conn.process_new_packets() {
-                    // Tell the client why (rustls queued an alert), then give up.
-                    let _ = conn.write_tls(&mut &*tcp);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
-            }
-            // TLS 1.3 session tickets follow the handshake: send them now.
-            while conn.wants_write() {
-                conn.write_tls(&mut &*tcp)?;
-            }
-            Ok(())
-        })();
-        result.map_err(HandshakeError)?;
-        Ok(TlsStream::from_parts(tcp, conn))
-    }
-
     /// A connection whose handshake was driven elsewhere (by the poller), for blocking use.
     pub(crate) fn from_parts(tcp: Arc<TcpStream>, conn: ServerConnection) -> TlsStream {
         TlsStream {
@@ -399,6 +317,8 @@ mod tests {
     use super::*;
 
     use crate::tls::tests::certs::*;
+    use crate::tls::tests::handshake;
+    use std::time::Instant;
 
     use rustls::pki_types::ServerName;
     use rustls::{ClientConnection, StreamOwned};
@@ -427,7 +347,7 @@ mod tests {
         let cfg = server_config();
         let h = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
-            let tls = TlsStream::accept(Arc::new(s), cfg, Duration::from_secs(10)).unwrap();
+            let tls = handshake(Arc::new(s), cfg, Duration::from_secs(10)).unwrap();
             let mut alpn = None;
             if let Some(p) = tls.shared.conn.lock().alpn_protocol() {
                 alpn = Some(p.to_vec());
@@ -570,7 +490,7 @@ mod tests {
         let _idle = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         let t0 = Instant::now();
-        let e = TlsStream::accept(Arc::new(s), server_config(), Duration::from_millis(300))
+        let e = handshake(Arc::new(s), server_config(), Duration::from_millis(300))
             .err()
             .unwrap();
         assert_eq!(e.0.kind(), io::ErrorKind::TimedOut, "{e}");

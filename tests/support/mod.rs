@@ -576,3 +576,13 @@ pub fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]
         .as_f64()
         .unwrap()
 }
+
+/// Connects to `to` from the local address `from` (any 127.0.0.0/8 address works on Linux),
+/// so that a test can play many clients with addresses of their own.
+pub fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    bind(&fd, &SocketAddr::from((from, 0)))?;
+    connect(&fd, &to)?;
+    Ok(TcpStream::from(fd))
+}

@@ -2,6 +2,90 @@
 
 pub(crate) mod certs;
 
+use std::io;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::tls::stream::TlsStream;
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub(crate) struct HandshakeError(pub io::Error);
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS handshake failed: {}", self.0)
+    }
+}
+
+/// Runs the server handshake on the calling thread, all of it within `timeout` (the proxy
+/// drives handshakes from the poller, see `tls::waiting`).
+pub(crate) fn handshake(
+    tcp: Arc<TcpStream>,
+    config: Arc<ServerConfig>,
+    timeout: Duration,
+) -> Result<TlsStream, HandshakeError> {
+    let mut conn =
+        ServerConnection::new(config).map_err(|e| HandshakeError(io::Error::other(e)))?;
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("not finished within {} s", timeout.as_secs()),
+        )
+    };
+    let result = (|| -> io::Result<()> {
+        tcp.set_write_timeout(Some(timeout))?;
+        while conn.is_handshaking() {
+            while conn.wants_write() {
+                conn.write_tls(&mut &*tcp)?;
+            }
+            if !conn.is_handshaking() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            tcp.set_read_timeout(Some(left))?;
+            match conn.read_tls(&mut &*tcp) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed the connection",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(timed_out());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = conn.process_new_packets() {
+                // Tell the client why (rustls queued an alert), then give up.
+                let _ = conn.write_tls(&mut &*tcp);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+        // TLS 1.3 session tickets follow the handshake: send them now.
+        while conn.wants_write() {
+            conn.write_tls(&mut &*tcp)?;
+        }
+        Ok(())
+    })();
+    result.map_err(HandshakeError)?;
+    Ok(TlsStream::from_parts(tcp, conn))
+}
+
 use crate::tls::*;
 
 fn global(extra: &str) -> crate::config::Global {
