@@ -117,7 +117,7 @@ pub struct Limits {
     pub max_workers: usize,
     /// How long a complete request head may wait for a free worker before its 503. Default 5 s.
     pub worker_queue_timeout: std::time::Duration,
-    /// A new connection's wait for its first byte (a TLS handshake's for its end). Default 10 s.
+    /// A new connection's wait for its first byte (a TLS handshake's for its end). Default 5 s.
     pub first_byte_timeout: std::time::Duration,
     /// A request head must be complete this long after its first byte. Default 10 s.
     pub head_timeout: std::time::Duration,
@@ -140,7 +140,7 @@ impl Default for Limits {
             max_unauthenticated_per_ip: 8,
             max_workers: 512,
             worker_queue_timeout: Duration::from_secs(5),
-            first_byte_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(5),
             head_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
             keep_alive_timeout_busy: Duration::from_secs(5),

@@ -129,9 +129,13 @@ mod tests {
         let s = Duration::from_secs;
         assert_eq!(deadline(Stage::Idle, t0, 10, &l), t0 + s(60));
         assert_eq!(deadline(Stage::Idle, t0, 51, &l), t0 + s(5));
-        assert_eq!(deadline(Stage::New, t0, 10, &l), t0 + s(10));
-        assert_eq!(deadline(Stage::New, t0, 51, &l), t0 + s(5));
-        assert_eq!(deadline(Stage::Handshake, t0, 10, &l), t0 + s(10));
+        assert_eq!(deadline(Stage::New, t0, 10, &l), t0 + s(5));
+        let slow_first = Limits {
+            first_byte_timeout: s(20),
+            ..l
+        };
+        assert_eq!(deadline(Stage::New, t0, 51, &slow_first), t0 + s(5), "shorter when busy");
+        assert_eq!(deadline(Stage::Handshake, t0, 10, &slow_first), t0 + s(20));
         // A head's deadline runs from its first byte, busy or not: it cannot be stretched.
         assert_eq!(deadline(Stage::Head, t0, 10, &l), t0 + s(10));
         assert_eq!(deadline(Stage::Head, t0, 99, &l), t0 + s(10));
