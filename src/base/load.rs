@@ -77,6 +77,10 @@ pub(crate) struct Load {
     pub(crate) busy_workers: AtomicUsize,
     /// Complete request heads waiting for a worker.
     pub(crate) queued: AtomicUsize,
+    /// After an answer on a keep-alive connection: the next request came within the grace
+    /// period (the worker went on), or it did not (the connection went back to the poller).
+    pub(crate) kept: AtomicU64,
+    pub(crate) handed_back: AtomicU64,
     cuts: [AtomicU64; 9],
 }
 
@@ -90,6 +94,8 @@ pub(crate) struct LoadSnapshot {
     pub(crate) workers: usize,
     pub(crate) busy_workers: usize,
     pub(crate) queued: usize,
+    pub(crate) kept: u64,
+    pub(crate) handed_back: u64,
     pub(crate) cuts: Vec<(Cut, u64)>,
 }
 
@@ -108,6 +114,8 @@ impl Load {
             workers: get(&self.workers),
             busy_workers: get(&self.busy_workers),
             queued: get(&self.queued),
+            kept: self.kept.load(Ordering::Relaxed),
+            handed_back: self.handed_back.load(Ordering::Relaxed),
             cuts: Cut::ALL
                 .iter()
                 .map(|&c| (c, self.cuts[c as usize].load(Ordering::Relaxed)))

@@ -254,6 +254,11 @@ fn server(out: &mut String, l: &LoadSnapshot) {
         header(out, name, "gauge", help);
         let _ = writeln!(out, "{name} {n}");
     }
+    let name = "wakeproxy_keep_alive_waits_total";
+    let help = "After an answer on a keep-alive connection: the next request came within the worker's grace period, or the connection went back to the poller.";
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name}{{outcome=\"next_request\"}} {}", l.kept);
+    let _ = writeln!(out, "{name}{{outcome=\"handed_back\"}} {}", l.handed_back);
     for (name, refusal, help) in [
         (
             "wakeproxy_connections_refused_total",
@@ -354,6 +359,8 @@ mod tests {
                 workers: 3,
                 busy_workers: 1,
                 queued: 0,
+                kept: 0,
+                handed_back: 0,
                 cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
             },
         });

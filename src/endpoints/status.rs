@@ -162,6 +162,8 @@ mod tests {
                 workers: 4,
                 busy_workers: 1,
                 queued: 0,
+                kept: 0,
+                handed_back: 0,
                 cuts: vec![(Cut::ClientCap, 7), (Cut::Head, 2)],
             },
             tls: json!({"https": false}),

@@ -134,7 +134,11 @@ mod tests {
             first_byte_timeout: s(20),
             ..l
         };
-        assert_eq!(deadline(Stage::New, t0, 51, &slow_first), t0 + s(5), "shorter when busy");
+        assert_eq!(
+            deadline(Stage::New, t0, 51, &slow_first),
+            t0 + s(5),
+            "shorter when busy"
+        );
         assert_eq!(deadline(Stage::Handshake, t0, 10, &slow_first), t0 + s(20));
         // A head's deadline runs from its first byte, busy or not: it cannot be stretched.
         assert_eq!(deadline(Stage::Head, t0, 10, &l), t0 + s(10));

@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustls::ServerConnection;
@@ -103,8 +104,14 @@ impl On<'_> {
                 Next::Linger => return self.linger(client),
             }
             head = match next_head(&mut client) {
-                After::Head(h) => h,
-                After::Quiet(first_byte) => return self.give_back(client, first_byte),
+                After::Head(h) => {
+                    self.hub.load.kept.fetch_add(1, Ordering::Relaxed);
+                    h
+                }
+                After::Quiet(first_byte) => {
+                    self.hub.load.handed_back.fetch_add(1, Ordering::Relaxed);
+                    return self.give_back(client, first_byte);
+                }
                 After::Bad(p) => return self.refuse(client, p),
                 After::Closed => return client.inner.finish(),
             };
