@@ -3,9 +3,12 @@
 //!
 //! # The life of a request
 //!
-//! A listener of the [`server`] accepts a connection (up to `max_connections`) and runs it on
-//! a reusable thread: the TLS handshake on the HTTPS port, then a loop that reads each request
-//! head with a deadline and hands it to the pipeline. The `pipeline` reads top to bottom as
+//! The `server`'s poller accepts a connection (within `max_connections` and the per-address
+//! cap) and holds it, at the cost of a socket and a small buffer, while it waits: for its TLS
+//! handshake, for its request head, or between keep-alive requests, each with a deadline.
+//! Once a head is complete a worker (at most `max_workers`) takes the connection and hands
+//! the request to the pipeline with blocking I/O; after the answer it waits briefly for the
+//! next request, then gives the connection back to the poller. The `pipeline` reads top to bottom as
 //! named phases, each returning "continue with this" or "answer with this": framing, the
 //! proxy's own endpoint, the HTTPS redirect, auth, route, limits, wake, forward. Its `respond`
 //! step ends every request alike: the proxy's own answer rendered (HEAD, keep-alive and framing
@@ -20,7 +23,7 @@
 //!
 //! - [`app`]: the commands (`proxy`, `proxy-status`, `proxy-daemon`, ...) that build and run
 //!   everything below;
-//! - `server`: listeners, connection threads, the request loop, graceful drain;
+//! - `server`: the poller, admission limits and deadlines, workers, graceful drain;
 //! - `pipeline`: the phases above, routing, auth and the login session;
 //! - `endpoints` (healthz, ACME, login, status, metrics, the HTTPS redirect), `upstream`
 //!   (forward, pool, tunnel), `lifecycle` (start, reap, reconcile, events, the Docker
