@@ -9,7 +9,7 @@ mod tls_support;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +22,14 @@ use tls_support::*;
 
 /// How long the attack lasts once every attacker is in place.
 const ATTACK: Duration = Duration::from_secs(30);
+
+/// Each test holds over 10,000 sockets in this process; two at once would pass the open
+/// files limit (20,000 here), so they take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A proxy with one upstream service at `/app` and `extra` global lines, with an HTTPS port
 /// whose certificate files do not exist yet: handshakes there cannot complete, and the plain
@@ -233,6 +241,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_client_with_the_token_is_served_while_clients_without_it_attack() {
+    let _turn = one_at_a_time();
     let dir = TempDir::new("attack");
     let b = Backend::start("b");
     let p = proxy(&dir, &b, "");
@@ -406,6 +415,7 @@ fn cost_of_idle(
 #[test]
 fn an_idle_keep_alive_connection_costs_a_few_kib_plain_or_tls() {
     const N: usize = 10_000;
+    let _turn = one_at_a_time();
     let dir = TempDir::new("idle-cost");
     let b = Backend::start("b");
     let pki = Pki::new(dir.path());
