@@ -41,6 +41,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "min_body_rate",
     "instance",
     "tunnel_idle_timeout",
+    "session_lifetime",
     "shutdown_timeout",
     "stop_services_on_exit",
     "certbot_path",
@@ -110,6 +111,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let instance = instance(ctx, map, path);
     let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
     let shutdown_timeout = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    let session_lifetime = ctx.key_uint(map, path, "session_lifetime", 60, 366 * 24 * 3600);
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
 
     Global {
@@ -134,6 +136,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         instance,
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
         shutdown_timeout: Duration::from_secs(shutdown_timeout.unwrap_or(30)),
+        session_lifetime: Duration::from_secs(session_lifetime.unwrap_or(7 * 24 * 3600)),
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
         certbot_args,

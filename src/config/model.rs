@@ -91,6 +91,8 @@ pub struct Global {
     /// two proxies on one daemon never touch each other's containers. Default `wakeproxy`.
     pub instance: String,
     /// Tunnels (WebSockets) with no byte either way for this long are closed. Default 1 h.
+    /// How long a login session lasts, enforced by the server (default 7 days).
+    pub session_lifetime: Duration,
     pub tunnel_idle_timeout: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default 30 s.
     pub shutdown_timeout: Duration,
@@ -159,6 +161,9 @@ pub struct Service {
     pub backend: Backend,
     /// Remove `path` from the forwarded request target. Default true.
     pub strip_prefix: bool,
+    /// Forward request headers whose names contain `_` (dropped by default, as nginx does:
+    /// CGI, WSGI and PHP read `X_Forwarded_For` as `X-Forwarded-For`).
+    pub allow_underscores_in_headers: bool,
     /// Sent upstream as `Authorization: Bearer <auth_token>` in place of the client's header.
     pub auth_token: Option<String>,
     /// This service's idle timeout (its own or the global one); zero means never.

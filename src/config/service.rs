@@ -35,6 +35,7 @@ const SERVICE_KEYS: &[&str] = &[
     "replicas",
     "endpoint_mode",
     "strip_prefix",
+    "allow_underscores_in_headers",
     "auth_token",
     "idle_timeout",
     "health_path",
@@ -94,6 +95,7 @@ pub(super) fn service(
         Backend::Upstream(_) => None,
     };
     let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
+    let allow_underscores = ctx.key_bool(map, path, "allow_underscores_in_headers");
     let auth_token = auth_token(ctx, map, path);
     let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
     let health_path = health_path(ctx, map, path);
@@ -108,6 +110,7 @@ pub(super) fn service(
             path: route.clone().unwrap_or_else(|| "/".to_string()),
             backend,
             strip_prefix: strip_prefix.unwrap_or(true),
+            allow_underscores_in_headers: allow_underscores.unwrap_or(false),
             auth_token,
             idle_timeout: idle_timeout
                 .map(Duration::from_secs)

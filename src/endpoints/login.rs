@@ -7,8 +7,6 @@ use crate::http::Reply;
 
 /// The cookie's name.
 pub(crate) const COOKIE: &str = "wakeproxy_session";
-/// How long a login lasts (30 days).
-const MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 /// Largest login form body accepted.
 pub(crate) const MAX_FORM: u64 = 4096;
 
@@ -56,38 +54,66 @@ pub(crate) fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
+/// What the login page says above the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    None,
+    WrongToken,
+    /// Too many wrong tokens from this address: try again in this many seconds.
+    Wait(u64),
+    LoggedOut,
+}
+
 /// The login page.
-pub(crate) fn form_page(next: &str, failed: bool) -> Vec<u8> {
+pub(crate) fn form_page(next: &str, notice: Notice) -> Vec<u8> {
     let esc = next
         .replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;");
-    let msg = if failed {
-        "<p class=\"err\">Wrong token.</p>"
-    } else {
-        ""
+    let msg = match notice {
+        Notice::None => String::new(),
+        Notice::WrongToken => "<p class=\"err\">Wrong token.</p>".into(),
+        Notice::Wait(s) => format!(
+            "<p class=\"err\">Too many wrong tokens from your address: try again in {s} s.</p>"
+        ),
+        Notice::LoggedOut => "<p>Logged out.</p>".into(),
     };
+    page_with(&format!(
+        "{msg}<form method=\"post\" action=\"/proxy/login\"><input type=\"hidden\" name=\"next\" value=\"{esc}\">\
+<label>Token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\" autofocus></label>\
+<input type=\"submit\" id=\"submit\" value=\"Log in\"></form>"
+    ))
+}
+
+/// A page of the proxy's own, around `body`.
+fn page_with(body: &str) -> Vec<u8> {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>wakeproxy login</title>\
 <meta name=\"viewport\" content=\"width=device-width\"><style>body{{font-family:sans-serif;max-width:24em;margin:4em auto}}\
-input{{width:100%;padding:.4em;margin:.3em 0}}.err{{color:#b00}}</style></head><body><h1>wakeproxy</h1>{msg}\
-<form method=\"post\" action=\"/proxy/login\"><input type=\"hidden\" name=\"next\" value=\"{esc}\">\
-<label>Token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\" autofocus></label>\
-<input type=\"submit\" id=\"submit\" value=\"Log in\"></form></body></html>\n"
+input{{width:100%;padding:.4em;margin:.3em 0}}.err{{color:#b00}}</style></head><body><h1>wakeproxy</h1>{body}</body></html>\n"
     )
     .into_bytes()
+}
+
+/// `GET /proxy/logout`: a button that logs out (a POST, which a page elsewhere cannot send
+/// with this proxy's origin), so that following a link never logs anybody out.
+pub(crate) fn logout_page() -> Reply {
+    let form = "<form method=\"post\" action=\"/proxy/logout\">\
+<input type=\"submit\" id=\"logout\" value=\"Log out\"></form>";
+    html(200, page_with(form))
 }
 
 /// `GET /proxy/login`: the form, going on to `next` (from the query) after logging in.
 pub(crate) fn page(query: Option<&str>) -> Reply {
     let next = query.and_then(|q| form_field(q.as_bytes(), "next"));
-    html(200, form_page(safe_next(next.as_deref()), false))
+    html(200, form_page(safe_next(next.as_deref()), Notice::None))
 }
 
-/// `/proxy/logout`: the form again, with the cookie cleared.
+/// `POST /proxy/logout`: the form again, with the cookie cleared (the session is ended on
+/// the server by then).
 pub(crate) fn logged_out() -> Reply {
     let clear = format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
-    html(200, form_page("/", false)).header("Set-Cookie", &clear)
+    html(200, form_page("/", Notice::LoggedOut)).header("Set-Cookie", &clear)
 }
 
 /// A login form as posted: the token given, and where to go next (a local path).
@@ -109,12 +135,18 @@ pub(crate) fn submitted(form: &[u8]) -> Submitted {
     }
 }
 
-/// The right token: a cookie holding `session` (Secure over TLS), and on to `next`.
-pub(crate) fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
+/// The right token: a cookie holding `session` for `lifetime` (Secure over TLS), and on to
+/// `next`.
+pub(crate) fn logged_in(
+    next: &str,
+    session: &str,
+    secure: bool,
+    lifetime: std::time::Duration,
+) -> Reply {
     let secure = if secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{COOKIE}={session}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Strict{secure}"
-    );
+    let max_age = lifetime.as_secs();
+    let cookie =
+        format!("{COOKIE}={session}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
     html(303, Vec::new())
         .header("Location", next)
         .header("Set-Cookie", &cookie)
@@ -122,7 +154,14 @@ pub(crate) fn logged_in(next: &str, session: &str, secure: bool) -> Reply {
 
 /// A wrong token: the form again, saying so.
 pub(crate) fn refused(next: &str) -> Reply {
-    html(401, form_page(next, true)).header("WWW-Authenticate", "Bearer realm=\"wakeproxy\"")
+    html(401, form_page(next, Notice::WrongToken))
+        .header("WWW-Authenticate", "Bearer realm=\"wakeproxy\"")
+}
+
+/// Too many wrong tokens from this address: the form again, saying when to try (429).
+pub(crate) fn wait(next: &str, retry_after: u64) -> Reply {
+    html(429, form_page(next, Notice::Wait(retry_after)))
+        .header("Retry-After", &retry_after.to_string())
 }
 
 fn html(status: u16, body: Vec<u8>) -> Reply {
@@ -155,7 +194,7 @@ mod tests {
 
     #[test]
     fn page_escapes_next() {
-        let p = String::from_utf8(form_page("/a\"><script>", false)).unwrap();
+        let p = String::from_utf8(form_page("/a\"><script>", Notice::None)).unwrap();
         assert!(!p.contains("<script>"));
         assert!(p.contains("name=\"token\""));
     }

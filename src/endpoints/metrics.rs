@@ -96,6 +96,24 @@ pub(crate) struct Scrape<'a> {
     pub unrouted: &'a ServiceMetrics,
     /// The server's connections and workers.
     pub load: LoadSnapshot,
+    /// Credentials: wrong ones, refusals without a check, sessions.
+    pub auth: AuthFigures,
+}
+
+/// Credential figures at the moment of a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AuthFigures {
+    /// Wrong credentials, by where they came: the Authorization header, the session cookie,
+    /// the login form.
+    pub failed_header: u64,
+    pub failed_cookie: u64,
+    pub failed_form: u64,
+    /// Credentials answered 429 without a check (the address, or every address, must wait).
+    pub throttled: u64,
+    /// Addresses that must wait now.
+    pub addresses_waiting: usize,
+    /// Live login sessions.
+    pub sessions: usize,
 }
 
 /// One service at the moment of a scrape.
@@ -200,6 +218,7 @@ fn counter(
 /// Open connections, and requests in flight and open tunnels per service.
 fn gauges(out: &mut String, s: &Scrape<'_>) {
     server(out, &s.load);
+    auth(out, &s.auth);
     let per_service = [
         (
             "wakeproxy_in_flight_requests",
@@ -218,6 +237,39 @@ fn gauges(out: &mut String, s: &Scrape<'_>) {
             let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", escape(f.name), value(f));
         }
     }
+}
+
+/// Wrong credentials, throttling and sessions.
+fn auth(out: &mut String, a: &AuthFigures) {
+    let name = "wakeproxy_auth_failures_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Wrong credentials, by where they came.",
+    );
+    for (via, n) in [
+        ("header", a.failed_header),
+        ("cookie", a.failed_cookie),
+        ("form", a.failed_form),
+    ] {
+        let _ = writeln!(out, "{name}{{via=\"{via}\"}} {n}");
+    }
+    let name = "wakeproxy_auth_throttled_total";
+    let help = "Credentials answered 429 without a check while their address had to wait.";
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", a.throttled);
+    let name = "wakeproxy_auth_waiting_addresses";
+    header(
+        out,
+        name,
+        "gauge",
+        "Client addresses that must wait before their next check.",
+    );
+    let _ = writeln!(out, "{name} {}", a.addresses_waiting);
+    let name = "wakeproxy_login_sessions";
+    header(out, name, "gauge", "Live login sessions.");
+    let _ = writeln!(out, "{name} {}", a.sessions);
 }
 
 /// Connections, workers, and what the limits refused and closed.
@@ -363,7 +415,19 @@ mod tests {
                 handed_back: 0,
                 cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
             },
+            auth: AuthFigures {
+                failed_header: 5,
+                failed_form: 2,
+                throttled: 7,
+                sessions: 3,
+                ..AuthFigures::default()
+            },
         });
+        assert!(text.contains("wakeproxy_auth_failures_total{via=\"header\"} 5\n"));
+        assert!(text.contains("wakeproxy_auth_failures_total{via=\"cookie\"} 0\n"));
+        assert!(text.contains("wakeproxy_auth_failures_total{via=\"form\"} 2\n"));
+        assert!(text.contains("wakeproxy_auth_throttled_total 7\n"));
+        assert!(text.contains("wakeproxy_login_sessions 3\n"));
         assert!(
             text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"),
             "{text}"

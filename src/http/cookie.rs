@@ -20,12 +20,17 @@ pub fn find_cookie<'a>(
     None
 }
 
-/// Is this `name=value` pair the cookie `name`?
+/// Could this `name=value` pair be read as cookie `name` by anybody? Blanks around the name
+/// and letter case are ignored, so that no spelling of the proxy's cookie gets past it.
 fn is_named(pair: &[u8], name: &str) -> bool {
-    pair.starts_with(name.as_bytes()) && pair.get(name.len()) == Some(&b'=')
+    let end = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
+    pair[..end]
+        .trim_ascii()
+        .eq_ignore_ascii_case(name.as_bytes())
 }
 
-/// A `Cookie` header value without cookie `name` (`None` when nothing else is left).
+/// A `Cookie` header value without cookie `name`, however spelled (`None` when nothing else
+/// is left).
 pub fn strip_cookie(value: &[u8], name: &str) -> Option<Vec<u8>> {
     let kept: Vec<&[u8]> = value
         .split(|&b| b == b';')
@@ -66,5 +71,18 @@ mod tests {
             strip_cookie(b"wakeproxy_sessionx=1", "wakeproxy_session").unwrap(),
             b"wakeproxy_sessionx=1"
         );
+        for spelled in [
+            "wakeproxy_session =x",
+            "wakeproxy_session\t= x",
+            "WAKEPROXY_SESSION=x",
+            "wakeproxy_session",
+        ] {
+            let v = format!("a=1; {spelled}; b=2");
+            assert_eq!(
+                strip_cookie(v.as_bytes(), "wakeproxy_session").unwrap(),
+                b"a=1; b=2",
+                "{spelled}"
+            );
+        }
     }
 }

@@ -13,6 +13,8 @@ pub enum Problem {
     BadRequest(String),
     /// 401: missing or wrong bearer token.
     Unauthorized(&'static str),
+    /// 403: the request may come from another site's page (cross-site).
+    Forbidden(&'static str),
     /// 404: no route or no such proxy endpoint.
     NotFound(String),
     /// 405: method not allowed on a proxy endpoint.
@@ -41,6 +43,7 @@ impl Problem {
         match self {
             Problem::BadRequest(_) => 400,
             Problem::Unauthorized(_) => 401,
+            Problem::Forbidden(_) => 403,
             Problem::NotFound(_) => 404,
             Problem::MethodNotAllowed(_) => 405,
             Problem::PayloadTooLarge => 413,
@@ -58,6 +61,7 @@ impl Problem {
         match self {
             Problem::BadRequest(_) => "bad request",
             Problem::Unauthorized(_) => "unauthorized",
+            Problem::Forbidden(_) => "forbidden",
             Problem::NotFound(_) => "not found",
             Problem::MethodNotAllowed(_) => "method not allowed",
             Problem::PayloadTooLarge => "request body too large",
@@ -80,7 +84,9 @@ impl Problem {
             | Problem::Internal(d)
             | Problem::Unavailable { detail: d, .. }
             | Problem::TooManyRequests { detail: d, .. } => d.clone(),
-            Problem::Unauthorized(d) | Problem::MethodNotAllowed(d) => d.to_string(),
+            Problem::Unauthorized(d) | Problem::Forbidden(d) | Problem::MethodNotAllowed(d) => {
+                d.to_string()
+            }
             Problem::PayloadTooLarge => {
                 "the request body is larger than this service accepts".into()
             }

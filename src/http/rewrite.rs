@@ -48,6 +48,8 @@ pub struct ForwardInfo<'a> {
     pub auth_token: Option<&'a str>,
     /// The name of the proxy's own cookie (the login session), removed from `Cookie`.
     pub own_cookie: &'a str,
+    /// Forward headers whose names contain `_` (see `underscore_rule`).
+    pub allow_underscores: bool,
     /// Host to send when the client gave none (HTTP/1.0).
     pub upstream_authority: &'a str,
     /// The client asked to switch protocols (`Connection: upgrade` + `Upgrade: <value>`):
@@ -57,6 +59,35 @@ pub struct ForwardInfo<'a> {
 
 fn is_listed(h: &Header, list: &[&str]) -> bool {
     list.iter().any(|name| h.is(name))
+}
+
+/// Whether a request header with `_` in its name is dropped. CGI, WSGI and PHP turn `-` into
+/// `_`, so `X_Forwarded_For` reads there as the `X-Forwarded-For` the proxy sets: such names
+/// are dropped unless the service allows them (as nginx does), and even then never when they
+/// would read as a header the proxy owns or a hop-by-hop one.
+fn drops_underscored(h: &Header, allow: bool) -> bool {
+    let name = h.name_bytes();
+    if !name.contains(&b'_') {
+        return false;
+    }
+    if !allow {
+        return true;
+    }
+    let dashed: Vec<u8> = name
+        .iter()
+        .map(|&b| {
+            if b == b'_' {
+                b'-'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    REQUEST_OWNED
+        .iter()
+        .chain(HOP_BY_HOP)
+        .chain(&["cookie", "host"])
+        .any(|owned| owned.as_bytes() == dashed.as_slice())
 }
 
 /// True for headers that must not be forwarded in either direction.
@@ -87,7 +118,10 @@ pub fn upstream_request(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut has_host = false;
     for h in &req.headers {
-        if is_hop_by_hop(h, &conn_tokens) || is_listed(h, REQUEST_OWNED) {
+        if is_hop_by_hop(h, &conn_tokens)
+            || is_listed(h, REQUEST_OWNED)
+            || drops_underscored(h, info.allow_underscores)
+        {
             continue;
         }
         has_host |= h.is("host");
@@ -181,20 +215,37 @@ pub fn client_framing(kind: BodyKind, client_minor: u8) -> ClientFraming {
     }
 }
 
-/// Writes the response head for the client.
+/// Whether a response header sets cookie `own` (the proxy's session): no backend may set or
+/// clear the session every service behind the proxy shares.
+fn sets_own_cookie(h: &Header, own: &str) -> bool {
+    h.is("set-cookie") && {
+        let v = h.value();
+        let name = &v[..v.iter().position(|&b| b == b'=').unwrap_or(v.len())];
+        name.trim_ascii().eq_ignore_ascii_case(own.as_bytes())
+    }
+}
+
+/// Writes the response head for the client. Returns whether a `Set-Cookie` for `own_cookie`
+/// was dropped.
 pub fn client_response(
     res: &ResponseHead,
     framing: ClientFraming,
     keep_alive: bool,
+    own_cookie: &str,
     out: &mut Vec<u8>,
-) {
+) -> bool {
     let conn_tokens = header_tokens(&res.headers, "connection");
     let _ = write!(out, "HTTP/1.1 {} ", res.status);
     out.extend_from_slice(res.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let keep_length = framing == ClientFraming::NoBody && res.status != 204 && res.status >= 200;
+    let mut dropped = false;
     for h in &res.headers {
         if is_hop_by_hop(h, &conn_tokens) || (h.is("content-length") && !keep_length) {
+            continue;
+        }
+        if sets_own_cookie(h, own_cookie) {
+            dropped = true;
             continue;
         }
         push_header(out, h.name_bytes(), h.value());
@@ -210,20 +261,28 @@ pub fn client_response(
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    dropped
 }
 
 /// Writes the `101 Switching Protocols` head for the client: the upstream's end-to-end
 /// headers (e.g. `Sec-WebSocket-Accept`) plus its `Upgrade` and `Connection: upgrade`.
-pub fn client_switching(res: &ResponseHead, out: &mut Vec<u8>) {
+/// Returns whether a `Set-Cookie` for `own_cookie` was dropped.
+pub fn client_switching(res: &ResponseHead, own_cookie: &str, out: &mut Vec<u8>) -> bool {
     let conn_tokens = header_tokens(&res.headers, "connection");
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    let mut dropped = false;
     for h in &res.headers {
         if (is_hop_by_hop(h, &conn_tokens) && !h.is("upgrade")) || h.is("content-length") {
+            continue;
+        }
+        if sets_own_cookie(h, own_cookie) {
+            dropped = true;
             continue;
         }
         push_header(out, h.name_bytes(), h.value());
     }
     out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
+    dropped
 }
 
 /// The `Upgrade` value a request asks for, when it asks properly (`Connection: upgrade` too).
@@ -246,6 +305,8 @@ mod tests {
     use super::*;
     use crate::http::head::parse_request;
 
+    const OWN: &str = "wakeproxy_session";
+
     fn info<'a>(trusted: bool, prefix: Option<&'a str>, token: Option<&'a str>) -> ForwardInfo<'a> {
         ForwardInfo {
             peer: "10.0.0.7".parse().unwrap(),
@@ -254,6 +315,7 @@ mod tests {
             stripped_prefix: prefix,
             auth_token: token,
             own_cookie: "wakeproxy_session",
+            allow_underscores: false,
             upstream_authority: "127.0.0.1:9000",
             upgrade: None,
         }
@@ -318,6 +380,71 @@ mod tests {
     }
 
     #[test]
+    fn headers_with_underscores_are_dropped_unless_allowed_and_never_the_owned_ones() {
+        let raw = "GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n\
+                   X_Forwarded_Proto: https\r\nx_forwarded_host: evil\r\nMy_Header: 1\r\n\
+                   Transfer_Encoding: chunked\r\nCookie_: a\r\nX-Fine: 2\r\n\r\n";
+        let s = rewrite(raw, &info(false, None, None));
+        assert!(!s.contains('_'), "{s}");
+        assert!(!s.contains("6.6.6.6") && !s.contains("evil"), "{s}");
+        assert!(s.contains("X-Fine: 2\r\n"), "{s}");
+        let mut allowed = info(false, None, None);
+        allowed.allow_underscores = true;
+        let s = rewrite(raw, &allowed);
+        assert!(s.contains("My_Header: 1\r\n"), "{s}");
+        assert!(s.contains("Cookie_: a\r\n"), "{s}");
+        assert!(!s.contains("6.6.6.6") && !s.contains("evil"), "{s}");
+        assert!(
+            !s.contains("Transfer_Encoding") && !s.contains("X_Forwarded_Proto"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn any_spelling_of_the_login_cookie_is_removed() {
+        let s = rewrite(
+            "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; wakeproxy_session =secret; WakeProxy_Session=s2\r\n\r\n",
+            &info(false, None, None),
+        );
+        assert!(s.contains("Cookie: a=1\r\n"), "{s}");
+        assert!(!s.contains("secret") && !s.contains("s2"), "{s}");
+    }
+
+    #[test]
+    fn a_backend_cannot_set_the_proxys_cookie() {
+        let (_, r) = crate::http::head::parse_response(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: app=1\r\nSet-Cookie: wakeproxy_session=forged; Path=/\r\n\
+              set-cookie:  WAKEPROXY_SESSION =x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(client_response(
+            &r,
+            ClientFraming::Length(0),
+            true,
+            OWN,
+            &mut out
+        ));
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("Set-Cookie: app=1\r\n"), "{s}");
+        assert!(!s.to_ascii_lowercase().contains("wakeproxy_session"), "{s}");
+        let mut out = Vec::new();
+        assert!(client_switching(&r, OWN, &mut out));
+        let (_, plain) =
+            crate::http::head::parse_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(!client_response(
+            &plain,
+            ClientFraming::NoBody,
+            true,
+            OWN,
+            &mut Vec::new()
+        ));
+    }
+
+    #[test]
     fn forwarded_for_believed_only_from_trusted_peers() {
         let raw = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n\r\n";
         let s = rewrite(raw, &info(false, None, None));
@@ -359,7 +486,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
         );
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::Length(10), true, &mut out);
+        client_response(&r, ClientFraming::Length(10), true, OWN, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert_eq!(
             s,
@@ -372,7 +499,7 @@ mod tests {
     fn head_and_304_keep_their_length() {
         let r = res("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: x\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::NoBody, true, &mut out);
+        client_response(&r, ClientFraming::NoBody, true, OWN, &mut out);
         assert!(
             String::from_utf8(out)
                 .unwrap()
@@ -380,7 +507,7 @@ mod tests {
         );
         let r = res("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::NoBody, true, &mut out);
+        client_response(&r, ClientFraming::NoBody, true, OWN, &mut out);
         assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
     }
 
@@ -408,7 +535,7 @@ mod tests {
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
         );
         let mut out = Vec::new();
-        client_switching(&r, &mut out);
+        client_switching(&r, OWN, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n"
@@ -424,7 +551,7 @@ mod tests {
         );
         let r = res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::Close, true, &mut out);
+        client_response(&r, ClientFraming::Close, true, OWN, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("Connection: close") && !s.contains("Transfer-Encoding"));
     }

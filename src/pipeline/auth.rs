@@ -1,10 +1,18 @@
-//! The bearer-token check: whether a request carries the token (or the login cookie that
-//! stands in for it). Constant-time comparison; the token is never logged. Which paths need
-//! no token is `endpoints::Access`.
+//! The credential check: the bearer token, or the session cookie that stands in for it once
+//! a browser has logged in. Every wrong credential goes through the guard (guessing is slow
+//! on every path); a locked-out address is answered 429 without a check. Constant-time
+//! comparison; the token is never logged. Which paths need no token is `endpoints::Access`.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::base::client::ClientKey;
 use crate::endpoints::login::COOKIE;
 use crate::http::Header;
 use crate::http::cookie::find_cookie;
+
+use super::guard::{Guard, Verdict};
+use super::sessions::{Lookup, Sessions};
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +20,10 @@ pub(super) enum Denied {
     Missing,
     Malformed,
     Wrong,
+    /// The session cookie names no live session (logged out, expired, from before a restart).
+    Ended,
+    /// Too many wrong credentials from this address (or everywhere): come back later.
+    Wait(Duration),
 }
 
 impl Denied {
@@ -20,20 +32,34 @@ impl Denied {
             Denied::Missing => "missing Authorization: Bearer header",
             Denied::Malformed => "Authorization header is not a single Bearer token",
             Denied::Wrong => "wrong bearer token",
+            Denied::Ended => "the login session has ended: log in again at /proxy/login",
+            Denied::Wait(_) => "too many wrong credentials from this address: try again later",
         }
     }
 }
 
-/// Checks the request's credentials: the `Authorization` header against `token` (exactly one
-/// header, scheme `Bearer` in any case, then the token), or, without that header, the login
-/// cookie against `cookie` (see `login`).
-pub(super) fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(), Denied> {
+/// How a request showed its right to pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Passed {
+    Bearer,
+    Cookie,
+}
+
+/// A credential as the request carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential<'a> {
+    Bearer(&'a [u8]),
+    Cookie(&'a [u8]),
+}
+
+/// Finds the request's credential: the `Authorization` header (exactly one, scheme `Bearer`
+/// in any case, then the token), or, without that header, the session cookie.
+fn credential(headers: &[Header]) -> Result<Credential<'_>, Denied> {
     let mut found = headers.iter().filter(|h| h.is("authorization"));
     let Some(h) = found.next() else {
         let cookies = headers.iter().filter(|h| h.is("cookie")).map(|h| h.value());
         return match find_cookie(cookies, COOKIE) {
-            Some(v) if constant_time_eq(v, cookie.as_bytes()) => Ok(()),
-            Some(_) => Err(Denied::Wrong),
+            Some(v) => Ok(Credential::Cookie(v)),
             None => Err(Denied::Missing),
         };
     };
@@ -44,9 +70,84 @@ pub(super) fn check(headers: &[Header], token: &str, cookie: &str) -> Result<(),
     if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bearer") || v[6] != b' ' {
         return Err(Denied::Malformed);
     }
-    match token_matches(&v[7..], token) {
-        true => Ok(()),
-        false => Err(Denied::Wrong),
+    Ok(Credential::Bearer(&v[7..]))
+}
+
+/// Wrong credentials and refusals, by path, for metrics.
+#[derive(Debug, Default)]
+pub(super) struct Failures {
+    pub header: AtomicU64,
+    pub cookie: AtomicU64,
+    pub form: AtomicU64,
+    /// Answered 429 without a check.
+    pub throttled: AtomicU64,
+}
+
+/// What the check needs besides the request.
+pub(super) struct Gate<'a> {
+    pub token: &'a str,
+    pub sessions: &'a Sessions,
+    pub guard: &'a Guard,
+    pub failures: &'a Failures,
+}
+
+/// When a credential is checked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At {
+    pub client: ClientKey,
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+impl Gate<'_> {
+    /// Checks the request's credential (see the module documentation). A live session passes
+    /// even from an address that must wait: its identifier cannot be guessed, so letting it
+    /// through tells a guesser nothing, and a user behind the guesser's address is not locked
+    /// out. It does not clear the address's record either: only the token does.
+    pub(super) fn check(&self, headers: &[Header], at: At) -> Result<Passed, Denied> {
+        match credential(headers)? {
+            Credential::Cookie(v) => match self.sessions.lookup(v, at.wall) {
+                Lookup::Live => Ok(Passed::Cookie),
+                Lookup::Unknown(digest) => {
+                    self.admit(at)?;
+                    self.guard.fail(at.client, at.now, Some(digest));
+                    self.failures.cookie.fetch_add(1, Relaxed);
+                    Err(Denied::Ended)
+                }
+            },
+            Credential::Bearer(v) => {
+                self.token_or_fail(v, at, &self.failures.header)?;
+                Ok(Passed::Bearer)
+            }
+        }
+    }
+
+    /// Checks a token from the header or the login form, unless the address must wait.
+    pub(super) fn token_or_fail(
+        &self,
+        given: &[u8],
+        at: At,
+        count: &AtomicU64,
+    ) -> Result<(), Denied> {
+        self.admit(at)?;
+        if token_matches(given, self.token) {
+            self.guard.succeed(at.client);
+            Ok(())
+        } else {
+            self.guard.fail(at.client, at.now, None);
+            count.fetch_add(1, Relaxed);
+            Err(Denied::Wrong)
+        }
+    }
+
+    fn admit(&self, at: At) -> Result<(), Denied> {
+        match self.guard.admit(at.client, at.now) {
+            Verdict::Check => Ok(()),
+            Verdict::Wait(d) => {
+                self.failures.throttled.fetch_add(1, Relaxed);
+                Err(Denied::Wait(d))
+            }
+        }
     }
 }
 
@@ -55,13 +156,14 @@ pub(super) fn token_matches(given: &[u8], token: &str) -> bool {
     constant_time_eq(given.trim_ascii(), token.as_bytes())
 }
 
-/// Compares without an early exit on the first differing byte. The length is not secret.
+/// Compares without an early exit on the first differing byte (ring's own compare is
+/// deprecated for outside use). The length is not secret.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    let mut diff = u8::from(a.len() != b.len());
     for (i, &x) in b.iter().enumerate() {
         diff |= x ^ a.get(i).copied().unwrap_or(!x);
     }
-    diff == 0
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
@@ -69,56 +171,177 @@ mod tests {
     use super::*;
 
     const T: &str = "0123456789abcdef-token";
+    const DAY: Duration = Duration::from_secs(86_400);
 
-    const C: &str = "cookie-value";
+    struct World {
+        sessions: Sessions,
+        guard: Guard,
+        failures: Failures,
+        t0: Instant,
+    }
 
-    fn auth(v: &str) -> Result<(), Denied> {
-        check(&[Header::new("Authorization", v)], T, C)
+    impl World {
+        fn new() -> World {
+            let t0 = Instant::now();
+            World {
+                sessions: Sessions::default(),
+                guard: Guard::new(t0),
+                failures: Failures::default(),
+                t0,
+            }
+        }
+
+        fn gate(&self) -> Gate<'_> {
+            Gate {
+                token: T,
+                sessions: &self.sessions,
+                guard: &self.guard,
+                failures: &self.failures,
+            }
+        }
+
+        /// A check from `ip`, `later` after the start, with the wall clock at `wall`.
+        fn check_at(
+            &self,
+            hs: &[Header],
+            ip: &str,
+            later: Duration,
+            wall: SystemTime,
+        ) -> Result<Passed, Denied> {
+            let at = At {
+                client: ClientKey::of(ip.parse().unwrap()),
+                now: self.t0 + later,
+                wall,
+            };
+            self.gate().check(hs, at)
+        }
+
+        fn check(&self, hs: &[Header]) -> Result<Passed, Denied> {
+            // Each check from its own address, so that the guard stays out of the way.
+            let n = self.failures.header.load(Relaxed) + self.failures.cookie.load(Relaxed);
+            self.check_at(
+                hs,
+                &format!("10.1.{}.{}", n / 250, n % 250 + 1),
+                Duration::ZERO,
+                SystemTime::now(),
+            )
+        }
+
+        fn auth(&self, v: &str) -> Result<Passed, Denied> {
+            self.check(&[Header::new("Authorization", v)])
+        }
+    }
+
+    fn cookie(v: &str) -> Vec<Header> {
+        vec![Header::new("Cookie", format!("a=b; wakeproxy_session={v}"))]
     }
 
     #[test]
     fn accepts_scheme_in_any_case() {
-        assert_eq!(auth(&format!("Bearer {T}")), Ok(()));
-        assert_eq!(auth(&format!("bearer {T}")), Ok(()));
-        assert_eq!(auth(&format!("BEARER {T} ")), Ok(()));
+        let w = World::new();
+        assert_eq!(w.auth(&format!("Bearer {T}")), Ok(Passed::Bearer));
+        assert_eq!(w.auth(&format!("bearer {T}")), Ok(Passed::Bearer));
+        assert_eq!(w.auth(&format!("BEARER {T} ")), Ok(Passed::Bearer));
         let lower = vec![Header::new("authorization", format!("Bearer {T}"))];
-        assert_eq!(check(&lower, T, C), Ok(()));
+        assert_eq!(w.check(&lower), Ok(Passed::Bearer));
     }
 
     #[test]
     fn refuses_everything_else() {
-        assert_eq!(check(&[], T, C), Err(Denied::Missing));
-        assert_eq!(auth(T), Err(Denied::Malformed));
-        assert_eq!(auth(&format!("Basic {T}")), Err(Denied::Malformed));
-        assert_eq!(auth("Bearer"), Err(Denied::Malformed));
-        assert_eq!(auth("Bearer wrong"), Err(Denied::Wrong));
-        assert_eq!(auth(&format!("Bearer {T}x")), Err(Denied::Wrong));
+        let w = World::new();
+        assert_eq!(w.check(&[]), Err(Denied::Missing));
+        assert_eq!(w.auth(T), Err(Denied::Malformed));
+        assert_eq!(w.auth(&format!("Basic {T}")), Err(Denied::Malformed));
+        assert_eq!(w.auth("Bearer"), Err(Denied::Malformed));
+        assert_eq!(w.auth("Bearer wrong"), Err(Denied::Wrong));
+        assert_eq!(w.auth(&format!("Bearer {T}x")), Err(Denied::Wrong));
         assert_eq!(
-            auth(&format!("Bearer {}", &T[..T.len() - 1])),
+            w.auth(&format!("Bearer {}", &T[..T.len() - 1])),
             Err(Denied::Wrong)
         );
-        assert_eq!(auth("Bearer "), Err(Denied::Wrong));
+        assert_eq!(w.auth("Bearer "), Err(Denied::Wrong));
         let two = vec![
             Header::new("Authorization", format!("Bearer {T}")),
             Header::new("Authorization", format!("Bearer {T}")),
         ];
-        assert_eq!(check(&two, T, C), Err(Denied::Malformed));
+        assert_eq!(w.check(&two), Err(Denied::Malformed));
+        assert_eq!(w.failures.header.load(Relaxed), 4);
     }
 
     #[test]
-    fn the_login_cookie_stands_in_for_the_header() {
-        let ok = vec![Header::new("Cookie", format!("a=b; wakeproxy_session={C}"))];
-        assert_eq!(check(&ok, T, C), Ok(()));
-        let wrong = vec![Header::new("Cookie", "wakeproxy_session=nope")];
-        assert_eq!(check(&wrong, T, C), Err(Denied::Wrong));
-        let raw_token = vec![Header::new("Cookie", format!("wakeproxy_session={T}"))];
+    fn a_live_session_stands_in_for_the_header_and_nothing_else_does() {
+        let w = World::new();
+        let now = SystemTime::now();
+        let live = w.sessions.open(now, 7 * DAY);
+        assert_eq!(w.check(&cookie(&live)), Ok(Passed::Cookie));
+        assert_eq!(w.check(&cookie("nope")), Err(Denied::Ended));
         assert_eq!(
-            check(&raw_token, T, C),
-            Err(Denied::Wrong),
-            "the raw token is not a cookie value"
+            w.check(&cookie(T)),
+            Err(Denied::Ended),
+            "the raw token is no cookie"
         );
-        let other = vec![Header::new("Cookie", "a=b")];
-        assert_eq!(check(&other, T, C), Err(Denied::Missing));
+        // The old scheme's value, computable from the token alone.
+        let old = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("wakeproxy-session-v1:{T}").as_bytes(),
+        );
+        let old: String = old.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(w.check(&cookie(&old)), Err(Denied::Ended));
+        assert_eq!(
+            w.check(&[Header::new("Cookie", "a=b")]),
+            Err(Denied::Missing)
+        );
+    }
+
+    #[test]
+    fn a_session_past_its_server_side_expiry_or_logged_out_is_refused() {
+        let w = World::new();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let s = w.sessions.open(t, 7 * DAY);
+        let at = |wall| w.check_at(&cookie(&s), "10.2.0.1", Duration::ZERO, wall);
+        assert_eq!(at(t + 6 * DAY), Ok(Passed::Cookie));
+        assert_eq!(at(t + 7 * DAY), Err(Denied::Ended));
+        let s2 = w.sessions.open(t, 7 * DAY);
+        w.sessions.end(s2.as_bytes());
+        assert_eq!(
+            w.check_at(&cookie(&s2), "10.2.0.2", Duration::ZERO, t),
+            Err(Denied::Ended)
+        );
+    }
+
+    #[test]
+    fn wrong_credentials_lock_the_address_out_but_not_a_live_session() {
+        let w = World::new();
+        let ip = "10.3.0.1";
+        let zero = Duration::ZERO;
+        let now = SystemTime::now();
+        let bearer = |v: &str| vec![Header::new("Authorization", format!("Bearer {v}"))];
+        assert_eq!(
+            w.check_at(&bearer("guess"), ip, zero, now),
+            Err(Denied::Wrong)
+        );
+        let locked = w.check_at(&bearer(T), ip, zero, now);
+        assert!(
+            matches!(locked, Err(Denied::Wait(_))),
+            "not even checked: {locked:?}"
+        );
+        assert_eq!(w.failures.throttled.load(Relaxed), 1);
+        let live = w.sessions.open(now, DAY);
+        assert_eq!(
+            w.check_at(&cookie(&live), ip, zero, now),
+            Ok(Passed::Cookie)
+        );
+        assert!(
+            matches!(w.check_at(&bearer(T), ip, zero, now), Err(Denied::Wait(_))),
+            "a session does not unlock the address for guesses"
+        );
+        let later = Duration::from_secs(1);
+        assert_eq!(w.check_at(&bearer(T), ip, later, now), Ok(Passed::Bearer));
+        assert_eq!(
+            w.check_at(&bearer(T), "10.3.0.2", zero, now),
+            Ok(Passed::Bearer),
+            "another address is not touched"
+        );
     }
 
     #[test]

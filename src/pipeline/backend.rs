@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::ops::ControlFlow::{Break, Continue};
+use std::sync::atomic::Ordering;
 
 use crate::base::Socket;
 use crate::base::load::Cut;
@@ -78,6 +79,7 @@ impl Proxy {
                     .then_some(routed.prefix),
                 auth_token: svc.auth_token.as_deref(),
                 own_cookie: COOKIE,
+                allow_underscores: svc.allow_underscores_in_headers,
                 upstream_authority: req.target.authority.unwrap_or(&addr),
                 upgrade: requested_upgrade(req.head),
             },
@@ -94,6 +96,15 @@ impl Proxy {
                     max_lifetime: svc.max_tunnel_lifetime,
                 },
                 on_start: &|| conn.signals.tunnel(),
+            },
+            on_own_cookie: &|| {
+                if !routed.cookie_logged.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "service {}: dropped its Set-Cookie for {COOKIE}, the proxy's own \
+                         session cookie (no service may set it); logged once",
+                        svc.name
+                    );
+                }
             },
         };
         let timeouts = Timeouts {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -14,7 +15,6 @@ use crate::endpoints::metrics::{Metrics, ServiceMetrics};
 use crate::lifecycle::{Activity, Lifecycle, Wake};
 
 use super::route::Router;
-use super::session;
 
 /// A service as requests reach it.
 pub(crate) struct Route {
@@ -25,6 +25,8 @@ pub(crate) struct Route {
     /// How an on-demand service is woken; `None` for upstreams (and for containers while
     /// the Docker daemon is not connected).
     pub wake: Option<Arc<dyn Wake>>,
+    /// Whether the service's attempt to set the proxy's cookie has been logged (once).
+    pub(super) cookie_logged: AtomicBool,
 }
 
 /// One configuration, ready for requests.
@@ -33,8 +35,6 @@ pub(crate) struct Generation {
     /// One per service, in config order.
     pub routes: Vec<Route>,
     pub(super) router: Router,
-    /// The login cookie's expected value.
-    pub(super) session_cookie: String,
 }
 
 impl Generation {
@@ -43,7 +43,6 @@ impl Generation {
         Generation {
             router: Router::new(std::iter::empty()),
             routes: Vec::new(),
-            session_cookie: session::cookie_value(&global.bearer_token),
             global,
         }
     }
@@ -81,11 +80,11 @@ pub(super) fn build(
             wake: lifecycle
                 .and_then(|l| l.service(&service.name))
                 .map(|m| m as Arc<dyn Wake>),
+            cookie_logged: AtomicBool::new(false),
             service,
         })
         .collect();
     Generation {
-        session_cookie: session::cookie_value(&config.global.bearer_token),
         global: config.global,
         routes,
         router,

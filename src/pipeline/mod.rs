@@ -19,10 +19,13 @@
 mod auth;
 mod backend;
 mod generation;
+mod guard;
+mod logins;
+mod origin;
 mod own;
 mod respond;
 mod route;
-mod session;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::RwLock;
 
 use crate::base::Socket;
+use crate::base::client::ClientKey;
 use crate::base::load::Load;
 use crate::config::Config;
 use crate::endpoints::metrics::Metrics;
@@ -49,9 +53,12 @@ use crate::upstream::tunnel::Registry;
 pub(crate) use generation::{Generation, Route};
 pub(crate) use respond::Next;
 
+use auth::{At, Denied, Failures, Gate, Passed};
 use generation::Activities;
+use guard::Guard;
+use logins::Logins;
 use respond::{Ended, Exchange};
-use session::{Logins, Throttle};
+use sessions::Sessions;
 
 /// A phase's result: go on with `T`, or answer with the `Reply`.
 type Flow<T> = ControlFlow<Reply, T>;
@@ -95,7 +102,11 @@ pub(crate) struct Proxy {
     /// Open tunnels (WebSockets and other upgrades).
     pub tunnels: Registry,
     metrics: Metrics,
-    throttle: Throttle,
+    /// Login sessions (what the cookie stands for).
+    sessions: Sessions,
+    /// Wrong credentials, per address and shared.
+    guard: Guard,
+    failures: Failures,
     logins: Logins,
     /// Whether HTTPS is on, which decides what the plain HTTP port answers.
     pub https: Arc<HttpsState>,
@@ -112,7 +123,9 @@ impl Proxy {
             started: SystemTime::now(),
             tunnels: Registry::default(),
             metrics: Metrics::new(),
-            throttle: Throttle::default(),
+            sessions: Sessions::default(),
+            guard: Guard::new(Instant::now()),
+            failures: Failures::default(),
             logins: Logins::default(),
             https: Arc::new(HttpsState::new(&config.global)),
         }
@@ -132,7 +145,16 @@ impl Proxy {
     /// generation it replaces.
     pub(crate) fn install(&self, config: Config, lifecycle: Option<&Lifecycle>) -> Arc<Generation> {
         let g = generation::build(config, lifecycle, &self.activities, &self.metrics);
-        std::mem::replace(&mut *self.current.write(), Arc::new(g))
+        let token = g.global.bearer_token.clone();
+        let old = std::mem::replace(&mut *self.current.write(), Arc::new(g));
+        if old.global.bearer_token != token {
+            let ended = self.sessions.count();
+            self.sessions.end_all();
+            if ended > 0 {
+                log::info!("the bearer token changed: {ended} login sessions ended");
+            }
+        }
+        old
     }
 
     /// Handles one request whose head has been read, and says what becomes of the connection.
@@ -161,7 +183,7 @@ impl Proxy {
         let req = framing(x)?; // 1
         let own = Endpoint::find(req.target.path); // 2
         self.redirect_to_https(x.conn(), &req)?; // 3
-        authenticate(g, &req, own, x.conn())?; // 4
+        self.authenticate(g, &req, own, x.conn())?; // 4
         if let Some(endpoint) = own {
             return Break(self.own_endpoint(g, client, x, &req, endpoint));
         }
@@ -170,6 +192,53 @@ impl Proxy {
         let _in_flight = route.activity.begin(SystemTime::now(), x.start());
         let addr = backend::wake(route)?; // 7
         Continue(self.forward(g, client, x, &req, route, addr)) // 8
+    }
+
+    /// Phase 4: everything but the open and sign-in endpoints needs the token or a live
+    /// session cookie; a request the cookie let in that changes state or upgrades must come
+    /// from the proxy's own origin (a page elsewhere cannot use the browser's cookie).
+    fn authenticate(
+        &self,
+        g: &Generation,
+        req: &Framed<'_>,
+        own: Option<Endpoint<'_>>,
+        conn: &Conn<'_>,
+    ) -> Flow<()> {
+        if own.is_some_and(|e| e.access() != Access::Token) {
+            return Continue(());
+        }
+        match self.gate(g).check(&req.head.headers, self.at(conn)) {
+            Ok(passed) => {
+                conn.signals.authenticated();
+                if passed == Passed::Cookie
+                    && changes_state(req.head)
+                    && let Err(foreign) = origin::check(&req.head.headers, conn.tls)
+                {
+                    return Break(Problem::Forbidden(foreign.detail()).into());
+                }
+                Continue(())
+            }
+            Err(denied) => Break(refusal(denied)),
+        }
+    }
+
+    /// The credential check's inputs.
+    fn gate<'a>(&'a self, g: &'a Generation) -> Gate<'a> {
+        Gate {
+            token: &g.global.bearer_token,
+            sessions: &self.sessions,
+            guard: &self.guard,
+            failures: &self.failures,
+        }
+    }
+
+    /// Who asks, and when.
+    fn at(&self, conn: &Conn<'_>) -> At {
+        At {
+            client: ClientKey::of(conn.peer.ip()),
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 
     /// Phase 3: while HTTPS is on, the plain HTTP port answers everything but the open
@@ -227,23 +296,23 @@ fn framing<'a>(x: &mut Exchange<'a>) -> Flow<Framed<'a>> {
     }
 }
 
-/// Phase 4: everything but the open and sign-in endpoints needs the token or the cookie.
-fn authenticate(
-    g: &Generation,
-    req: &Framed<'_>,
-    own: Option<Endpoint<'_>>,
-    conn: &Conn<'_>,
-) -> Flow<()> {
-    if own.is_some_and(|e| e.access() != Access::Token) {
-        return Continue(());
-    }
-    match auth::check(&req.head.headers, &g.global.bearer_token, &g.session_cookie) {
-        Ok(()) => {
-            conn.signals.authenticated();
-            Continue(())
+/// The answer to a refused credential: 401, or 429 without a check while the address waits.
+fn refusal(denied: Denied) -> Reply {
+    match denied {
+        Denied::Wait(d) => Problem::TooManyRequests {
+            detail: denied.detail().into(),
+            retry_after: guard::Verdict::retry_after(d),
         }
-        Err(denied) => Break(Problem::Unauthorized(denied.detail()).into()),
+        .into(),
+        _ => Problem::Unauthorized(denied.detail()).into(),
     }
+}
+
+/// Whether a request may change state or take over the connection: anything but a read, or
+/// an upgrade (a WebSocket handshake is a GET).
+fn changes_state(head: &RequestHead) -> bool {
+    !matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        || crate::http::rewrite::requested_upgrade(head).is_some()
 }
 
 /// Phase 5: the service by longest prefix. From here on the request is counted and logged

@@ -1,17 +1,18 @@
 //! The proxy's own endpoints, answered once their gates (redirect, auth) are passed: health,
 //! ACME challenges, login and logout, status and metrics, each from the current state.
 
-use std::time::Instant;
-
 use crate::base::Socket;
 use crate::base::load::Cut;
 use crate::endpoints::login::{self, MAX_FORM};
 use crate::endpoints::{self, Endpoint, acme, metrics, status};
+use crate::http::cookie::find_cookie;
 use crate::http::pace::Paced;
 use crate::http::{BufStream, Problem, Reply, copy_body};
 
+use super::auth::Denied;
+use super::guard::Verdict;
 use super::respond::Exchange;
-use super::{Framed, Generation, Proxy, auth};
+use super::{Framed, Generation, Proxy, origin};
 
 impl Proxy {
     /// The answer of one of the proxy's own endpoints.
@@ -30,7 +31,8 @@ impl Proxy {
             Endpoint::Acme(token) => acme::answer(&g.global.acme_webroot, token),
             Endpoint::Login if reading => login::page(req.target.query),
             Endpoint::Login if method == "POST" => self.log_in(g, client, x, req),
-            Endpoint::Logout if reading || method == "POST" => login::logged_out(),
+            Endpoint::Logout if reading => login::logout_page(),
+            Endpoint::Logout if method == "POST" => self.log_out(x, req),
             Endpoint::Login | Endpoint::Logout => {
                 Problem::MethodNotAllowed("GET, HEAD, POST").into()
             }
@@ -43,8 +45,9 @@ impl Proxy {
         }
     }
 
-    /// `POST /proxy/login`: the token from the form for the session cookie. Wrong tokens are
-    /// answered late, later each time from the same client.
+    /// `POST /proxy/login`: the token from the form for a new session. The form must come
+    /// from the proxy's own page; wrong tokens count against the address like every other
+    /// wrong credential, and while it must wait the form says so (429) without a check.
     fn log_in<C: Socket>(
         &self,
         g: &Generation,
@@ -52,10 +55,14 @@ impl Proxy {
         x: &mut Exchange<'_>,
         req: &Framed<'_>,
     ) -> Reply {
-        let ip = x.conn().peer.ip();
+        let conn = x.conn();
+        if let Err(foreign) = origin::check(&req.head.headers, conn.tls) {
+            return Problem::Forbidden(foreign.detail()).into();
+        }
         let limits = &g.global.limits;
+        let ip = conn.peer.ip();
         let Some(_login) = self.logins.enter(ip, limits.max_unauthenticated_per_ip) else {
-            x.conn().load.count(Cut::UnauthenticatedCap);
+            conn.load.count(Cut::UnauthenticatedCap);
             let detail = "too many logins under way from this address".into();
             return Problem::TooManyRequests {
                 detail,
@@ -75,19 +82,37 @@ impl Proxy {
         );
         if let Err(e) = read {
             if e.is_timeout() {
-                x.conn().load.count(Cut::BodyRate);
+                conn.load.count(Cut::BodyRate);
             }
             return Problem::BadRequest(format!("unreadable login form: {e}")).into();
         }
         x.body_was_read();
         let submitted = login::submitted(&form);
-        if auth::token_matches(submitted.token.as_bytes(), &g.global.bearer_token) {
-            self.throttle.succeed(ip);
-            login::logged_in(&submitted.next, &g.session_cookie, x.conn().tls)
-        } else {
-            std::thread::sleep(self.throttle.fail(ip, Instant::now()));
-            login::refused(&submitted.next)
+        let at = self.at(conn);
+        let given = submitted.token.as_bytes();
+        match self.gate(g).token_or_fail(given, at, &self.failures.form) {
+            Ok(()) => {
+                conn.signals.authenticated();
+                let lifetime = g.global.session_lifetime;
+                let session = self.sessions.open(at.wall, lifetime);
+                login::logged_in(&submitted.next, &session, conn.tls, lifetime)
+            }
+            Err(Denied::Wait(d)) => login::wait(&submitted.next, Verdict::retry_after(d)),
+            Err(_) => login::refused(&submitted.next),
         }
+    }
+
+    /// `POST /proxy/logout`: ends the session on the server and clears the cookie. Only the
+    /// proxy's own page can ask (a page elsewhere could otherwise log its visitors out).
+    fn log_out(&self, x: &Exchange<'_>, req: &Framed<'_>) -> Reply {
+        if let Err(foreign) = origin::check(&req.head.headers, x.conn().tls) {
+            return Problem::Forbidden(foreign.detail()).into();
+        }
+        let cookies = req.head.headers.iter().filter(|h| h.is("cookie"));
+        if let Some(v) = find_cookie(cookies.map(|h| h.value()), login::COOKIE) {
+            self.sessions.end(v);
+        }
+        login::logged_out()
     }
 
     /// `/proxy/status`.
@@ -121,6 +146,21 @@ impl Proxy {
             services: services.collect(),
             unrouted: self.metrics.unrouted(),
             load: x.conn().load.snapshot(),
+            auth: self.auth_figures(),
         })
+    }
+
+    /// Credential figures for metrics.
+    fn auth_figures(&self) -> metrics::AuthFigures {
+        let f = &self.failures;
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        metrics::AuthFigures {
+            failed_header: load(&f.header),
+            failed_cookie: load(&f.cookie),
+            failed_form: load(&f.form),
+            throttled: load(&f.throttled),
+            addresses_waiting: self.guard.waiting(std::time::Instant::now()),
+            sessions: self.sessions.count(),
+        }
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Request<'a> {
     pub pace: Pace,
     /// Where an upgraded connection's tunnel is registered, and its limits.
     pub tunnel: TunnelCtx<'a>,
+    /// Called when the upstream tried to set the proxy's own cookie (the header was dropped).
+    pub on_own_cookie: &'a dyn Fn(),
 }
 
 /// What a tunnel needs after `101 Switching Protocols`.
@@ -141,8 +143,9 @@ enum HeadFailure {
 fn read_response_head<C: Socket>(
     up: &mut BufStream<std::net::TcpStream>,
     client: &mut BufStream<C>,
-    client_minor: u8,
+    req: &Request<'_>,
 ) -> Result<ResponseHead, HeadFailure> {
+    let client_minor = req.head.minor;
     let mut got_any = false;
     loop {
         match parse_response(up.buffered()) {
@@ -153,7 +156,10 @@ fn read_response_head<C: Socket>(
                 }
                 if head.status != 100 && client_minor >= 1 {
                     let mut out = Vec::new();
-                    rewrite::client_response(&head, ClientFraming::NoBody, true, &mut out);
+                    let own = req.info.own_cookie;
+                    if rewrite::client_response(&head, ClientFraming::NoBody, true, own, &mut out) {
+                        (req.on_own_cookie)();
+                    }
                     client.write_all(&out).map_err(HeadFailure::Io)?;
                 }
                 continue;
@@ -243,7 +249,7 @@ fn exchange<C: Socket>(
             true => send_body(client, req, &mut conn, addr)?,
             false => 0,
         };
-        match read_response_head(&mut conn.stream, client, req.head.minor) {
+        match read_response_head(&mut conn.stream, client, req) {
             Ok(res) => return Ok((conn, res, bytes_in)),
             Err(HeadFailure::ClosedEarly(_))
                 if conn.reused && !retried && may_resend(req.head, req.body, true) =>
@@ -334,7 +340,9 @@ fn relay_response<C: Socket>(
     })?;
     let framing = rewrite::client_framing(kind, req.head.minor);
     let keep = req.client_keep_alive && framing != ClientFraming::Close;
-    rewrite::client_response(res, framing, keep, &mut head);
+    if rewrite::client_response(res, framing, keep, req.info.own_cookie, &mut head) {
+        (req.on_own_cookie)();
+    }
     let abort = |reason: String| Failure::Abort {
         status: res.status,
         reason,
@@ -387,7 +395,9 @@ fn switch_protocols<C: Socket>(
         ));
     }
     let mut head = Vec::with_capacity(512);
-    rewrite::client_switching(res, &mut head);
+    if rewrite::client_switching(res, req.info.own_cookie, &mut head) {
+        (req.on_own_cookie)();
+    }
     client.write_all(&head).map_err(|e| Failure::Abort {
         status: 101,
         reason: format!("writing to client: {e}"),

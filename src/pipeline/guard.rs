@@ -1,0 +1,357 @@
+//! Guessing the token is slow everywhere: wrong credentials (bearer header, login form or
+//! session cookie) count against the client's address and against a budget shared by all
+//! addresses. Pure: time comes in as a value.
+//!
+//! After its `n`th wrong credential in a row, an address waits `250 ms × 2^(n-1)` (at most
+//! [`MAX_WAIT`]) before its next credential is checked at all; meanwhile it is answered 429
+//! with `Retry-After` at once, without a check and without holding a thread. Parallel
+//! attempts share the address's one record, so opening more connections buys nothing. When
+//! the shared budget is spent (many addresses guessing), addresses that have not shown a
+//! right credential lately wait for it to refill; addresses that have are still checked.
+//! A right credential is never slowed and clears its address's record.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::base::client::ClientKey;
+
+/// The first wait after a wrong credential; each further one doubles it.
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+/// The longest wait between two checks for one address.
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
+/// An address's wrong credentials are forgotten after this long without another.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// The shared budget: this many wrong credentials at once, refilled by one each
+/// [`REFILL_EVERY`].
+const BUDGET: u32 = 600;
+const REFILL_EVERY: Duration = Duration::from_secs(1);
+/// Addresses kept as "showed a right credential lately" (they bypass a spent budget).
+const MAX_TRUSTED: usize = 4096;
+/// Addresses with a record; past this, records that ran out are dropped first, then the
+/// oldest.
+const MAX_RECORDS: usize = 100_000;
+/// Distinct wrong cookies remembered, so that a browser sending one stale cookie with every
+/// request counts it once.
+const MAX_STALE_COOKIES: usize = 4096;
+
+/// What to do with a credential about to be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Check it.
+    Check,
+    /// Do not check it; answer 429, to come back after this long.
+    Wait(Duration),
+}
+
+impl Verdict {
+    /// `Retry-After` in whole seconds (at least 1).
+    pub(crate) fn retry_after(d: Duration) -> u64 {
+        let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        whole.max(1)
+    }
+}
+
+/// One address's wrong credentials in a row.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    /// No check before this.
+    until: Instant,
+    /// The last wrong credential.
+    last: Instant,
+}
+
+/// The shared budget: tokens spent by wrong credentials, refilled over time.
+#[derive(Debug)]
+struct Budget {
+    tokens: u32,
+    refilled: Instant,
+}
+
+impl Budget {
+    fn refill(&mut self, now: Instant) {
+        let gained =
+            now.saturating_duration_since(self.refilled).as_nanos() / REFILL_EVERY.as_nanos();
+        if gained > 0 {
+            self.tokens = (u128::from(self.tokens) + gained).min(u128::from(BUDGET)) as u32;
+            self.refilled += REFILL_EVERY * gained.min(u128::from(u32::MAX)) as u32;
+        }
+        if self.tokens == BUDGET {
+            self.refilled = now;
+        }
+    }
+
+    /// How long until one token is there (zero when one is).
+    fn wait(&self, now: Instant) -> Duration {
+        match self.tokens {
+            0 => (self.refilled + REFILL_EVERY).saturating_duration_since(now),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    records: HashMap<ClientKey, Record>,
+    budget: Budget,
+    trusted: HashSet<ClientKey>,
+    trusted_order: VecDeque<ClientKey>,
+    stale: HashSet<[u8; 32]>,
+    stale_order: VecDeque<[u8; 32]>,
+}
+
+/// Wrong-credential records, per address and shared. See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    state: Mutex<State>,
+    /// Whether any record exists: a right credential then skips the lock.
+    any: std::sync::atomic::AtomicBool,
+}
+
+impl Guard {
+    pub(crate) fn new(now: Instant) -> Guard {
+        Guard {
+            state: Mutex::new(State {
+                records: HashMap::new(),
+                budget: Budget {
+                    tokens: BUDGET,
+                    refilled: now,
+                },
+                trusted: HashSet::new(),
+                trusted_order: VecDeque::new(),
+                stale: HashSet::new(),
+                stale_order: VecDeque::new(),
+            }),
+            any: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// May a credential from `key` be checked at `now`?
+    pub(crate) fn admit(&self, key: ClientKey, now: Instant) -> Verdict {
+        let mut s = self.state.lock();
+        if let Some(r) = s.records.get(&key)
+            && r.until > now
+        {
+            return Verdict::Wait(r.until - now);
+        }
+        s.budget.refill(now);
+        let wait = s.budget.wait(now);
+        if !wait.is_zero() && !s.trusted.contains(&key) {
+            return Verdict::Wait(wait);
+        }
+        Verdict::Check
+    }
+
+    /// A wrong credential from `key` at `now`. `cookie` is the digest of a wrong cookie: one
+    /// already counted is not counted again (a browser keeps sending a stale cookie).
+    pub(crate) fn fail(&self, key: ClientKey, now: Instant, cookie: Option<[u8; 32]>) {
+        let mut s = self.state.lock();
+        if let Some(d) = cookie {
+            if s.stale.contains(&d) {
+                return;
+            }
+            if s.stale_order.len() >= MAX_STALE_COOKIES
+                && let Some(old) = s.stale_order.pop_front()
+            {
+                s.stale.remove(&old);
+            }
+            s.stale.insert(d);
+            s.stale_order.push_back(d);
+        }
+        s.budget.refill(now);
+        s.budget.tokens = s.budget.tokens.saturating_sub(1);
+        if s.records.len() >= MAX_RECORDS && !s.records.contains_key(&key) {
+            make_room(&mut s.records, now);
+        }
+        let r = s.records.entry(key).or_insert(Record {
+            failures: 0,
+            until: now,
+            last: now,
+        });
+        if now.saturating_duration_since(r.last) > FORGET_AFTER {
+            r.failures = 0;
+        }
+        r.failures = r.failures.saturating_add(1);
+        r.last = now;
+        r.until = now + wait_after(r.failures);
+        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A right credential from `key`: its record goes, and it counts as trusted when the
+    /// shared budget is spent.
+    pub(crate) fn succeed(&self, key: ClientKey) {
+        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut s = self.state.lock();
+        s.records.remove(&key);
+        if s.records.is_empty() {
+            self.any.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        if s.trusted.insert(key) {
+            s.trusted_order.push_back(key);
+            if s.trusted_order.len() > MAX_TRUSTED
+                && let Some(old) = s.trusted_order.pop_front()
+            {
+                s.trusted.remove(&old);
+            }
+        }
+    }
+
+    /// Addresses that must wait at `now`.
+    pub(crate) fn waiting(&self, now: Instant) -> usize {
+        let s = self.state.lock();
+        s.records.values().filter(|r| r.until > now).count()
+    }
+
+    /// What is left of the shared budget at `now`.
+    #[cfg(test)]
+    fn budget(&self, now: Instant) -> u32 {
+        let mut s = self.state.lock();
+        s.budget.refill(now);
+        s.budget.tokens
+    }
+}
+
+/// The wait after the `n`th wrong credential in a row.
+pub(crate) fn wait_after(n: u32) -> Duration {
+    FIRST_WAIT
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(MAX_WAIT)
+}
+
+/// Drops records whose wait is over and that are old, else the oldest tenth.
+fn make_room(records: &mut HashMap<ClientKey, Record>, now: Instant) {
+    records.retain(|_, r| r.until > now || now.saturating_duration_since(r.last) < MAX_WAIT);
+    if records.len() >= MAX_RECORDS {
+        let mut lasts: Vec<Instant> = records.values().map(|r| r.last).collect();
+        let cut = lasts.len() / 10;
+        lasts.select_nth_unstable(cut);
+        let oldest = lasts[cut];
+        records.retain(|_, r| r.last > oldest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn key(s: &str) -> ClientKey {
+        ClientKey::of(s.parse::<IpAddr>().unwrap())
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn waits_grow_and_cap() {
+        assert_eq!(wait_after(1), 250 * MS);
+        assert_eq!(wait_after(2), 500 * MS);
+        assert_eq!(wait_after(5), 4000 * MS);
+        assert_eq!(wait_after(8), MAX_WAIT);
+        assert_eq!(wait_after(u32::MAX), MAX_WAIT);
+    }
+
+    #[test]
+    fn a_wrong_credential_closes_the_address_until_its_wait_is_over() {
+        let t0 = Instant::now();
+        let g = Guard::new(t0);
+        let a = key("10.0.0.1");
+        assert_eq!(g.admit(a, t0), Verdict::Check);
+        g.fail(a, t0, None);
+        assert_eq!(g.admit(a, t0), Verdict::Wait(250 * MS));
+        assert_eq!(g.admit(a, t0 + 100 * MS), Verdict::Wait(150 * MS));
+        assert_eq!(g.admit(a, t0 + 250 * MS), Verdict::Check);
+        g.fail(a, t0 + 250 * MS, None);
+        assert_eq!(g.admit(a, t0 + 300 * MS), Verdict::Wait(450 * MS));
+        // Another address is not touched.
+        assert_eq!(g.admit(key("10.0.0.2"), t0), Verdict::Check);
+        // Nor a neighbour in the same IPv6 /64 spared.
+        let v6 = key("2001:db8::1");
+        g.fail(v6, t0, None);
+        assert!(matches!(g.admit(key("2001:db8::2"), t0), Verdict::Wait(_)));
+    }
+
+    #[test]
+    fn a_right_credential_clears_the_record_and_forgetting_restarts_the_schedule() {
+        let t0 = Instant::now();
+        let g = Guard::new(t0);
+        let a = key("10.0.0.1");
+        for i in 0..6 {
+            g.fail(a, t0 + i * MAX_WAIT, None);
+        }
+        let later = t0 + 6 * MAX_WAIT;
+        assert_eq!(g.admit(a, later), Verdict::Check);
+        g.fail(a, later, None);
+        assert_eq!(g.admit(a, later), Verdict::Wait(wait_after(7)));
+        g.succeed(a);
+        assert_eq!(g.admit(a, later), Verdict::Check);
+        g.fail(a, later, None);
+        assert_eq!(g.admit(a, later), Verdict::Wait(250 * MS));
+        let much_later = later + FORGET_AFTER + MS;
+        g.fail(a, much_later, None);
+        assert_eq!(g.admit(a, much_later), Verdict::Wait(250 * MS), "forgotten");
+    }
+
+    #[test]
+    fn the_same_stale_cookie_counts_once() {
+        let t0 = Instant::now();
+        let g = Guard::new(t0);
+        let a = key("10.0.0.1");
+        g.fail(a, t0, Some([7; 32]));
+        let later = t0 + MAX_WAIT;
+        g.fail(a, later, Some([7; 32]));
+        assert_eq!(g.admit(a, later), Verdict::Check, "not counted again");
+        g.fail(a, later, Some([8; 32]));
+        assert_eq!(g.admit(a, later), Verdict::Wait(500 * MS));
+    }
+
+    #[test]
+    fn a_spent_budget_stops_new_addresses_but_not_trusted_ones() {
+        let t0 = Instant::now();
+        let g = Guard::new(t0);
+        let friend = key("192.168.1.1");
+        g.fail(friend, t0, None);
+        g.succeed(friend);
+        for i in 0..BUDGET {
+            g.fail(key(&format!("10.{}.{}.1", i / 250, i % 250)), t0, None);
+        }
+        assert_eq!(g.budget(t0), 0);
+        assert_eq!(g.admit(key("172.16.0.1"), t0), Verdict::Wait(REFILL_EVERY));
+        assert_eq!(g.admit(friend, t0), Verdict::Check);
+        assert_eq!(
+            g.admit(key("172.16.0.1"), t0 + REFILL_EVERY),
+            Verdict::Check
+        );
+        assert_eq!(g.budget(t0 + REFILL_EVERY * 10), 10);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(Verdict::retry_after(250 * MS), 1);
+        assert_eq!(Verdict::retry_after(Duration::from_secs(2)), 2);
+        assert_eq!(Verdict::retry_after(Duration::from_millis(2001)), 3);
+        assert_eq!(Verdict::retry_after(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn records_stay_bounded() {
+        let t0 = Instant::now();
+        let mut records = HashMap::new();
+        for i in 0..MAX_RECORDS as u32 {
+            let ip = std::net::Ipv4Addr::from(i);
+            records.insert(
+                ClientKey::of(IpAddr::V4(ip)),
+                Record {
+                    failures: 1,
+                    until: t0 + MAX_WAIT,
+                    last: t0 + Duration::from_nanos(u64::from(i)),
+                },
+            );
+        }
+        make_room(&mut records, t0);
+        assert!(records.len() < MAX_RECORDS);
+    }
+}
