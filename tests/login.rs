@@ -1,34 +1,60 @@
-//! Browser access without a browser: the login form trades the token for a cookie that works
-//! like the header (WebSocket upgrades included) and never reaches a backend.
+//! Browser access without a browser: the login form trades the token for a session cookie
+//! that works like the header (WebSocket upgrades included), never reaches a backend, is
+//! random, ends on the server at logout and when the token changes, and cannot be used from
+//! another site's page.
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
 
 use support::*;
 
-fn post_login(addr: std::net::SocketAddr, token: &str, next: &str) -> RawResponse {
+fn post_login_with(addr: SocketAddr, token: &str, next: &str, extra: &str) -> RawResponse {
     let body = format!("token={token}&next={next}");
     raw_request(
         addr,
         &format!(
-            "POST /proxy/login HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /proxy/login HTTP/1.1\r\nHost: h\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
     )
 }
 
+fn post_login(addr: SocketAddr, token: &str, next: &str) -> RawResponse {
+    post_login_with(addr, token, next, "")
+}
+
+/// Logs in and returns the `name=value` pair of the session cookie.
+fn session(addr: SocketAddr) -> String {
+    let ok = post_login(addr, TOKEN, "%2F");
+    assert_eq!(ok.status, 303, "{}", ok.text());
+    let cookie = ok.header("set-cookie").expect("a session cookie");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// `method path` with `headers` (each ending in CRLF) on a closing connection.
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> RawResponse {
+    raw_request(
+        addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: h\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+}
+
+fn upstream(b: &Backend) -> String {
+    format!("  - name: app\n    path: /app\n    upstream: {}\n", b.addr)
+}
+
+const WS: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
 #[test]
 fn login_form_cookie_and_logout() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config(&format!(
-        "  - name: app\n    path: /app\n    upstream: {}\n",
-        b.addr
-    )));
-    let form = raw_request(
-        p.addr,
-        "GET /proxy/login?next=%2Fapp%2Fx HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-    );
+    let p = TestProxy::start(&config(&upstream(&b)));
+    let form = request(p.addr, "GET", "/proxy/login?next=%2Fapp%2Fx", "");
     assert_eq!(form.status, 200);
     assert!(
         form.text().contains("name=\"token\"") && form.text().contains("value=\"/app/x\""),
@@ -36,21 +62,10 @@ fn login_form_cookie_and_logout() {
         form.text()
     );
 
-    let t0 = Instant::now();
     let wrong = post_login(p.addr, "not-the-token", "%2Fapp%2Fx");
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_none());
-    assert!(
-        t0.elapsed() >= Duration::from_millis(200),
-        "wrong tokens are delayed"
-    );
-    let t1 = Instant::now();
-    assert_eq!(post_login(p.addr, "again-wrong", "%2F").status, 401);
-    assert!(
-        t1.elapsed() >= Duration::from_millis(450),
-        "the delay grows per client: {:?}",
-        t1.elapsed()
-    );
+    assert!(wrong.text().contains("Wrong token"), "{}", wrong.text());
 
     let ok = post_login(p.addr, TOKEN, "%2Fapp%2Fx");
     assert_eq!(ok.status, 303, "{}", ok.text());
@@ -60,18 +75,24 @@ fn login_form_cookie_and_logout() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(
+        cookie.contains("Max-Age=604800"),
+        "the default lifetime is 7 days: {cookie}"
+    );
     assert!(!cookie.contains("Secure"), "not over plain HTTP: {cookie}");
     assert!(!cookie.contains(TOKEN), "the raw token is not the cookie");
     let pair = cookie.split(';').next().unwrap().to_string();
+    let other = session(p.addr);
+    assert_ne!(pair, other, "every login is a session of its own");
 
     let open_redirect = post_login(p.addr, TOKEN, "%2F%2Fevil.example%2F");
     assert_eq!(open_redirect.header("location"), Some("/"));
 
-    let r = raw_request(
+    let r = request(
         p.addr,
-        &format!(
-            "GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: theme=dark; {pair}\r\nConnection: close\r\n\r\n"
-        ),
+        "GET",
+        "/app/x",
+        &format!("Cookie: theme=dark; {pair}\r\n"),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = r.text();
@@ -81,25 +102,179 @@ fn login_form_cookie_and_logout() {
         "the login cookie never reaches the backend: {seen}"
     );
 
-    let ws = raw_request(
+    let ws = request(p.addr, "GET", "/app/ws", &format!("Cookie: {pair}\r\n{WS}"));
+    assert_eq!(ws.status, 101, "the cookie works for WebSocket upgrades");
+
+    let forged = request(
         p.addr,
-        &format!(
-            "GET /app/ws HTTP/1.1\r\nHost: h\r\nCookie: {pair}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        ),
+        "GET",
+        "/app/x",
+        "Cookie: wakeproxy_session=forged\r\n",
     );
+    assert_eq!(forged.status, 401);
+
+    // Following a link to the logout page logs nobody out: it is a button.
+    let page = request(
+        p.addr,
+        "GET",
+        "/proxy/logout",
+        &format!("Cookie: {pair}\r\n"),
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.header("set-cookie").is_none());
+    assert!(page.text().contains("method=\"post\""), "{}", page.text());
     assert_eq!(
-        ws.status, 101,
-        "the cookie works for WebSocket upgrades too"
+        request(p.addr, "GET", "/app/x", &format!("Cookie: {pair}\r\n")).status,
+        200
     );
 
-    let bad = raw_request(
+    let out = request(
         p.addr,
-        "GET /app/x HTTP/1.1\r\nHost: h\r\nCookie: wakeproxy_session=forged\r\nConnection: close\r\n\r\n",
+        "POST",
+        "/proxy/logout",
+        &format!("Cookie: {pair}\r\n"),
     );
-    assert_eq!(bad.status, 401);
-    let out = raw_request(
-        p.addr,
-        "GET /proxy/logout HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-    );
+    assert_eq!(out.status, 200);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let after = request(p.addr, "GET", "/app/x", &format!("Cookie: {pair}\r\n"));
+    assert_eq!(
+        after.status, 401,
+        "a cookie kept after logout is refused: the session ended on the server"
+    );
+    assert!(after.text().contains("log in again"), "{}", after.text());
+    assert_eq!(
+        request(p.addr, "GET", "/app/x", &format!("Cookie: {other}\r\n")).status,
+        200,
+        "logout ends that session only"
+    );
+}
+
+#[test]
+fn a_cookie_computed_from_the_token_alone_is_refused() {
+    let b = Backend::start("b");
+    let p = TestProxy::start(&config(&upstream(&b)));
+    // What the cookie used to be: SHA-256 of a fixed prefix and the token, which anybody
+    // who knows (or guesses) the token can compute offline.
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("wakeproxy-session-v1:{TOKEN}").as_bytes(),
+    );
+    let old: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    for value in [old.as_str(), TOKEN] {
+        let r = request(
+            p.addr,
+            "GET",
+            "/app/x",
+            &format!("Cookie: wakeproxy_session={value}\r\n"),
+        );
+        assert_eq!(r.status, 401, "{value}");
+    }
+    // Two proxies with the same token issue different cookies.
+    let q = TestProxy::start(&config(&upstream(&b)));
+    let from_q = session(q.addr);
+    let r = request(p.addr, "GET", "/app/x", &format!("Cookie: {from_q}\r\n"));
+    assert_eq!(
+        r.status, 401,
+        "a session of one deployment opens no other with the same token"
+    );
+}
+
+#[test]
+fn pages_and_sockets_of_other_sites_cannot_use_the_cookie() {
+    let b = Backend::start("b");
+    let p = TestProxy::start(&config(&upstream(&b)));
+    let evil = "Origin: https://evil.example\r\n";
+    let sibling = "Origin: http://app2.h\r\n";
+
+    let login = post_login_with(p.addr, TOKEN, "%2F", evil);
+    assert_eq!(login.status, 403, "{}", login.text());
+    assert!(login.header("set-cookie").is_none());
+    let login = post_login_with(p.addr, TOKEN, "%2F", "Sec-Fetch-Site: cross-site\r\n");
+    assert_eq!(login.status, 403);
+    let own = post_login_with(p.addr, TOKEN, "%2F", "Origin: http://h\r\n");
+    assert_eq!(own.status, 303, "the proxy's own page logs in");
+
+    let pair = session(p.addr);
+    let cookie = format!("Cookie: {pair}\r\n");
+    for origin in [evil, sibling, "Origin: null\r\n"] {
+        let ws = request(p.addr, "GET", "/app/ws", &format!("{cookie}{origin}{WS}"));
+        assert_eq!(ws.status, 403, "WebSocket with the cookie and {origin}");
+        let post = request(p.addr, "POST", "/app/x", &format!("{cookie}{origin}"));
+        assert_eq!(post.status, 403, "POST with the cookie and {origin}");
+    }
+    let ws = request(
+        p.addr,
+        "GET",
+        "/app/ws",
+        &format!("{cookie}Origin: http://h\r\n{WS}"),
+    );
+    assert_eq!(ws.status, 101, "a WebSocket from the proxy's own page");
+    let read = request(p.addr, "GET", "/app/x", &format!("{cookie}{evil}"));
+    assert_eq!(read.status, 200, "a cross-site GET changes nothing");
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n{evil}");
+    let with_token = request(p.addr, "POST", "/app/x", &bearer);
+    assert_eq!(
+        with_token.status, 200,
+        "the header is not ambient: no page can make a browser send it"
+    );
+
+    let logout = request(p.addr, "POST", "/proxy/logout", &format!("{cookie}{evil}"));
+    assert_eq!(logout.status, 403);
+    let logout = request(
+        p.addr,
+        "POST",
+        "/proxy/logout",
+        &format!("{cookie}Sec-Fetch-Site: same-site\r\n"),
+    );
+    assert_eq!(logout.status, 403);
+    assert_eq!(
+        request(p.addr, "GET", "/app/x", &cookie).status,
+        200,
+        "still logged in"
+    );
+}
+
+#[test]
+fn the_server_sets_the_lifetime_and_a_new_token_ends_every_session() {
+    let b = Backend::start("b");
+    let mut p = TestProxy::start(&config_with("  session_lifetime: 3600\n", &upstream(&b)));
+    let ok = post_login(p.addr, TOKEN, "%2F");
+    assert!(
+        ok.header("set-cookie").unwrap().contains("Max-Age=3600"),
+        "{:?}",
+        ok.headers
+    );
+    let pair = session(p.addr);
+    let cookie = format!("Cookie: {pair}\r\n");
+    assert_eq!(request(p.addr, "GET", "/app/x", &cookie).status, 200);
+
+    // A reload with the same token keeps the sessions...
+    let pid = p.proc.pid().to_string();
+    let hup = || {
+        let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(st.success());
+    };
+    hup();
+    p.proc
+        .wait_line("configuration reloaded", Duration::from_secs(10));
+    assert_eq!(request(p.addr, "GET", "/app/x", &cookie).status, 200);
+    // ...a new token ends them.
+    let yaml = std::fs::read_to_string(&p.config_path).unwrap();
+    let new_token = "rotated-token-5f1c0e9b7a3d48f2b6c1e0d9a8b7c6d5";
+    std::fs::write(&p.config_path, yaml.replace(TOKEN, new_token)).unwrap();
+    let before = p.proc.log().matches("configuration reloaded").count();
+    hup();
+    wait_for("the second reload", Duration::from_secs(10), || {
+        (p.proc.log().matches("configuration reloaded").count() > before).then_some(())
+    });
+    assert_eq!(
+        request(p.addr, "GET", "/app/x", &cookie).status,
+        401,
+        "a session from before the token changed"
+    );
+    assert!(
+        p.proc.log().contains("login sessions ended"),
+        "{}",
+        p.proc.log()
+    );
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
 use support::*;
 use tls_support::*;
 
@@ -139,7 +139,11 @@ fn the_whole_proxy_runs_behind_tls() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(&body, &data).unwrap();
-    let want = format!("{:x}", Sha256::digest(&data));
+    let want: String = digest(&SHA256, &data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let upload = format!("@{}", body.display());
     let (code, out) = curl_https(
         &p,

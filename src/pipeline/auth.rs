@@ -11,7 +11,7 @@ use crate::endpoints::login::COOKIE;
 use crate::http::Header;
 use crate::http::cookie::find_cookie;
 
-use super::guard::{Guard, Verdict};
+use super::guard::{Guard, Judgement};
 use super::sessions::{Lookup, Sessions};
 
 /// Why a request was refused.
@@ -108,42 +108,37 @@ impl Gate<'_> {
         match credential(headers)? {
             Credential::Cookie(v) => match self.sessions.lookup(v, at.wall) {
                 Lookup::Live => Ok(Passed::Cookie),
-                Lookup::Unknown(digest) => {
-                    self.admit(at)?;
-                    self.guard.fail(at.client, at.now, Some(digest));
-                    self.failures.cookie.fetch_add(1, Relaxed);
-                    Err(Denied::Ended)
-                }
+                // Known to be wrong already: answering so tells nobody anything new.
+                Lookup::Unknown(digest) if self.guard.cookie_counted(&digest) => Err(Denied::Ended),
+                Lookup::Unknown(digest) => match self.judged(false, at, &self.failures.cookie) {
+                    Err(Denied::Wait(d)) => Err(Denied::Wait(d)),
+                    _ => {
+                        self.guard.count_cookie(digest);
+                        Err(Denied::Ended)
+                    }
+                },
             },
             Credential::Bearer(v) => {
-                self.token_or_fail(v, at, &self.failures.header)?;
+                self.token(v, at, &self.failures.header)?;
                 Ok(Passed::Bearer)
             }
         }
     }
 
-    /// Checks a token from the header or the login form, unless the address must wait.
-    pub(super) fn token_or_fail(
-        &self,
-        given: &[u8],
-        at: At,
-        count: &AtomicU64,
-    ) -> Result<(), Denied> {
-        self.admit(at)?;
-        if token_matches(given, self.token) {
-            self.guard.succeed(at.client);
-            Ok(())
-        } else {
-            self.guard.fail(at.client, at.now, None);
-            count.fetch_add(1, Relaxed);
-            Err(Denied::Wrong)
-        }
+    /// Checks a token from the header or the login form; `count` counts it when wrong.
+    pub(super) fn token(&self, given: &[u8], at: At, count: &AtomicU64) -> Result<(), Denied> {
+        self.judged(token_matches(given, self.token), at, count)
     }
 
-    fn admit(&self, at: At) -> Result<(), Denied> {
-        match self.guard.admit(at.client, at.now) {
-            Verdict::Check => Ok(()),
-            Verdict::Wait(d) => {
+    /// The guard's judgement of a credential that is `right` or not.
+    fn judged(&self, right: bool, at: At, count: &AtomicU64) -> Result<(), Denied> {
+        match self.guard.judge(at.client, at.now, right) {
+            Judgement::Pass => Ok(()),
+            Judgement::Fail => {
+                count.fetch_add(1, Relaxed);
+                Err(Denied::Wrong)
+            }
+            Judgement::Wait(d) => {
                 self.failures.throttled.fetch_add(1, Relaxed);
                 Err(Denied::Wait(d))
             }
@@ -316,10 +311,10 @@ mod tests {
         let zero = Duration::ZERO;
         let now = SystemTime::now();
         let bearer = |v: &str| vec![Header::new("Authorization", format!("Bearer {v}"))];
-        assert_eq!(
-            w.check_at(&bearer("guess"), ip, zero, now),
-            Err(Denied::Wrong)
-        );
+        for _ in 0..=super::super::guard::FREE {
+            let wrong = w.check_at(&bearer("guess"), ip, zero, now);
+            assert_eq!(wrong, Err(Denied::Wrong));
+        }
         let locked = w.check_at(&bearer(T), ip, zero, now);
         assert!(
             matches!(locked, Err(Denied::Wait(_))),
@@ -337,6 +332,7 @@ mod tests {
         );
         let later = Duration::from_secs(1);
         assert_eq!(w.check_at(&bearer(T), ip, later, now), Ok(Passed::Bearer));
+        assert_eq!(w.failures.header.load(Relaxed), 4);
         assert_eq!(
             w.check_at(&bearer(T), "10.3.0.2", zero, now),
             Ok(Passed::Bearer),

@@ -2,8 +2,9 @@
 //! session cookie) count against the client's address and against a budget shared by all
 //! addresses. Pure: time comes in as a value.
 //!
-//! After its `n`th wrong credential in a row, an address waits `250 ms × 2^(n-1)` (at most
-//! [`MAX_WAIT`]) before its next credential is checked at all; meanwhile it is answered 429
+//! The first [`FREE`] wrong credentials in a row cost nothing (a typo, a stale script); after
+//! its `n`th, an address waits `250 ms × 2^(n-FREE-1)` (at most [`MAX_WAIT`]) before its next
+//! credential is checked at all; meanwhile it is answered 429
 //! with `Retry-After` at once, without a check and without holding a thread. Parallel
 //! attempts share the address's one record, so opening more connections buys nothing. When
 //! the shared budget is spent (many addresses guessing), addresses that have not shown a
@@ -11,13 +12,16 @@
 //! A right credential is never slowed and clears its address's record.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::base::client::ClientKey;
 
-/// The first wait after a wrong credential; each further one doubles it.
+/// Wrong credentials in a row that cost no wait.
+pub(crate) const FREE: u32 = 3;
+/// The first wait after a wrong credential past [`FREE`]; each further one doubles it.
 const FIRST_WAIT: Duration = Duration::from_millis(250);
 /// The longest wait between two checks for one address.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -36,16 +40,18 @@ const MAX_RECORDS: usize = 100_000;
 /// request counts it once.
 const MAX_STALE_COOKIES: usize = 4096;
 
-/// What to do with a credential about to be checked.
+/// What a credential gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Check it.
-    Check,
-    /// Do not check it; answer 429, to come back after this long.
+pub(crate) enum Judgement {
+    /// It is right: pass.
+    Pass,
+    /// It is wrong (and now counted): 401.
+    Fail,
+    /// Whatever it is, 429: come back after this long.
     Wait(Duration),
 }
 
-impl Verdict {
+impl Judgement {
     /// `Retry-After` in whole seconds (at least 1).
     pub(crate) fn retry_after(d: Duration) -> u64 {
         let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
@@ -102,12 +108,25 @@ struct State {
     stale_order: VecDeque<[u8; 32]>,
 }
 
+impl State {
+    fn trust(&mut self, key: ClientKey) {
+        if self.trusted.insert(key) {
+            self.trusted_order.push_back(key);
+            if self.trusted_order.len() > MAX_TRUSTED
+                && let Some(old) = self.trusted_order.pop_front()
+            {
+                self.trusted.remove(&old);
+            }
+        }
+    }
+}
+
 /// Wrong-credential records, per address and shared. See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Guard {
     state: Mutex<State>,
     /// Whether any record exists: a right credential then skips the lock.
-    any: std::sync::atomic::AtomicBool,
+    any: AtomicBool,
 }
 
 impl Guard {
@@ -124,43 +143,38 @@ impl Guard {
                 stale: HashSet::new(),
                 stale_order: VecDeque::new(),
             }),
-            any: std::sync::atomic::AtomicBool::new(false),
+            any: AtomicBool::new(false),
         }
     }
 
-    /// May a credential from `key` be checked at `now`?
-    pub(crate) fn admit(&self, key: ClientKey, now: Instant) -> Verdict {
+    /// What a credential from `key` at `now` gets, `right` or not, decided together with the
+    /// address's record so that parallel attempts cannot slip between a look and an update:
+    /// while the address (or, for addresses not trusted, everybody) must wait, the answer is
+    /// `Wait` whatever the credential, so a guess learns nothing; otherwise a wrong one is
+    /// recorded. A right credential costs no lock while nobody has a record.
+    pub(crate) fn judge(&self, key: ClientKey, now: Instant, right: bool) -> Judgement {
+        if right && !self.any.load(Relaxed) {
+            return Judgement::Pass;
+        }
         let mut s = self.state.lock();
         if let Some(r) = s.records.get(&key)
             && r.until > now
         {
-            return Verdict::Wait(r.until - now);
+            return Judgement::Wait(r.until - now);
         }
         s.budget.refill(now);
         let wait = s.budget.wait(now);
         if !wait.is_zero() && !s.trusted.contains(&key) {
-            return Verdict::Wait(wait);
+            return Judgement::Wait(wait);
         }
-        Verdict::Check
-    }
-
-    /// A wrong credential from `key` at `now`. `cookie` is the digest of a wrong cookie: one
-    /// already counted is not counted again (a browser keeps sending a stale cookie).
-    pub(crate) fn fail(&self, key: ClientKey, now: Instant, cookie: Option<[u8; 32]>) {
-        let mut s = self.state.lock();
-        if let Some(d) = cookie {
-            if s.stale.contains(&d) {
-                return;
+        if right {
+            s.records.remove(&key);
+            if s.records.is_empty() {
+                self.any.store(false, Relaxed);
             }
-            if s.stale_order.len() >= MAX_STALE_COOKIES
-                && let Some(old) = s.stale_order.pop_front()
-            {
-                s.stale.remove(&old);
-            }
-            s.stale.insert(d);
-            s.stale_order.push_back(d);
+            s.trust(key);
+            return Judgement::Pass;
         }
-        s.budget.refill(now);
         s.budget.tokens = s.budget.tokens.saturating_sub(1);
         if s.records.len() >= MAX_RECORDS && !s.records.contains_key(&key) {
             make_room(&mut s.records, now);
@@ -176,26 +190,31 @@ impl Guard {
         r.failures = r.failures.saturating_add(1);
         r.last = now;
         r.until = now + wait_after(r.failures);
-        self.any.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.any.store(true, Relaxed);
+        Judgement::Fail
     }
 
-    /// A right credential from `key`: its record goes, and it counts as trusted when the
-    /// shared budget is spent.
-    pub(crate) fn succeed(&self, key: ClientKey) {
-        if !self.any.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
+    /// A connection from `key` showed a right credential for the first time: the address
+    /// counts as a known client while the shared budget is spent.
+    pub(crate) fn trust(&self, key: ClientKey) {
+        self.state.lock().trust(key);
+    }
+
+    /// Whether the wrong cookie of digest `d` was counted before. A browser keeps sending a
+    /// stale cookie with every request: once is enough.
+    pub(crate) fn cookie_counted(&self, d: &[u8; 32]) -> bool {
+        self.state.lock().stale.contains(d)
+    }
+
+    /// Remembers that the wrong cookie of digest `d` was counted (the oldest go first).
+    pub(crate) fn count_cookie(&self, d: [u8; 32]) {
         let mut s = self.state.lock();
-        s.records.remove(&key);
-        if s.records.is_empty() {
-            self.any.store(false, std::sync::atomic::Ordering::Relaxed);
-        }
-        if s.trusted.insert(key) {
-            s.trusted_order.push_back(key);
-            if s.trusted_order.len() > MAX_TRUSTED
-                && let Some(old) = s.trusted_order.pop_front()
+        if s.stale.insert(d) {
+            s.stale_order.push_back(d);
+            if s.stale_order.len() > MAX_STALE_COOKIES
+                && let Some(old) = s.stale_order.pop_front()
             {
-                s.trusted.remove(&old);
+                s.stale.remove(&old);
             }
         }
     }
@@ -217,8 +236,11 @@ impl Guard {
 
 /// The wait after the `n`th wrong credential in a row.
 pub(crate) fn wait_after(n: u32) -> Duration {
+    if n <= FREE {
+        return Duration::ZERO;
+    }
     FIRST_WAIT
-        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .saturating_mul(1u32 << (n - FREE - 1).min(16))
         .min(MAX_WAIT)
 }
 
@@ -238,20 +260,31 @@ fn make_room(records: &mut HashMap<ClientKey, Record>, now: Instant) {
 mod tests {
     use super::*;
     use std::net::IpAddr;
+    use std::sync::Arc;
 
     fn key(s: &str) -> ClientKey {
         ClientKey::of(s.parse::<IpAddr>().unwrap())
     }
 
     const MS: Duration = Duration::from_millis(1);
+    use Judgement::{Fail, Pass, Wait};
 
     #[test]
     fn waits_grow_and_cap() {
-        assert_eq!(wait_after(1), 250 * MS);
-        assert_eq!(wait_after(2), 500 * MS);
-        assert_eq!(wait_after(5), 4000 * MS);
-        assert_eq!(wait_after(8), MAX_WAIT);
+        assert_eq!(wait_after(1), Duration::ZERO);
+        assert_eq!(wait_after(FREE), Duration::ZERO);
+        assert_eq!(wait_after(FREE + 1), 250 * MS);
+        assert_eq!(wait_after(FREE + 2), 500 * MS);
+        assert_eq!(wait_after(FREE + 5), 4000 * MS);
+        assert_eq!(wait_after(FREE + 8), MAX_WAIT);
         assert_eq!(wait_after(u32::MAX), MAX_WAIT);
+    }
+
+    /// `FREE` wrong credentials from `key` at `now`, which cost nothing.
+    fn spend_free(g: &Guard, key: ClientKey, now: Instant) {
+        for _ in 0..FREE {
+            assert_eq!(g.judge(key, now, false), Fail);
+        }
     }
 
     #[test]
@@ -259,19 +292,38 @@ mod tests {
         let t0 = Instant::now();
         let g = Guard::new(t0);
         let a = key("10.0.0.1");
-        assert_eq!(g.admit(a, t0), Verdict::Check);
-        g.fail(a, t0, None);
-        assert_eq!(g.admit(a, t0), Verdict::Wait(250 * MS));
-        assert_eq!(g.admit(a, t0 + 100 * MS), Verdict::Wait(150 * MS));
-        assert_eq!(g.admit(a, t0 + 250 * MS), Verdict::Check);
-        g.fail(a, t0 + 250 * MS, None);
-        assert_eq!(g.admit(a, t0 + 300 * MS), Verdict::Wait(450 * MS));
-        // Another address is not touched.
-        assert_eq!(g.admit(key("10.0.0.2"), t0), Verdict::Check);
-        // Nor a neighbour in the same IPv6 /64 spared.
+        spend_free(&g, a, t0);
+        assert_eq!(g.judge(a, t0, false), Fail);
+        assert_eq!(g.judge(a, t0, true), Wait(250 * MS), "right or not");
+        assert_eq!(g.judge(a, t0 + 100 * MS, false), Wait(150 * MS));
+        assert_eq!(g.judge(a, t0 + 250 * MS, false), Fail);
+        assert_eq!(g.judge(a, t0 + 300 * MS, true), Wait(450 * MS));
+        assert_eq!(g.waiting(t0 + 300 * MS), 1);
+        // Another address is not touched...
+        assert_eq!(g.judge(key("10.0.0.2"), t0, true), Pass);
+        // ...but a neighbour in the same IPv6 /64 is.
         let v6 = key("2001:db8::1");
-        g.fail(v6, t0, None);
-        assert!(matches!(g.admit(key("2001:db8::2"), t0), Verdict::Wait(_)));
+        spend_free(&g, v6, t0);
+        assert_eq!(g.judge(v6, t0, false), Fail);
+        assert!(matches!(g.judge(key("2001:db8::2"), t0, true), Wait(_)));
+    }
+
+    #[test]
+    fn parallel_attempts_share_the_record() {
+        let t0 = Instant::now();
+        let g = Arc::new(Guard::new(t0));
+        let a = key("10.0.0.1");
+        let judged: Vec<Judgement> = (0..8)
+            .map(|_| {
+                let g = g.clone();
+                std::thread::spawn(move || g.judge(a, t0, false))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let failed = judged.iter().filter(|j| **j == Fail).count();
+        assert_eq!(failed, FREE as usize + 1, "{judged:?}");
     }
 
     #[test]
@@ -280,32 +332,38 @@ mod tests {
         let g = Guard::new(t0);
         let a = key("10.0.0.1");
         for i in 0..6 {
-            g.fail(a, t0 + i * MAX_WAIT, None);
+            assert_eq!(g.judge(a, t0 + i * MAX_WAIT, false), Fail);
         }
         let later = t0 + 6 * MAX_WAIT;
-        assert_eq!(g.admit(a, later), Verdict::Check);
-        g.fail(a, later, None);
-        assert_eq!(g.admit(a, later), Verdict::Wait(wait_after(7)));
-        g.succeed(a);
-        assert_eq!(g.admit(a, later), Verdict::Check);
-        g.fail(a, later, None);
-        assert_eq!(g.admit(a, later), Verdict::Wait(250 * MS));
-        let much_later = later + FORGET_AFTER + MS;
-        g.fail(a, much_later, None);
-        assert_eq!(g.admit(a, much_later), Verdict::Wait(250 * MS), "forgotten");
+        assert_eq!(g.judge(a, later, false), Fail);
+        assert_eq!(g.judge(a, later, true), Wait(wait_after(7)));
+        let after = later + wait_after(7);
+        assert_eq!(g.judge(a, after, true), Pass);
+        spend_free(&g, a, after);
+        assert_eq!(g.judge(a, after, false), Fail);
+        assert_eq!(g.judge(a, after, true), Wait(250 * MS));
+        let much_later = after + FORGET_AFTER + MS;
+        assert_eq!(g.judge(a, much_later, false), Fail);
+        assert_eq!(g.judge(a, much_later, false), Fail, "forgotten: free again");
     }
 
     #[test]
-    fn the_same_stale_cookie_counts_once() {
-        let t0 = Instant::now();
-        let g = Guard::new(t0);
-        let a = key("10.0.0.1");
-        g.fail(a, t0, Some([7; 32]));
-        let later = t0 + MAX_WAIT;
-        g.fail(a, later, Some([7; 32]));
-        assert_eq!(g.admit(a, later), Verdict::Check, "not counted again");
-        g.fail(a, later, Some([8; 32]));
-        assert_eq!(g.admit(a, later), Verdict::Wait(500 * MS));
+    fn a_stale_cookie_counts_once() {
+        let g = Guard::new(Instant::now());
+        assert!(!g.cookie_counted(&[7; 32]));
+        g.count_cookie([7; 32]);
+        assert!(g.cookie_counted(&[7; 32]));
+        assert!(!g.cookie_counted(&[8; 32]));
+        for i in 0..MAX_STALE_COOKIES as u32 {
+            let mut d = [0; 32];
+            d[..4].copy_from_slice(&i.to_le_bytes());
+            d[31] = 1;
+            g.count_cookie(d);
+        }
+        assert!(
+            !g.cookie_counted(&[7; 32]),
+            "the oldest are forgotten first"
+        );
     }
 
     #[test]
@@ -313,27 +371,23 @@ mod tests {
         let t0 = Instant::now();
         let g = Guard::new(t0);
         let friend = key("192.168.1.1");
-        g.fail(friend, t0, None);
-        g.succeed(friend);
+        g.trust(friend);
         for i in 0..BUDGET {
-            g.fail(key(&format!("10.{}.{}.1", i / 250, i % 250)), t0, None);
+            g.judge(key(&format!("10.{}.{}.1", i / 250, i % 250)), t0, false);
         }
         assert_eq!(g.budget(t0), 0);
-        assert_eq!(g.admit(key("172.16.0.1"), t0), Verdict::Wait(REFILL_EVERY));
-        assert_eq!(g.admit(friend, t0), Verdict::Check);
-        assert_eq!(
-            g.admit(key("172.16.0.1"), t0 + REFILL_EVERY),
-            Verdict::Check
-        );
+        assert_eq!(g.judge(key("172.16.0.1"), t0, true), Wait(REFILL_EVERY));
+        assert_eq!(g.judge(friend, t0, true), Pass);
+        assert_eq!(g.judge(key("172.16.0.1"), t0 + REFILL_EVERY, true), Pass);
         assert_eq!(g.budget(t0 + REFILL_EVERY * 10), 10);
     }
 
     #[test]
     fn retry_after_rounds_up() {
-        assert_eq!(Verdict::retry_after(250 * MS), 1);
-        assert_eq!(Verdict::retry_after(Duration::from_secs(2)), 2);
-        assert_eq!(Verdict::retry_after(Duration::from_millis(2001)), 3);
-        assert_eq!(Verdict::retry_after(Duration::ZERO), 1);
+        assert_eq!(Judgement::retry_after(250 * MS), 1);
+        assert_eq!(Judgement::retry_after(Duration::from_secs(2)), 2);
+        assert_eq!(Judgement::retry_after(Duration::from_millis(2001)), 3);
+        assert_eq!(Judgement::retry_after(Duration::ZERO), 1);
     }
 
     #[test]

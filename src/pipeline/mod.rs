@@ -79,8 +79,11 @@ pub(crate) struct Conn<'a> {
 /// What the server wants to know about a connection's requests.
 pub(crate) trait Signals {
     /// A request carried the token or the login cookie: the connection is a client's with
-    /// the token (limits aimed at clients without it no longer apply).
-    fn authenticated(&self) {}
+    /// the token (limits aimed at clients without it no longer apply). True the first time on
+    /// this connection.
+    fn authenticated(&self) -> bool {
+        false
+    }
     /// The request became a tunnel (a WebSocket): its thread now serves it for long.
     fn tunnel(&self) {}
 }
@@ -209,7 +212,7 @@ impl Proxy {
         }
         match self.gate(g).check(&req.head.headers, self.at(conn)) {
             Ok(passed) => {
-                conn.signals.authenticated();
+                self.vouched(conn);
                 if passed == Passed::Cookie
                     && changes_state(req.head)
                     && let Err(foreign) = origin::check(&req.head.headers, conn.tls)
@@ -219,6 +222,14 @@ impl Proxy {
                 Continue(())
             }
             Err(denied) => Break(refusal(denied)),
+        }
+    }
+
+    /// A connection showed a right credential: the first time, its address becomes a known
+    /// client (see `guard`).
+    fn vouched(&self, conn: &Conn<'_>) {
+        if conn.signals.authenticated() {
+            self.guard.trust(ClientKey::of(conn.peer.ip()));
         }
     }
 
@@ -301,7 +312,7 @@ fn refusal(denied: Denied) -> Reply {
     match denied {
         Denied::Wait(d) => Problem::TooManyRequests {
             detail: denied.detail().into(),
-            retry_after: guard::Verdict::retry_after(d),
+            retry_after: guard::Judgement::retry_after(d),
         }
         .into(),
         _ => Problem::Unauthorized(denied.detail()).into(),

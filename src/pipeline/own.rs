@@ -10,7 +10,7 @@ use crate::http::pace::Paced;
 use crate::http::{BufStream, Problem, Reply, copy_body};
 
 use super::auth::Denied;
-use super::guard::Verdict;
+use super::guard::Judgement;
 use super::respond::Exchange;
 use super::{Framed, Generation, Proxy, origin};
 
@@ -90,14 +90,14 @@ impl Proxy {
         let submitted = login::submitted(&form);
         let at = self.at(conn);
         let given = submitted.token.as_bytes();
-        match self.gate(g).token_or_fail(given, at, &self.failures.form) {
+        match self.gate(g).token(given, at, &self.failures.form) {
             Ok(()) => {
-                conn.signals.authenticated();
+                self.vouched(conn);
                 let lifetime = g.global.session_lifetime;
                 let session = self.sessions.open(at.wall, lifetime);
                 login::logged_in(&submitted.next, &session, conn.tls, lifetime)
             }
-            Err(Denied::Wait(d)) => login::wait(&submitted.next, Verdict::retry_after(d)),
+            Err(Denied::Wait(d)) => login::wait(&submitted.next, Judgement::retry_after(d)),
             Err(_) => login::refused(&submitted.next),
         }
     }

@@ -164,8 +164,8 @@ impl On<'_> {
 }
 
 impl Signals for On<'_> {
-    fn authenticated(&self) {
-        self.seat.vouch();
+    fn authenticated(&self) -> bool {
+        self.seat.vouch()
     }
     fn tunnel(&self) {
         (self.on_tunnel)();

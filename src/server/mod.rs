@@ -117,10 +117,13 @@ pub(crate) struct Seat {
 
 impl Seat {
     /// The connection has shown the token: the per-address cap is for clients without it.
-    fn vouch(&self) {
-        if !self.vouched.swap(true, Ordering::Relaxed) {
+    /// True the first time.
+    fn vouch(&self) -> bool {
+        let first = !self.vouched.swap(true, Ordering::Relaxed);
+        if first {
             self.hub.clients.lock().release(self.key);
         }
+        first
     }
 }
 

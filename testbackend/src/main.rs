@@ -30,7 +30,7 @@
 //! | `/stream?chunks=5&interval_ms=200&size=16` | chunked body, one flushed chunk per interval |
 //! | `/sse?events=5&interval_ms=200` | `text/event-stream`, `data: event N t=<unix ms when sent>`; `events=0` is forever |
 //! | `/status/NNN` | that status (200..=599), small body; none for 204/304 |
-//! | `/cookies` | three separate `Set-Cookie` headers |
+//! | `/cookies` | three separate `Set-Cookie` headers, and one for `wakeproxy_session` |
 //! | `/gzip` | `Content-Encoding: gzip` of `hello gzip\n` |
 //! | `/sleep?ms=1000` | waits, then 200 `slept` |
 //! | `/alloc?mb=64` | allocates and touches that much memory, then 200 (to hit a `mem_limit`) |

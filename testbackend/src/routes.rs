@@ -215,13 +215,15 @@ fn status(w: &mut impl Write, ctx: &Ctx, code: &str) -> io::Result<()> {
     }
 }
 
-/// `/cookies`: three `Set-Cookie` header lines.
+/// `/cookies`: three `Set-Cookie` header lines, and a fourth that tries to set the proxy's
+/// own session cookie (which the proxy must drop).
 fn cookies(w: &mut impl Write, ctx: &Ctx) -> io::Result<()> {
     let headers = [
         ("Content-Type", "text/plain; charset=utf-8"),
         ("Set-Cookie", "a=1"),
         ("Set-Cookie", "b=2; Path=/"),
         ("Set-Cookie", "c=3; HttpOnly"),
+        ("Set-Cookie", "wakeproxy_session=set-by-the-app; Path=/"),
     ];
     respond(w, ctx, 200, &headers, b"three cookies\n")
 }
