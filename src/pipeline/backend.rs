@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::ops::ControlFlow::{Break, Continue};
-use std::sync::atomic::Ordering;
 
 use crate::base::Socket;
 use crate::base::load::Cut;
@@ -19,7 +18,7 @@ use crate::upstream::forward::{self, may_resend};
 use crate::upstream::{Failure, Timeouts, TunnelCtx, tunnel};
 
 use super::respond::{Ended, Exchange};
-use super::{Flow, Framed, Generation, Proxy, Routed};
+use super::{Conn, Flow, Framed, Generation, Proxy, Routed};
 
 /// Phase 7: the address to forward to; an on-demand service is made ready first.
 pub(super) fn wake<'a>(routed: Routed<'a>) -> Flow<Cow<'a, str>> {
@@ -66,23 +65,11 @@ impl Proxy {
             svc.strip_prefix,
         );
         let conn = x.conn();
-        let peer = conn.peer.ip();
         let request = forward::Request {
             head: req.head,
             body: req.body,
             target: &target,
-            info: ForwardInfo {
-                peer,
-                trusted: g.global.trusted_proxies.iter().any(|n| n.contains(peer)),
-                proto: if conn.tls { "https" } else { "http" },
-                stripped_prefix: (svc.strip_prefix && routed.prefix != "/")
-                    .then_some(routed.prefix),
-                auth_token: svc.auth_token.as_deref(),
-                own_cookie: COOKIE,
-                allow_underscores: svc.allow_underscores_in_headers,
-                upstream_authority: req.target.authority.unwrap_or(&addr),
-                upgrade: requested_upgrade(req.head),
-            },
+            info: forward_info(g, conn, req, routed, &addr),
             client_keep_alive: wants_keep_alive(req.head.minor, &req.head.headers)
                 && !conn.draining,
             expect_continue: has_token(&req.head.headers, "expect", "100-continue"),
@@ -97,15 +84,7 @@ impl Proxy {
                 },
                 on_start: &|| conn.signals.tunnel(),
             },
-            on_own_cookie: &|| {
-                if !routed.cookie_logged.swap(true, Ordering::Relaxed) {
-                    log::warn!(
-                        "service {}: dropped its Set-Cookie for {COOKIE}, the proxy's own \
-                         session cookie (no service may set it); logged once",
-                        svc.name
-                    );
-                }
-            },
+            on_own_cookie: &|| routed.own_cookie_dropped(),
         };
         let timeouts = Timeouts {
             connect: self.connect_timeout,
@@ -136,6 +115,29 @@ impl Proxy {
             }
         }
         ended(x, result)
+    }
+}
+
+/// What the header rules need to know of the request's client and service.
+fn forward_info<'a>(
+    g: &'a Generation,
+    conn: &Conn<'_>,
+    req: &'a Framed<'_>,
+    routed: Routed<'a>,
+    addr: &'a str,
+) -> ForwardInfo<'a> {
+    let svc = &routed.route.service;
+    let peer = conn.peer.ip();
+    ForwardInfo {
+        peer,
+        trusted: g.global.trusted_proxies.iter().any(|n| n.contains(peer)),
+        proto: if conn.tls { "https" } else { "http" },
+        stripped_prefix: (svc.strip_prefix && routed.prefix != "/").then_some(routed.prefix),
+        auth_token: svc.auth_token.as_deref(),
+        own_cookie: COOKIE,
+        allow_underscores: svc.allow_underscores_in_headers,
+        upstream_authority: req.target.authority.unwrap_or(addr),
+        upgrade: requested_upgrade(req.head),
     }
 }
 

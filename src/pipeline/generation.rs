@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
 use crate::config::{Config, Global, Service};
+use crate::endpoints::login::COOKIE;
 use crate::endpoints::metrics::{Metrics, ServiceMetrics};
 use crate::lifecycle::{Activity, Lifecycle, Wake};
 
@@ -27,6 +28,19 @@ pub(crate) struct Route {
     pub wake: Option<Arc<dyn Wake>>,
     /// Whether the service's attempt to set the proxy's cookie has been logged (once).
     pub(super) cookie_logged: AtomicBool,
+}
+
+impl Route {
+    /// The service tried to set the proxy's own cookie (the header was dropped): logged once.
+    pub(super) fn own_cookie_dropped(&self) {
+        if !self.cookie_logged.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "service {}: dropped its Set-Cookie for {COOKIE}, the proxy's own session \
+                 cookie (no service may set it); logged once",
+                self.service.name
+            );
+        }
+    }
 }
 
 /// One configuration, ready for requests.
