@@ -8,6 +8,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
+use super::secret;
 use super::{ConnectMode, Global, IpNet, Limits, RunMode};
 
 /// The keys `global:` may hold.
@@ -49,8 +50,6 @@ const GLOBAL_KEYS: &[&str] = &[
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
 pub(super) const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
-
-const MIN_TOKEN_CHARS: usize = 16;
 
 /// Reads `global:`. Always returns a value (defaults where something failed); the caller
 /// discards it when any issue was recorded.
@@ -368,7 +367,8 @@ fn check_domain(ctx: &mut Ctx, path: &FieldPath, domain: String) -> String {
     domain
 }
 
-/// The bearer token: required, trimmed, at least 16 characters; never echoed.
+/// The bearer token: required, and read as a secret (`secret`): strong, never a default,
+/// never echoed.
 fn bearer_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -> String {
     let p = path.key("bearer_token");
     let Some(v) = get(map, "bearer_token") else {
@@ -378,21 +378,7 @@ fn bearer_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -
         }
         return String::new();
     };
-    let Some(token) = ctx.string(v, &p, Show::Secret) else {
-        return String::new();
-    };
-    let token = token.trim().to_string();
-    let chars = token.chars().count();
-    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        ctx.issue(&p, "must not contain whitespace or control characters");
-    } else if chars < MIN_TOKEN_CHARS {
-        let msg = format!(
-            "must be at least {MIN_TOKEN_CHARS} characters, found {chars} \
-             (generate one with: openssl rand -hex 32)"
-        );
-        ctx.issue(&p, msg);
-    }
-    token
+    secret::read(ctx, v, &p).unwrap_or_default()
 }
 
 fn port(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str, min: u64) -> Option<u16> {

@@ -3,7 +3,8 @@
 //! [`parse`] reports every problem at once, each with its field path and line:
 //! 1. the text is parsed into a generic YAML tree (a syntax error is the one issue reported);
 //! 2. the tree is walked by hand (`validate`, `global`, `service`), expanding `${VAR}` in
-//!    string values as they are read (`expand`) and collecting issues (`read`);
+//!    string values as they are read (`expand`; tokens by the stricter rules of `secret`)
+//!    and collecting issues (`read`);
 //! 3. line numbers come from a scan of the raw text (`locate`).
 //!
 //! YAML parsing stays behind [`parse`] so the YAML crate can change in one place.
@@ -16,6 +17,7 @@ mod formats;
 mod global;
 mod locate;
 mod read;
+mod secret;
 mod service;
 mod table;
 mod validate;

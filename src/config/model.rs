@@ -56,7 +56,8 @@ pub struct Global {
     pub domain: String,
     /// ACME account e-mail; required when `auto_certbot` is true.
     pub email: Option<String>,
-    /// The token every non-exempt request must carry (at least 16 characters).
+    /// The token every non-exempt request must carry (at least 32 characters and hard to
+    /// guess: the README lists the rules).
     pub bearer_token: String,
     /// Default idle time before a service is stopped; zero means never. Default 300 s.
     pub idle_timeout: Duration,

@@ -11,6 +11,7 @@ use super::formats::{
 };
 use super::global::{MAX_SECS, run_mode, swarm_needs};
 use super::read::{Ctx, FieldPath, Show, get};
+use super::secret;
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
 };
@@ -166,18 +167,10 @@ fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
         })
 }
 
-/// `auth_token`: trimmed, non-empty, without whitespace (it goes into a header); never echoed.
+/// `auth_token`: read as a secret (`secret`), like the bearer token it stands in for.
 fn auth_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
-    ctx.key_string(map, path, "auth_token", Show::Secret)
-        .map(|t| t.trim().to_string())
-        .filter(|t| {
-            let ok = !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                let msg = "must be non-empty, without whitespace or control characters";
-                ctx.issue(&path.key("auth_token"), msg);
-            }
-            ok
-        })
+    let v = get(map, "auth_token")?;
+    secret::read(ctx, v, &path.key("auth_token"))
 }
 
 /// `health_path`: an absolute path without spaces (it goes into a request line).

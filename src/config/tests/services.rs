@@ -59,14 +59,17 @@ fn every_service_key_is_read() {
     cpus: 2
     init: false
     strip_prefix: false
-    auth_token: upstream-secret
+    auth_token: upstream-ac769909b160031e2e7d2df983c5555e
     idle_timeout: 0
     health_path: /health?full=1
     start_timeout: 5
 ");
     let s = &ok(&text).services[0];
     assert!(!s.strip_prefix);
-    assert_eq!(s.auth_token.as_deref(), Some("upstream-secret"));
+    assert_eq!(
+        s.auth_token.as_deref(),
+        Some("upstream-ac769909b160031e2e7d2df983c5555e")
+    );
     assert_eq!(s.idle_timeout, Duration::ZERO);
     assert_eq!(s.health_path.as_deref(), Some("/health?full=1"));
     assert_eq!(s.start_timeout, Duration::from_secs(5));
@@ -199,8 +202,8 @@ fn each_service_error_names_field_line_and_problem() {
         (svc("    cpus: .nan\n"), "services[0].cpus", 7, "finite"),
         (svc("    init: no\n"), "services[0].init", 7, "expected true or false"),
         (svc("    strip_prefix: 1\n"), "services[0].strip_prefix", 7, "expected true or false, found an integer 1"),
-        (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "must be non-empty"),
-        (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "without whitespace"),
+        (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "at least 32 characters, found 0"),
+        (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "whitespace"),
         (svc("    idle_timeout: -1\n"), "services[0].idle_timeout", 7, "between 0 and"),
         (svc("    health_path: health\n"), "services[0].health_path", 7, "starting with \"/\""),
         (svc("    start_timeout: 0\n"), "services[0].start_timeout", 7, "between 1 and"),
@@ -210,6 +213,32 @@ fn each_service_error_names_field_line_and_problem() {
     for (text, field, line, fragment) in cases {
         expect_one(&text, field, Some(line), fragment);
     }
+}
+
+#[test]
+fn auth_token_follows_the_bearer_token_rules() {
+    #[rustfmt::skip]
+    let cases = [
+        ("backend-secret", "must be at least 32 characters, found 14"),
+        ("\"99999999999999999999999999999999999999\"", "a run of 38"),
+        ("\"90218374650192837465019283746501\"", "about 106 bits"),
+        ("${BACKEND_TOKEN:-backend-secret}", "publicly known token"),
+        ("$BACKEND_TOKEN", "write ${BACKEND_TOKEN}"),
+        ("\"%BACKEND_TOKEN%\"", "write ${BACKEND_TOKEN}"),
+        ("${BACKEND_TOKEN}", "export BACKEND_TOKEN=$(openssl rand -hex 32)"),
+    ];
+    for (value, fragment) in cases {
+        let text = svc(&format!("    auth_token: {value}\n"));
+        expect_one(&text, "services[0].auth_token", Some(7), fragment);
+        let msg = &issues(&text)[0].message;
+        assert!(
+            !msg.contains("backend-secret") && !msg.contains("9021837"),
+            "{msg}"
+        );
+    }
+    let env = |n: &str| (n == "BACKEND_TOKEN").then(|| TOKEN.to_string());
+    let c = ok_env(&svc("    auth_token: ${BACKEND_TOKEN}\n"), &env);
+    assert_eq!(c.services[0].auth_token.as_deref(), Some(TOKEN));
 }
 
 #[test]

@@ -108,7 +108,7 @@ impl Engine for FakeEngine {
 /// and one container service `box`.
 fn setup(containers: Arc<FakeEngine>, swarm: Arc<FakeEngine>, port: u16) -> Lifecycle {
     let yaml = format!(
-        "global:\n  bearer_token: 0123456789abcdef0123\n  docker_network: net\n  idle_timeout: 300\nservices:\n\
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n  docker_network: net\n  idle_timeout: 300\nservices:\n\
          \x20 - name: 127.0.0.1\n    path: /s\n    image: img\n    mode: swarm\n    replicas: 2\n    internal_port: {port}\n    start_timeout: 5\n\
          \x20 - name: box\n    path: /b\n    image: img\n"
     );
