@@ -27,7 +27,7 @@ fn data(name: &str) -> String {
 
 #[test]
 fn validate_accepts_the_reference_example_with_its_variable_set() {
-    let token = ("PROXY_BEARER_TOKEN", "0123456789abcdef0123456789abcdef");
+    let token = ("PROXY_BEARER_TOKEN", TOKEN);
     let (code, out, err) = wakeproxy(
         &["proxy-validate-config", "--config", &data("reference.yaml")],
         &[token],
@@ -53,6 +53,46 @@ fn validate_names_the_missing_variable() {
         "{err}"
     );
     assert!(err.contains("reference.yaml:4:"), "file and line: {err}");
+}
+
+/// What users saw: with `$PROXY_BEARER_TOKEN` (Compose's form) unset, the literal text was
+/// accepted and then worked as the token. Now the config is refused, by validation and at
+/// start-up alike, and so are a default for the token and a weak one.
+#[test]
+fn a_token_that_could_be_public_is_refused_and_the_proxy_does_not_start() {
+    let dir = TempDir::new("public-token");
+    #[rustfmt::skip]
+    let cases = [
+        ("$PROXY_BEARER_TOKEN", "write ${PROXY_BEARER_TOKEN}"),
+        ("${UNSET_TOKEN_X:-changeme-changeme}", "publicly known token"),
+        ("aaaaaaaaaaaaaaaa", "at least 32 characters"),
+        ("${UNSET_TOKEN_X}", "openssl rand -hex 32"),
+    ];
+    for (i, (value, fragment)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("p{i}.yaml"));
+        std::fs::write(
+            &path,
+            format!("global:\n  bearer_token: {value}\n  listen_address: 127.0.0.1\n  listen_http: 0\nservices:\n  - name: a\n    path: /\n    upstream: 127.0.0.1:1\n"),
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let (code, out, err) = wakeproxy(&["proxy-validate-config", "--config", config], &[]);
+        assert_eq!(code, 1, "{value}: {out}{err}");
+        assert!(
+            err.contains(&format!("p{i}.yaml:2: global.bearer_token: ")),
+            "{err}"
+        );
+        assert!(err.contains(fragment), "{value}: {err}");
+        assert!(!out.contains("valid"), "{out}");
+        // The proxy itself refuses to start: nothing ever listens with that token.
+        let (code, out, err) = wakeproxy(&["proxy", "--config", config, "--no-tls"], &[]);
+        assert_eq!(code, 1, "{value}: {out}{err}");
+        assert!(
+            err.contains("invalid configuration") && err.contains(fragment),
+            "{err}"
+        );
+        assert!(!err.contains("listening on"), "{err}");
+    }
 }
 
 #[test]
