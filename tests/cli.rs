@@ -95,6 +95,30 @@ fn a_token_that_could_be_public_is_refused_and_the_proxy_does_not_start() {
     }
 }
 
+/// Names of 256 or 300 characters passed validation, then every request got a 503.
+#[test]
+fn validate_refuses_a_service_name_docker_cannot_use() {
+    let dir = TempDir::new("long-name");
+    let path = dir.path().join("p.yaml");
+    let name = "n".repeat(256);
+    std::fs::write(
+        &path,
+        format!("global:\n  bearer_token: {TOKEN}\nservices:\n  - name: {name}\n    path: /\n    image: app:latest\n"),
+    )
+    .unwrap();
+    let (code, out, err) = wakeproxy(
+        &["proxy-validate-config", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(
+            "p.yaml:4: services[0].name: is 256 characters long, more than the limit of 63"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn validate_reports_every_error_with_file_line_and_field() {
     let (code, _, err) = wakeproxy(

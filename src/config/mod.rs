@@ -16,6 +16,7 @@ mod expand;
 mod formats;
 mod global;
 mod locate;
+mod names;
 mod read;
 mod secret;
 mod service;

@@ -153,7 +153,8 @@ impl Default for Limits {
 /// One `services:` entry, defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// Unique; also the container name. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    /// Unique; also the container's name and DNS alias. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at
+    /// most 63 characters (stricter for containers and swarm services: `config::names`).
     pub name: String,
     /// Normalised prefix: starts with `/`, no trailing `/` except the root `/` itself.
     pub path: String,

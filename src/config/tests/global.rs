@@ -185,9 +185,9 @@ fn unknown_global_keys_list_the_allowed_ones_and_suggest() {
 
 #[test]
 fn bearer_token_is_required() {
-    let text = "global:\n  domain: x\nservices:\n  - name: a\n    path: /\n    image: i\n";
+    let text = "global:\n  domain: x\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     expect_one(text, "global.bearer_token", Some(1), "missing required key");
-    let text = "global: {}\nservices:\n  - name: a\n    path: /\n    image: i\n";
+    let text = "global: {}\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     expect_one(text, "global.bearer_token", Some(1), "openssl rand -hex 32");
 }
 
@@ -208,7 +208,7 @@ fn bearer_token_errors_never_print_the_token() {
     ];
     for (value, fragment) in cases {
         let text = format!(
-            "global:\n  bearer_token: {value}\nservices:\n  - name: a\n    path: /\n    image: i\n"
+            "global:\n  bearer_token: {value}\nservices:\n  - name: aa\n    path: /\n    image: i\n"
         );
         expect_one(&text, "global.bearer_token", Some(2), fragment);
         let msg = &issues(&text)[0].message;
@@ -228,11 +228,11 @@ fn bearer_token_errors_never_print_the_token() {
 #[test]
 fn bearer_token_is_trimmed_and_expanded() {
     let text = format!(
-        "global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: a\n    path: /\n    image: i\n"
+        "global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: aa\n    path: /\n    image: i\n"
     );
     assert_eq!(ok(&text).global.bearer_token, TOKEN);
     let text =
-        "global:\n  bearer_token: ${TOK}\nservices:\n  - name: a\n    path: /\n    image: i\n";
+        "global:\n  bearer_token: ${TOK}\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     let env = |n: &str| (n == "TOK").then(|| format!(" {TOKEN}\n"));
     assert_eq!(ok_env(text, &env).global.bearer_token, TOKEN);
     // An unset variable: how to generate a value, and no advice to add a fallback.
@@ -261,7 +261,7 @@ fn token_issues(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<crate::config::ConfigIssue> {
     let text = format!(
-        "global:\n  bearer_token: {value}\nservices:\n  - name: a\n    path: /\n    image: i\n"
+        "global:\n  bearer_token: {value}\nservices:\n  - name: aa\n    path: /\n    image: i\n"
     );
     let found = issues_env(&text, env);
     assert_eq!(found.len(), 1, "{found:#?}\n--- text ---\n{text}");
