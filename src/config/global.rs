@@ -9,7 +9,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
 use super::secret;
-use super::{ConnectMode, Global, IpNet, Limits, RunMode};
+use super::{ConnectMode, Global, IpNet, Limits, Probe, RunMode};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -108,7 +108,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let limits = limits(ctx, map, path);
     let instance = instance(ctx, map, path);
     let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
-    let shutdown_timeout = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    let shutdown_timeout = shutdown_timeout(ctx, map, path);
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
 
     Global {
@@ -132,7 +132,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         limits,
         instance,
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
-        shutdown_timeout: Duration::from_secs(shutdown_timeout.unwrap_or(30)),
+        shutdown_timeout,
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
         certbot_args,
@@ -200,6 +200,34 @@ fn email(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
         );
     }
     email
+}
+
+/// Where a running proxy of this config answers and how long it drains, read from `global:`
+/// alone and from nothing else in it: no token, no other key (see `probe`).
+pub(super) fn probe(ctx: &mut Ctx, value: Option<&Value>) -> Probe {
+    let path = FieldPath::root().key("global");
+    let empty = Mapping::new();
+    let map = match value {
+        Some(Value::Mapping(map)) => map,
+        None | Some(Value::Null) => &empty,
+        Some(other) => {
+            ctx.type_error(other, &path, "a mapping", Show::Value);
+            &empty
+        }
+    };
+    let listen_address = listen_address(ctx, map, &path);
+    let (listen_http, _) = listen_ports(ctx, map, &path);
+    Probe {
+        listen_address,
+        listen_http,
+        shutdown_timeout: shutdown_timeout(ctx, map, &path),
+    }
+}
+
+/// `shutdown_timeout`: default 30 s.
+fn shutdown_timeout(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Duration {
+    let secs = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    Duration::from_secs(secs.unwrap_or(30))
 }
 
 /// `listen_address`: default `0.0.0.0`.

@@ -104,6 +104,26 @@ pub struct Global {
     pub certbot_args: Vec<String>,
 }
 
+/// What commands that talk to a running proxy need from its config: where it answers and how
+/// long its drain may take. Read by `config::parse_probe` without the rest of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub listen_address: IpAddr,
+    /// 0 when the port is picked at start (then only the proxy's log says which).
+    pub listen_http: u16,
+    pub shutdown_timeout: Duration,
+}
+
+impl From<&Global> for Probe {
+    fn from(g: &Global) -> Probe {
+        Probe {
+            listen_address: g.listen_address,
+            listen_http: g.listen_http,
+            shutdown_timeout: g.shutdown_timeout,
+        }
+    }
+}
+
 /// What clients may hold: connections, workers, and how long they may wait or dribble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
