@@ -176,6 +176,36 @@ fn version_and_usage() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// No command is a usage error (exit 2, usage on stderr); asking for help is not (exit 0,
+/// usage on stdout), with `-h` as well as `--help`, at the top and for a command.
+#[test]
+fn no_command_is_a_usage_error_and_help_is_not() {
+    let (code, out, err) = wakeproxy(&[], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.starts_with("wakeproxy: no command given"), "{err}");
+    assert!(
+        err.contains("Usage: wakeproxy") && err.contains("proxy-daemon"),
+        "{err}"
+    );
+    for flag in ["--help", "-h"] {
+        let (code, out, err) = wakeproxy(&[flag], &[]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert!(out.starts_with("Usage: wakeproxy"), "{flag}: {out}");
+        assert!(out.contains("healthcheck"), "{flag}: {out}");
+        let (code, out, err) = wakeproxy(&["proxy-daemon", flag], &[]);
+        assert_eq!(code, 0, "proxy-daemon {flag}: {err}");
+        assert!(
+            out.starts_with("Usage: wakeproxy proxy-daemon") && out.contains("restart"),
+            "proxy-daemon {flag}: {out}"
+        );
+    }
+    // `-h` as the value of an option stays that value.
+    let (code, _, err) = wakeproxy(&["proxy-validate-config", "--config", "-h"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot read config file -h"), "{err}");
+}
+
 #[test]
 fn port_in_use_is_a_clear_startup_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
