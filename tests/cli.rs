@@ -206,6 +206,37 @@ fn no_command_is_a_usage_error_and_help_is_not() {
     assert!(err.contains("cannot read config file -h"), "{err}");
 }
 
+/// `/proxy/healthz` needs no token, and neither does the healthcheck that probes it: it
+/// reads only the listener from the config, so an unset token variable does not matter.
+#[test]
+fn healthcheck_needs_no_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "global:\n  bearer_token: ${{PROXY_BEARER_TOKEN}}\n  listen_address: 127.0.0.1\n  listen_http: {port}\nservices:\n  - name: a\n    path: /\n    upstream: 127.0.0.1:1\n"
+    );
+    let mut p = TestProxy::start_env(&yaml, &[("PROXY_BEARER_TOKEN", TOKEN)]);
+    assert_eq!(p.addr.port(), port);
+    let config = p.config_path.to_str().unwrap().to_string();
+    let config = config.as_str();
+    let (code, out, err) = wakeproxy(&["healthcheck", "--config", config], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The full config does need the token: validation without it still fails.
+    let (code, _, err) = wakeproxy(&["proxy-validate-config", "--config", config], &[]);
+    assert_eq!(code, 1, "{err}");
+    p.proc.child.kill().unwrap();
+    p.proc.child.wait().unwrap();
+    let (code, _, err) = wakeproxy(&["healthcheck", "--config", config], &[]);
+    assert_eq!(code, 1, "nothing answers once the proxy is gone: {err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/proxy/healthz")),
+        "{err}"
+    );
+}
+
 #[test]
 fn port_in_use_is_a_clear_startup_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
