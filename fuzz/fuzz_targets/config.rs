@@ -34,6 +34,7 @@ fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) {
                     "service name {:?}",
                     s.name
                 );
+                assert!(s.name.len() <= 63, "service name of {} characters", s.name.len());
                 assert!(s.path.starts_with('/'), "service path {:?}", s.path);
                 assert!(s.path == "/" || !s.path.ends_with('/'), "service path {:?}", s.path);
             }
