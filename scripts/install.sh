@@ -230,8 +230,8 @@ if [[ -e "$env_file" ]]; then
         chmod 600 "$env_file"
         note "fixed: $env_file was readable by others, now mode 600"
     fi
-    grep -q '^PROXY_BEARER_TOKEN=.\{16,\}' "$env_file" ||
-        warn "$env_file has no PROXY_BEARER_TOKEN=<at least 16 characters> line: proxy.yaml reads the token from it"
+    grep -q '^PROXY_BEARER_TOKEN=.\{32,\}' "$env_file" ||
+        warn "$env_file has no PROXY_BEARER_TOKEN=<at least 32 characters> line: proxy.yaml reads the token from it"
 else
     if command -v openssl >/dev/null 2>&1; then
         token="$(openssl rand -hex 32)"

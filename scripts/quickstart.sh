@@ -21,7 +21,7 @@ port=$(( 10#$port ))
 
 if [[ -n "${PROXY_BEARER_TOKEN:-}" ]]; then
     token="$PROXY_BEARER_TOKEN"
-    (( ${#token} >= 16 )) || die "PROXY_BEARER_TOKEN must be at least 16 characters"
+    (( ${#token} >= 32 )) || die "PROXY_BEARER_TOKEN must be at least 32 characters (generate one with: openssl rand -hex 32)"
     [[ "$token" =~ ^[A-Za-z0-9._~+/=-]+$ ]] || die "PROXY_BEARER_TOKEN may only hold letters, digits and ._~+/=-"
 else
     token="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode, ThreadLogMode};
-use wakeproxy::app::cli::{CliError, Command, TopLevel, normalize_args};
+use wakeproxy::app::cli::{CliError, Command, TopLevel, normalize_args, usage};
 use wakeproxy::{app, config};
 
 fn init_logging(level: LevelFilter) {
@@ -25,10 +25,7 @@ fn init_logging(level: LevelFilter) {
 
 fn run(top: TopLevel) -> Result<(), CliError> {
     match top.command {
-        None => {
-            eprintln!("wakeproxy: no command given; try `wakeproxy --help`");
-            Ok(())
-        }
+        None => Err(CliError::Usage(format!("no command given\n\n{}", usage()))),
         Some(Command::Validate(a)) => app::run_validate(&a),
         Some(Command::Status(a)) => app::status::run_status(&a),
         Some(Command::Daemon(a)) => app::daemon::run(&a),

@@ -141,6 +141,54 @@ fn proxy_daemon_from_a_shell_script() {
     assert!(text.contains(" 0 failed"), "{text}");
 }
 
+/// What users saw: `start` printed "started" and exited 0 while another wakeproxy answered on
+/// its port and its own proxy had died with "Address already in use". Now it succeeds only
+/// when the proxy it started answers (`/proxy/healthz` carries that start's nonce).
+#[test]
+fn proxy_daemon_start_fails_when_another_proxy_holds_the_port() {
+    let b = Backend::start("b");
+    let other = TestProxy::start(&config(&format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n",
+        b.addr
+    )));
+    let dir = TempDir::new("daemon-busy");
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "global:\n  bearer_token: {TOKEN}\n  listen_address: 127.0.0.1\n  listen_http: {}\nservices:\n  - name: app\n    path: /app\n    upstream: {}\n",
+            other.addr.port(),
+            b.addr
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
+        .args(["proxy-daemon", "--config", path.to_str().unwrap(), "start"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("started"), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "another process already answers /proxy/healthz on {}",
+            other.addr
+        )),
+        "{stderr}"
+    );
+    // The last lines of its log say why its own proxy could not serve.
+    assert!(
+        stderr.contains("last log lines:") && stderr.contains("Address already in use"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("wakeproxy.pid").exists(), "pid file left");
+    // The proxy that held the port is untouched.
+    assert_eq!(get(other.addr, "/app/x").status, 200);
+}
+
 #[test]
 fn sighup_reload_adds_and_changes_routes_while_a_websocket_stays_open() {
     let one = Backend::start("one");

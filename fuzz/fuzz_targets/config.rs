@@ -24,7 +24,7 @@ fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) {
     match config::parse(text, "fuzz", env) {
         Ok(cfg) => {
             let _ = config::services_table(&cfg);
-            assert!(cfg.global.bearer_token.chars().count() >= 16);
+            assert!(cfg.global.bearer_token.chars().count() >= 32);
             let mut names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
             for s in &cfg.services {
                 let first = s.name.chars().next();
@@ -34,6 +34,7 @@ fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) {
                     "service name {:?}",
                     s.name
                 );
+                assert!(s.name.len() <= 63, "service name of {} characters", s.name.len());
                 assert!(s.path.starts_with('/'), "service path {:?}", s.path);
                 assert!(s.path == "/" || !s.path.ends_with('/'), "service path {:?}", s.path);
             }

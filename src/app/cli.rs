@@ -104,17 +104,50 @@ pub struct StatusArgs {
 /// Default refresh interval of `proxy-status --follow`.
 pub const DEFAULT_FOLLOW_SECS: u64 = 2;
 
-/// argh has no optional option values: `--follow` alone (last, or before another flag) gets
-/// the default interval inserted.
+/// Options that take a value: a `-h` right after one of them is that value, not a request
+/// for help. (`--follow` is not here: its value is optional and only ever a number.)
+const VALUE_OPTIONS: &[&str] = &[
+    "-c",
+    "--config",
+    "--pid-file",
+    "--log-file",
+    "--server-url",
+    "--bearer-token",
+    "--cacert",
+];
+
+/// Fills in what argh does not do itself, before it parses:
+/// - `-h` means `--help` (argh knows only `--help` and `help`);
+/// - `--follow` alone (last, or before another flag) gets the default interval inserted, as
+///   argh has no optional option values.
+///
+/// Nothing after `--` is touched.
 pub fn normalize_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len() + 1);
     for (i, a) in args.iter().enumerate() {
-        out.push(a.clone());
+        if a == "--" {
+            out.extend(args[i..].iter().cloned());
+            break;
+        }
+        let value_of_option = i > 0 && VALUE_OPTIONS.contains(&args[i - 1].as_str());
+        if a == "-h" && !value_of_option {
+            out.push("--help".to_string());
+        } else {
+            out.push(a.clone());
+        }
         if a == "--follow" && args.get(i + 1).is_none_or(|n| n.parse::<u64>().is_err()) {
             out.push(DEFAULT_FOLLOW_SECS.to_string());
         }
     }
     out
+}
+
+/// The top-level usage text, as `wakeproxy --help` prints it.
+pub fn usage() -> String {
+    match TopLevel::from_args(&["wakeproxy"], &["--help"]) {
+        Err(early) => early.output,
+        Ok(_) => String::new(),
+    }
 }
 
 /// How a command failed; `exit_code` is the one place errors become exit codes.
@@ -205,8 +238,50 @@ mod tests {
     }
 
     #[test]
+    fn dash_h_asks_for_help_unless_it_is_an_option_value() {
+        let norm = |args: &[&str]| {
+            let owned: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            normalize_args(&owned)
+        };
+        assert_eq!(norm(&["-h"]), ["--help"]);
+        assert_eq!(norm(&["proxy-daemon", "-h"]), ["proxy-daemon", "--help"]);
+        assert_eq!(
+            norm(&["proxy-status", "--follow", "-h"]),
+            ["proxy-status", "--follow", "2", "--help"]
+        );
+        assert_eq!(norm(&["proxy", "-c", "-h"]), ["proxy", "-c", "-h"]);
+        assert_eq!(
+            norm(&["proxy-status", "--bearer-token", "-h"]),
+            ["proxy-status", "--bearer-token", "-h"]
+        );
+        assert_eq!(
+            norm(&["proxy-daemon", "-c", "x", "--", "-h"]),
+            ["proxy-daemon", "-c", "x", "--", "-h"]
+        );
+        // What argh makes of it: help, which is not an error.
+        let early = parse(&["proxy-daemon", "-h"]).unwrap_err();
+        assert_eq!(early.status, Ok(()));
+        assert!(early.output.starts_with("Usage: wakeproxy proxy-daemon"));
+    }
+
+    #[test]
+    fn usage_lists_the_commands() {
+        let text = usage();
+        assert!(text.starts_with("Usage: wakeproxy"), "{text}");
+        for command in [
+            "proxy",
+            "proxy-validate-config",
+            "proxy-daemon",
+            "healthcheck",
+        ] {
+            assert!(text.contains(command), "{text}");
+        }
+    }
+
+    #[test]
     fn exit_codes() {
         assert_eq!(CliError::Startup("x".into()).exit_code(), 1);
         assert_eq!(CliError::Status("x".into()).exit_code(), 3);
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
     }
 }

@@ -1,20 +1,29 @@
 //! `proxy-daemon start|stop|restart|status|reload`: running the proxy in the background for
-//! shell scripts, with a pid file (checked, never trusted blindly) and a log file.
+//! shell scripts, with a pid file (checked, never trusted blindly) and a log file. `start`
+//! succeeds only when the process it started answers (`probe`): not when another process
+//! already answers on the port.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process, test_kill_process};
 
 use super::cli::{CliError, DaemonArgs};
-use crate::config::{self, Config};
+use super::probe::{self, START_NONCE_ENV, health_addr};
+use crate::config::{self, Config, Probe};
 
 /// How long `start` waits for `/proxy/healthz`.
 const START_WAIT: Duration = Duration::from_secs(30);
+
+/// How long `start` lets its proxy live on while another process answers on its port (the
+/// proxy normally exits at once, unable to bind, and its log says why).
+const FOREIGN_WAIT: Duration = Duration::from_secs(10);
+
+/// Log lines shown when a start fails.
+const TAIL_LINES: usize = 20;
 
 /// Exit code when the daemon is not running (as LSB init scripts use for `status`).
 pub const NOT_RUNNING: i32 = 3;
@@ -72,60 +81,6 @@ fn running_pid(pid_file: &Path) -> Option<Pid> {
     }
 }
 
-/// Where the proxy answers: the configured port, or (for port 0) the last
-/// `listening on http://` line of the log since `from`.
-fn health_addr(cfg: &Config, log: &Path, from: u64) -> Option<SocketAddr> {
-    let g = &cfg.global;
-    let addr = if g.listen_http != 0 {
-        SocketAddr::new(g.listen_address, g.listen_http)
-    } else {
-        let mut f = fs::File::open(log).ok()?;
-        f.seek(SeekFrom::Start(from)).ok()?;
-        let mut text = String::new();
-        f.read_to_string(&mut text).ok()?;
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.contains("listening on http://"))?;
-        let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
-        rest.split_whitespace().next()?.parse().ok()?
-    };
-    Some(if addr.ip().is_unspecified() {
-        SocketAddr::new(
-            if addr.is_ipv4() {
-                [127, 0, 0, 1].into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            },
-            addr.port(),
-        )
-    } else {
-        addr
-    })
-}
-
-/// Does `/proxy/healthz` answer 200?
-fn healthy(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /proxy/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    let mut n = 0;
-    while n < 12 {
-        match s.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => return false,
-            Ok(k) => n += k,
-        }
-    }
-    buf.starts_with(b"HTTP/1.1 200")
-}
-
 fn log_tail(log: &Path, from: u64, lines: usize) -> String {
     let mut text = String::new();
     if let Ok(mut f) = fs::File::open(log) {
@@ -157,8 +112,12 @@ fn start(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     let from = log.seek(SeekFrom::End(0)).unwrap_or(0);
     let exe = std::env::current_exe()
         .map_err(|e| fail(1, format!("cannot find the wakeproxy binary: {e}")))?;
+    let nonce = probe::new_nonce();
     let mut cmd = Command::new(exe);
-    cmd.arg("proxy").arg("--config").arg(&args.config);
+    cmd.arg("proxy")
+        .arg("--config")
+        .arg(&args.config)
+        .env(START_NONCE_ENV, &nonce);
     if args.no_tls {
         cmd.arg("--no-tls");
     }
@@ -173,39 +132,89 @@ fn start(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
         .map_err(|e| fail(1, format!("cannot start the proxy: {e}")))?;
     fs::write(&p.pid, format!("{}\n", child.id()))
         .map_err(|e| fail(1, format!("cannot write pid file {}: {e}", p.pid.display())))?;
-    let deadline = Instant::now() + START_WAIT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let _ = fs::remove_file(&p.pid);
-            return Err(fail(
-                1,
-                format!(
-                    "the proxy exited ({status}) during start-up; last log lines:\n{}",
-                    log_tail(&p.log, from, 20)
-                ),
-            ));
-        }
-        if health_addr(&cfg, &p.log, from).is_some_and(healthy) {
+    let started = Started {
+        probe: Probe::from(&cfg.global),
+        nonce,
+        from,
+    };
+    match started.wait(&mut child, p) {
+        Ok(()) => {
             println!(
                 "wakeproxy started (pid {}), log: {}",
                 child.id(),
                 p.log.display()
             );
-            return Ok(());
+            Ok(())
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
+        Err(why) => {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             let _ = fs::remove_file(&p.pid);
-            return Err(fail(
-                1,
-                format!(
-                    "the proxy did not answer /proxy/healthz within {} s; last log lines:\n{}",
-                    START_WAIT.as_secs(),
-                    log_tail(&p.log, from, 20)
-                ),
-            ));
+            let tail = log_tail(&p.log, from, TAIL_LINES);
+            Err(fail(1, format!("{why}; last log lines:\n{tail}")))
         }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A proxy `start` just spawned, told `nonce` through the environment.
+struct Started {
+    probe: Probe,
+    nonce: String,
+    /// Where its part of the log begins.
+    from: u64,
+}
+
+impl Started {
+    /// Waits until the proxy answers `/proxy/healthz` with its nonce. Fails when it exits,
+    /// when another process keeps answering on its port instead, or after `START_WAIT`.
+    fn wait(&self, child: &mut Child, p: &Paths) -> Result<(), String> {
+        let deadline = Instant::now() + START_WAIT;
+        // When a process that is not this proxy was first seen answering, and where.
+        let mut foreign = None;
+        let pid = child.id();
+        let elsewhere = |addr| {
+            format!(
+                "another process already answers /proxy/healthz on {addr}: not the proxy just \
+                 started (pid {pid}). Is another wakeproxy running on this port? Stop it or \
+                 change listen_http"
+            )
+        };
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                // It may have died (unable to bind) before the other process was seen.
+                let other = foreign.map(|(_, addr)| addr).or_else(|| {
+                    health_addr(&self.probe, &p.log, self.from)
+                        .filter(|addr| probe::healthz(*addr).is_some())
+                });
+                return Err(match other {
+                    Some(addr) => format!("the proxy exited ({status}); {}", elsewhere(addr)),
+                    None => format!("the proxy exited ({status}) during start-up"),
+                });
+            }
+            if let Some(addr) = health_addr(&self.probe, &p.log, self.from) {
+                match probe::healthz(addr) {
+                    Some(h) if h.nonce.as_deref() == Some(self.nonce.as_str()) => return Ok(()),
+                    Some(_) => {
+                        foreign.get_or_insert((Instant::now(), addr));
+                    }
+                    None => {}
+                }
+            }
+            if let Some((since, addr)) = foreign
+                && since.elapsed() > FOREIGN_WAIT
+            {
+                return Err(format!("{}; it was stopped", elsewhere(addr)));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the proxy did not answer /proxy/healthz within {} s",
+                    START_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -215,8 +224,8 @@ fn stop(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
         return Ok(());
     };
     // The drain may take shutdown_timeout; allow that plus a margin.
-    let grace = config::load(&args.config)
-        .map_or(Duration::from_secs(30), |c| c.global.shutdown_timeout)
+    let grace = config::load_probe(&args.config)
+        .map_or(Duration::from_secs(30), |c| c.shutdown_timeout)
         + Duration::from_secs(10);
     kill_process(pid, Signal::TERM).map_err(|e| {
         fail(
@@ -259,9 +268,9 @@ fn status(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     let Some(pid) = running_pid(&p.pid) else {
         return Err(fail(NOT_RUNNING, "wakeproxy is not running"));
     };
-    let cfg = load(args)?;
-    match health_addr(&cfg, &p.log, 0) {
-        Some(addr) if healthy(addr) => {
+    let listen = config::load_probe(&args.config).map_err(CliError::Config)?;
+    match health_addr(&listen, &p.log, 0) {
+        Some(addr) if probe::healthz(addr).is_some() => {
             println!(
                 "wakeproxy is running (pid {}) and answering on {addr}",
                 pid.as_raw_nonzero()
@@ -293,11 +302,12 @@ fn reload(args: &DaemonArgs, p: &Paths) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `healthcheck`: exit 0 when `/proxy/healthz` of the configured listener answers 200.
+/// `healthcheck`: exit 0 when `/proxy/healthz` of the configured listener answers 200. Reads
+/// only the listener from the config (`config::load_probe`): no token is needed.
 pub fn healthcheck(config_path: &Path) -> Result<(), CliError> {
-    let cfg = config::load(config_path).map_err(CliError::Config)?;
-    match health_addr(&cfg, Path::new("/nonexistent"), 0) {
-        Some(addr) if healthy(addr) => Ok(()),
+    let listen = config::load_probe(config_path).map_err(CliError::Config)?;
+    match health_addr(&listen, Path::new("/nonexistent"), 0) {
+        Some(addr) if probe::healthz(addr).is_some() => Ok(()),
         Some(addr) => Err(fail(
             1,
             format!("no healthy answer from http://{addr}/proxy/healthz"),

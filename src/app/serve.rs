@@ -13,12 +13,13 @@ use crate::pipeline::Proxy;
 use crate::server::{Hub, Server};
 
 use super::cli::{CliError, ProxyArgs};
+use super::probe::{START_NONCE_ENV, is_nonce};
 use super::runtime::{Runtime, start_lifecycle};
 use super::{reload, tls};
 
 /// `proxy`: connects Docker, binds, serves until the drain after SIGTERM ends.
 pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
-    let proxy = Arc::new(Proxy::new(&config));
+    let proxy = Arc::new(Proxy::new(&config).with_start_nonce(start_nonce()));
     let g = config.global.clone();
     let limits = fit_open_files(g.limits);
     let hub = Hub::new(proxy.clone(), limits)
@@ -52,6 +53,18 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
         .map_err(|e| CliError::Startup(format!("cannot start the poller: {e}")))?;
     finish_drain(&rt);
     Ok(())
+}
+
+/// The nonce `proxy-daemon start` passed in the environment, if it is one (it goes into a
+/// header, so anything else is ignored).
+fn start_nonce() -> Option<String> {
+    let value = std::env::var(START_NONCE_ENV).ok()?;
+    if is_nonce(&value) {
+        Some(value)
+    } else {
+        log::warn!("ignoring {START_NONCE_ENV}: expected up to 64 letters, digits and '-'");
+        None
+    }
 }
 
 /// File descriptors kept apart from client connections: listeners, the poller, Docker and

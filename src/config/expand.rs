@@ -69,6 +69,64 @@ pub(super) fn has_reference(raw: &str) -> bool {
     false
 }
 
+/// One `${...}` reference as written in a raw value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Reference<'a> {
+    /// The text before any `:-` (a valid name or not: `expand` judges that).
+    pub name: &'a str,
+    /// Written as `${NAME:-default}`.
+    pub has_default: bool,
+}
+
+/// The `${...}` references of `raw`, left to right, `$$` escapes skipped; the scan stops at a
+/// `${` without its `}`. For checks that care how a value is written, not what it becomes.
+pub(super) fn references(raw: &str) -> Vec<Reference<'_>> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        if let Some(body) = after.strip_prefix('{') {
+            let Some(end) = body.find('}') else { break };
+            let expr = &body[..end];
+            out.push(match expr.split_once(":-") {
+                Some((name, _)) => Reference {
+                    name,
+                    has_default: true,
+                },
+                None => Reference {
+                    name: expr,
+                    has_default: false,
+                },
+            });
+            rest = &body[end + 1..];
+        } else {
+            rest = after.strip_prefix('$').unwrap_or(after);
+        }
+    }
+    out
+}
+
+/// The name of the first bare `$NAME` in `raw` (the shell's and Compose's form, which
+/// wakeproxy leaves as it is), `$$` escapes skipped.
+pub(super) fn bare_reference(raw: &str) -> Option<&str> {
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        if let Some(escaped) = after.strip_prefix('$') {
+            rest = escaped;
+            continue;
+        }
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if is_var_name(&after[..len]) {
+            return Some(&after[..len]);
+        }
+        rest = after;
+    }
+    None
+}
+
 /// Expands `${NAME}`, `${NAME:-default}` and `$$` in `raw` (see the module docs).
 pub fn expand(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(raw.len());
@@ -252,6 +310,37 @@ mod tests {
         assert!(!is_var_name(""));
         assert!(!is_var_name("9A"));
         assert!(!is_var_name("A.B"));
+    }
+
+    #[test]
+    fn references_as_written() {
+        let r = |name, has_default| Reference { name, has_default };
+        assert_eq!(
+            references("${A}x${B:-1}$${C}$$${D:-}"),
+            [r("A", false), r("B", true), r("D", true)]
+        );
+        assert_eq!(references("${A:-x:-y}"), [r("A", true)]);
+        assert_eq!(references("plain $A"), []);
+        assert_eq!(
+            references("${A}${B"),
+            [r("A", false)],
+            "stops when unterminated"
+        );
+    }
+
+    #[test]
+    fn bare_references_are_found_but_not_escapes_or_braces() {
+        assert_eq!(
+            bare_reference("$PROXY_BEARER_TOKEN"),
+            Some("PROXY_BEARER_TOKEN")
+        );
+        assert_eq!(bare_reference("abc$_x1-y"), Some("_x1"));
+        assert_eq!(bare_reference("${A} $B"), Some("B"));
+        assert_eq!(bare_reference("$$A"), None, "an escaped dollar");
+        assert_eq!(bare_reference("$${A}"), None);
+        assert_eq!(bare_reference("${A}"), None);
+        assert_eq!(bare_reference("cost: 5$ or $9"), None, "not a name");
+        assert_eq!(bare_reference("$"), None);
     }
 
     #[test]

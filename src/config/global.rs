@@ -8,7 +8,8 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
-use super::{ConnectMode, Global, IpNet, Limits, RunMode};
+use super::secret;
+use super::{ConnectMode, Global, IpNet, Limits, Probe, RunMode};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -50,8 +51,6 @@ const GLOBAL_KEYS: &[&str] = &[
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
 pub(super) const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
-
-const MIN_TOKEN_CHARS: usize = 16;
 
 /// Reads `global:`. Always returns a value (defaults where something failed); the caller
 /// discards it when any issue was recorded.
@@ -110,7 +109,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let limits = limits(ctx, map, path);
     let instance = instance(ctx, map, path);
     let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
-    let shutdown_timeout = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    let shutdown_timeout = shutdown_timeout(ctx, map, path);
     let session_lifetime = ctx.key_uint(map, path, "session_lifetime", 60, 366 * 24 * 3600);
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
 
@@ -135,7 +134,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         limits,
         instance,
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
-        shutdown_timeout: Duration::from_secs(shutdown_timeout.unwrap_or(30)),
+        shutdown_timeout,
         session_lifetime: Duration::from_secs(session_lifetime.unwrap_or(7 * 24 * 3600)),
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
@@ -204,6 +203,34 @@ fn email(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
         );
     }
     email
+}
+
+/// Where a running proxy of this config answers and how long it drains, read from `global:`
+/// alone and from nothing else in it: no token, no other key (see `probe`).
+pub(super) fn probe(ctx: &mut Ctx, value: Option<&Value>) -> Probe {
+    let path = FieldPath::root().key("global");
+    let empty = Mapping::new();
+    let map = match value {
+        Some(Value::Mapping(map)) => map,
+        None | Some(Value::Null) => &empty,
+        Some(other) => {
+            ctx.type_error(other, &path, "a mapping", Show::Value);
+            &empty
+        }
+    };
+    let listen_address = listen_address(ctx, map, &path);
+    let (listen_http, _) = listen_ports(ctx, map, &path);
+    Probe {
+        listen_address,
+        listen_http,
+        shutdown_timeout: shutdown_timeout(ctx, map, &path),
+    }
+}
+
+/// `shutdown_timeout`: default 30 s.
+fn shutdown_timeout(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Duration {
+    let secs = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
+    Duration::from_secs(secs.unwrap_or(30))
 }
 
 /// `listen_address`: default `0.0.0.0`.
@@ -371,7 +398,8 @@ fn check_domain(ctx: &mut Ctx, path: &FieldPath, domain: String) -> String {
     domain
 }
 
-/// The bearer token: required, trimmed, at least 16 characters; never echoed.
+/// The bearer token: required, and read as a secret (`secret`): strong, never a default,
+/// never echoed.
 fn bearer_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -> String {
     let p = path.key("bearer_token");
     let Some(v) = get(map, "bearer_token") else {
@@ -381,21 +409,7 @@ fn bearer_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) -
         }
         return String::new();
     };
-    let Some(token) = ctx.string(v, &p, Show::Secret) else {
-        return String::new();
-    };
-    let token = token.trim().to_string();
-    let chars = token.chars().count();
-    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        ctx.issue(&p, "must not contain whitespace or control characters");
-    } else if chars < MIN_TOKEN_CHARS {
-        let msg = format!(
-            "must be at least {MIN_TOKEN_CHARS} characters, found {chars} \
-             (generate one with: openssl rand -hex 32)"
-        );
-        ctx.issue(&p, msg);
-    }
-    token
+    secret::read(ctx, v, &p).unwrap_or_default()
 }
 
 fn port(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str, min: u64) -> Option<u16> {

@@ -3,10 +3,14 @@
 //! [`parse`] reports every problem at once, each with its field path and line:
 //! 1. the text is parsed into a generic YAML tree (a syntax error is the one issue reported);
 //! 2. the tree is walked by hand (`validate`, `global`, `service`), expanding `${VAR}` in
-//!    string values as they are read (`expand`) and collecting issues (`read`);
+//!    string values as they are read (`expand`; tokens by the stricter rules of `secret`)
+//!    and collecting issues (`read`);
 //! 3. line numbers come from a scan of the raw text (`locate`).
 //!
-//! YAML parsing stays behind [`parse`] so the YAML crate can change in one place.
+//! [`parse_probe`] reads only what commands talking to a running proxy need (`Probe`), so
+//! that they work without the token's variable.
+//!
+//! YAML parsing stays behind [`document`] so the YAML crate can change in one place.
 
 mod model;
 pub use model::*;
@@ -15,7 +19,9 @@ mod expand;
 mod formats;
 mod global;
 mod locate;
+mod names;
 mod read;
+mod secret;
 mod service;
 mod table;
 mod validate;
@@ -83,6 +89,47 @@ pub fn parse(
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    let doc = document(text, source)?;
+    let mut ctx = read::Ctx::new(text, env);
+    let config = validate::config(&mut ctx, &doc);
+    let issues = ctx.finish();
+    match config {
+        Some(config) if issues.is_empty() => Ok(config),
+        _ => Err(ConfigErrors {
+            source: source.to_string(),
+            issues,
+        }),
+    }
+}
+
+/// Reads only the `Probe` settings of config text (`listen_address`, `listen_http`,
+/// `shutdown_timeout`), checking those and nothing else: an unset token variable, say, is
+/// not an error here.
+pub fn parse_probe(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Probe, ConfigErrors> {
+    let doc = document(text, source)?;
+    let mut ctx = read::Ctx::new(text, env);
+    if !doc.is_mapping() {
+        let expected = "a mapping with global and services at the top level";
+        ctx.issue(&read::FieldPath::root(), format!("expected {expected}"));
+    }
+    let probe = global::probe(&mut ctx, doc.get("global"));
+    let issues = ctx.finish();
+    if issues.is_empty() {
+        Ok(probe)
+    } else {
+        Err(ConfigErrors {
+            source: source.to_string(),
+            issues,
+        })
+    }
+}
+
+/// The YAML tree of `text`, merge keys applied; a syntax error is the one issue.
+fn document(text: &str, source: &str) -> Result<serde_yaml_ng::Value, ConfigErrors> {
     let errors = |issues| ConfigErrors {
         source: source.to_string(),
         issues,
@@ -105,18 +152,23 @@ pub fn parse(
             message: format!("invalid YAML merge key (<<): {e}"),
         }]));
     }
-    let mut ctx = read::Ctx::new(text, env);
-    let config = validate::config(&mut ctx, &doc);
-    let issues = ctx.finish();
-    match config {
-        Some(config) if issues.is_empty() => Ok(config),
-        _ => Err(errors(issues)),
-    }
+    Ok(doc)
 }
 
 /// Reads the file and calls [`parse`] with the process environment. A missing or unreadable
 /// file is one issue naming the path and the OS error.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    read_file(path, parse)
+}
+
+/// Reads the file and calls [`parse_probe`] with the process environment.
+pub fn load_probe(path: &Path) -> Result<Probe, ConfigErrors> {
+    read_file(path, parse_probe)
+}
+
+type Parser<T> = fn(&str, &str, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigErrors>;
+
+fn read_file<T>(path: &Path, parse: Parser<T>) -> Result<T, ConfigErrors> {
     let source = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &source, &|name| std::env::var(name).ok()),

@@ -56,7 +56,8 @@ pub struct Global {
     pub domain: String,
     /// ACME account e-mail; required when `auto_certbot` is true.
     pub email: Option<String>,
-    /// The token every non-exempt request must carry (at least 16 characters).
+    /// The token every non-exempt request must carry (at least 32 characters and hard to
+    /// guess: the README lists the rules).
     pub bearer_token: String,
     /// Default idle time before a service is stopped; zero means never. Default 300 s.
     pub idle_timeout: Duration,
@@ -103,6 +104,26 @@ pub struct Global {
     pub certbot_path: Option<String>,
     /// Extra certbot arguments, e.g. `[--server, https://acme.example/dir, --config-dir, /x]`.
     pub certbot_args: Vec<String>,
+}
+
+/// What commands that talk to a running proxy need from its config: where it answers and how
+/// long its drain may take. Read by `config::parse_probe` without the rest of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub listen_address: IpAddr,
+    /// 0 when the port is picked at start (then only the proxy's log says which).
+    pub listen_http: u16,
+    pub shutdown_timeout: Duration,
+}
+
+impl From<&Global> for Probe {
+    fn from(g: &Global) -> Probe {
+        Probe {
+            listen_address: g.listen_address,
+            listen_http: g.listen_http,
+            shutdown_timeout: g.shutdown_timeout,
+        }
+    }
 }
 
 /// What clients may hold: connections, workers, and how long they may wait or dribble.
@@ -154,7 +175,8 @@ impl Default for Limits {
 /// One `services:` entry, defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// Unique; also the container name. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    /// Unique; also the container's name and DNS alias. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at
+    /// most 63 characters (stricter for containers and swarm services: `config::names`).
     pub name: String,
     /// Normalised prefix: starts with `/`, no trailing `/` except the root `/` itself.
     pub path: String,

@@ -10,7 +10,7 @@ use std::fmt;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::ConfigIssue;
-use super::expand::{expand, has_reference};
+use super::expand::{ExpandError, expand, has_reference};
 use super::locate::Locator;
 
 /// A field path as printed in messages: `services[2].volumes./data.bind`.
@@ -141,6 +141,11 @@ impl<'a> Ctx<'a> {
     pub(super) fn type_error(&mut self, v: &Value, path: &FieldPath, expected: &str, show: Show) {
         let msg = format!("expected {expected}, found {}", describe(v, show));
         self.issue(path, msg);
+    }
+
+    /// Expands `raw` with this context's environment, leaving the error to the caller.
+    pub(super) fn expand(&self, raw: &str) -> Result<String, ExpandError> {
+        expand(raw, self.env)
     }
 
     /// Expands a string scalar; returns the text and whether it held a `${...}` reference.

@@ -6,11 +6,13 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::expand::is_var_name;
 use super::formats::{
-    check_bind, check_mem_bytes, check_mode, check_volume_host, is_docker_name, is_reserved_path,
-    normalise_path, parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
+    check_bind, check_mem_bytes, check_mode, check_volume_host, is_reserved_path, normalise_path,
+    parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
 };
 use super::global::{MAX_SECS, run_mode, swarm_needs};
+use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
+use super::secret;
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
 };
@@ -90,6 +92,15 @@ pub(super) fn service(
     let name = name(ctx, map, path);
     let route = route(ctx, map, path);
     let backend = backend(ctx, map, path, global);
+    let name = name.filter(|n| {
+        let usage = match &backend {
+            Backend::Upstream(_) => NameUse::Upstream,
+            Backend::Container(c) if c.swarm.is_some() => NameUse::Swarm,
+            Backend::Container(_) => NameUse::Container,
+        };
+        let checked = check_service_name(n, usage);
+        checked.map_err(|e| ctx.issue(&path.key("name"), e)).is_ok()
+    });
     let host_port = match &backend {
         Backend::Container(c) => c.host_port,
         Backend::Upstream(_) => None,
@@ -127,24 +138,15 @@ pub(super) fn service(
     })
 }
 
-/// `name`: required, a valid Docker name (it names the container).
+/// `name`: required; a string (whether Docker accepts it depends on the backend, checked by
+/// the caller with `names`).
 fn name(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
     let p = path.key("name");
     let Some(v) = get(map, "name") else {
         ctx.issue(&p, "missing required key");
         return None;
     };
-    ctx.string(v, &p, Show::Value).filter(|n| {
-        let ok = is_docker_name(n);
-        if !ok {
-            let msg = format!(
-                "{n:?} is not a valid name: use letters, digits, \"_\", \".\" and \"-\", \
-                 starting with a letter or digit"
-            );
-            ctx.issue(&p, msg);
-        }
-        ok
-    })
+    ctx.string(v, &p, Show::Value)
 }
 
 /// `path`: required, normalised, and not one of the proxy's own endpoints.
@@ -169,18 +171,10 @@ fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
         })
 }
 
-/// `auth_token`: trimmed, non-empty, without whitespace (it goes into a header); never echoed.
+/// `auth_token`: read as a secret (`secret`), like the bearer token it stands in for.
 fn auth_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
-    ctx.key_string(map, path, "auth_token", Show::Secret)
-        .map(|t| t.trim().to_string())
-        .filter(|t| {
-            let ok = !t.is_empty() && !t.chars().any(|c| c.is_whitespace() || c.is_control());
-            if !ok {
-                let msg = "must be non-empty, without whitespace or control characters";
-                ctx.issue(&path.key("auth_token"), msg);
-            }
-            ok
-        })
+    let v = get(map, "auth_token")?;
+    secret::read(ctx, v, &path.key("auth_token"))
 }
 
 /// `health_path`: an absolute path without spaces (it goes into a request line).

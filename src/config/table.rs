@@ -61,7 +61,7 @@ mod tests {
     fn table_lists_every_service_aligned() {
         let text = "\
 global:
-  bearer_token: 0123456789abcdef0123
+  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4
   idle_timeout: 0
 services:
   - name: web

@@ -71,14 +71,32 @@ impl<'a> Endpoint<'a> {
     }
 }
 
-/// `/proxy/healthz`.
-pub(crate) fn healthz() -> Reply {
-    Reply::ok("text/plain", b"ok\n".to_vec())
+/// The `/proxy/healthz` header that carries the nonce of this start.
+pub(crate) const START_HEADER: &str = "X-Wakeproxy-Start";
+
+/// `/proxy/healthz`: `200 ok`, with the nonce `proxy-daemon start` gave this process (if it
+/// did), so that it can tell its proxy from another one answering on the same port.
+pub(crate) fn healthz(start_nonce: Option<&str>) -> Reply {
+    let reply = Reply::ok("text/plain", b"ok\n".to_vec());
+    match start_nonce {
+        Some(nonce) => reply.header(START_HEADER, nonce),
+        None => reply,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn healthz_carries_the_start_nonce_when_there_is_one() {
+        let text = |r: Reply| String::from_utf8(r.render(true, false)).unwrap();
+        let with = text(healthz(Some("1a-2b")));
+        assert!(with.starts_with("HTTP/1.1 200"), "{with}");
+        assert!(with.contains("\r\nX-Wakeproxy-Start: 1a-2b\r\n"), "{with}");
+        assert!(with.ends_with("\r\n\r\nok\n"), "{with}");
+        assert!(!text(healthz(None)).contains("X-Wakeproxy-Start"));
+    }
 
     #[test]
     fn paths_name_endpoints_and_their_access() {

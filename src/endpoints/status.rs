@@ -119,7 +119,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn config() -> crate::config::Config {
-        let text = "global:\n  bearer_token: 0123456789abcdef0123456789abcdef\nservices:\n  - name: app\n    path: /app\n    image: app:1\n  - name: api\n    path: /\n    upstream: 127.0.0.1:9\n";
+        let text = "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\nservices:\n  - name: app\n    path: /app\n    image: app:1\n  - name: api\n    path: /\n    upstream: 127.0.0.1:9\n";
         crate::config::parse(text, "test.yaml", &|_| None).unwrap()
     }
 

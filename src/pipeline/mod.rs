@@ -113,6 +113,8 @@ pub(crate) struct Proxy {
     logins: Logins,
     /// Whether HTTPS is on, which decides what the plain HTTP port answers.
     pub https: Arc<HttpsState>,
+    /// What `/proxy/healthz` says this start is (`proxy-daemon start` sets one).
+    start_nonce: Option<String>,
 }
 
 impl Proxy {
@@ -131,7 +133,14 @@ impl Proxy {
             failures: Failures::default(),
             logins: Logins::default(),
             https: Arc::new(HttpsState::new(&config.global)),
+            start_nonce: None,
         }
+    }
+
+    /// The same proxy, its `/proxy/healthz` answers carrying `nonce`.
+    pub(crate) fn with_start_nonce(mut self, nonce: Option<String>) -> Proxy {
+        self.start_nonce = nonce;
+        self
     }
 
     /// The generation new requests use.

@@ -27,7 +27,7 @@ impl Proxy {
         let method = req.head.method.as_str();
         let reading = matches!(method, "GET" | "HEAD");
         match endpoint {
-            Endpoint::Healthz => endpoints::healthz(),
+            Endpoint::Healthz => endpoints::healthz(self.start_nonce.as_deref()),
             Endpoint::Acme(token) => acme::answer(&g.global.acme_webroot, token),
             Endpoint::Login if reading => login::page(req.target.query),
             Endpoint::Login if method == "POST" => self.log_in(g, client, x, req),

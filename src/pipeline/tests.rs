@@ -13,7 +13,7 @@ use crate::http::head::parse_request;
 
 use super::{Conn, Next, Proxy};
 
-const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "7b160a90a2bba89b2100d1f018f8eaa4";
 
 /// A server that wants to hear nothing.
 struct Quiet;

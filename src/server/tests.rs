@@ -23,7 +23,7 @@ const HEALTHZ: &[u8] = b"GET /proxy/healthz HTTP/1.1\r\nHost: h\r\n\r\n";
 /// A poller with one listener (TLS when `tls`), driven by the test.
 fn poller(tls: bool, extra: &str) -> (Poller, SocketAddr, Arc<Hub>) {
     let yaml = format!(
-        "global:\n  bearer_token: 0123456789abcdef0123456789abcdef\n  head_timeout: 1\n{extra}\
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n  head_timeout: 1\n{extra}\
          services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
     );
     let config = crate::config::parse(&yaml, "test.yaml", &|_| None).unwrap();

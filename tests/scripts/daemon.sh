@@ -3,7 +3,7 @@
 # Usage: daemon.sh WAKEPROXY_BINARY WORKDIR BACKEND_ADDR
 set -u
 bin=$1; dir=$2; backend=$3
-token=daemon-test-token-0123456789
+token=daemon-test-token-b5429e5a10cd107b563c2d
 fails=0
 check() { # check WANT_CODE DESCRIPTION -- command...
   local want=$1 what=$2; shift 3

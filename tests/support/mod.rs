@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const TOKEN: &str = "test-token-0123456789abcdef";
+pub const TOKEN: &str = "test-token-3c2d5b43900e89b5429e5a10cd107b56";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 

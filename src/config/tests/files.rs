@@ -159,7 +159,7 @@ fn display_is_one_line_per_issue() {
 
 #[test]
 fn top_level_shape_errors() {
-    let svc = "services:\n  - name: a\n    path: /\n    image: i\n";
+    let svc = "services:\n  - name: aa\n    path: /\n    image: i\n";
     #[rustfmt::skip]
     let cases: Vec<(String, &str, Option<usize>, &str)> = vec![
         (String::new(), "", None, "the file is empty"),
@@ -207,22 +207,22 @@ fn yaml_syntax_errors_are_one_issue_with_a_line() {
 #[test]
 fn flow_style_anchors_merge_keys_and_crlf_work() {
     let flow = format!(
-        "{{global: {{bearer_token: {TOKEN}}}, services: [{{name: a, path: /a, image: i}}]}}"
+        "{{global: {{bearer_token: {TOKEN}}}, services: [{{name: aa, path: /a, image: i}}]}}"
     );
     assert_eq!(ok(&flow).services[0].path, "/a");
 
     let anchors = format!(
-        "global:\n  bearer_token: &tok {TOKEN}\nservices:\n  - &base\n    name: a\n    path: /a\n    image: i\n    mem_limit: 1g\n    environment:\n      TOKEN: *tok\n  - <<: *base\n    name: b\n    path: /b\n"
+        "global:\n  bearer_token: &tok {TOKEN}\nservices:\n  - &base\n    name: aa\n    path: /a\n    image: i\n    mem_limit: 1g\n    environment:\n      TOKEN: *tok\n  - <<: *base\n    name: bb\n    path: /b\n"
     );
     let c = ok(&anchors);
-    assert_eq!(c.services[1].name, "b");
+    assert_eq!(c.services[1].name, "bb");
     assert_eq!(c.services[1].container().unwrap().mem_limit, Some(1 << 30));
     assert_eq!(c.services[1].container().unwrap().environment[0].1, TOKEN);
 
     let crlf = with_global("  listen_http: 70000\n").replace('\n', "\r\n");
     expect_one(&crlf, "global.listen_http", Some(3), "between 0 and 65535");
     let bad_flow = format!(
-        "global: {{bearer_token: {TOKEN}, idle_timeout: x}}\nservices: [{{name: a, path: /, image: i, cpus: 0}}]\n"
+        "global: {{bearer_token: {TOKEN}, idle_timeout: x}}\nservices: [{{name: aa, path: /, image: i, cpus: 0}}]\n"
     );
     let found = issues(&bad_flow);
     assert_eq!(found.len(), 2, "{found:#?}");
@@ -270,7 +270,7 @@ fn odd_yaml_never_panics() {
         "\u{feff}global:\n  domain: é\n".into(),
         "global:\n  <<: 5\n".into(),
         "global:\n  <<: [1, 2]\n".into(),
-        "services:\n  - name: a\n    path: /\n    image: i\n    volumes:\n      ? [x]\n      : /y\n    environment:\n      ? [x]\n      : y\n".into(),
+        "services:\n  - name: aa\n    path: /\n    image: i\n    volumes:\n      ? [x]\n      : /y\n    environment:\n      ? [x]\n      : y\n".into(),
         "\0".into(),
         ":".into(),
         "- - -\n".into(),

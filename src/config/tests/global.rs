@@ -185,9 +185,9 @@ fn unknown_global_keys_list_the_allowed_ones_and_suggest() {
 
 #[test]
 fn bearer_token_is_required() {
-    let text = "global:\n  domain: x\nservices:\n  - name: a\n    path: /\n    image: i\n";
+    let text = "global:\n  domain: x\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     expect_one(text, "global.bearer_token", Some(1), "missing required key");
-    let text = "global: {}\nservices:\n  - name: a\n    path: /\n    image: i\n";
+    let text = "global: {}\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     expect_one(text, "global.bearer_token", Some(1), "openssl rand -hex 32");
 }
 
@@ -195,19 +195,31 @@ fn bearer_token_is_required() {
 fn bearer_token_errors_never_print_the_token() {
     #[rustfmt::skip]
     let cases = [
-        ("short-secret", "must be at least 16 characters, found 12"),
+        ("short-secret", "must be at least 32 characters, found 12"),
         ("\"  short-secret  \"", "found 12"),
-        ("\"secret with spaces in it\"", "whitespace"),
+        ("aaaaaaaaaaaaaaaa", "must be at least 32 characters, found 16"),
+        ("secretsecretsecretsecretsecretsecret", "repeats the same 6-character sequence"),
+        ("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3tsecret", "uses only 7 different characters"),
+        ("\"12345678901234567890123456789012\"", "a run of 10 equal or consecutive characters"),
+        ("\"90218374650192837465019283746501\"", "about 106 bits"),
+        ("\"secret with spaces in it, secret with spaces\"", "whitespace"),
         ("1234567890123456789", "expected a string, found an integer"),
         ("[secretsecretsecret]", "expected a string, found a list"),
     ];
     for (value, fragment) in cases {
         let text = format!(
-            "global:\n  bearer_token: {value}\nservices:\n  - name: a\n    path: /\n    image: i\n"
+            "global:\n  bearer_token: {value}\nservices:\n  - name: aa\n    path: /\n    image: i\n"
         );
         expect_one(&text, "global.bearer_token", Some(2), fragment);
         let msg = &issues(&text)[0].message;
-        for secret in ["short-secret", "secret with", "1234567890", "secretsecret"] {
+        for secret in [
+            "short-secret",
+            "secret with",
+            "1234567890",
+            "secretsecret",
+            "9021837",
+            "s3cr3t",
+        ] {
             assert!(!msg.contains(secret), "{msg:?} leaks the token");
         }
     }
@@ -216,21 +228,112 @@ fn bearer_token_errors_never_print_the_token() {
 #[test]
 fn bearer_token_is_trimmed_and_expanded() {
     let text = format!(
-        "global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: a\n    path: /\n    image: i\n"
+        "global:\n  bearer_token: \"  {TOKEN}  \"\nservices:\n  - name: aa\n    path: /\n    image: i\n"
     );
     assert_eq!(ok(&text).global.bearer_token, TOKEN);
     let text =
-        "global:\n  bearer_token: ${TOK}\nservices:\n  - name: a\n    path: /\n    image: i\n";
+        "global:\n  bearer_token: ${TOK}\nservices:\n  - name: aa\n    path: /\n    image: i\n";
     let env = |n: &str| (n == "TOK").then(|| format!(" {TOKEN}\n"));
     assert_eq!(ok_env(text, &env).global.bearer_token, TOKEN);
-    let found = issues(text);
-    assert_eq!(found.len(), 1);
-    expect_issue(
-        &found[0],
+    // An unset variable: how to generate a value, and no advice to add a fallback.
+    expect_one(
+        text,
         "global.bearer_token",
         Some(2),
-        "environment variable TOK is not set (use ${TOK:-default} for a default)",
-        text,
+        "environment variable TOK is not set; it must hold a random token, \
+         e.g. export TOK=$(openssl rand -hex 32)",
+    );
+    assert!(!issues(text)[0].message.contains("default"));
+    // A variable whose value is weak is refused like a literal.
+    let env = |n: &str| (n == "TOK").then(|| "changeme".to_string());
+    let found = issues_env(text, &env);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("at least 32 characters"),
+        "{found:?}"
+    );
+    assert!(!found[0].message.contains("changeme"));
+}
+
+/// A document whose bearer token is written `value`, with its issues under `env`.
+fn token_issues(
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<crate::config::ConfigIssue> {
+    let text = format!(
+        "global:\n  bearer_token: {value}\nservices:\n  - name: aa\n    path: /\n    image: i\n"
+    );
+    let found = issues_env(&text, env);
+    assert_eq!(found.len(), 1, "{found:#?}\n--- text ---\n{text}");
+    assert_eq!(found[0].field, "global.bearer_token");
+    found
+}
+
+#[test]
+fn a_bare_dollar_name_is_never_a_literal_token() {
+    // Compose's form is not expanded by wakeproxy: set or not, the text is refused (it would
+    // otherwise be the token, as written in the file).
+    let token_set = |n: &str| (n == "PROXY_BEARER_TOKEN").then(|| TOKEN.to_string());
+    for env in [&no_env as &dyn Fn(&str) -> Option<String>, &token_set] {
+        let found = token_issues("$PROXY_BEARER_TOKEN", env);
+        let msg = &found[0].message;
+        assert!(
+            msg.contains("\"$PROXY_BEARER_TOKEN\" is not expanded"),
+            "{msg}"
+        );
+        assert!(msg.contains("write ${PROXY_BEARER_TOKEN}"), "{msg}");
+    }
+    let found = token_issues(&format!("{TOKEN}$SUFFIX_VAR"), &no_env);
+    assert!(found[0].message.contains("not expanded"), "{found:?}");
+    // Beside a braced reference, the bare one is still the file's, not the environment's.
+    let env = |n: &str| (n == "TOK").then(|| TOKEN.to_string());
+    let found = token_issues("${TOK}$SUFFIX_VAR", &env);
+    assert!(found[0].message.contains("not expanded"), "{found:?}");
+    assert!(
+        !found[0].message.contains("from the environment"),
+        "{found:?}"
+    );
+    assert!(!found[0].message.contains(TOKEN));
+    // `$$` escapes still make a literal "$"; followed by a name it is refused all the same.
+    let found = token_issues(&format!("{TOKEN}$$X"), &no_env);
+    assert!(found[0].message.contains("not expanded"), "{found:?}");
+}
+
+#[test]
+fn a_default_for_the_token_is_refused() {
+    for value in [
+        "${UNSET:-changeme-changeme}",
+        &format!("${{UNSET:-{TOKEN}}}"),
+        "${UNSET:-}",
+    ] {
+        let found = token_issues(value, &no_env);
+        let msg = &found[0].message;
+        assert!(msg.contains("publicly known token"), "{msg}");
+        assert!(msg.contains("Write ${UNSET}"), "{msg}");
+        assert!(!msg.contains("changeme") && !msg.contains(TOKEN), "{msg}");
+    }
+    // Refused even when the variable is set: the fallback is in the file.
+    let env = |n: &str| (n == "UNSET").then(|| TOKEN.to_string());
+    token_issues("${UNSET:-changeme-changeme}", &env);
+}
+
+#[test]
+fn percent_names_and_literal_braces_are_refused() {
+    let found = token_issues("\"%PROXY_BEARER_TOKEN%\"", &no_env);
+    assert!(
+        found[0]
+            .message
+            .contains("\"%PROXY_BEARER_TOKEN%\" is not expanded"),
+        "{found:?}"
+    );
+    let found = token_issues(&format!("$${{PROXY_BEARER_TOKEN}}{TOKEN}"), &no_env);
+    assert!(found[0].message.contains("not expanded"), "{found:?}");
+    // A variable holding an unexpanded reference (an env file that does not expand).
+    let env = |n: &str| (n == "TOK").then(|| "$OTHER".to_string());
+    let found = token_issues("${TOK}", &env);
+    assert!(
+        found[0].message.contains("value from the environment"),
+        "{found:?}"
     );
 }
 

@@ -2,6 +2,7 @@
 
 mod files;
 mod global;
+mod probe;
 mod services;
 mod support;
 mod swarm;

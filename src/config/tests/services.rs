@@ -59,14 +59,17 @@ fn every_service_key_is_read() {
     cpus: 2
     init: false
     strip_prefix: false
-    auth_token: upstream-secret
+    auth_token: upstream-ac769909b160031e2e7d2df983c5555e
     idle_timeout: 0
     health_path: /health?full=1
     start_timeout: 5
 ");
     let s = &ok(&text).services[0];
     assert!(!s.strip_prefix);
-    assert_eq!(s.auth_token.as_deref(), Some("upstream-secret"));
+    assert_eq!(
+        s.auth_token.as_deref(),
+        Some("upstream-ac769909b160031e2e7d2df983c5555e")
+    );
     assert_eq!(s.idle_timeout, Duration::ZERO);
     assert_eq!(s.health_path.as_deref(), Some("/health?full=1"));
     assert_eq!(s.start_timeout, Duration::from_secs(5));
@@ -139,7 +142,7 @@ fn paths_are_normalised() {
         ("/api/", "/api"),
         ("a/b/", "/a/b"),
     ] {
-        let text = with_services(&format!("  - name: a\n    path: {raw}\n    image: i\n"));
+        let text = with_services(&format!("  - name: aa\n    path: {raw}\n    image: i\n"));
         assert_eq!(ok(&text).services[0].path, want, "{raw}");
     }
 }
@@ -151,20 +154,20 @@ fn each_service_error_names_field_line_and_problem() {
         (with_services("  - path: /\n    image: i\n"), "services[0].name", 4, "missing required key"),
         (with_services("  - name: -x\n    path: /\n    image: i\n"), "services[0].name", 4, "\"-x\" is not a valid name"),
         (with_services("  - name: 5\n    path: /\n    image: i\n"), "services[0].name", 4, "expected a string, found an integer 5"),
-        (with_services("  - name: a\n    image: i\n"), "services[0].path", 4, "missing required key"),
-        (with_services("  - name: a\n    path:\n    image: i\n"), "services[0].path", 5, "missing required key"),
-        (with_services("  - name: a\n    path: /a//b\n    image: i\n"), "services[0].path", 5, "must not contain \"//\""),
-        (with_services("  - name: a\n    path: /a/../b\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
-        (with_services("  - name: a\n    path: /a/.\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
-        (with_services("  - name: a\n    path: /a%20b\n    image: i\n"), "services[0].path", 5, "must not contain \"%\""),
-        (with_services("  - name: a\n    path: /a?b\n    image: i\n"), "services[0].path", 5, "must not contain \"?\""),
-        (with_services("  - name: a\n    path: \"/a#b\"\n    image: i\n"), "services[0].path", 5, "must not contain \"#\""),
-        (with_services("  - name: a\n    path: \"/a b\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
-        (with_services("  - name: a\n    path: \"/a\\u0001\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
-        (with_services("  - name: a\n    path: /proxy/x\n    image: i\n"), "services[0].path", 5, "reserved"),
-        (with_services("  - name: a\n    path: /\n"), "services[0].image", 4, "needs an image"),
+        (with_services("  - name: aa\n    image: i\n"), "services[0].path", 4, "missing required key"),
+        (with_services("  - name: aa\n    path:\n    image: i\n"), "services[0].path", 5, "missing required key"),
+        (with_services("  - name: aa\n    path: /a//b\n    image: i\n"), "services[0].path", 5, "must not contain \"//\""),
+        (with_services("  - name: aa\n    path: /a/../b\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
+        (with_services("  - name: aa\n    path: /a/.\n    image: i\n"), "services[0].path", 5, "\".\" or \"..\" segments"),
+        (with_services("  - name: aa\n    path: /a%20b\n    image: i\n"), "services[0].path", 5, "must not contain \"%\""),
+        (with_services("  - name: aa\n    path: /a?b\n    image: i\n"), "services[0].path", 5, "must not contain \"?\""),
+        (with_services("  - name: aa\n    path: \"/a#b\"\n    image: i\n"), "services[0].path", 5, "must not contain \"#\""),
+        (with_services("  - name: aa\n    path: \"/a b\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
+        (with_services("  - name: aa\n    path: \"/a\\u0001\"\n    image: i\n"), "services[0].path", 5, "whitespace or control"),
+        (with_services("  - name: aa\n    path: /proxy/x\n    image: i\n"), "services[0].path", 5, "reserved"),
+        (with_services("  - name: aa\n    path: /\n"), "services[0].image", 4, "needs an image"),
         (svc("    upstream: a:80\n"), "services[0].upstream", 7, "either image or upstream, not both"),
-        (with_services("  - name: a\n    path: /\n    image: \"\"\n"), "services[0].image", 6, "expected an image name"),
+        (with_services("  - name: aa\n    path: /\n    image: \"\"\n"), "services[0].image", 6, "expected an image name"),
         (up("").replace("127.0.0.1:9000", "localhost"), "services[0].upstream", 6, "missing :port"),
         (up("").replace("127.0.0.1:9000", "a:0"), "services[0].upstream", 6, "between 1 and 65535"),
         (up("    internal_port: 80\n"), "services[0].internal_port", 7, "only allowed for image services"),
@@ -199,8 +202,8 @@ fn each_service_error_names_field_line_and_problem() {
         (svc("    cpus: .nan\n"), "services[0].cpus", 7, "finite"),
         (svc("    init: no\n"), "services[0].init", 7, "expected true or false"),
         (svc("    strip_prefix: 1\n"), "services[0].strip_prefix", 7, "expected true or false, found an integer 1"),
-        (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "must be non-empty"),
-        (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "without whitespace"),
+        (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "at least 32 characters, found 0"),
+        (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "whitespace"),
         (svc("    idle_timeout: -1\n"), "services[0].idle_timeout", 7, "between 0 and"),
         (svc("    health_path: health\n"), "services[0].health_path", 7, "starting with \"/\""),
         (svc("    start_timeout: 0\n"), "services[0].start_timeout", 7, "between 1 and"),
@@ -213,6 +216,69 @@ fn each_service_error_names_field_line_and_problem() {
 }
 
 #[test]
+fn service_names_follow_what_docker_accepts() {
+    // 256 and 300 characters passed validation and then failed every request.
+    for len in [64, 256, 300] {
+        let long = "s".repeat(len);
+        for backend in ["image: i", "upstream: 127.0.0.1:9"] {
+            let text = with_services(&format!("  - name: {long}\n    path: /\n    {backend}\n"));
+            expect_one(
+                &text,
+                "services[0].name",
+                Some(4),
+                &format!("is {len} characters long, more than the limit of 63"),
+            );
+            assert!(
+                !issues(&text)[0].message.contains(&long),
+                "the name is cut short"
+            );
+        }
+    }
+    let max = "s".repeat(63);
+    let c = ok(&with_services(&format!(
+        "  - name: {max}\n    path: /\n    image: i\n"
+    )));
+    assert_eq!(c.services[0].name, max);
+    // Docker's container names have at least two characters; an upstream's name is the proxy's.
+    let text = with_services("  - name: a\n    path: /\n    image: i\n");
+    expect_one(
+        &text,
+        "services[0].name",
+        Some(4),
+        "Docker needs at least 2 characters",
+    );
+    ok(&with_services(
+        "  - name: a\n    path: /\n    upstream: 127.0.0.1:9\n",
+    ));
+}
+
+#[test]
+fn auth_token_follows_the_bearer_token_rules() {
+    #[rustfmt::skip]
+    let cases = [
+        ("backend-secret", "must be at least 32 characters, found 14"),
+        ("\"99999999999999999999999999999999999999\"", "a run of 38"),
+        ("\"90218374650192837465019283746501\"", "about 106 bits"),
+        ("${BACKEND_TOKEN:-backend-secret}", "publicly known token"),
+        ("$BACKEND_TOKEN", "write ${BACKEND_TOKEN}"),
+        ("\"%BACKEND_TOKEN%\"", "write ${BACKEND_TOKEN}"),
+        ("${BACKEND_TOKEN}", "export BACKEND_TOKEN=$(openssl rand -hex 32)"),
+    ];
+    for (value, fragment) in cases {
+        let text = svc(&format!("    auth_token: {value}\n"));
+        expect_one(&text, "services[0].auth_token", Some(7), fragment);
+        let msg = &issues(&text)[0].message;
+        assert!(
+            !msg.contains("backend-secret") && !msg.contains("9021837"),
+            "{msg}"
+        );
+    }
+    let env = |n: &str| (n == "BACKEND_TOKEN").then(|| TOKEN.to_string());
+    let c = ok_env(&svc("    auth_token: ${BACKEND_TOKEN}\n"), &env);
+    assert_eq!(c.services[0].auth_token.as_deref(), Some(TOKEN));
+}
+
+#[test]
 fn auth_token_is_never_echoed() {
     let found = issues(&svc("    auth_token: [hunter2]\n"));
     assert!(!found[0].message.contains("hunter2"), "{found:?}");
@@ -222,15 +288,15 @@ fn auth_token_is_never_echoed() {
 #[test]
 fn duplicates_across_services_name_both() {
     let text = with_services(
-        "  - name: a
+        "  - name: aa
     path: /api/
     image: i
     host_port: 9000
-  - name: b
+  - name: bb
     path: api
     image: i
     host_port: 9000
-  - name: a
+  - name: aa
     path: /other
     image: i
 ",
@@ -241,21 +307,21 @@ fn duplicates_across_services_name_both() {
         &found[0],
         "services[1].path",
         Some(9),
-        "path \"/api\" of service \"b\" is already used by service \"a\" (services[0])",
+        "path \"/api\" of service \"bb\" is already used by service \"aa\" (services[0])",
         &text,
     );
     expect_issue(
         &found[1],
         "services[1].host_port",
         Some(11),
-        "host_port 9000 is already used by service \"a\"",
+        "host_port 9000 is already used by service \"aa\"",
         &text,
     );
     expect_issue(
         &found[2],
         "services[2].name",
         Some(12),
-        "duplicate service name \"a\" (also used by services[0])",
+        "duplicate service name \"aa\" (also used by services[0])",
         &text,
     );
 }

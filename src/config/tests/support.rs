@@ -3,7 +3,7 @@
 use crate::config::{Config, ConfigIssue, parse};
 
 /// A valid 32-character token.
-pub(super) const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub(super) const TOKEN: &str = "7b160a90a2bba89b2100d1f018f8eaa4";
 
 /// An environment with nothing set.
 pub(super) fn no_env(_: &str) -> Option<String> {

@@ -57,9 +57,9 @@ fn per_service_swarm_mode_with_defaults_and_every_key() {
 fn global_mode_is_the_default_a_service_can_override() {
     let text = format!(
         "global:\n  bearer_token: {TOKEN}\n  mode: swarm\nservices:\n\
-         - name: a\n  path: /a\n  image: i\n  replicas: 2\n\
-         - name: b\n  path: /b\n  image: i\n  mode: container\n\
-         - name: c\n  path: /c\n  upstream: 127.0.0.1:9\n"
+         - name: aa\n  path: /a\n  image: i\n  replicas: 2\n\
+         - name: bb\n  path: /b\n  image: i\n  mode: container\n\
+         - name: cc\n  path: /c\n  upstream: 127.0.0.1:9\n"
     );
     let c = ok(&text);
     assert_eq!(c.global.mode, RunMode::Swarm);
@@ -76,6 +76,8 @@ fn each_swarm_error_names_field_line_and_problem() {
     #[rustfmt::skip]
     let cases: Vec<(String, &str, usize, &str)> = vec![
         (svc("    mode: kubernetes\n"), "services[0].mode", 7, "expected container or swarm, found \"kubernetes\""),
+        (svc("    mode: swarm\n").replace("name: app", "name: my.app"), "services[0].name", 4, "\"my.app\" cannot name a swarm service"),
+        (doc("  mode: swarm\n", "").replace("name: app", "name: app-"), "services[0].name", 5, "must end with a letter or digit"),
         (svc("    mode: 1\n"), "services[0].mode", 7, "expected a string, found an integer 1"),
         (svc("    mode: swarm\n    replicas: 0\n"), "services[0].replicas", 8, "between 1 and 1000, found 0"),
         (svc("    mode: swarm\n    replicas: 1001\n"), "services[0].replicas", 8, "between 1 and 1000, found 1001"),

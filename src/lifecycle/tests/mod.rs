@@ -122,7 +122,7 @@ impl Lifecycle {
 
 fn setup(engine: Arc<Fake>, idle: u64) -> (Lifecycle, Vec<Arc<Activity>>) {
     let yaml = format!(
-        "global:\n  bearer_token: 0123456789abcdef0123\n  connect_mode: host_port\n  docker_network: ''\n  idle_timeout: {idle}\nservices:\n  - name: svc\n    path: /\n    image: img\n    start_timeout: 5\n"
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n  connect_mode: host_port\n  docker_network: ''\n  idle_timeout: {idle}\nservices:\n  - name: svc\n    path: /\n    image: img\n    start_timeout: 5\n"
     );
     let cfg = config::parse(&yaml, "test", &|_| None).unwrap();
     let activity = Arc::new(Activity::new(Instant::now()));

@@ -105,14 +105,16 @@ impl Engine for FakeEngine {
 }
 
 /// One swarm service named `127.0.0.1` (so that "reaching it by name" reaches the fake app)
-/// and one container service `box`.
+/// and one container service `box`. The config refuses that name for a swarm service (Docker
+/// would), so it is set after parsing.
 fn setup(containers: Arc<FakeEngine>, swarm: Arc<FakeEngine>, port: u16) -> Lifecycle {
     let yaml = format!(
-        "global:\n  bearer_token: 0123456789abcdef0123\n  docker_network: net\n  idle_timeout: 300\nservices:\n\
-         \x20 - name: 127.0.0.1\n    path: /s\n    image: img\n    mode: swarm\n    replicas: 2\n    internal_port: {port}\n    start_timeout: 5\n\
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n  docker_network: net\n  idle_timeout: 300\nservices:\n\
+         \x20 - name: fake-app\n    path: /s\n    image: img\n    mode: swarm\n    replicas: 2\n    internal_port: {port}\n    start_timeout: 5\n\
          \x20 - name: box\n    path: /b\n    image: img\n"
     );
-    let cfg = config::parse(&yaml, "test", &|_| None).unwrap();
+    let mut cfg = config::parse(&yaml, "test", &|_| None).unwrap();
+    cfg.services[0].name = "127.0.0.1".to_string();
     let activity = |_: &str| Arc::new(Activity::new(Instant::now()));
     Lifecycle::with_engines(&cfg, containers, swarm, &activity)
 }

@@ -90,7 +90,7 @@ use crate::tls::*;
 
 fn global(extra: &str) -> crate::config::Global {
     let text = format!(
-        "global:\n  bearer_token: 0123456789abcdef0123456789abcdef\n{extra}services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n{extra}services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
     );
     crate::config::parse(&text, "test.yaml", &|_| None)
         .unwrap()
