@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::docker::{Docker, DockerError, Swarm};
 use crate::lifecycle::engine::{DockerEngine, SwarmEngine};
+use crate::lifecycle::pulls::Pulls;
 use crate::lifecycle::{Lifecycle, follow_events};
 use crate::pipeline::Proxy;
 use crate::server::Hub;
@@ -47,6 +48,8 @@ pub(super) fn start_lifecycle(
     let docker = Docker::from_env().map_err(|e| CliError::Startup(e.to_string()))?;
     let containers = Arc::new(DockerEngine {
         docker: docker.clone(),
+        pulls: Pulls::shared(),
+        registry_auth_file: config.global.registry_auth_file.clone(),
     });
     let swarm = Arc::new(SwarmEngine::new(docker.clone()));
     let lifecycle = Lifecycle::with_engines(config, containers, swarm, &|n| proxy.activity(n));

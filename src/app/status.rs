@@ -105,7 +105,10 @@ pub fn status_table(v: &serde_json::Value) -> String {
                 "last_access",
             ]
             .iter()
-            .map(|k| text(&s[*k]))
+            .map(|k| match (*k, pulling(&s["pull"])) {
+                ("status", Some(p)) => format!("{} ({p})", text(&s[*k])),
+                _ => text(&s[*k]),
+            })
             .collect(),
         );
     }
@@ -123,6 +126,19 @@ pub fn status_table(v: &serde_json::Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A pull under way, as the status column shows it: `pulling 2/5 layers, 12.0/40.5 MB`.
+fn pulling(p: &serde_json::Value) -> Option<String> {
+    let n = |k: &str| p[k].as_u64();
+    let mb = |b: u64| b as f64 / 1e6;
+    Some(format!(
+        "pulling {}/{} layers, {:.1}/{:.1} MB",
+        n("layers_done")?,
+        n("layers_total")?,
+        mb(n("bytes_done")?),
+        mb(n("bytes_total")?)
+    ))
 }
 
 /// `proxy-status`: prints the table (or JSON), once or every `--follow` seconds.
@@ -182,15 +198,21 @@ mod tests {
     fn table_lists_services() {
         let v = serde_json::json!({"services": [
             {"name": "blog", "path": "/blog", "kind": "container", "status": "running", "host_port": 32768, "in_flight": 0, "last_access": null},
+            {"name": "wiki", "path": "/wiki", "kind": "container", "status": "starting", "host_port": null, "in_flight": 3, "last_access": null, "pull": {"layers_done": 2, "layers_total": 5, "bytes_done": 12000000, "bytes_total": 40500000}},
             {"name": "api", "path": "/", "kind": "upstream", "status": "external", "host_port": null, "in_flight": 2, "last_access": "2026-11-26T16:51:32Z"}
         ]});
         let t = status_table(&v);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("NAME  PATH   KIND"));
         assert!(
             lines[1].contains("blog") && lines[1].contains("32768") && lines[1].contains("running")
         );
-        assert!(lines[2].contains("2026-11-26T16:51:32Z"));
+        assert!(
+            lines[2].contains("starting (pulling 2/5 layers, 12.0/40.5 MB)"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].contains("2026-11-26T16:51:32Z"));
     }
 }

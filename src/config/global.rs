@@ -8,8 +8,8 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
-use super::secret;
-use super::{ConnectMode, Global, IpNet, Limits, Probe, RunMode};
+use super::{ConnectMode, Global, IpNet, Limits, Probe, Pull, PullPolicy, RunMode};
+use super::{pull, secret};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -43,6 +43,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "instance",
     "tunnel_idle_timeout",
     "session_lifetime",
+    "pull",
+    "pull_timeout",
+    "registry_auth_file",
     "shutdown_timeout",
     "stop_services_on_exit",
     "certbot_path",
@@ -111,6 +114,13 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
     let shutdown_timeout = shutdown_timeout(ctx, map, path);
     let session_lifetime = ctx.key_uint(map, path, "session_lifetime", 60, 366 * 24 * 3600);
+    let pull_default = Pull {
+        policy: PullPolicy::Missing,
+        timeout: pull::DEFAULT_PULL_TIMEOUT,
+    };
+    let pull = pull::read(ctx, map, path, pull_default);
+    let registry_auth_file = get(map, "registry_auth_file")
+        .and_then(|_| file_path(ctx, map, path, "registry_auth_file"));
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
 
     Global {
@@ -136,6 +146,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
         shutdown_timeout,
         session_lifetime: Duration::from_secs(session_lifetime.unwrap_or(7 * 24 * 3600)),
+        pull,
+        registry_auth_file,
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
         certbot_args,

@@ -20,6 +20,7 @@ mod formats;
 mod global;
 mod locate;
 mod names;
+mod pull;
 mod read;
 mod secret;
 mod service;

@@ -22,6 +22,35 @@ pub enum ConnectMode {
     HostPort,
 }
 
+/// When a managed service's image is pulled from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// On a cold start that finds no image on the host (the default).
+    Missing,
+    /// On every cold start: a new digest under the same tag recreates the container.
+    Always,
+    /// Never: the image must be on the host.
+    Never,
+}
+
+impl PullPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            PullPolicy::Missing => "missing",
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+        }
+    }
+}
+
+/// How a managed service's image is pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pull {
+    pub policy: PullPolicy,
+    /// How long one pull may take (apart from `start_timeout`). Default 600 s.
+    pub timeout: Duration,
+}
+
 /// Which Docker engine runs a managed service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunMode {
@@ -94,6 +123,11 @@ pub struct Global {
     /// Tunnels (WebSockets) with no byte either way for this long are closed. Default 1 h.
     /// How long a login session lasts, enforced by the server (default 7 days).
     pub session_lifetime: Duration,
+    /// Default `pull` and `pull_timeout` of managed services.
+    pub pull: Pull,
+    /// Docker client config to read registry credentials from, instead of
+    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+    pub registry_auth_file: Option<PathBuf>,
     pub tunnel_idle_timeout: Duration,
     /// On SIGTERM, how long in-flight requests may take to finish. Default 30 s.
     pub shutdown_timeout: Duration,
@@ -232,6 +266,8 @@ pub struct ContainerSpec {
     pub init: bool,
     /// `Some` when the service runs as a swarm service (`mode: swarm`), `None` for a container.
     pub swarm: Option<SwarmSettings>,
+    /// When and how long its image is pulled (not a container setting: it changes no hash).
+    pub pull: Pull,
 }
 
 /// One bind mount.

@@ -12,10 +12,11 @@ use super::formats::{
 use super::global::{MAX_SECS, run_mode, swarm_needs};
 use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
-use super::secret;
 use super::{
-    Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
+    Backend, ContainerSpec, EndpointMode, Global, Pull, PullPolicy, RunMode, Service,
+    SwarmSettings, Volume,
 };
+use super::{pull, secret};
 
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
@@ -45,10 +46,14 @@ const SERVICE_KEYS: &[&str] = &[
     "response_timeout",
     "max_tunnel_lifetime",
     "max_body_size",
+    "pull",
+    "pull_timeout",
 ];
 
 /// Keys that only make sense for a managed container (rejected next to `upstream`).
 const CONTAINER_KEYS: &[&str] = &[
+    "pull",
+    "pull_timeout",
     "internal_port",
     "host_port",
     "environment",
@@ -241,6 +246,7 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
         (Some(v), None) => {
             let mut spec = container(ctx, map, path, v);
             spec.swarm = swarm_settings(ctx, map, path, global);
+            spec.pull = pull::read(ctx, map, path, global.pull);
             Backend::Container(spec)
         }
     }
@@ -327,6 +333,10 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
         cpus,
         init,
         swarm: None,
+        pull: Pull {
+            policy: PullPolicy::Missing,
+            timeout: pull::DEFAULT_PULL_TIMEOUT,
+        },
     }
 }
 

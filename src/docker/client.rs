@@ -161,7 +161,12 @@ impl Docker {
         Ok(v.to_string())
     }
 
-    fn versioned_url(&self, path_and_query: &str) -> Result<String, DockerError> {
+    /// The budget of ordinary calls (a long call's connect and response head keep it).
+    pub(super) fn call_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(super) fn versioned_url(&self, path_and_query: &str) -> Result<String, DockerError> {
         let v = match self.read_version() {
             Some(v) => v,
             None => {

@@ -7,7 +7,8 @@
 //! Layout: `transport` (the socket plumbing for ureq and `DOCKER_HOST`), `request` (a method
 //! and a response read whole), `client` (the calls), `swarm` (the calls for services, tasks
 //! and overlay networks of swarm mode), `types` and `swarm_types` (what the calls return, and
-//! the raw JSON it is read from), `events`, `logs` (frame demultiplexing), `encode` (URL
+//! the raw JSON it is read from), `events`, `logs` (frame demultiplexing), `pull` (images from
+//! their registry, with progress), `encode` (URL
 //! building, name checks, API versions) and `error`.
 
 mod client;
@@ -15,6 +16,7 @@ mod encode;
 mod error;
 mod events;
 mod logs;
+mod pull;
 mod request;
 mod swarm;
 mod swarm_types;
@@ -27,6 +29,7 @@ pub use client::Docker;
 pub use encode::ApiVersion;
 pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
+pub use pull::{PullFailure, PullFigures, PullProgress, split_reference};
 pub use swarm::{Swarm, is_not_manager};
 pub use swarm_types::{NetworkInfo, ServiceInfo, SwarmInfo, TaskInfo};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

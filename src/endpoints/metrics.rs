@@ -13,6 +13,7 @@ use crate::base::Histogram;
 use crate::base::load::LoadSnapshot;
 use crate::http::Reply;
 use crate::lifecycle::StartFigures;
+use crate::lifecycle::pulls::PullCounts;
 
 /// Bucket upper bounds in seconds for request durations.
 const REQUEST_BUCKETS: &[f64] = &[
@@ -98,6 +99,8 @@ pub(crate) struct Scrape<'a> {
     pub load: LoadSnapshot,
     /// Credentials: wrong ones, refusals without a check, sessions.
     pub auth: AuthFigures,
+    /// Image pulls that ended.
+    pub pulls: PullCounts,
 }
 
 /// Credential figures at the moment of a scrape.
@@ -219,6 +222,7 @@ fn counter(
 fn gauges(out: &mut String, s: &Scrape<'_>) {
     server(out, &s.load);
     auth(out, &s.auth);
+    pulls(out, &s.pulls);
     let per_service = [
         (
             "wakeproxy_in_flight_requests",
@@ -237,6 +241,17 @@ fn gauges(out: &mut String, s: &Scrape<'_>) {
             let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", escape(f.name), value(f));
         }
     }
+}
+
+/// Image pulls by result, and the time they took.
+fn pulls(out: &mut String, p: &PullCounts) {
+    let name = "wakeproxy_image_pulls_total";
+    header(out, name, "counter", "Image pulls that ended, by result.");
+    let _ = writeln!(out, "{name}{{result=\"ok\"}} {}", p.ok);
+    let _ = writeln!(out, "{name}{{result=\"failed\"}} {}", p.failed);
+    let name = "wakeproxy_image_pull_seconds_total";
+    header(out, name, "counter", "Time spent pulling images.");
+    let _ = writeln!(out, "{name} {:.3}", p.seconds);
 }
 
 /// Wrong credentials, throttling and sessions.
@@ -415,6 +430,11 @@ mod tests {
                 handed_back: 0,
                 cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
             },
+            pulls: PullCounts {
+                ok: 2,
+                failed: 1,
+                seconds: 3.5,
+            },
             auth: AuthFigures {
                 failed_header: 5,
                 failed_form: 2,
@@ -428,6 +448,8 @@ mod tests {
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"form\"} 2\n"));
         assert!(text.contains("wakeproxy_auth_throttled_total 7\n"));
         assert!(text.contains("wakeproxy_login_sessions 3\n"));
+        assert!(text.contains("wakeproxy_image_pulls_total{result=\"failed\"} 1\n"));
+        assert!(text.contains("wakeproxy_image_pull_seconds_total 3.500\n"));
         assert!(
             text.contains("wakeproxy_requests_total{service=\"we\\\"b\",class=\"2xx\"} 1\n"),
             "{text}"

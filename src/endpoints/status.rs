@@ -109,6 +109,16 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
     if r.docker_unreachable {
         obj.insert("docker".into(), json!("unreachable"));
     }
+    let pull = r.pull.map(|p| {
+        json!({
+            "layers_done": p.layers_done,
+            "layers_total": p.layers_total,
+            "bytes_done": p.bytes_done,
+            "bytes_total": p.bytes_total,
+        })
+    });
+    obj.insert("pull".into(), json!(pull));
+    obj.insert("pull_policy".into(), json!(r.pull_policy));
 }
 
 #[cfg(test)]
@@ -140,6 +150,13 @@ mod tests {
                 running: None,
             }),
             docker_unreachable: true,
+            pull: Some(crate::docker::PullFigures {
+                layers_done: 1,
+                layers_total: 3,
+                bytes_done: 10,
+                bytes_total: 30,
+            }),
+            pull_policy: "missing",
         };
         let views = c
             .services
@@ -190,6 +207,8 @@ mod tests {
         assert_eq!(app["last_start_ms"], 1500);
         assert_eq!(app["replicas_desired"], 1);
         assert_eq!(app["replicas_running"], Value::Null);
+        assert_eq!(app["pull"]["layers_total"], 3);
+        assert_eq!(app["pull_policy"], "missing");
         assert_eq!(app["docker"], "unreachable");
         assert_eq!(app["last_access"], "1970-01-01T00:01:00Z");
         let api = &body["services"][1];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::base::Histogram;
-use crate::config::{ConnectMode, Global, Service};
+use crate::config::{ConnectMode, Global, PullPolicy, Service};
 
 use super::activity::Activity;
 use super::engine::{Engine, EngineKind};
@@ -122,7 +122,7 @@ impl Managed {
 
     /// Waits (within the start timeout) until the service is ready or its start failed.
     fn wait_ready(&self, st: &mut MutexGuard<'_, State>) -> Result<String, String> {
-        let deadline = Instant::now() + self.start_timeout;
+        let deadline = Instant::now() + self.longest_start();
         loop {
             match st.request(Instant::now()) {
                 Step::Ready(addr) => return Ok(addr),
@@ -145,11 +145,23 @@ impl Managed {
                         return Err(format!(
                             "{} did not become ready within {} s",
                             self.name(),
-                            self.start_timeout.as_secs()
+                            self.longest_start().as_secs()
                         ));
                     }
                 }
             }
+        }
+    }
+}
+
+impl Managed {
+    /// The longest a start may take: its `start_timeout`, after a pull's `pull_timeout` when
+    /// the image may be pulled first.
+    fn longest_start(&self) -> Duration {
+        let pull = &self.spec.container.pull;
+        match pull.policy {
+            PullPolicy::Never => self.start_timeout,
+            PullPolicy::Missing | PullPolicy::Always => self.start_timeout + pull.timeout,
         }
     }
 }
@@ -226,6 +238,8 @@ impl Wake for Managed {
             waiting: st.waiters,
             replicas,
             docker_unreachable: self.daemon_down.load(Ordering::Relaxed),
+            pull: self.engine.pull_progress(&self.spec.container.image),
+            pull_policy: self.spec.container.pull.policy.name(),
         }
     }
 

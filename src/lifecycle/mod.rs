@@ -11,6 +11,7 @@
 pub(crate) mod activity;
 pub(crate) mod engine;
 pub(crate) mod probe;
+pub(crate) mod pulls;
 pub(crate) mod spec;
 pub(crate) mod state;
 
@@ -29,6 +30,7 @@ use parking_lot::Mutex;
 
 use crate::base::Histogram;
 use crate::config::Config;
+use crate::docker::PullFigures;
 
 pub(crate) use activity::Activity;
 pub(crate) use engine::{Engine, EngineKind, Replicas};
@@ -64,6 +66,10 @@ pub(crate) struct Report {
     pub replicas: Option<Replicas>,
     /// The Docker daemon cannot be reached.
     pub docker_unreachable: bool,
+    /// The pull of its image under way, if any.
+    pub pull: Option<PullFigures>,
+    /// Its `pull` policy.
+    pub pull_policy: &'static str,
 }
 
 /// Cold-start figures of an on-demand service, for `/proxy/metrics`.

@@ -204,7 +204,7 @@ impl ManagedSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SwarmSettings, Volume};
+    use crate::config::{Pull, PullPolicy, SwarmSettings, Volume};
 
     fn spec() -> ManagedSpec {
         ManagedSpec {
@@ -223,6 +223,10 @@ mod tests {
                 cpus: Some(0.5),
                 init: true,
                 swarm: None,
+                pull: Pull {
+                    policy: PullPolicy::Always,
+                    timeout: std::time::Duration::from_secs(600),
+                },
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,

@@ -17,8 +17,7 @@ type StartError = (String, Option<String>);
 impl Managed {
     /// The start thread: runs start `attempt` to readiness or failure.
     pub(super) fn run_start(&self, attempt: u64) {
-        let deadline = Instant::now() + self.start_timeout;
-        let result = self.start_and_wait(attempt, deadline);
+        let result = self.start_and_wait(attempt);
         let mut st = self.state();
         match result {
             Ok((addr, id)) => {
@@ -69,16 +68,14 @@ impl Managed {
         }
     }
 
-    /// Starts the service and waits until it is ready: (address, id).
-    fn start_and_wait(
-        &self,
-        attempt: u64,
-        deadline: Instant,
-    ) -> Result<(String, String), StartError> {
+    /// Starts the service and waits until it is ready: (address, id). `start_timeout` counts
+    /// from when the container is started: a pull before it has its own `pull_timeout`.
+    fn start_and_wait(&self, attempt: u64) -> Result<(String, String), StartError> {
         let id = self
             .engine()
             .ensure_started(&self.spec)
             .map_err(|e| (e.0, None))?;
+        let deadline = Instant::now() + self.start_timeout;
         let mut wait = Readiness::new(self, id, attempt);
         loop {
             if let Some(ready) = wait.look()? {

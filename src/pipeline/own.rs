@@ -8,6 +8,7 @@ use crate::endpoints::{self, Endpoint, acme, metrics, status};
 use crate::http::cookie::find_cookie;
 use crate::http::pace::Paced;
 use crate::http::{BufStream, Problem, Reply, copy_body};
+use crate::lifecycle::pulls::Pulls;
 
 use super::auth::Denied;
 use super::guard::Judgement;
@@ -147,6 +148,7 @@ impl Proxy {
             unrouted: self.metrics.unrouted(),
             load: x.conn().load.snapshot(),
             auth: self.auth_figures(),
+            pulls: Pulls::shared().counts(),
         })
     }
 

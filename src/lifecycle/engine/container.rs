@@ -1,7 +1,13 @@
-//! Plain containers behind `Engine`: create (or recreate when the settings changed), start,
-//! inspect, stop, and list this instance's containers over the Engine API.
+//! Plain containers behind `Engine`: pull the image as the service's `pull` says, create (or
+//! recreate when the settings or, with `pull: always`, the image changed), start, inspect,
+//! stop, and list this instance's containers over the Engine API.
 
-use crate::docker::{Docker, DockerError};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::PullPolicy;
+use crate::docker::{Docker, DockerError, PullFailure, PullFigures};
+use crate::lifecycle::pulls::Pulls;
 
 use super::{Engine, EngineError, Found, LABEL_SWARM_TASK, Observed, ours};
 use crate::lifecycle::spec::{LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec};
@@ -9,9 +15,64 @@ use crate::lifecycle::spec::{LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSp
 /// The Docker Engine API behind `Engine`.
 pub(crate) struct DockerEngine {
     pub docker: Docker,
+    /// Pulls under way and done, shared by every service (and kept across reloads).
+    pub pulls: Arc<Pulls>,
+    /// Where registry credentials are read from, when not Docker's own client config.
+    pub registry_auth_file: Option<PathBuf>,
 }
 
 impl DockerEngine {
+    /// Makes the service's image present as its `pull` says; returns its id when it is there.
+    /// With `always`, a registry that cannot be asked leaves the local image in use (warned).
+    fn ensure_image(&self, spec: &ManagedSpec) -> Result<Option<String>, EngineError> {
+        let image = &spec.container.image;
+        let local = self.docker.image_inspect(image)?.map(|i| i.id);
+        let policy = spec.container.pull.policy;
+        let wanted = match policy {
+            PullPolicy::Never => false,
+            PullPolicy::Missing => local.is_none(),
+            PullPolicy::Always => true,
+        };
+        if !wanted {
+            return Ok(local);
+        }
+        match self.pull(spec) {
+            Ok(()) => Ok(self.docker.image_inspect(image)?.map(|i| i.id)),
+            Err(why) if local.is_some() => {
+                log::warn!("{}: {why}; starting with the image on this host", spec.name);
+                Ok(local)
+            }
+            Err(why) => Err(EngineError(why)),
+        }
+    }
+
+    /// Pulls the service's image (one pull per image at a time, shared).
+    fn pull(&self, spec: &ManagedSpec) -> Result<(), String> {
+        let image = &spec.container.image;
+        let timeout = spec.container.pull.timeout;
+        self.pulls.pull(image, |report| {
+            log::info!("pulling {image} for {}", spec.name);
+            let started = std::time::Instant::now();
+            let auth = self.registry_auth(image)?;
+            let mut on_progress = |p: &crate::docker::PullProgress| report(p.figures());
+            let pulled = self
+                .docker
+                .pull(image, auth.as_deref(), timeout, &mut on_progress);
+            match pulled {
+                Ok(()) => {
+                    log::info!("pulled {image} in {} ms", started.elapsed().as_millis());
+                    Ok(())
+                }
+                Err(e) => Err(pull_failed(image, &e)),
+            }
+        })
+    }
+
+    /// The `X-Registry-Auth` value for `image`'s registry, if there are credentials for it.
+    fn registry_auth(&self, _image: &str) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+
     fn ensure_network(&self, net: &str) -> Result<(), EngineError> {
         if !self.docker.network_exists(net)? {
             log::info!("creating Docker network {net}");
@@ -36,7 +97,8 @@ impl DockerEngine {
                 Ok(id)
             }
             Err(DockerError::NotFound(m)) => Err(EngineError(format!(
-                "image {} is not available on this Docker host ({m}); build or pull it first: wakeproxy does not pull images",
+                "image {} is not available on this Docker host ({m}); with pull: never, build \
+                 or pull it first (docker pull, or wakeproxy proxy-pull)",
                 spec.container.image
             ))),
             Err(DockerError::Conflict(m)) => Err(EngineError(format!(
@@ -52,13 +114,37 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
+/// Why a pull failed, for the 503: what the registry said, sorted; never a credential (the
+/// daemon's messages carry none).
+fn pull_failed(image: &str, e: &DockerError) -> String {
+    let message = e.message();
+    let kind = match e {
+        DockerError::Unreachable { .. } => "the Docker daemon did not answer",
+        _ => PullFailure::of(&message).word(),
+    };
+    format!("pulling image {image} failed ({kind}): {message}")
+}
+
 impl Engine for DockerEngine {
     fn ensure_started(&self, spec: &ManagedSpec) -> Result<String, EngineError> {
         let hash = spec.settings_hash();
+        let image_id = self.ensure_image(spec)?;
         let id = match self.docker.inspect(&spec.name)? {
             None => self.create(spec)?,
             Some(c) if !ours(&c.labels, &spec.instance) => {
                 return Err(EngineError(foreign_message(&spec.name)));
+            }
+            Some(c)
+                if spec.container.pull.policy == PullPolicy::Always
+                    && image_id.as_ref().is_some_and(|i| *i != c.image) =>
+            {
+                log::info!(
+                    "{} has a new image ({}): recreating its container",
+                    spec.name,
+                    spec.container.image
+                );
+                self.docker.remove(&c.id, true)?;
+                self.create(spec)?
             }
             Some(c) if c.labels.get(LABEL_HASH) != Some(&hash) => {
                 log::info!(
@@ -132,6 +218,10 @@ impl Engine for DockerEngine {
     fn ping(&self) -> Result<(), EngineError> {
         self.docker.negotiate()?;
         Ok(())
+    }
+
+    fn pull_progress(&self, image: &str) -> Option<PullFigures> {
+        self.pulls.progress(image)
     }
 }
 

@@ -9,7 +9,7 @@ pub(crate) mod swarm;
 
 use std::collections::BTreeMap;
 
-use crate::docker::DockerError;
+use crate::docker::{DockerError, PullFigures};
 
 use super::spec::{LABEL_INSTANCE, LABEL_MANAGED, ManagedSpec};
 
@@ -147,6 +147,11 @@ pub(crate) trait Engine: Send + Sync {
 
     /// The replica counts of service `name` (swarm services only).
     fn replicas(&self, _name: &str) -> Option<Replicas> {
+        None
+    }
+
+    /// The pull of `image` under way, if any.
+    fn pull_progress(&self, _image: &str) -> Option<PullFigures> {
         None
     }
 }
