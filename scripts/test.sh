@@ -17,6 +17,8 @@ need testssl || missing+=(testssl.sh)
 need openssl || missing+=(openssl)
 # The deployment test verifies the systemd unit.
 need systemd-analyze || missing+=(systemd)
+# The pull tests push to and pull from a real registry on 127.0.0.1.
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

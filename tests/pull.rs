@@ -1,0 +1,135 @@
+//! Images from a registry, against the real Docker daemon and a real registry on 127.0.0.1
+//! (Debian's docker-registry): an image missing on the host is pulled by the first request,
+//! once for every service that shares it; `pull: always` picks up a new digest under the same
+//! tag and recreates the container; `pull: never` and an image the registry lacks say why.
+
+mod support;
+
+use std::time::Duration;
+
+use support::docker::*;
+use support::registry::Registry;
+use support::*;
+
+fn global(g: &DockerGuard, extra: &str) -> String {
+    format!(
+        "  connect_mode: host_port\n  docker_network: ''\n  instance: {}\n{extra}",
+        g.instance
+    )
+}
+
+fn service(name: &str, path: &str, image: &str, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n    path: {path}\n    image: {image}\n    health_path: /health\n    start_timeout: 30\n{extra}"
+    )
+}
+
+/// Removes a local image tag on drop (the pulled copies of this test).
+struct Untag(Vec<String>);
+
+impl Drop for Untag {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            let _ = docker_try(&["rmi", t]);
+        }
+    }
+}
+
+#[test]
+fn an_image_missing_on_the_host_is_pulled_once_by_the_first_requests() {
+    let mut g = DockerGuard::new("pull");
+    let dir = TempDir::new("pull");
+    let reg = Registry::start(dir.path());
+    let image = reg.image(&format!("wpt-pull-{}", std::process::id()), "1");
+    reg.push(IMAGE, &image);
+    let _untag = Untag(vec![image.clone()]);
+    assert!(
+        docker_try(&["image", "inspect", &image]).is_none(),
+        "the image is not on the host before the test"
+    );
+    let (a, b) = (g.name("a"), g.name("b"));
+    let services = service(&a, "/a", &image, "") + &service(&b, "/b", &image, "");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &services));
+    // 20 first requests at once, 10 for each of the two services sharing the image.
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = p.addr;
+            let path = if i % 2 == 0 { "/a" } else { "/b" };
+            std::thread::spawn(move || get(addr, &format!("{path}/req/{i}")))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}\n{}", r.text(), p.proc.log());
+    }
+    let log = p.proc.log();
+    assert_eq!(log.matches("pulling ").count(), 1, "one pull: {log}");
+    let m = prom_parse(&get(p.addr, "/proxy/metrics").text());
+    assert_eq!(
+        sample(&m, "wakeproxy_image_pulls_total", &[("result", "ok")]),
+        1.0
+    );
+    assert_eq!(service_status(p.addr, &a)["pull_policy"], "missing");
+    assert!(docker_try(&["image", "inspect", &image]).is_some());
+}
+
+#[test]
+fn pull_always_picks_up_a_new_digest_and_recreates_the_container() {
+    let mut g = DockerGuard::new("pullalways");
+    let dir = TempDir::new("pullalways");
+    let reg = Registry::start(dir.path());
+    let image = reg.image(&format!("wpt-always-{}", std::process::id()), "latest");
+    let first = reg.push(IMAGE, &image);
+    let _untag = Untag(vec![image.clone()]);
+    let name = g.name("svc");
+    let p = TestProxy::start(&config_with(
+        &global(&g, ""),
+        &service(
+            &name,
+            "/svc",
+            &image,
+            "    pull: always\n    idle_timeout: 1\n",
+        ),
+    ));
+    assert_eq!(get(p.addr, "/svc/x").status, 200, "{}", p.proc.log());
+    let image_of = |n: &str| inspect(n, "{{.Image}}").unwrap();
+    assert_eq!(image_of(&name), first);
+    let id1 = inspect(&name, "{{.Id}}").unwrap();
+    // A new image under the same tag; the service goes idle and stops.
+    let second = reg.push(IMAGE_HEALTHCHECK, &image);
+    assert_ne!(first, second);
+    wait_for("the idle stop", Duration::from_secs(30), || {
+        (service_status(p.addr, &name)["status"] == "stopped").then_some(())
+    });
+    assert_eq!(get(p.addr, "/svc/x").status, 200, "{}", p.proc.log());
+    assert_eq!(image_of(&name), second, "{}", p.proc.log());
+    assert_ne!(inspect(&name, "{{.Id}}").unwrap(), id1, "a new container");
+    assert!(p.proc.log().contains("has a new image"), "{}", p.proc.log());
+}
+
+#[test]
+fn an_image_nobody_can_have_gives_503_saying_why() {
+    let mut g = DockerGuard::new("pullfail");
+    let dir = TempDir::new("pullfail");
+    let reg = Registry::start(dir.path());
+    let absent = reg.image("wpt-absent", "1");
+    let (never, missing) = (g.name("never"), g.name("missing"));
+    let services = service(&never, "/never", &absent, "    pull: never\n")
+        + &service(&missing, "/missing", &absent, "");
+    let p = TestProxy::start(&config_with(&global(&g, ""), &services));
+    let r = get(p.addr, "/never/x");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("pull: never"), "{}", r.text());
+    let r = get(p.addr, "/missing/x");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text().contains("not found") && r.text().contains(&absent),
+        "{}",
+        r.text()
+    );
+    let m = prom_parse(&get(p.addr, "/proxy/metrics").text());
+    assert_eq!(
+        sample(&m, "wakeproxy_image_pulls_total", &[("result", "failed")]),
+        1.0
+    );
+}
