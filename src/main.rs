@@ -27,6 +27,7 @@ fn run(top: TopLevel) -> Result<(), CliError> {
     match top.command {
         None => Err(CliError::Usage(format!("no command given\n\n{}", usage()))),
         Some(Command::Validate(a)) => app::run_validate(&a),
+        Some(Command::Pull(a)) => app::pull::run_pull(&a),
         Some(Command::Status(a)) => app::status::run_status(&a),
         Some(Command::Daemon(a)) => app::daemon::run(&a),
         Some(Command::Health(a)) => app::daemon::healthcheck(&a.config),

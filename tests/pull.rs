@@ -133,3 +133,41 @@ fn an_image_nobody_can_have_gives_503_saying_why() {
         1.0
     );
 }
+
+#[test]
+fn proxy_pull_fetches_the_images_and_names_the_service_it_cannot_serve() {
+    let mut g = DockerGuard::new("proxypull");
+    let dir = TempDir::new("proxypull");
+    let reg = Registry::start(dir.path());
+    let image = reg.image(&format!("wpt-proxypull-{}", std::process::id()), "1");
+    reg.push(IMAGE, &image);
+    let _untag = Untag(vec![image.clone()]);
+    let (good, bad) = (g.name("good"), g.name("bad"));
+    let services = service(&good, "/good", &image, "")
+        + &service(&bad, "/bad", &reg.image("wpt-absent", "1"), "");
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(&config, config_with(&global(&g, ""), &services)).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
+            .arg("proxy-pull")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&[&good]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("{good}: pulled {image}")), "{text}");
+    assert!(docker_try(&["image", "inspect", &image]).is_some());
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("no image for {bad}")) && text.contains("not found"),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("no image for {good}")), "{text}");
+}

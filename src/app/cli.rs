@@ -24,6 +24,19 @@ pub enum Command {
     Status(StatusArgs),
     Daemon(DaemonArgs),
     Health(HealthArgs),
+    Pull(PullArgs),
+}
+
+/// pull the images of a config's services (all, or the ones named) from their registries
+#[derive(FromArgs, Debug, PartialEq)]
+#[argh(subcommand, name = "proxy-pull")]
+pub struct PullArgs {
+    /// path to proxy.yaml
+    #[argh(option, short = 'c')]
+    pub config: PathBuf,
+    /// services to pull (default: every service with an image)
+    #[argh(positional)]
+    pub services: Vec<String>,
 }
 
 /// exit 0 when the proxy of this config answers /proxy/healthz (for container HEALTHCHECKs)

@@ -1,11 +1,12 @@
 //! The commands: argument parsing (`cli`), running the proxy (`serve`, with `runtime`,
 //! `reload` and `tls`), `proxy-status` (`status`), `proxy-daemon` and `healthcheck` (`daemon`,
 //! asking the proxy with `probe`), and
-//! `proxy-validate-config` here. The only layer that sees every other.
+//! `proxy-pull` (`pull`), `proxy-validate-config` here. The only layer that sees every other.
 
 pub mod cli;
 pub mod daemon;
 mod probe;
+pub mod pull;
 mod reload;
 mod runtime;
 mod serve;

@@ -49,23 +49,28 @@ impl DockerEngine {
     /// Pulls the service's image (one pull per image at a time, shared).
     fn pull(&self, spec: &ManagedSpec) -> Result<(), String> {
         let image = &spec.container.image;
-        let timeout = spec.container.pull.timeout;
         self.pulls.pull(image, |report| {
             log::info!("pulling {image} for {}", spec.name);
             let started = std::time::Instant::now();
-            let auth = self.registry_auth(image)?;
-            let mut on_progress = |p: &crate::docker::PullProgress| report(p.figures());
-            let pulled = self
-                .docker
-                .pull(image, auth.as_deref(), timeout, &mut on_progress);
-            match pulled {
-                Ok(()) => {
-                    log::info!("pulled {image} in {} ms", started.elapsed().as_millis());
-                    Ok(())
-                }
-                Err(e) => Err(pull_failed(image, &e)),
-            }
+            self.fetch(image, spec.container.pull.timeout, &mut |f| report(f))?;
+            log::info!("pulled {image} in {} ms", started.elapsed().as_millis());
+            Ok(())
         })
+    }
+
+    /// Pulls `image` within `timeout` with the registry's credentials, if any, reporting
+    /// progress; the error says what the registry said, never a credential.
+    pub(crate) fn fetch(
+        &self,
+        image: &str,
+        timeout: std::time::Duration,
+        on_progress: &mut dyn FnMut(PullFigures),
+    ) -> Result<(), String> {
+        let auth = self.registry_auth(image)?;
+        let mut each = |p: &crate::docker::PullProgress| on_progress(p.figures());
+        self.docker
+            .pull(image, auth.as_deref(), timeout, &mut each)
+            .map_err(|e| pull_failed(image, &e))
     }
 
     /// The `X-Registry-Auth` value for `image`'s registry, if there are credentials for it.
