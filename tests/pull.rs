@@ -1,7 +1,9 @@
 //! Images from a registry, against the real Docker daemon and a real registry on 127.0.0.1
 //! (Debian's docker-registry): an image missing on the host is pulled by the first request,
 //! once for every service that shares it; `pull: always` picks up a new digest under the same
-//! tag and recreates the container; `pull: never` and an image the registry lacks say why.
+//! tag and recreates the container; `pull: never` and an image the registry lacks say why;
+//! `proxy-pull` fetches ahead of a reload; `proxy-validate-config --docker` says what the host
+//! offers each service.
 
 mod support;
 
@@ -170,4 +172,49 @@ fn proxy_pull_fetches_the_images_and_names_the_service_it_cannot_serve() {
         "{text}"
     );
     assert!(!text.contains(&format!("no image for {good}")), "{text}");
+}
+
+#[test]
+fn validate_with_docker_reports_what_the_host_offers_each_service() {
+    let mut g = DockerGuard::new("checks");
+    let dir = TempDir::new("checks");
+    let (here, never, sw) = (g.name("here"), g.name("never"), g.name("sw"));
+    let services = service(&here, "/here", IMAGE, "")
+        + &service(&never, "/never", "wpt-not-here:1", "    pull: never\n")
+        + &service(&sw, "/sw", IMAGE, "    mode: swarm\n");
+    let global = format!(
+        "  connect_mode: docker_dns\n  docker_network: wpt-checks-net\n  instance: {}\n",
+        g.instance
+    );
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(&config, config_with(&global, &services)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
+        .args(["proxy-validate-config", "--docker", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("ok: {here}: image {IMAGE} present")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "warning: {never}: image wpt-not-here:1 missing and pull: never"
+        )),
+        "{text}"
+    );
+    let ipvs = std::path::Path::new("/proc/net/ip_vs").exists();
+    assert_eq!(
+        text.contains(&format!("warning: {sw}: endpoint_mode: vip needs IPVS")),
+        !ipvs,
+        "IPVS on this host: {ipvs}; {text}"
+    );
+    assert!(
+        text.contains("warning: global: connect_mode: docker_dns"),
+        "the tests run the proxy outside a container: {text}"
+    );
 }

@@ -91,6 +91,9 @@ pub struct ValidateArgs {
     /// path to proxy.yaml
     #[argh(option, short = 'c')]
     pub config: PathBuf,
+    /// also ask the Docker daemon: images present or pullable, networks, IPVS for swarm VIPs
+    #[argh(switch)]
+    pub docker: bool,
 }
 
 /// show the state of every service of a running proxy

@@ -3,6 +3,7 @@
 //! asking the proxy with `probe`), and
 //! `proxy-pull` (`pull`), `proxy-validate-config` here. The only layer that sees every other.
 
+pub mod checks;
 pub mod cli;
 pub mod daemon;
 mod probe;
@@ -19,12 +20,23 @@ pub use serve::run_proxy;
 
 use cli::{CliError, ValidateArgs};
 
-/// `proxy-validate-config`: prints the services table, or every error.
+/// `proxy-validate-config`: prints the services table, or every error; with `--docker`, what
+/// the Docker host offers each service too.
 pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(CliError::Config)?;
     print!("{}", config::services_table(&cfg));
     for w in crate::tls::config_warnings(&cfg.global) {
         println!("warning: {w}");
+    }
+    if args.docker {
+        let docker = crate::docker::Docker::from_env()
+            .and_then(|d| d.negotiate().map(|_| d))
+            .map_err(|e| CliError::Startup(e.to_string()))?;
+        let facts = checks::gather(&cfg, &docker, true).map_err(CliError::Startup)?;
+        for f in checks::findings(&cfg, &facts) {
+            let mark = if f.ok { "ok" } else { "warning" };
+            println!("{mark}: {}: {}", f.service, f.text);
+        }
     }
     println!(
         "{}: valid ({} services)",

@@ -61,6 +61,19 @@ pub(super) fn start_lifecycle(
         }
     }
     check_swarm(config, &docker);
+    if first {
+        match super::checks::gather(config, &docker, false) {
+            Ok(facts) => {
+                for f in super::checks::findings(config, &facts)
+                    .iter()
+                    .filter(|f| !f.ok)
+                {
+                    log::warn!("{}: {}", f.service, f.text);
+                }
+            }
+            Err(e) => log::debug!("start-up checks skipped: {e}"),
+        }
+    }
     let stock = match first {
         true => lifecycle.reconcile(),
         false => lifecycle.adopt_running(),

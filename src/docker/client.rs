@@ -161,6 +161,11 @@ impl Docker {
         Ok(v.to_string())
     }
 
+    /// The agent of ordinary calls.
+    pub(super) fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
     /// The budget of ordinary calls (a long call's connect and response head keep it).
     pub(super) fn call_timeout(&self) -> Duration {
         self.timeout

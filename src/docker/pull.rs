@@ -241,6 +241,37 @@ impl Docker {
     }
 }
 
+impl Docker {
+    /// Asks `image`'s registry, through the daemon, whether it has the image
+    /// (`GET /distribution/{name}/json`), without pulling it.
+    pub fn distribution_inspect(
+        &self,
+        image: &str,
+        registry_auth: Option<&str>,
+    ) -> Result<(), DockerError> {
+        let image = image_ref(image)?;
+        let url = self.versioned_url(&format!("/distribution/{image}/json"))?;
+        let mut req = self.agent().get(&url);
+        if let Some(auth) = registry_auth {
+            req = req.header("X-Registry-Auth", auth);
+        }
+        let what = "GET /distribution";
+        let mut resp = req.call().map_err(|e| from_ureq(self.socket(), what, e))?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            status => {
+                let body = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_vec()
+                    .unwrap_or_default();
+                Err(from_status(status, &body))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::ConnectMode;
+use crate::config::{ConnectMode, EndpointMode};
 
 use super::engine::Progress;
 use super::managed::Managed;
@@ -183,11 +183,25 @@ impl<'a> Readiness<'a> {
         };
         let s = self.service;
         self.fail(format!(
-            "{} {} did not become ready within {} s (readiness: {readiness})",
+            "{} {} did not become ready within {} s (readiness: {readiness}){}",
             s.engine().noun(),
             s.name(),
             s.start_timeout.as_secs(),
+            self.vip_hint(),
         ))
+    }
+
+    /// A swarm service reached through its virtual IP on a kernel without IPVS: the task may
+    /// run and answer on its own address while the VIP never does. Says so.
+    fn vip_hint(&self) -> &'static str {
+        let swarm = self.service.spec.container.swarm.as_ref();
+        let vip = swarm.is_some_and(|sw| sw.endpoint_mode == EndpointMode::Vip);
+        if vip && self.addr.is_some() && !std::path::Path::new("/proc/net/ip_vs").exists() {
+            "; its task runs, but the service's virtual IP needs IPVS, which this kernel lacks \
+             (no /proc/net/ip_vs): set endpoint_mode: dnsrr"
+        } else {
+            ""
+        }
     }
 
     /// Polls fast at first (cold-start latency), then eases off.

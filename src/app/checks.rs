@@ -1,0 +1,221 @@
+//! Checks before the first request: what the Docker host offers each service (its image
+//! present, pullable, or missing with `pull: never`), whether `connect_mode: docker_dns` can
+//! work where the proxy runs (in a container on `docker_network`), and whether the kernel offers IPVS for swarm VIPs. The facts are
+//! gathered once (`gather`); what they mean is decided from values (`findings`), so the
+//! judgement is tested without a daemon. `proxy-validate-config --docker` prints them; the
+//! proxy logs them as warnings when it starts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::config::{Config, ConnectMode, EndpointMode, PullPolicy};
+use crate::docker::Docker;
+
+/// What the daemon says of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageState {
+    /// On the host.
+    Present,
+    /// Not on the host; the registry has it (`--docker` asks it).
+    Pullable,
+    /// Not on the host; the registry was not asked (at start-up, to keep it quick).
+    Absent,
+    /// Not on the host, and the registry says why not.
+    Unavailable(String),
+}
+
+/// What the checks look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The proxy runs in a container on `docker_network` (so names on it resolve).
+    pub on_network: bool,
+    /// The kernel offers IPVS (`/proc/net/ip_vs`), which swarm VIPs need.
+    pub ipvs: bool,
+    pub images: BTreeMap<String, ImageState>,
+}
+
+/// One finding: `ok` lines say what is fine, the rest are warnings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub service: String,
+    pub ok: bool,
+    pub text: String,
+}
+
+/// What the facts mean for each service of `cfg`.
+pub fn findings(cfg: &Config, facts: &Facts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in &cfg.services {
+        let Some(c) = s.container() else { continue };
+        let say = |ok: bool, text: String| Finding {
+            service: s.name.clone(),
+            ok,
+            text,
+        };
+        let policy = c.pull.policy;
+        out.push(match (facts.images.get(&c.image), policy) {
+            (Some(ImageState::Present), _) => say(true, format!("image {} present", c.image)),
+            (_, PullPolicy::Never) => say(
+                false,
+                format!(
+                    "image {} missing and pull: never: every request gets 503 until it is \
+                     built or pulled (docker pull, or wakeproxy proxy-pull)",
+                    c.image
+                ),
+            ),
+            (Some(ImageState::Pullable), _) => say(
+                true,
+                format!("image {} pullable (the first request pulls it)", c.image),
+            ),
+            (Some(ImageState::Unavailable(why)), _) => say(
+                false,
+                format!("image {} missing and cannot be pulled: {why}", c.image),
+            ),
+            (Some(ImageState::Absent) | None, _) => say(
+                true,
+                format!(
+                    "image {} not on this host: the first request pulls it",
+                    c.image
+                ),
+            ),
+        });
+        if let Some(sw) = &c.swarm
+            && sw.endpoint_mode == EndpointMode::Vip
+            && !facts.ipvs
+        {
+            out.push(say(
+                false,
+                "endpoint_mode: vip needs IPVS, which this kernel lacks (no /proc/net/ip_vs): \
+                 the service's virtual IP will not answer; use endpoint_mode: dnsrr"
+                    .into(),
+            ));
+        }
+    }
+    let by_name = cfg.global.connect_mode == ConnectMode::DockerDns;
+    let any_container = cfg.services.iter().any(|s| s.container().is_some());
+    if by_name && any_container && !facts.on_network {
+        let net = cfg.global.docker_network.as_deref().unwrap_or("(none)");
+        out.push(Finding {
+            service: "global".into(),
+            ok: false,
+            text: format!(
+                "connect_mode: docker_dns reaches containers by name on network {net}, but this \
+                 proxy does not run in a container on it, so the names will not resolve here: \
+                 use connect_mode: host_port, or run the proxy in a container on {net}"
+            ),
+        });
+    }
+    out
+}
+
+/// Gathers the facts from the daemon and this host. `ask_registry`: for images not on the
+/// host, ask their registry whether it has them (slow when a registry does not answer).
+pub fn gather(cfg: &Config, docker: &Docker, ask_registry: bool) -> Result<Facts, String> {
+    let mut images = BTreeMap::new();
+    for c in cfg.services.iter().filter_map(|s| s.container()) {
+        if images.contains_key(&c.image) {
+            continue;
+        }
+        let state = match docker.image_inspect(&c.image) {
+            Ok(Some(_)) => ImageState::Present,
+            Ok(None) if !ask_registry || c.pull.policy == PullPolicy::Never => ImageState::Absent,
+            Ok(None) => match docker.distribution_inspect(&c.image, None) {
+                Ok(()) => ImageState::Pullable,
+                Err(e) => ImageState::Unavailable(e.message()),
+            },
+            Err(e) => return Err(e.to_string()),
+        };
+        images.insert(c.image.clone(), state);
+    }
+    Ok(Facts {
+        on_network: on_network(docker, cfg.global.docker_network.as_deref()),
+        ipvs: Path::new("/proc/net/ip_vs").exists(),
+        images,
+    })
+}
+
+/// Whether this process runs in a container of this daemon attached to `network`: Docker
+/// names a container's host after its id, so the hostname finds it.
+fn on_network(docker: &Docker, network: Option<&str>) -> bool {
+    let (Some(net), Ok(host)) = (
+        network,
+        std::fs::read_to_string("/proc/sys/kernel/hostname"),
+    ) else {
+        return false;
+    };
+    let me = docker.inspect(host.trim()).ok().flatten();
+    me.is_some_and(|c| c.networks.contains_key(net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra_global: &str, services: &str) -> Config {
+        let text = format!(
+            "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n{extra_global}services:\n{services}"
+        );
+        crate::config::parse(&text, "t.yaml", &|_| None).unwrap()
+    }
+
+    #[test]
+    fn each_service_is_judged_by_its_image_and_policy() {
+        let cfg = config(
+            "  connect_mode: host_port\n",
+            "  - name: here\n    path: /a\n    image: here:1\n\
+             \x20 - name: never\n    path: /b\n    image: gone:1\n    pull: never\n\
+             \x20 - name: fetch\n    path: /c\n    image: remote:1\n\
+             \x20 - name: nope\n    path: /d\n    image: nope:1\n",
+        );
+        let facts = Facts {
+            on_network: false,
+            ipvs: true,
+            images: BTreeMap::from([
+                ("here:1".into(), ImageState::Present),
+                ("gone:1".into(), ImageState::Absent),
+                ("remote:1".into(), ImageState::Pullable),
+                (
+                    "nope:1".into(),
+                    ImageState::Unavailable("manifest unknown".into()),
+                ),
+            ]),
+        };
+        let f = findings(&cfg, &facts);
+        let of = |name: &str| f.iter().find(|x| x.service == name).unwrap();
+        assert!(of("here").ok && of("here").text.contains("present"));
+        assert!(!of("never").ok && of("never").text.contains("pull: never"));
+        assert!(of("fetch").ok && of("fetch").text.contains("pullable"));
+        assert!(!of("nope").ok && of("nope").text.contains("manifest unknown"));
+        assert_eq!(f.len(), 4, "host_port needs no container: {f:?}");
+    }
+
+    #[test]
+    fn swarm_vips_without_ipvs_and_docker_dns_outside_a_container_are_warned() {
+        let cfg = config(
+            "  connect_mode: docker_dns\n  docker_network: wp-net\n",
+            "  - name: sw\n    path: /\n    image: app:1\n    mode: swarm\n",
+        );
+        let facts = Facts {
+            on_network: false,
+            ipvs: false,
+            images: BTreeMap::from([("app:1".into(), ImageState::Present)]),
+        };
+        let f = findings(&cfg, &facts);
+        assert!(
+            f.iter()
+                .any(|x| !x.ok && x.service == "sw" && x.text.contains("endpoint_mode: dnsrr")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|x| !x.ok && x.service == "global" && x.text.contains("wp-net")),
+            "{f:?}"
+        );
+        let fine = Facts {
+            on_network: true,
+            ipvs: true,
+            ..facts
+        };
+        assert!(findings(&cfg, &fine).iter().all(|x| x.ok));
+    }
+}
