@@ -19,6 +19,8 @@ need openssl || missing+=(openssl)
 need systemd-analyze || missing+=(systemd)
 # The pull tests push to and pull from a real registry on 127.0.0.1.
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+# ...one of them with basic auth (bcrypt htpasswd) over TLS.
+need htpasswd || missing+=(apache2-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -218,3 +218,62 @@ fn validate_with_docker_reports_what_the_host_offers_each_service() {
         "the tests run the proxy outside a container: {text}"
     );
 }
+
+#[test]
+fn registry_credentials_are_sent_and_wrong_ones_give_503_unauthorized() {
+    let mut g = DockerGuard::new("pullauth");
+    let dir = TempDir::new("pullauth");
+    let password = "s3cret-Passw0rd-for-the-tests";
+    let reg = Registry::start_with_auth(dir.path(), "deployer", password);
+    let image = reg.image(&format!("wpt-private-{}", std::process::id()), "1");
+    reg.push(IMAGE, &image);
+    let _untag = Untag(vec![image.clone()]);
+    let name = g.name("svc");
+    let proxy_with = |auths: &str| {
+        let file = dir.path().join(format!("auth-{}.json", auths.len()));
+        std::fs::write(&file, format!("{{\"auths\": {{{auths}}}}}")).unwrap();
+        let extra = format!("  registry_auth_file: {}\n", file.display());
+        TestProxy::start(&config_with(
+            &global(&g, &extra),
+            &service(&name, "/svc", &image, ""),
+        ))
+    };
+    let wrong_password = "not-the-password-0123";
+    let p = proxy_with(&format!(
+        "\"{}\": {{\"username\": \"deployer\", \"password\": \"{wrong_password}\"}}",
+        reg.addr
+    ));
+    let r = get(p.addr, "/svc/x");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("unauthorized"), "{}", r.text());
+    let log = p.proc.log();
+    assert!(log.contains("unauthorized"), "{log}");
+    assert!(!log.contains(wrong_password) && !r.text().contains(wrong_password));
+    drop(p);
+    // The right ones, as `docker login` writes them: base64 of user:password under "auth".
+    let out = std::process::Command::new("base64")
+        .args(["-w0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("deployer:{password}").as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let auth = String::from_utf8(out.stdout).unwrap();
+    let p = proxy_with(&format!(
+        "\"https://{}\": {{\"auth\": \"{auth}\"}}",
+        reg.addr
+    ));
+    let r = get(p.addr, "/svc/x");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), p.proc.log());
+    let log = p.proc.log();
+    assert!(!log.contains(password) && !log.contains(&auth), "{log}");
+    let status = get(p.addr, "/proxy/status").text();
+    assert!(!status.contains(password) && !status.contains(&auth));
+}
