@@ -1,0 +1,56 @@
+//! Registry credentials for pulls: which registry an image is on, what the Docker client
+//! config (`config.json`, its `auths`) holds for it, and the `X-Registry-Auth` header value to
+//! send with `POST /images/create`.
+//!
+//! ```text
+//! let credential = docker::credential_for_image("ghcr.io/org/app:1.4", None)?;
+//! let header = credential.map(|c| c.x_registry_auth()); // None: pull anonymously
+//! ```
+//!
+//! Layout: `reference` (image → [`Registry`]), `config_file` (finding and reading
+//! config.json, and matching its keys), `credential` (the redacted [`RegistryCredential`] and
+//! its header), `base64` and `error`. Out of scope: pulling itself, `docker login`, storing
+//! credentials.
+
+mod base64;
+mod config_file;
+mod credential;
+mod error;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use config_file::{AuthEnv, DockerConfig};
+pub use credential::{CredentialSource, RegistryCredential};
+pub use error::AuthError;
+pub use reference::{DOCKER_HUB_KEY, Registry};
+
+/// The credentials to pull `image` with, from the config file the Docker CLI would read
+/// (`auth_file` when given, e.g. a `registry_auth_file` setting). `Ok(None)` means an
+/// anonymous pull.
+pub fn credential_for_image(
+    image: &str,
+    auth_file: Option<&Path>,
+) -> Result<Option<RegistryCredential>, AuthError> {
+    lookup_credential(image, auth_file, &AuthEnv::from_process())
+}
+
+/// [`credential_for_image`] with the environment given.
+pub fn lookup_credential(
+    image: &str,
+    auth_file: Option<&Path>,
+    env: &AuthEnv,
+) -> Result<Option<RegistryCredential>, AuthError> {
+    let registry = Registry::of_image(image)?;
+    let config = DockerConfig::load(auth_file, env)?;
+    let found = config.lookup(&registry)?;
+    match &found {
+        Some(c) => log::debug!("registry credentials for {image}: {c}"),
+        None => {
+            log::debug!("no registry credentials for {image} ({registry}): pulling anonymously")
+        }
+    }
+    Ok(found)
+}
