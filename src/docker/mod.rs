@@ -9,7 +9,7 @@
 //! and overlay networks of swarm mode), `types` and `swarm_types` (what the calls return, and
 //! the raw JSON it is read from), `events`, `logs` (frame demultiplexing), `encode` (URL
 //! building, name checks, API versions), `error`, and `auth` (registry credentials for pulls:
-//! config.json and the `X-Registry-Auth` header).
+//! config.json, credential helpers, the `X-Registry-Auth` header).
 
 mod auth;
 mod client;
@@ -26,8 +26,9 @@ mod transport;
 mod types;
 
 pub use auth::{
-    AuthEnv, AuthError, CredentialSource, DOCKER_HUB_KEY, DockerConfig, Registry,
-    RegistryCredential, credential_for_image, lookup_credential,
+    AuthEnv, AuthError, CredentialSource, DOCKER_HUB_KEY, DockerConfig, HelperOutput,
+    HelperProcess, Registry, RegistryCredential, RunHelper, credential_for_image,
+    lookup_credential,
 };
 pub use client::Docker;
 pub use encode::ApiVersion;

@@ -1,5 +1,6 @@
-//! Docker's client config file (`config.json`): where it is, and which of its `auths`
-//! entries answers for a registry, matched the way the Docker CLI matches them.
+//! Docker's client config file (`config.json`): where it is, what of it matters for pulls
+//! (`auths`, `credsStore`, `credHelpers`), and which entry or helper answers for a registry,
+//! in the order the Docker CLI asks them.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::base64::{Alphabet, decode};
 use super::credential::{CredentialSource, RegistryCredential};
 use super::error::AuthError;
+use super::helper::{self, RunHelper};
 use super::reference::Registry;
 
 /// The parts of the environment a credential lookup reads, taken as values so that tests (and
@@ -19,14 +21,17 @@ pub struct AuthEnv {
     pub docker_config: Option<OsString>,
     /// `HOME`: `config.json` is in `$HOME/.docker` when `DOCKER_CONFIG` is not set.
     pub home: Option<OsString>,
+    /// `PATH`: where credential helpers are looked for.
+    pub path: Option<OsString>,
 }
 
 impl AuthEnv {
-    /// This process's `DOCKER_CONFIG` and `HOME`.
+    /// This process's `DOCKER_CONFIG`, `HOME` and `PATH`.
     pub fn from_process() -> AuthEnv {
         AuthEnv {
             docker_config: std::env::var_os("DOCKER_CONFIG"),
             home: std::env::var_os("HOME"),
+            path: std::env::var_os("PATH"),
         }
     }
 }
@@ -36,6 +41,8 @@ impl AuthEnv {
 pub struct DockerConfig {
     path: Option<PathBuf>,
     auths: BTreeMap<String, AuthEntry>,
+    creds_store: Option<String>,
+    cred_helpers: BTreeMap<String, String>,
 }
 
 /// One `auths` entry. `auth` (base64 of `user:password`) wins over `username`/`password`, as
@@ -52,6 +59,10 @@ struct AuthEntry {
 #[derive(serde::Deserialize)]
 struct RawConfig {
     auths: Option<BTreeMap<String, Option<AuthEntry>>>,
+    #[serde(rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(rename = "credHelpers")]
+    cred_helpers: Option<BTreeMap<String, String>>,
 }
 
 impl DockerConfig {
@@ -92,6 +103,8 @@ impl DockerConfig {
         })?;
         let auths = raw.auths.unwrap_or_default().into_iter();
         config.auths = auths.map(|(k, v)| (k, v.unwrap_or_default())).collect();
+        config.creds_store = raw.creds_store;
+        config.cred_helpers = raw.cred_helpers.unwrap_or_default();
         Ok(config)
     }
 
@@ -100,14 +113,36 @@ impl DockerConfig {
         self.path.as_deref()
     }
 
-    /// The credentials for `registry`, or `None` for an anonymous pull: the `auths` entry
-    /// whose key is exactly `key`, else one whose key reduces to it with the scheme and path
-    /// removed (`https://ghcr.io/v1/` → `ghcr.io`).
+    /// The credentials for `registry`, or `None` for an anonymous pull. As the Docker CLI does,
+    /// the first of these that applies is the only one asked:
+    ///
+    /// 1. `credHelpers[key]`, the helper for this registry (an empty name means "use
+    ///    `auths`");
+    /// 2. `credsStore`, the helper for every registry;
+    /// 3. `auths`: the entry whose key is exactly `key`, else one whose key reduces to it with
+    ///    the scheme and path removed (`https://ghcr.io/v1/` → `ghcr.io`).
     ///
     /// `key` is [`Registry::config_key`]: the host, or `https://index.docker.io/v1/` for Docker
-    /// Hub (whose entry therefore needs exactly that key).
-    pub fn lookup(&self, registry: &Registry) -> Result<Option<RegistryCredential>, AuthError> {
-        self.in_auths(registry.config_key())
+    /// Hub (whose entry therefore needs exactly that key). A helper that has no credentials
+    /// gives `None`, without falling back to `auths` (the Docker CLI does not either).
+    pub fn lookup(
+        &self,
+        registry: &Registry,
+        helpers: &dyn RunHelper,
+    ) -> Result<Option<RegistryCredential>, AuthError> {
+        let key = registry.config_key();
+        match self.helper_for(key) {
+            Some(name) => helper::ask(helpers, name, key),
+            None => self.in_auths(key),
+        }
+    }
+
+    fn helper_for(&self, key: &str) -> Option<&str> {
+        match self.cred_helpers.get(key) {
+            Some(name) => Some(name.as_str()),
+            None => self.creds_store.as_deref(),
+        }
+        .filter(|name| !name.is_empty())
     }
 
     fn in_auths(&self, key: &str) -> Result<Option<RegistryCredential>, AuthError> {
@@ -200,9 +235,10 @@ fn describe_read_error(e: &io::Error) -> String {
 fn describe_parse_error(e: &serde_json::Error) -> String {
     let at = format!("line {}, column {}", e.line(), e.column());
     match e.classify() {
-        serde_json::error::Category::Data => {
-            format!("unexpected value at {at}: auths maps registries to objects")
-        }
+        serde_json::error::Category::Data => format!(
+            "unexpected value at {at}: auths maps registries to objects, credHelpers maps \
+             registries to helper names, credsStore is a helper name"
+        ),
         serde_json::error::Category::Eof => format!("the JSON ends early ({at})"),
         _ => format!("not JSON ({at})"),
     }
@@ -216,6 +252,7 @@ mod tests {
         AuthEnv {
             docker_config: docker_config.map(Into::into),
             home: home.map(Into::into),
+            path: None,
         }
     }
 
@@ -300,7 +337,8 @@ mod tests {
             r#"{"auths":null,"credHelpers":null,"psFormat":"x"}"#,
         ] {
             let c = DockerConfig::parse(text, p).unwrap();
-            assert!(c.auths.is_empty(), "{text:?}");
+            assert!(c.auths.is_empty() && c.cred_helpers.is_empty(), "{text:?}");
+            assert_eq!(c.creds_store, None);
             assert_eq!(c.path(), Some(p));
         }
         let c = DockerConfig::parse(r#"{"auths":{"ghcr.io":null}}"#, p).unwrap();

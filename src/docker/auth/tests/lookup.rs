@@ -1,8 +1,8 @@
-//! Which `auths` entry answers for an image, matched as the Docker CLI matches them.
+//! Which `auths` entry or helper answers for an image, in the Docker CLI's order.
 
 use std::path::Path;
 
-use super::{TempDir, header_json};
+use super::{FakeHelpers, TempDir, header_json, output};
 use crate::docker::auth::{
     AuthEnv, AuthError, CredentialSource, DockerConfig, Registry, RegistryCredential,
     lookup_credential,
@@ -16,10 +16,12 @@ fn config(json: &str) -> DockerConfig {
     DockerConfig::parse(json, Path::new(FILE)).unwrap()
 }
 
-/// Looks `image` up in `json`.
+/// Looks `image` up in `json` without any helper.
 fn from_file(json: &str, image: &str) -> Option<RegistryCredential> {
     let registry = Registry::of_image(image).unwrap();
-    config(json).lookup(&registry).unwrap()
+    config(json)
+        .lookup(&registry, &FakeHelpers::none())
+        .unwrap()
 }
 
 fn alice(server: &str) -> RegistryCredential {
@@ -140,7 +142,9 @@ fn a_broken_entry_fails_its_own_registry_only() {
         r#"{{"auths": {{"ghcr.io": {{"auth": "not base64!"}}, "quay.io": {{"auth": "{ALICE}"}}}}}}"#
     );
     let registry = Registry::of_image("ghcr.io/app").unwrap();
-    let e = config(&json).lookup(&registry).unwrap_err();
+    let e = config(&json)
+        .lookup(&registry, &FakeHelpers::none())
+        .unwrap_err();
     assert_eq!(
         e,
         AuthError::BadAuthEntry {
@@ -150,6 +154,70 @@ fn a_broken_entry_fails_its_own_registry_only() {
         }
     );
     assert_eq!(from_file(&json, "quay.io/app"), Some(alice("quay.io")));
+}
+
+/// A config with a helper for ghcr.io, a default store and file entries for both registries;
+/// each helper answers with its own name as the user.
+const LAYERED: &str = r#"{
+    "auths": {"ghcr.io": {"auth": "YWxpY2U6czNjcjN0"}, "quay.io": {"auth": "YWxpY2U6czNjcjN0"}},
+    "credHelpers": {"ghcr.io": "gh"},
+    "credsStore": "store"
+}"#;
+
+fn named_helpers() -> FakeHelpers {
+    FakeHelpers::new(|program, url| {
+        let answer = format!(r#"{{"ServerURL":"{url}","Username":"{program}","Secret":"x"}}"#);
+        Ok(output(true, 0, &answer, ""))
+    })
+}
+
+fn user_of(json: &str, image: &str, helpers: &FakeHelpers) -> Option<String> {
+    let registry = Registry::of_image(image).unwrap();
+    let c = config(json).lookup(&registry, helpers).unwrap();
+    c.and_then(|c| c.username().map(str::to_string))
+}
+
+#[test]
+fn cred_helpers_then_creds_store_then_auths() {
+    let h = named_helpers();
+    // credHelpers for this registry wins over credsStore and over auths.
+    let user = user_of(LAYERED, "ghcr.io/org/app", &h);
+    assert_eq!(user.as_deref(), Some("docker-credential-gh"));
+    // Then credsStore, for every other registry, over auths.
+    let user = user_of(LAYERED, "quay.io/org/app", &h);
+    assert_eq!(user.as_deref(), Some("docker-credential-store"));
+    // The helper is asked about the config key: the host, or Docker Hub's URL.
+    let user = user_of(LAYERED, "nginx", &h);
+    assert_eq!(user.as_deref(), Some("docker-credential-store"));
+    let asked: Vec<_> = h
+        .asked
+        .borrow()
+        .iter()
+        .map(|(_, url)| url.clone())
+        .collect();
+    assert_eq!(asked, ["ghcr.io", "quay.io", "https://index.docker.io/v1/"]);
+    // Without any helper, auths.
+    let no_store =
+        r#"{"auths": {"quay.io": {"auth": "YWxpY2U6czNjcjN0"}}, "credHelpers": {"ghcr.io": "gh"}}"#;
+    let user = user_of(no_store, "quay.io/org/app", &FakeHelpers::none());
+    assert_eq!(user.as_deref(), Some("alice"));
+}
+
+#[test]
+fn a_helper_with_nothing_means_anonymous_even_with_an_auths_entry() {
+    let not_found = super::answering(false, 1, "credentials not found in native keychain", "");
+    assert_eq!(user_of(LAYERED, "quay.io/org/app", &not_found), None);
+    assert_eq!(not_found.asked.borrow().len(), 1);
+}
+
+#[test]
+fn an_empty_cred_helper_means_the_file_even_with_a_store() {
+    let json = r#"{"auths": {"quay.io": {"auth": "YWxpY2U6czNjcjN0"}}, "credHelpers": {"quay.io": ""}, "credsStore": "store"}"#;
+    let user = user_of(json, "quay.io/org/app", &FakeHelpers::none());
+    assert_eq!(user.as_deref(), Some("alice"));
+    let json = r#"{"auths": {"quay.io": {"auth": "YWxpY2U6czNjcjN0"}}, "credsStore": ""}"#;
+    let user = user_of(json, "quay.io/org/app", &FakeHelpers::none());
+    assert_eq!(user.as_deref(), Some("alice"));
 }
 
 #[test]
@@ -172,7 +240,7 @@ fn config_files_on_disk() {
         ..AuthEnv::default()
     };
     let user = |file: Option<&Path>, env: &AuthEnv| {
-        let c = lookup_credential("ghcr.io/a", file, env).unwrap();
+        let c = lookup_credential("ghcr.io/a", file, env, &FakeHelpers::none()).unwrap();
         c.map(|c| (c.username().unwrap().to_string(), c.source().clone()))
     };
     let from_home = CredentialSource::ConfigFile(in_home.clone());
@@ -190,18 +258,18 @@ fn config_files_on_disk() {
     assert_eq!(user(None, &empty_dir), None);
     // An explicit file must exist; so must be readable whichever file it is.
     let missing = dir.path().join("missing.json");
-    let e = lookup_credential("ghcr.io/a", Some(&missing), &env);
+    let e = lookup_credential("ghcr.io/a", Some(&missing), &env, &FakeHelpers::none());
     let want = AuthError::ConfigUnreadable {
         path: missing,
         detail: "no such file".into(),
     };
     assert_eq!(e.unwrap_err(), want);
-    let e = lookup_credential("ghcr.io/a", Some(dir.path()), &env);
+    let e = lookup_credential("ghcr.io/a", Some(dir.path()), &env, &FakeHelpers::none());
     assert!(
         matches!(e, Err(AuthError::ConfigUnreadable { .. })),
         "{e:?}"
     );
     // The image is checked first.
-    let e = lookup_credential("a b", None, &env);
+    let e = lookup_credential("a b", None, &env, &FakeHelpers::none());
     assert_eq!(e.unwrap_err(), AuthError::InvalidImage("a b".into()));
 }
