@@ -1,5 +1,5 @@
-//! Registry credentials end to end: the lookup order with fake helpers, config files on disk and
-//! real helper scripts.
+//! Registry credentials end to end: the lookup order with fake helpers, config files on disk,
+//! real helper scripts, and that no secret is ever formatted.
 
 use std::cell::RefCell;
 use std::io;
@@ -10,6 +10,7 @@ use super::{HelperOutput, RunHelper};
 
 mod lookup;
 mod process;
+mod redaction;
 
 type Reply = dyn Fn(&str, &str) -> io::Result<HelperOutput>;
 
