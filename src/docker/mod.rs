@@ -8,9 +8,11 @@
 //! and a response read whole), `client` (the calls), `swarm` (the calls for services, tasks
 //! and overlay networks of swarm mode), `types` and `swarm_types` (what the calls return, and
 //! the raw JSON it is read from), `events`, `logs` (frame demultiplexing), `pull` (images from
-//! their registry, with progress), `encode` (URL
-//! building, name checks, API versions) and `error`.
+//! their registry, with progress), `encode` (URL building, name checks, API versions),
+//! `error`, and `auth` (registry credentials for pulls: config.json, credential helpers, the
+//! `X-Registry-Auth` header).
 
+mod auth;
 mod client;
 mod encode;
 mod error;
@@ -25,6 +27,11 @@ mod tests;
 mod transport;
 mod types;
 
+pub use auth::{
+    AuthEnv, AuthError, CredentialSource, DOCKER_HUB_KEY, DockerConfig, HelperOutput,
+    HelperProcess, Registry, RegistryCredential, RunHelper, credential_for_image,
+    lookup_credential,
+};
 pub use client::Docker;
 pub use encode::ApiVersion;
 pub use error::DockerError;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::PullPolicy;
-use crate::docker::{Docker, DockerError, PullFailure, PullFigures};
+use crate::docker::{Docker, DockerError, PullFailure, PullFigures, credential_for_image};
 use crate::lifecycle::pulls::Pulls;
 
 use super::{Engine, EngineError, Found, LABEL_SWARM_TASK, Observed, ours};
@@ -73,9 +73,16 @@ impl DockerEngine {
             .map_err(|e| pull_failed(image, &e))
     }
 
-    /// The `X-Registry-Auth` value for `image`'s registry, if there are credentials for it.
-    fn registry_auth(&self, _image: &str) -> Result<Option<String>, String> {
-        Ok(None)
+    /// The `X-Registry-Auth` value for `image`'s registry, if there are credentials for it
+    /// (Docker's client config or `registry_auth_file`, and its credential helpers).
+    fn registry_auth(&self, image: &str) -> Result<Option<String>, String> {
+        let found = credential_for_image(image, self.registry_auth_file.as_deref());
+        let credential =
+            found.map_err(|e| format!("cannot read the credentials for {image}: {e}"))?;
+        if let Some(c) = &credential {
+            log::info!("pulling {image} as {c}");
+        }
+        Ok(credential.map(|c| c.x_registry_auth()))
     }
 
     fn ensure_network(&self, net: &str) -> Result<(), EngineError> {
