@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::global::MAX_SECS;
 use super::model::{Pull, PullPolicy};
 use super::read::{Ctx, FieldPath, Show, get};
 
+/// Longest `pull_timeout` accepted: a day.
+const MAX_PULL_SECS: u64 = 24 * 3600;
 /// Default time a pull may take.
 pub(super) const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -18,7 +19,7 @@ pub(super) fn read(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, default: Pull
         .and_then(|v| policy(ctx, v, &path.key("pull")))
         .unwrap_or(default.policy);
     let timeout = ctx
-        .key_uint(map, path, "pull_timeout", 1, MAX_SECS)
+        .key_uint(map, path, "pull_timeout", 1, MAX_PULL_SECS)
         .map(Duration::from_secs)
         .unwrap_or(default.timeout);
     Pull { policy, timeout }

@@ -133,10 +133,9 @@ mod tests {
         crate::config::parse(text, "test.yaml", &|_| None).unwrap()
     }
 
-    #[test]
-    fn every_service_is_described() {
-        let c = config();
-        let report = Report {
+    /// An on-demand service's report: a swarm service, its image being pulled.
+    fn report() -> Report {
+        Report {
             engine: EngineKind::Swarm,
             status: "running",
             port: Some(8000),
@@ -157,7 +156,13 @@ mod tests {
                 bytes_total: 30,
             }),
             pull_policy: "missing",
-        };
+        }
+    }
+
+    #[test]
+    fn every_service_is_described() {
+        let c = config();
+        let report = report();
         let views = c
             .services
             .iter()
