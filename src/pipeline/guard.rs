@@ -9,10 +9,11 @@
 //! attempts share the address's one record, so opening more connections buys nothing. When
 //! the shared budget is spent (many addresses guessing), addresses that have not shown a
 //! right credential lately wait for it to refill; addresses that have are still checked.
-//! A right credential is never slowed and clears its address's record.
+//! A right credential is never slowed, and the first on a connection clears its address's
+//! record.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -110,6 +111,7 @@ struct State {
 
 impl State {
     fn trust(&mut self, key: ClientKey) {
+        self.records.remove(&key);
         if self.trusted.insert(key) {
             self.trusted_order.push_back(key);
             if self.trusted_order.len() > MAX_TRUSTED
@@ -125,8 +127,11 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Guard {
     state: Mutex<State>,
-    /// Whether any record exists: a right credential then skips the lock.
-    any: AtomicBool,
+    /// Time zero of `quiet_from`.
+    epoch: Instant,
+    /// From this many nanoseconds after `epoch` on, no address waits and the shared budget is
+    /// not spent: a right credential then passes without the lock (the warm path).
+    quiet_from: AtomicU64,
 }
 
 impl Guard {
@@ -143,17 +148,28 @@ impl Guard {
                 stale: HashSet::new(),
                 stale_order: VecDeque::new(),
             }),
-            any: AtomicBool::new(false),
+            epoch: now,
+            quiet_from: AtomicU64::new(0),
         }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Nobody may pass without the lock before `t`.
+    fn busy_until(&self, t: Instant) {
+        self.quiet_from.fetch_max(self.nanos(t), Relaxed);
     }
 
     /// What a credential from `key` at `now` gets, `right` or not, decided together with the
     /// address's record so that parallel attempts cannot slip between a look and an update:
     /// while the address (or, for addresses not trusted, everybody) must wait, the answer is
     /// `Wait` whatever the credential, so a guess learns nothing; otherwise a wrong one is
-    /// recorded. A right credential costs no lock while nobody has a record.
+    /// recorded. A right credential costs no lock while no address waits and the budget
+    /// is not spent.
     pub(crate) fn judge(&self, key: ClientKey, now: Instant, right: bool) -> Judgement {
-        if right && !self.any.load(Relaxed) {
+        if right && self.nanos(now) >= self.quiet_from.load(Relaxed) {
             return Judgement::Pass;
         }
         let mut s = self.state.lock();
@@ -168,14 +184,13 @@ impl Guard {
             return Judgement::Wait(wait);
         }
         if right {
-            s.records.remove(&key);
-            if s.records.is_empty() {
-                self.any.store(false, Relaxed);
-            }
             s.trust(key);
             return Judgement::Pass;
         }
         s.budget.tokens = s.budget.tokens.saturating_sub(1);
+        if s.budget.tokens == 0 {
+            self.busy_until(now + REFILL_EVERY);
+        }
         if s.records.len() >= MAX_RECORDS && !s.records.contains_key(&key) {
             make_room(&mut s.records, now);
         }
@@ -190,12 +205,14 @@ impl Guard {
         r.failures = r.failures.saturating_add(1);
         r.last = now;
         r.until = now + wait_after(r.failures);
-        self.any.store(true, Relaxed);
+        let until = r.until;
+        self.busy_until(until);
         Judgement::Fail
     }
 
     /// A connection from `key` showed a right credential for the first time: the address
-    /// counts as a known client while the shared budget is spent.
+    /// counts as a known client while the shared budget is spent, and its wrong credentials
+    /// so far are forgotten.
     pub(crate) fn trust(&self, key: ClientKey) {
         self.state.lock().trust(key);
     }
@@ -339,6 +356,7 @@ mod tests {
         assert_eq!(g.judge(a, later, true), Wait(wait_after(7)));
         let after = later + wait_after(7);
         assert_eq!(g.judge(a, after, true), Pass);
+        g.trust(a); // the connection's first right credential
         spend_free(&g, a, after);
         assert_eq!(g.judge(a, after, false), Fail);
         assert_eq!(g.judge(a, after, true), Wait(250 * MS));
