@@ -24,6 +24,7 @@ mod read;
 mod secret;
 mod service;
 mod table;
+mod units;
 mod validate;
 
 #[cfg(test)]

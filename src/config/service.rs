@@ -6,13 +6,14 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::expand::is_var_name;
 use super::formats::{
-    check_bind, check_mem_bytes, check_mode, check_volume_host, is_reserved_path, normalise_path,
-    parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
+    check_bind, check_mode, check_volume_host, is_reserved_path, normalise_path, parse_bind_spec,
+    parse_upstream,
 };
-use super::global::{MAX_SECS, run_mode, swarm_needs};
+use super::global::{IDLE_SPAN, TIMEOUT_SPAN, run_mode, swarm_needs};
 use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
 use super::secret;
+use super::units::check_mem_bytes;
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, RunMode, Service, SwarmSettings, Volume,
 };
@@ -108,11 +109,11 @@ pub(super) fn service(
     let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
     let allow_underscores = ctx.key_bool(map, path, "allow_underscores_in_headers");
     let auth_token = auth_token(ctx, map, path);
-    let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
+    let idle_timeout = ctx.key_duration(map, path, "idle_timeout", IDLE_SPAN);
     let health_path = health_path(ctx, map, path);
-    let start_timeout = ctx.key_uint(map, path, "start_timeout", 1, MAX_SECS);
-    let response_timeout = ctx.key_uint(map, path, "response_timeout", 1, MAX_SECS);
-    let max_tunnel_lifetime = ctx.key_uint(map, path, "max_tunnel_lifetime", 1, MAX_SECS);
+    let start_timeout = ctx.key_duration(map, path, "start_timeout", TIMEOUT_SPAN);
+    let response_timeout = ctx.key_duration(map, path, "response_timeout", TIMEOUT_SPAN);
+    let max_tunnel_lifetime = ctx.key_duration(map, path, "max_tunnel_lifetime", TIMEOUT_SPAN);
     let max_body_size = max_body_size(ctx, map, path);
 
     Some(ReadService {
@@ -123,13 +124,11 @@ pub(super) fn service(
             strip_prefix: strip_prefix.unwrap_or(true),
             allow_underscores_in_headers: allow_underscores.unwrap_or(false),
             auth_token,
-            idle_timeout: idle_timeout
-                .map(Duration::from_secs)
-                .unwrap_or(global.idle_timeout),
+            idle_timeout: idle_timeout.unwrap_or(global.idle_timeout),
             health_path,
-            start_timeout: Duration::from_secs(start_timeout.unwrap_or(60)),
-            response_timeout: Duration::from_secs(response_timeout.unwrap_or(300)),
-            max_tunnel_lifetime: max_tunnel_lifetime.map(Duration::from_secs),
+            start_timeout: start_timeout.unwrap_or(Duration::from_secs(60)),
+            response_timeout: response_timeout.unwrap_or(Duration::from_secs(300)),
+            max_tunnel_lifetime,
             max_body_size,
         },
         name,
@@ -194,18 +193,7 @@ fn health_path(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String>
 /// `max_body_size`: a number of bytes or a size like `10m`.
 fn max_body_size(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
     let v = get(map, "max_body_size")?;
-    let p = path.key("max_body_size");
-    let parsed = match v {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
-        Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
-        _ => {
-            ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
-            return None;
-        }
-    };
-    parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    ctx.size(v, &path.key("max_body_size"))
 }
 
 /// Exactly one of `image` and `upstream`; container keys only with `image`.
@@ -351,20 +339,8 @@ fn image_name(ctx: &mut Ctx, image: &Value, p: &FieldPath) -> String {
 fn mem_limit(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
     let v = get(map, "mem_limit")?;
     let p = path.key("mem_limit");
-    let parsed = match v {
-        Value::Number(n) => match n.as_u64() {
-            Some(bytes) => check_mem_bytes(bytes),
-            None => Err(format!(
-                "expected a whole number of bytes or a size like 512m, found {n}"
-            )),
-        },
-        Value::String(_) => parse_mem_limit(&ctx.string(v, &p, Show::Value)?),
-        _ => {
-            ctx.type_error(v, &p, "a size like 512m or a number of bytes", Show::Value);
-            return None;
-        }
-    };
-    parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    let bytes = ctx.size(v, &p)?;
+    check_mem_bytes(bytes).map_err(|e| ctx.issue(&p, e)).ok()
 }
 
 /// `cpus`: a positive number.
