@@ -7,14 +7,15 @@
 //! strings as well as numbers (`5m`, `"300"`, `512m`).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::ConfigIssue;
 use super::expand::{ExpandError, expand, has_reference};
 use super::locate::Locator;
 use super::units::{DURATION_FORMS, Span, parse_duration, parse_size};
+use super::{ConfigIssue, ReadFile};
 
 /// A field path as printed in messages: `services[2].volumes./data.bind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,20 +63,54 @@ pub(super) enum Show {
     Secret,
 }
 
-/// The reading context: where lines come from, how variables resolve, the issues so far.
+/// The reading context: where lines come from, how variables resolve, how named files are
+/// read, the issues so far.
 pub(super) struct Ctx<'a> {
     locator: Locator,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Reads the files the config names (`env_file`); None when only text is parsed.
+    read_file: Option<ReadFile<'a>>,
+    /// Where relative file names start: the config file's directory.
+    dir: PathBuf,
     issues: Vec<ConfigIssue>,
 }
 
 impl<'a> Ctx<'a> {
+    /// A context that reads no files (an `env_file` is then an issue).
     pub(super) fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Ctx<'a> {
         Ctx {
             locator: Locator::new(text),
             env,
+            read_file: None,
+            dir: PathBuf::new(),
             issues: Vec::new(),
         }
+    }
+
+    /// This context, reading the files the config names with `read`, relative to `dir`.
+    pub(super) fn with_files(mut self, read: ReadFile<'a>, dir: &Path) -> Ctx<'a> {
+        self.read_file = Some(read);
+        self.dir = dir.to_path_buf();
+        self
+    }
+
+    /// Looks a variable up in this context's environment.
+    pub(super) fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
+    /// The text of a file the config names (relative to the config's directory), with the path
+    /// it was read from; the error names that path.
+    pub(super) fn read_named_file(&self, name: &str) -> (PathBuf, Result<String, String>) {
+        let path = self.dir.join(name);
+        let text = match self.read_file {
+            Some(read) => read(&path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+            None => Err(format!(
+                "cannot read {}: files are only read when the config is loaded from a file",
+                path.display()
+            )),
+        };
+        (path, text)
     }
 
     /// The line of `path`, or of its nearest ancestor that could be located.

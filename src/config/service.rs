@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::compose::{COMPOSE_KEYS, env_files, merge_environment, refuse_for_swarm, run_settings};
 use super::expand::is_var_name;
 use super::formats::{
     check_bind, check_mode, check_volume_host, is_reserved_path, normalise_path, parse_bind_spec,
@@ -21,7 +22,7 @@ use super::{
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
 
-/// The keys a service may hold.
+/// The keys a service may hold (and the Compose-style ones, `compose::COMPOSE_KEYS`).
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "path",
@@ -48,7 +49,8 @@ const SERVICE_KEYS: &[&str] = &[
     "max_body_size",
 ];
 
-/// Keys that only make sense for a managed container (rejected next to `upstream`).
+/// Keys that only make sense for a managed container (rejected next to `upstream`, as are the
+/// Compose-style ones).
 const CONTAINER_KEYS: &[&str] = &[
     "internal_port",
     "host_port",
@@ -88,7 +90,8 @@ pub(super) fn service(
         );
         return None;
     };
-    ctx.check_keys(map, path, SERVICE_KEYS);
+    let allowed: Vec<&str> = SERVICE_KEYS.iter().chain(COMPOSE_KEYS).copied().collect();
+    ctx.check_keys(map, path, &allowed);
 
     let name = name(ctx, map, path);
     let route = route(ctx, map, path);
@@ -214,7 +217,7 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
             Backend::Upstream(String::new())
         }
         (None, Some(v)) => {
-            for k in CONTAINER_KEYS {
+            for k in CONTAINER_KEYS.iter().chain(COMPOSE_KEYS) {
                 if get(map, k).is_some() {
                     let msg = format!("{k} is only allowed for image services, not with upstream");
                     ctx.issue(&key(k), msg);
@@ -229,6 +232,9 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
         (Some(v), None) => {
             let mut spec = container(ctx, map, path, v);
             spec.swarm = swarm_settings(ctx, map, path, global);
+            if spec.swarm.is_some() {
+                refuse_for_swarm(ctx, path, &spec.run);
+            }
             Backend::Container(spec)
         }
     }
@@ -305,16 +311,22 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
     let mem_limit = mem_limit(ctx, map, path);
     let cpus = cpus(ctx, map, path);
     let init = ctx.key_bool(map, path, "init").unwrap_or(true);
+    // `environment` overrides the variables of `env_file`.
+    let from_files = env_files(ctx, map, path);
+    let environment = merge_environment(from_files, environment(ctx, map, path));
+    let volumes = volumes(ctx, map, path);
+    let run = run_settings(ctx, map, path, &volumes);
     ContainerSpec {
         image,
         internal_port,
         host_port,
-        environment: environment(ctx, map, path),
-        volumes: volumes(ctx, map, path),
+        environment,
+        volumes,
         mem_limit,
         cpus,
         init,
         swarm: None,
+        run: Box::new(run),
     }
 }
 

@@ -223,6 +223,7 @@ mod tests {
                 cpus: Some(0.5),
                 init: true,
                 swarm: None,
+                run: Box::default(),
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,

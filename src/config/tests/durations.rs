@@ -1,5 +1,5 @@
 //! Tests for durations and sizes as the config reads them: every timeout takes `300`, `300s`,
-//! `5m`, `1h30m` (the limits' deadlines also `ms`), every size `512m`, `1.5g`, `10kb`.
+//! `5m`, `1h30m` (the limits' deadlines also `ms`), every size `512m`, `1.5g`, `64KB`.
 
 use std::time::Duration;
 
@@ -115,6 +115,7 @@ fn sizes_take_composes_forms_everywhere() {
     path: /
     image: app:latest
     mem_limit: 1.5G
+    shm_size: 64MB
     max_body_size: 10kb
   - name: up
     path: /up
@@ -124,6 +125,7 @@ fn sizes_take_composes_forms_everywhere() {
     ));
     let spec = c.services[0].container().unwrap();
     assert_eq!(spec.mem_limit, Some(3 << 29));
+    assert_eq!(spec.run.shm_size, Some(64 << 20));
     assert_eq!(c.services[0].max_body_size, Some(10 << 10));
     assert_eq!(c.services[1].max_body_size, Some(1 << 20));
 }
@@ -137,8 +139,9 @@ fn size_errors_name_the_forms() {
     };
     #[rustfmt::skip]
     let cases: &[(&str, &str, &str)] = &[
-        ("    mem_limit: 1gib\n", "services[0].mem_limit", "expected a size like 512m, 1.5g or 64kb"),
-        ("    mem_limit: [1]\n", "services[0].mem_limit", "expected a size like 512m or a number of bytes, found a list"),
+        ("    shm_size: 0\n", "services[0].shm_size", "must be more than 0"),
+        ("    shm_size: 1gib\n", "services[0].shm_size", "expected a size like 512m, 1.5g or 64kb"),
+        ("    shm_size: [1]\n", "services[0].shm_size", "expected a size like 512m or a number of bytes, found a list"),
         ("    max_body_size: -1\n", "services[0].max_body_size", "expected a whole number of bytes"),
         ("    max_body_size: 10 MB\n", "services[0].max_body_size", "found \"10 MB\""),
         ("    mem_limit: 5.9m\n", "services[0].mem_limit", "at least 6m"),
