@@ -1,10 +1,8 @@
-//! Pure parsers and checks for single values: route paths, sizes, `host:port`, names, mounts.
+//! Pure parsers and checks for single values: route paths, `host:port`, names, mounts
+//! (durations and sizes are in `units`).
 //! Each returns `Err(message)`; the caller adds the field path and line.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-
-/// Docker's minimum memory limit: 6 MiB.
-const MIN_MEM_BYTES: u64 = 6 * 1024 * 1024;
 
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: service, container, network and volume names.
 pub(super) fn is_docker_name(s: &str) -> bool {
@@ -60,55 +58,6 @@ pub(super) fn is_reserved_path(path: &str) -> bool {
                 .strip_prefix(r)
                 .is_some_and(|rest| rest.starts_with('/'))
     })
-}
-
-/// Parses a size like `parse_size`, at least Docker's 6 MiB.
-pub(super) fn parse_mem_limit(raw: &str) -> Result<u64, String> {
-    check_mem_bytes(parse_size(raw)?)
-}
-
-/// Parses a size: digits with an optional `b`, `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb` suffix
-/// (case-insensitive, binary multiples: 1k = 1024).
-pub(super) fn parse_size(raw: &str) -> Result<u64, String> {
-    let lower = raw.trim().to_ascii_lowercase();
-    let digits = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (num, suffix) = lower.split_at(digits);
-    let multiplier: u64 = match suffix {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        "t" | "tb" => 1 << 40,
-        _ => num_too(raw)?,
-    };
-    if num.is_empty() {
-        return num_too(raw);
-    }
-    let bytes = num
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("{raw:?} is too large"))?;
-    Ok(bytes)
-}
-
-fn num_too(raw: &str) -> Result<u64, String> {
-    Err(format!(
-        "expected a size like 512m or 2g (a whole number with an optional b, k, m, g or t \
-         suffix), found {raw:?}"
-    ))
-}
-
-/// Checks a byte count against Docker's minimum.
-pub(super) fn check_mem_bytes(bytes: u64) -> Result<u64, String> {
-    if bytes < MIN_MEM_BYTES {
-        return Err(format!(
-            "must be at least 6m ({MIN_MEM_BYTES} bytes, Docker's minimum), found {bytes} bytes"
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Checks `host:port` (host a name, an IPv4 address or `[IPv6]`; port 1..=65535).
@@ -270,46 +219,6 @@ mod tests {
         assert!(!is_reserved_path("/proxyish"));
         assert!(!is_reserved_path("/.well-known"));
         assert!(!is_reserved_path("/"));
-    }
-
-    #[test]
-    fn mem_limit_parsing() {
-        let mib = 1024 * 1024;
-        for (raw, want) in [
-            ("8g", 8 << 30),
-            ("8G", 8 << 30),
-            ("512m", 512 * mib),
-            ("512MB", 512 * mib),
-            ("6m", 6 * mib),
-            ("6144k", 6 * mib),
-            ("6144Kb", 6 * mib),
-            ("1t", 1 << 40),
-            ("2tb", 2 << 40),
-            ("6291456", 6 * mib),
-            ("6291456b", 6 * mib),
-            (" 1g ", 1 << 30),
-        ] {
-            assert_eq!(parse_mem_limit(raw), Ok(want), "{raw:?}");
-        }
-        for (raw, fragment) in [
-            ("5m", "at least 6m"),
-            ("6291455", "at least 6m"),
-            ("0", "at least 6m"),
-            ("", "expected a size"),
-            ("m", "expected a size"),
-            ("1.5g", "expected a size"),
-            ("-1g", "expected a size"),
-            ("12 m", "expected a size"),
-            ("1gib", "expected a size"),
-            ("1x", "expected a size"),
-            ("99999999999t", "too large"),
-            ("99999999999999999999999", "too large"),
-        ] {
-            match parse_mem_limit(raw) {
-                Ok(n) => panic!("{raw:?} was accepted as {n}"),
-                Err(e) => assert!(e.contains(fragment), "{raw:?}: {e}"),
-            }
-        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
+use super::units::Span;
 use super::{ConnectMode, Global, IpNet, Limits, Probe, Pull, PullPolicy, RunMode};
 use super::{pull, secret};
 
@@ -53,7 +54,13 @@ const GLOBAL_KEYS: &[&str] = &[
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
-pub(super) const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+const MAX_SECS: u64 = 10 * 365 * 24 * 3600;
+/// `idle_timeout`: 0 (never) up to `MAX_SECS`.
+pub(super) const IDLE_SPAN: Span = Span::secs(0, MAX_SECS);
+/// Timeouts that must be at least a second.
+pub(super) const TIMEOUT_SPAN: Span = Span::secs(1, MAX_SECS);
+/// The limits' deadlines of waiting connections: a second to an hour, to the millisecond.
+const LIMIT_SPAN: Span = Span::secs(1, 3600).with_millis();
 
 /// Reads `global:`. Always returns a value (defaults where something failed); the caller
 /// discards it when any issue was recorded.
@@ -84,7 +91,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let domain = domain(ctx, map, path);
     let email = email(ctx, map, path);
     let bearer_token = bearer_token(ctx, map, path, present);
-    let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
+    let idle_timeout = ctx.key_duration(map, path, "idle_timeout", IDLE_SPAN);
     let listen_address = listen_address(ctx, map, path);
     let (listen_http, listen_https) = listen_ports(ctx, map, path);
     let docker_network = docker_network(ctx, map, path);
@@ -111,9 +118,10 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let certbot_args = string_list(ctx, map, path, "certbot_args");
     let limits = limits(ctx, map, path);
     let instance = instance(ctx, map, path);
-    let tunnel_idle_timeout = ctx.key_uint(map, path, "tunnel_idle_timeout", 1, MAX_SECS);
+    let tunnel_idle_timeout = ctx.key_duration(map, path, "tunnel_idle_timeout", TIMEOUT_SPAN);
     let shutdown_timeout = shutdown_timeout(ctx, map, path);
-    let session_lifetime = ctx.key_uint(map, path, "session_lifetime", 60, 366 * 24 * 3600);
+    let session_span = Span::secs(60, 366 * 24 * 3600);
+    let session_lifetime = ctx.key_duration(map, path, "session_lifetime", session_span);
     let pull_default = Pull {
         policy: PullPolicy::Missing,
         timeout: pull::DEFAULT_PULL_TIMEOUT,
@@ -127,7 +135,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         domain,
         email,
         bearer_token,
-        idle_timeout: Duration::from_secs(idle_timeout.unwrap_or(300)),
+        idle_timeout: idle_timeout.unwrap_or(Duration::from_secs(300)),
         listen_address,
         listen_http,
         listen_https,
@@ -143,9 +151,9 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         trusted_proxies,
         limits,
         instance,
-        tunnel_idle_timeout: Duration::from_secs(tunnel_idle_timeout.unwrap_or(3600)),
+        tunnel_idle_timeout: tunnel_idle_timeout.unwrap_or(Duration::from_secs(3600)),
         shutdown_timeout,
-        session_lifetime: Duration::from_secs(session_lifetime.unwrap_or(7 * 24 * 3600)),
+        session_lifetime: session_lifetime.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
         pull,
         registry_auth_file,
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
@@ -176,8 +184,8 @@ fn limits(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Limits {
     );
     let max_workers = count(ctx, "max_workers", 100_000, d.max_workers);
     let secs = |ctx: &mut Ctx, key: &str, default: Duration| {
-        ctx.key_uint(map, path, key, 1, 3600)
-            .map_or(default, Duration::from_secs)
+        ctx.key_duration(map, path, key, LIMIT_SPAN)
+            .unwrap_or(default)
     };
     Limits {
         max_connections,
@@ -241,8 +249,8 @@ pub(super) fn probe(ctx: &mut Ctx, value: Option<&Value>) -> Probe {
 
 /// `shutdown_timeout`: default 30 s.
 fn shutdown_timeout(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Duration {
-    let secs = ctx.key_uint(map, path, "shutdown_timeout", 0, 3600);
-    Duration::from_secs(secs.unwrap_or(30))
+    ctx.key_duration(map, path, "shutdown_timeout", Span::secs(0, 3600))
+        .unwrap_or(Duration::from_secs(30))
 }
 
 /// `listen_address`: default `0.0.0.0`.

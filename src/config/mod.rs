@@ -7,6 +7,9 @@
 //!    and collecting issues (`read`);
 //! 3. line numbers come from a scan of the raw text (`locate`).
 //!
+//! [`parse`] reads the text alone; [`parse_with`] also reads the files the config names
+//! (`env_file`, relative to the config's directory), as [`load`] does.
+//!
 //! [`parse_probe`] reads only what commands talking to a running proxy need (`Probe`), so
 //! that they work without the token's variable.
 //!
@@ -15,6 +18,9 @@
 mod model;
 pub use model::*;
 
+mod compose;
+mod compose_values;
+mod envfile;
 mod expand;
 mod formats;
 mod global;
@@ -24,7 +30,9 @@ mod pull;
 mod read;
 mod secret;
 mod service;
+mod shellwords;
 mod table;
+mod units;
 mod validate;
 
 #[cfg(test)]
@@ -35,6 +43,9 @@ pub use table::services_table;
 
 use std::fmt;
 use std::path::Path;
+
+/// Reads a file the config names (an `env_file`), given its path.
+pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 
 /// Every problem found, in file order.
 #[derive(Debug)]
@@ -84,14 +95,34 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Parses and validates config text. `source` names the file in messages. `env` looks up
-/// variables for `${VAR}` expansion.
+/// variables for `${VAR}` expansion. No file is read: a service with an `env_file` is refused
+/// (see [`parse_with`]).
 pub fn parse(
     text: &str,
     source: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_in(read::Ctx::new(text, env), text, source)
+}
+
+/// Like [`parse`], reading the files the config names (`env_file`) with `read_file`, relative
+/// paths from `dir` (the config file's directory).
+pub fn parse_with(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_file: ReadFile,
+    dir: &Path,
+) -> Result<Config, ConfigErrors> {
+    parse_in(
+        read::Ctx::new(text, env).with_files(read_file, dir),
+        text,
+        source,
+    )
+}
+
+fn parse_in(mut ctx: read::Ctx, text: &str, source: &str) -> Result<Config, ConfigErrors> {
     let doc = document(text, source)?;
-    let mut ctx = read::Ctx::new(text, env);
     let config = validate::config(&mut ctx, &doc);
     let issues = ctx.finish();
     match config {
@@ -156,10 +187,15 @@ fn document(text: &str, source: &str) -> Result<serde_yaml_ng::Value, ConfigErro
     Ok(doc)
 }
 
-/// Reads the file and calls [`parse`] with the process environment. A missing or unreadable
+/// Reads the file and calls [`parse_with`] with the process environment, reading `env_file`s
+/// from the file system relative to the config's directory. A missing or unreadable config
 /// file is one issue naming the path and the OS error.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    read_file(path, parse)
+    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let read: ReadFile = &|p| std::fs::read_to_string(p);
+    read_file(path, |text, source, env| {
+        parse_with(text, source, env, read, &dir)
+    })
 }
 
 /// Reads the file and calls [`parse_probe`] with the process environment.
@@ -167,9 +203,10 @@ pub fn load_probe(path: &Path) -> Result<Probe, ConfigErrors> {
     read_file(path, parse_probe)
 }
 
-type Parser<T> = fn(&str, &str, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigErrors>;
-
-fn read_file<T>(path: &Path, parse: Parser<T>) -> Result<T, ConfigErrors> {
+fn read_file<T>(
+    path: &Path,
+    parse: impl Fn(&str, &str, &dyn Fn(&str) -> Option<String>) -> Result<T, ConfigErrors>,
+) -> Result<T, ConfigErrors> {
     let source = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &source, &|name| std::env::var(name).ok()),

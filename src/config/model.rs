@@ -268,6 +268,59 @@ pub struct ContainerSpec {
     pub swarm: Option<SwarmSettings>,
     /// When and how long its image is pulled (not a container setting: it changes no hash).
     pub pull: Pull,
+    /// The Compose-style settings (`command`, `user`, `labels`, ...); all unset by default.
+    /// Boxed: they are large and most services set none.
+    pub run: Box<RunSettings>,
+}
+
+/// Compose-style settings of a managed container. Each is unset (`None`, empty, false) unless
+/// the config sets it, so the image's own applies. `env_file` is not here: its variables are
+/// merged into `ContainerSpec::environment`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSettings {
+    /// Replaces the image's `CMD`: the words, split like a shell when written as one string.
+    pub command: Option<Vec<String>>,
+    /// Replaces the image's `ENTRYPOINT` (and with it the image's `CMD`).
+    pub entrypoint: Option<Vec<String>>,
+    /// `name`, `uid`, `name:group` or `uid:gid`.
+    pub user: Option<String>,
+    /// An absolute path.
+    pub working_dir: Option<String>,
+    /// The user's labels, in file order; none starts with `wakeproxy.` (those are the proxy's).
+    pub labels: Vec<(String, String)>,
+    /// `/etc/hosts` entries (host name, IP address or `host-gateway`), in file order.
+    pub extra_hosts: Vec<(String, String)>,
+    /// Mount the container's root file system read-only.
+    pub read_only: bool,
+    pub tmpfs: Vec<Tmpfs>,
+    /// Size of `/dev/shm` in bytes.
+    pub shm_size: Option<u64>,
+    /// Capabilities as Docker names them: `CAP_NET_ADMIN`, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub gpus: Option<Gpus>,
+}
+
+/// A tmpfs mount: `path[:options]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// Absolute path inside the container.
+    pub path: String,
+    /// Mount options as written (`size=64m,mode=1777`), `""` for none.
+    pub options: String,
+    /// The `size=` option, in bytes.
+    pub size: Option<u64>,
+    /// The `mode=` option (octal in the config).
+    pub mode: Option<u32>,
+}
+
+/// The GPUs a container asks for (Docker's `DeviceRequests`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gpus {
+    /// `gpus: all`.
+    All,
+    /// `gpus: N`, N at least 1.
+    Count(u32),
 }
 
 /// One bind mount.

@@ -7,6 +7,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::model::{Pull, PullPolicy};
 use super::read::{Ctx, FieldPath, Show, get};
+use super::units::Span;
 
 /// Longest `pull_timeout` accepted: a day.
 const MAX_PULL_SECS: u64 = 24 * 3600;
@@ -19,8 +20,7 @@ pub(super) fn read(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, default: Pull
         .and_then(|v| policy(ctx, v, &path.key("pull")))
         .unwrap_or(default.policy);
     let timeout = ctx
-        .key_uint(map, path, "pull_timeout", 1, MAX_PULL_SECS)
-        .map(Duration::from_secs)
+        .key_duration(map, path, "pull_timeout", Span::secs(1, MAX_PULL_SECS))
         .unwrap_or(default.timeout);
     Pull { policy, timeout }
 }

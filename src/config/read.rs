@@ -2,16 +2,20 @@
 //! problem collected as a `ConfigIssue` (field path plus line) instead of stopping at the first.
 //!
 //! The rule for quoted numbers: a string is accepted where an integer, a number or a boolean
-//! is expected only when it contains a `${...}` reference (so `idle_timeout: ${IDLE:-300}`
-//! works); a literal `"300"` is a type error, because the quotes say "string".
+//! is expected only when it contains a `${...}` reference (so `replicas: ${N:-2}` works); a
+//! literal `"2"` is a type error, because the quotes say "string". Durations and sizes are
+//! strings as well as numbers (`5m`, `"300"`, `512m`).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::ConfigIssue;
 use super::expand::{ExpandError, expand, has_reference};
 use super::locate::Locator;
+use super::units::{DURATION_FORMS, Span, parse_duration, parse_size};
+use super::{ConfigIssue, ReadFile};
 
 /// A field path as printed in messages: `services[2].volumes./data.bind`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,20 +63,54 @@ pub(super) enum Show {
     Secret,
 }
 
-/// The reading context: where lines come from, how variables resolve, the issues so far.
+/// The reading context: where lines come from, how variables resolve, how named files are
+/// read, the issues so far.
 pub(super) struct Ctx<'a> {
     locator: Locator,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Reads the files the config names (`env_file`); None when only text is parsed.
+    read_file: Option<ReadFile<'a>>,
+    /// Where relative file names start: the config file's directory.
+    dir: PathBuf,
     issues: Vec<ConfigIssue>,
 }
 
 impl<'a> Ctx<'a> {
+    /// A context that reads no files (an `env_file` is then an issue).
     pub(super) fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Ctx<'a> {
         Ctx {
             locator: Locator::new(text),
             env,
+            read_file: None,
+            dir: PathBuf::new(),
             issues: Vec::new(),
         }
+    }
+
+    /// This context, reading the files the config names with `read`, relative to `dir`.
+    pub(super) fn with_files(mut self, read: ReadFile<'a>, dir: &Path) -> Ctx<'a> {
+        self.read_file = Some(read);
+        self.dir = dir.to_path_buf();
+        self
+    }
+
+    /// Looks a variable up in this context's environment.
+    pub(super) fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
+    /// The text of a file the config names (relative to the config's directory), with the path
+    /// it was read from; the error names that path.
+    pub(super) fn read_named_file(&self, name: &str) -> (PathBuf, Result<String, String>) {
+        let path = self.dir.join(name);
+        let text = match self.read_file {
+            Some(read) => read(&path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+            None => Err(format!(
+                "cannot read {}: files are only read when the config is loaded from a file",
+                path.display()
+            )),
+        };
+        (path, text)
     }
 
     /// The line of `path`, or of its nearest ancestor that could be located.
@@ -247,6 +285,66 @@ impl<'a> Ctx<'a> {
             return None;
         }
         Some(n)
+    }
+
+    /// A duration in `span`: an integer (seconds) or a string like `5m` or `1h30m`, which may
+    /// come from `${...}`.
+    pub(super) fn duration(&mut self, v: &Value, path: &FieldPath, span: Span) -> Option<Duration> {
+        let parsed = match v {
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(secs), _) => Ok(Duration::from_secs(secs)),
+                (None, Some(neg)) => Err(format!(
+                    "must not be negative (expected {DURATION_FORMS}), found {neg}"
+                )),
+                (None, None) => Err(format!("expected {DURATION_FORMS}, found a float {n}")),
+            },
+            Value::String(raw) => {
+                let (text, _) = self.expand_str(raw, path)?;
+                parse_duration(&text).map_err(|e| {
+                    if text == *raw {
+                        e
+                    } else {
+                        format!("{e} (from \"{}\")", clip(raw))
+                    }
+                })
+            }
+            _ => Err(format!(
+                "expected {DURATION_FORMS}, found {}",
+                describe(v, Show::Value)
+            )),
+        };
+        parsed
+            .and_then(|d| span.check(d))
+            .map_err(|e| self.issue(path, e))
+            .ok()
+    }
+
+    /// A size in bytes: an integer, or a string like `512m` or `1.5g` (which may come from
+    /// `${...}`). Checks no range.
+    pub(super) fn size(&mut self, v: &Value, path: &FieldPath) -> Option<u64> {
+        let parsed = match v {
+            Value::Number(n) => n.as_u64().ok_or_else(|| {
+                format!("expected a whole number of bytes or a size like 512m, found {n}")
+            }),
+            Value::String(_) => parse_size(&self.string(v, path, Show::Value)?),
+            _ => Err(format!(
+                "expected a size like 512m or a number of bytes, found {}",
+                describe(v, Show::Value)
+            )),
+        };
+        parsed.map_err(|e| self.issue(path, e)).ok()
+    }
+
+    /// The duration under `name` in `map` (a child of `path`), in `span`; None when absent.
+    pub(super) fn key_duration(
+        &mut self,
+        map: &Mapping,
+        path: &FieldPath,
+        name: &str,
+        span: Span,
+    ) -> Option<Duration> {
+        let v = get(map, name)?;
+        self.duration(v, &path.key(name), span)
     }
 
     /// The string under `name` in `map` (a child of `path`), expanded; None when absent.

@@ -4,14 +4,16 @@ use std::time::Duration;
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::compose::{COMPOSE_KEYS, env_files, merge_environment, refuse_for_swarm, run_settings};
 use super::expand::is_var_name;
 use super::formats::{
-    check_bind, check_mem_bytes, check_mode, check_volume_host, is_reserved_path, normalise_path,
-    parse_bind_spec, parse_mem_limit, parse_size, parse_upstream,
+    check_bind, check_mode, check_volume_host, is_reserved_path, normalise_path, parse_bind_spec,
+    parse_upstream,
 };
-use super::global::{MAX_SECS, run_mode, swarm_needs};
+use super::global::{IDLE_SPAN, TIMEOUT_SPAN, run_mode, swarm_needs};
 use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
+use super::units::check_mem_bytes;
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, Pull, PullPolicy, RunMode, Service,
     SwarmSettings, Volume,
@@ -21,7 +23,7 @@ use super::{pull, secret};
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
 
-/// The keys a service may hold.
+/// The keys a service may hold (and the Compose-style ones, `compose::COMPOSE_KEYS`).
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "path",
@@ -50,7 +52,8 @@ const SERVICE_KEYS: &[&str] = &[
     "pull_timeout",
 ];
 
-/// Keys that only make sense for a managed container (rejected next to `upstream`).
+/// Keys that only make sense for a managed container (rejected next to `upstream`, as are the
+/// Compose-style ones).
 const CONTAINER_KEYS: &[&str] = &[
     "pull",
     "pull_timeout",
@@ -92,7 +95,8 @@ pub(super) fn service(
         );
         return None;
     };
-    ctx.check_keys(map, path, SERVICE_KEYS);
+    let allowed: Vec<&str> = SERVICE_KEYS.iter().chain(COMPOSE_KEYS).copied().collect();
+    ctx.check_keys(map, path, &allowed);
 
     let name = name(ctx, map, path);
     let route = route(ctx, map, path);
@@ -113,11 +117,11 @@ pub(super) fn service(
     let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
     let allow_underscores = ctx.key_bool(map, path, "allow_underscores_in_headers");
     let auth_token = auth_token(ctx, map, path);
-    let idle_timeout = ctx.key_uint(map, path, "idle_timeout", 0, MAX_SECS);
+    let idle_timeout = ctx.key_duration(map, path, "idle_timeout", IDLE_SPAN);
     let health_path = health_path(ctx, map, path);
-    let start_timeout = ctx.key_uint(map, path, "start_timeout", 1, MAX_SECS);
-    let response_timeout = ctx.key_uint(map, path, "response_timeout", 1, MAX_SECS);
-    let max_tunnel_lifetime = ctx.key_uint(map, path, "max_tunnel_lifetime", 1, MAX_SECS);
+    let start_timeout = ctx.key_duration(map, path, "start_timeout", TIMEOUT_SPAN);
+    let response_timeout = ctx.key_duration(map, path, "response_timeout", TIMEOUT_SPAN);
+    let max_tunnel_lifetime = ctx.key_duration(map, path, "max_tunnel_lifetime", TIMEOUT_SPAN);
     let max_body_size = max_body_size(ctx, map, path);
 
     Some(ReadService {
@@ -128,13 +132,11 @@ pub(super) fn service(
             strip_prefix: strip_prefix.unwrap_or(true),
             allow_underscores_in_headers: allow_underscores.unwrap_or(false),
             auth_token,
-            idle_timeout: idle_timeout
-                .map(Duration::from_secs)
-                .unwrap_or(global.idle_timeout),
+            idle_timeout: idle_timeout.unwrap_or(global.idle_timeout),
             health_path,
-            start_timeout: Duration::from_secs(start_timeout.unwrap_or(60)),
-            response_timeout: Duration::from_secs(response_timeout.unwrap_or(300)),
-            max_tunnel_lifetime: max_tunnel_lifetime.map(Duration::from_secs),
+            start_timeout: start_timeout.unwrap_or(Duration::from_secs(60)),
+            response_timeout: response_timeout.unwrap_or(Duration::from_secs(300)),
+            max_tunnel_lifetime,
             max_body_size,
         },
         name,
@@ -199,18 +201,7 @@ fn health_path(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String>
 /// `max_body_size`: a number of bytes or a size like `10m`.
 fn max_body_size(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
     let v = get(map, "max_body_size")?;
-    let p = path.key("max_body_size");
-    let parsed = match v {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("expected a whole number of bytes, found {n}")),
-        Value::String(_) => parse_size(&ctx.string(v, &p, Show::Value)?),
-        _ => {
-            ctx.type_error(v, &p, "a size like 10m or a number of bytes", Show::Value);
-            return None;
-        }
-    };
-    parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    ctx.size(v, &path.key("max_body_size"))
 }
 
 /// Exactly one of `image` and `upstream`; container keys only with `image`.
@@ -231,7 +222,7 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
             Backend::Upstream(String::new())
         }
         (None, Some(v)) => {
-            for k in CONTAINER_KEYS {
+            for k in CONTAINER_KEYS.iter().chain(COMPOSE_KEYS) {
                 if get(map, k).is_some() {
                     let msg = format!("{k} is only allowed for image services, not with upstream");
                     ctx.issue(&key(k), msg);
@@ -247,6 +238,9 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
             let mut spec = container(ctx, map, path, v);
             spec.swarm = swarm_settings(ctx, map, path, global);
             spec.pull = pull::read(ctx, map, path, global.pull);
+            if spec.swarm.is_some() {
+                refuse_for_swarm(ctx, path, &spec.run);
+            }
             Backend::Container(spec)
         }
     }
@@ -323,12 +317,17 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
     let mem_limit = mem_limit(ctx, map, path);
     let cpus = cpus(ctx, map, path);
     let init = ctx.key_bool(map, path, "init").unwrap_or(true);
+    // `environment` overrides the variables of `env_file`.
+    let from_files = env_files(ctx, map, path);
+    let environment = merge_environment(from_files, environment(ctx, map, path));
+    let volumes = volumes(ctx, map, path);
+    let run = run_settings(ctx, map, path, &volumes);
     ContainerSpec {
         image,
         internal_port,
         host_port,
-        environment: environment(ctx, map, path),
-        volumes: volumes(ctx, map, path),
+        environment,
+        volumes,
         mem_limit,
         cpus,
         init,
@@ -337,6 +336,7 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
             policy: PullPolicy::Missing,
             timeout: pull::DEFAULT_PULL_TIMEOUT,
         },
+        run: Box::new(run),
     }
 }
 
@@ -361,20 +361,8 @@ fn image_name(ctx: &mut Ctx, image: &Value, p: &FieldPath) -> String {
 fn mem_limit(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<u64> {
     let v = get(map, "mem_limit")?;
     let p = path.key("mem_limit");
-    let parsed = match v {
-        Value::Number(n) => match n.as_u64() {
-            Some(bytes) => check_mem_bytes(bytes),
-            None => Err(format!(
-                "expected a whole number of bytes or a size like 512m, found {n}"
-            )),
-        },
-        Value::String(_) => parse_mem_limit(&ctx.string(v, &p, Show::Value)?),
-        _ => {
-            ctx.type_error(v, &p, "a size like 512m or a number of bytes", Show::Value);
-            return None;
-        }
-    };
-    parsed.map_err(|e| ctx.issue(&p, e)).ok()
+    let bytes = ctx.size(v, &p)?;
+    check_mem_bytes(bytes).map_err(|e| ctx.issue(&p, e)).ok()
 }
 
 /// `cpus`: a positive number.

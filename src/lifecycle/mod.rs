@@ -19,6 +19,7 @@ mod events;
 mod managed;
 mod reaper;
 mod reconcile;
+mod runspec;
 mod start;
 
 use std::collections::{HashMap, HashSet};

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::runspec::{apply_to_create, apply_to_swarm, hash_part, merge_labels};
 use crate::config::{ConnectMode, ContainerSpec, EndpointMode};
 
 /// Present (value `true`) on every container wakeproxy creates.
@@ -67,6 +68,8 @@ impl ManagedSpec {
         if let Some(sw) = &c.swarm {
             canon.push_str(&format!("|swarm|endpoint={:?}", sw.endpoint_mode));
         }
+        // Empty unless a Compose-style setting is set: the same hashes as before those existed.
+        canon.push_str(&hash_part(&c.run));
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in canon.bytes() {
             h ^= u64::from(b);
@@ -90,8 +93,9 @@ impl ManagedSpec {
     ///
     /// The service carries the same labels as a container, settings hash included; its task
     /// containers carry the owner labels too (so Docker events about them reach the events
-    /// follower). Volumes become bind (or named volume) mounts, `mem_limit` and `cpus` resource
-    /// limits. The task joins the overlay network with the service name as alias; the proxy
+    /// follower), and the user's `labels`. Volumes become bind (or named volume) mounts,
+    /// `mem_limit` and `cpus` resource limits; the Compose-style settings go where swarm has a
+    /// place for them (`runspec::apply_to_swarm`). The task joins the overlay network with the service name as alias; the proxy
     /// reaches it by that name (through the virtual IP, or by DNS round robin with
     /// `endpoint_mode: dnsrr`). Nothing is published.
     pub(crate) fn service_spec(&self, image: &str, replicas: u64) -> Value {
@@ -125,7 +129,7 @@ impl ManagedSpec {
         let mut task = json!({
             "ContainerSpec": {
                 "Image": image,
-                "Labels": self.owner_labels(),
+                "Labels": merge_labels(self.owner_labels(), &c.run.labels),
                 "Env": env,
                 "Init": c.init,
                 "Mounts": mounts,
@@ -138,6 +142,9 @@ impl ManagedSpec {
                 "Delay": SWARM_RESTART_DELAY_SECS * 1_000_000_000,
             },
         });
+        if let Some(Value::Object(spec)) = task.get_mut("ContainerSpec") {
+            apply_to_swarm(&c.run, spec);
+        }
         if let Some(net) = &self.network {
             task["Networks"] = json!([{"Target": net, "Aliases": [self.name]}]);
         }
@@ -150,12 +157,14 @@ impl ManagedSpec {
         })
     }
 
-    /// The body of `POST /containers/create?name=<name>`.
+    /// The body of `POST /containers/create?name=<name>`: wakeproxy's labels (settings hash
+    /// included) with the user's, and the Compose-style settings (`runspec::apply_to_create`).
     pub(crate) fn create_body(&self) -> Value {
         let c = &self.container;
         let port_key = format!("{}/tcp", c.internal_port);
-        let mut labels = self.owner_labels();
-        labels.insert(LABEL_HASH.into(), json!(self.settings_hash()));
+        let mut owner = self.owner_labels();
+        owner.insert(LABEL_HASH.into(), json!(self.settings_hash()));
+        let labels = merge_labels(owner, &c.run.labels);
         let env: Vec<String> = c
             .environment
             .iter()
@@ -196,6 +205,9 @@ impl ManagedSpec {
             body["NetworkingConfig"] =
                 json!({"EndpointsConfig": {net.clone(): {"Aliases": [self.name]}}});
         }
+        if let Value::Object(top) = &mut body {
+            apply_to_create(&c.run, top, &mut host);
+        }
         body["HostConfig"] = Value::Object(host);
         body
     }
@@ -227,6 +239,7 @@ mod tests {
                     policy: PullPolicy::Always,
                     timeout: std::time::Duration::from_secs(600),
                 },
+                run: Box::default(),
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,
@@ -283,6 +296,36 @@ mod tests {
             d.settings_hash(),
             "the instance label is not a setting"
         );
+    }
+
+    #[test]
+    fn compose_settings_reach_the_bodies_and_the_hash() {
+        let plain = spec();
+        let mut s = spec();
+        s.container.run.labels = vec![("com.example.team".into(), "web".into())];
+        s.container.run.user = Some("1000".into());
+        s.container.run.cap_drop = vec!["ALL".into()];
+        assert_ne!(
+            s.settings_hash(),
+            plain.settings_hash(),
+            "a Compose-style setting is a change of settings"
+        );
+        let b = s.create_body();
+        assert_eq!(b["Labels"]["com.example.team"], "web");
+        assert_eq!(b["Labels"][LABEL_SERVICE], "blog");
+        assert_eq!(b["Labels"][LABEL_HASH], s.settings_hash());
+        assert_eq!(b["User"], "1000");
+        assert_eq!(b["HostConfig"]["CapDrop"], json!(["ALL"]));
+        assert_eq!(b["HostConfig"]["Memory"], 64 << 20, "the rest stays");
+        s.container.swarm = Some(SwarmSettings {
+            replicas: 1,
+            endpoint_mode: EndpointMode::Vip,
+        });
+        let t = &s.service_spec("img:1", 1)["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(t["Labels"]["com.example.team"], "web");
+        assert_eq!(t["Labels"][LABEL_SERVICE], "blog");
+        assert_eq!(t["User"], "1000");
+        assert_eq!(t["CapabilityDrop"], json!(["ALL"]));
     }
 
     fn swarm_spec() -> ManagedSpec {

@@ -275,7 +275,16 @@ impl TestProxy {
     }
 
     pub fn start_env(yaml: &str, env: &[(&str, &str)]) -> TestProxy {
+        TestProxy::start_with_files(yaml, &[], env)
+    }
+
+    /// Like `start_env`, with `files` (name, text) written next to the config first (the
+    /// files a config names, such as an `env_file`).
+    pub fn start_with_files(yaml: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> TestProxy {
         let dir = TempDir::new("proxy");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let config_path = dir.path().join("proxy.yaml");
         std::fs::write(&config_path, yaml).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakeproxy"));

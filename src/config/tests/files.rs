@@ -230,7 +230,7 @@ fn flow_style_anchors_merge_keys_and_crlf_work() {
         &found[0],
         "global.idle_timeout",
         Some(1),
-        "expected an integer",
+        "expected seconds (300) or a duration like 90s, 5m",
         &bad_flow,
     );
     expect_issue(

@@ -1,5 +1,7 @@
 //! The configuration's tests, by part of the file they exercise.
 
+mod compose;
+mod durations;
 mod files;
 mod global;
 mod probe;

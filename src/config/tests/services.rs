@@ -204,9 +204,9 @@ fn each_service_error_names_field_line_and_problem() {
         (svc("    strip_prefix: 1\n"), "services[0].strip_prefix", 7, "expected true or false, found an integer 1"),
         (svc("    auth_token: \"\"\n"), "services[0].auth_token", 7, "at least 32 characters, found 0"),
         (svc("    auth_token: a b\n"), "services[0].auth_token", 7, "whitespace"),
-        (svc("    idle_timeout: -1\n"), "services[0].idle_timeout", 7, "between 0 and"),
+        (svc("    idle_timeout: -1\n"), "services[0].idle_timeout", 7, "must not be negative"),
         (svc("    health_path: health\n"), "services[0].health_path", 7, "starting with \"/\""),
-        (svc("    start_timeout: 0\n"), "services[0].start_timeout", 7, "between 1 and"),
+        (svc("    start_timeout: 0\n"), "services[0].start_timeout", 7, "between 1s and 3650d, found 0s"),
         (svc("    imgae: x\n"), "services[0].imgae", 7, "did you mean \"image\"?"),
         (with_services("  - just-a-string\n"), "services[0]", 4, "expected a mapping with name, path and image or upstream"),
     ];
