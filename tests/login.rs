@@ -278,3 +278,35 @@ fn the_server_sets_the_lifetime_and_a_new_token_ends_every_session() {
         p.proc.log()
     );
 }
+
+#[test]
+fn a_browser_opening_a_page_without_a_session_is_sent_to_the_form_and_back() {
+    let b = Backend::start("b");
+    let p = TestProxy::start(&config(&upstream(&b)));
+    let browser = "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n";
+    let r = request(p.addr, "GET", "/app/x?a=1&b=2", browser);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let location = r.header("location").unwrap().to_string();
+    assert_eq!(location, "/proxy/login?next=/app/x%3Fa%3D1%26b%3D2");
+    let navigate = request(p.addr, "GET", "/app/y", "Sec-Fetch-Mode: navigate\r\n");
+    assert_eq!(navigate.status, 303);
+    // The form carries the page, and the login goes back to it.
+    let form = request(p.addr, "GET", &location, browser);
+    assert_eq!(form.status, 200);
+    assert!(
+        form.text().contains("value=\"/app/x?a=1&amp;b=2\""),
+        "{}",
+        form.text()
+    );
+    let ok = post_login(p.addr, TOKEN, "%2Fapp%2Fx%3Fa%3D1%26b%3D2");
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.header("location"), Some("/app/x?a=1&b=2"));
+    // Scripts and API clients keep the JSON 401.
+    for headers in ["", "Accept: */*\r\n", "Accept: application/json\r\n"] {
+        let r = request(p.addr, "GET", "/app/x", headers);
+        assert_eq!(r.status, 401, "{headers:?}");
+        assert!(r.text().contains("\"error\""), "{}", r.text());
+    }
+    let post = request(p.addr, "POST", "/app/x", browser);
+    assert_eq!(post.status, 401, "only page loads are redirected");
+}

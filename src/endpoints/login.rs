@@ -3,7 +3,8 @@
 //! WebSocket, so the cookie stands in for it. The pages and cookies are made here; reading
 //! the form and checking the token is the pipeline's.
 
-use crate::http::Reply;
+use crate::http::head::header;
+use crate::http::{Reply, RequestHead};
 
 /// The cookie's name.
 pub(crate) const COOKIE: &str = "wakeproxy_session";
@@ -37,6 +38,66 @@ fn url_decode(s: &[u8]) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
+}
+
+/// Whether a request without credentials is a browser opening a page, which is better sent
+/// to the login form than given a JSON 401: a GET (or HEAD) that says it is a navigation
+/// (`Sec-Fetch-Mode: navigate`) or whose `Accept` prefers `text/html` to JSON.
+pub(crate) fn is_page_load(head: &RequestHead) -> bool {
+    if !matches!(head.method.as_str(), "GET" | "HEAD") {
+        return false;
+    }
+    let navigate = header(&head.headers, "sec-fetch-mode")
+        .is_some_and(|h| h.value().trim_ascii().eq_ignore_ascii_case(b"navigate"));
+    navigate
+        || header(&head.headers, "accept")
+            .is_some_and(|h| prefers_html(&String::from_utf8_lossy(h.value())))
+}
+
+/// Does an `Accept` value rank `text/html` above JSON (and above zero)?
+fn prefers_html(accept: &str) -> bool {
+    let mut html = None;
+    let mut json = None;
+    for (i, range) in accept.split(',').enumerate() {
+        let mut parts = range.split(';');
+        let kind = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match kind.as_str() {
+            "text/html" if html.is_none() => html = Some((q, i)),
+            "application/json" if json.is_none() => json = Some((q, i)),
+            _ => {}
+        }
+    }
+    match (html, json) {
+        (Some((hq, _)), None) => hq > 0.0,
+        (Some((hq, hi)), Some((jq, ji))) => hq > 0.0 && (hq > jq || (hq == jq && hi < ji)),
+        (None, _) => false,
+    }
+}
+
+/// A browser opening a page without credentials: `303` to the login form, which comes back to
+/// `target` (the path and query asked for) after the login.
+pub(crate) fn sign_in_first(target: &str) -> Reply {
+    let location = format!("/proxy/login?next={}", encode_component(target));
+    html(303, Vec::new())
+        .header("Location", &location)
+        .header("Cache-Control", "no-store")
+}
+
+/// Percent-encodes everything but unreserved characters and `/` (a query parameter value).
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Where to go after logging in: a local path only (no open redirect).
@@ -190,6 +251,62 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
         assert_eq!(safe_next(None), "/");
+    }
+
+    fn head(method: &str, headers: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            target: "/app".into(),
+            minor: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| crate::http::Header::new(n, *v))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn page_loads_are_told_from_api_calls() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(is_page_load(&head("GET", &[("Accept", browser)])));
+        assert!(is_page_load(&head(
+            "GET",
+            &[("Sec-Fetch-Mode", "navigate")]
+        )));
+        assert!(is_page_load(&head("HEAD", &[("Accept", "text/html")])));
+        assert!(!is_page_load(&head("POST", &[("Accept", browser)])));
+        assert!(!is_page_load(&head("GET", &[("Accept", "*/*")])));
+        assert!(!is_page_load(&head("GET", &[])));
+        assert!(!is_page_load(&head("GET", &[("Sec-Fetch-Mode", "cors")])));
+        let api = "application/json, text/html;q=0.5";
+        assert!(!is_page_load(&head("GET", &[("Accept", api)])));
+        assert!(!is_page_load(&head("GET", &[("Accept", "text/html;q=0")])));
+        assert!(!is_page_load(&head(
+            "GET",
+            &[("Accept", "application/json, text/html")]
+        )));
+        assert!(is_page_load(&head(
+            "GET",
+            &[("Accept", "text/html, application/json")]
+        )));
+    }
+
+    #[test]
+    fn the_redirect_comes_back_to_the_page() {
+        let r = sign_in_first("/app/x?a=1&b=two words");
+        let text = format!("{r:?}");
+        assert!(
+            text.contains("/proxy/login?next=/app/x%3Fa%3D1%26b%3Dtwo%20words"),
+            "{text}"
+        );
+        let back = form_field(b"next=/app/x%3Fa%3D1%26b%3Dtwo%20words", "next");
+        assert_eq!(back.as_deref(), Some("/app/x?a=1&b=two words"));
+        assert_eq!(encode_component("//evil"), "//evil");
+        assert_eq!(
+            safe_next(Some("//evil")),
+            "/",
+            "and the form refuses it on the way back"
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::base::Socket;
 use crate::base::client::ClientKey;
 use crate::base::load::Load;
 use crate::config::Config;
+use crate::endpoints::login;
 use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
 use crate::endpoints::{Access, Endpoint};
@@ -230,7 +231,7 @@ impl Proxy {
                 }
                 Continue(())
             }
-            Err(denied) => Break(refusal(denied)),
+            Err(denied) => Break(refusal(denied, req)),
         }
     }
 
@@ -316,14 +317,23 @@ fn framing<'a>(x: &mut Exchange<'a>) -> Flow<Framed<'a>> {
     }
 }
 
-/// The answer to a refused credential: 401, or 429 without a check while the address waits.
-fn refusal(denied: Denied) -> Reply {
+/// The answer to a refused credential: 401 (a browser opening a page goes to the login form
+/// instead), or 429 without a check while the address waits.
+fn refusal(denied: Denied, req: &Framed<'_>) -> Reply {
     match denied {
         Denied::Wait(d) => Problem::TooManyRequests {
             detail: denied.detail().into(),
             retry_after: guard::Judgement::retry_after(d),
         }
         .into(),
+        _ if login::is_page_load(req.head) => {
+            let t = &req.target;
+            let target = match t.query {
+                Some(q) => format!("{}?{q}", t.path),
+                None => t.path.to_string(),
+            };
+            login::sign_in_first(&target)
+        }
         _ => Problem::Unauthorized(denied.detail()).into(),
     }
 }
