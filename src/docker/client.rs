@@ -11,7 +11,7 @@ use super::encode::{ApiVersion, filters, image_ref, object_name, query};
 use super::error::{DockerError, daemon_message, from_status, from_ureq};
 use super::events::EventStream;
 use super::logs::demux_to_string;
-use super::request::{ApiResponse, Method};
+use super::request::{ApiResponse, Method, expect_200};
 use super::transport::{agent, socket_from_docker_host};
 use super::types::{
     ContainerInfo, ContainerSummary, ImageInfo, RawCreated, RawImage, RawInspect, RawNetwork,
@@ -472,16 +472,7 @@ impl Docker {
             .get(&url)
             .call()
             .map_err(|e| from_ureq(&self.socket, "GET /events", e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_vec()
-                .unwrap_or_default();
-            return Err(from_status(status, &body));
-        }
+        expect_200(&mut resp)?;
         Ok(EventStream::new(
             resp.into_body(),
             events_agent,

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::client::Docker;
 use super::encode::{image_ref, query};
-use super::error::{DockerError, from_status, from_ureq};
+use super::error::{DockerError, from_ureq};
+use super::request::expect_200;
 use super::transport::agent;
 
 /// Why a pull failed, as the registry (through the daemon) put it, sorted for the 503 detail.
@@ -211,16 +212,7 @@ impl Docker {
         let mut resp = req
             .send_empty()
             .map_err(|e| from_ureq(self.socket(), what, e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let body = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_vec()
-                .unwrap_or_default();
-            return Err(from_status(status, &body));
-        }
+        expect_200(&mut resp)?;
         let mut progress = PullProgress::default();
         let mut lines = BufReader::new(resp.into_body().into_reader());
         let mut line = Vec::new();
@@ -257,18 +249,7 @@ impl Docker {
         }
         let what = "GET /distribution";
         let mut resp = req.call().map_err(|e| from_ureq(self.socket(), what, e))?;
-        match resp.status().as_u16() {
-            200 => Ok(()),
-            status => {
-                let body = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024)
-                    .read_to_vec()
-                    .unwrap_or_default();
-                Err(from_status(status, &body))
-            }
-        }
+        expect_200(&mut resp)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use super::error::{DockerError, from_ureq};
+use super::error::{DockerError, from_status, from_ureq};
 
 /// Largest response body read (a long container list, task history or log tail).
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
@@ -67,4 +67,20 @@ impl ApiResponse {
         serde_json::from_slice(&self.body)
             .map_err(|e| DockerError::Protocol(format!("{what}: cannot decode the answer: {e}")))
     }
+}
+
+/// A streamed answer (events, a pull) must be `200` before its body is read as a stream;
+/// any other status is an error with the daemon's message, read from a short body.
+pub(super) fn expect_200(resp: &mut ureq::http::Response<ureq::Body>) -> Result<(), DockerError> {
+    let status = resp.status().as_u16();
+    if status == 200 {
+        return Ok(());
+    }
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_vec()
+        .unwrap_or_default();
+    Err(from_status(status, &body))
 }
