@@ -24,6 +24,7 @@ mod envfile;
 mod expand;
 mod formats;
 mod global;
+mod hosts;
 mod locate;
 mod names;
 mod pull;
@@ -39,6 +40,7 @@ mod validate;
 mod tests;
 
 pub use expand::{ExpandError, expand};
+pub use hosts::HostPattern;
 pub use table::services_table;
 
 use std::fmt;

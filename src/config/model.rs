@@ -212,6 +212,9 @@ pub struct Service {
     /// Unique; also the container's name and DNS alias. `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at
     /// most 63 characters (stricter for containers and swarm services: `config::names`).
     pub name: String,
+    /// The name (or `*.` names) this service answers for; `None` answers any name (after the
+    /// services with a `host` for the request's name).
+    pub host: Option<super::HostPattern>,
     /// Normalised prefix: starts with `/`, no trailing `/` except the root `/` itself.
     pub path: String,
     pub backend: Backend,

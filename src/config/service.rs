@@ -15,7 +15,7 @@ use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
 use super::units::check_mem_bytes;
 use super::{
-    Backend, ContainerSpec, EndpointMode, Global, Pull, PullPolicy, RunMode, Service,
+    Backend, ContainerSpec, EndpointMode, Global, HostPattern, Pull, PullPolicy, RunMode, Service,
     SwarmSettings, Volume,
 };
 use super::{pull, secret};
@@ -26,6 +26,7 @@ const MAX_REPLICAS: u64 = 1000;
 /// The keys a service may hold (and the Compose-style ones, `compose::COMPOSE_KEYS`).
 const SERVICE_KEYS: &[&str] = &[
     "name",
+    "host",
     "path",
     "image",
     "upstream",
@@ -73,6 +74,8 @@ const CONTAINER_KEYS: &[&str] = &[
 pub(super) struct ReadService {
     pub(super) service: Service,
     pub(super) name: Option<String>,
+    /// `None` without a host (or with an invalid one).
+    pub(super) host: Option<HostPattern>,
     pub(super) path: Option<String>,
     pub(super) host_port: Option<u16>,
 }
@@ -99,7 +102,8 @@ pub(super) fn service(
     ctx.check_keys(map, path, &allowed);
 
     let name = name(ctx, map, path);
-    let route = route(ctx, map, path);
+    let host = host(ctx, map, path);
+    let route = route(ctx, map, path, host.is_some());
     let backend = backend(ctx, map, path, global);
     let name = name.filter(|n| {
         let usage = match &backend {
@@ -127,6 +131,7 @@ pub(super) fn service(
     Some(ReadService {
         service: Service {
             name: name.clone().unwrap_or_default(),
+            host: host.clone(),
             path: route.clone().unwrap_or_else(|| "/".to_string()),
             backend,
             strip_prefix: strip_prefix.unwrap_or(true),
@@ -140,6 +145,7 @@ pub(super) fn service(
             max_body_size,
         },
         name,
+        host,
         path: route,
         host_port,
     })
@@ -156,11 +162,25 @@ fn name(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
     ctx.string(v, &p, Show::Value)
 }
 
-/// `path`: required, normalised, and not one of the proxy's own endpoints.
-fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
+/// `host`: an exact name or `*.example.com` (`hosts`).
+fn host(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<HostPattern> {
+    let p = path.key("host");
+    let raw = ctx.key_string(map, path, "host", Show::Value)?;
+    HostPattern::parse(&raw).map_err(|e| ctx.issue(&p, e)).ok()
+}
+
+/// `path`: normalised, and not one of the proxy's own endpoints. Required unless the service
+/// has a `host` (then it defaults to `/`).
+fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, has_host: bool) -> Option<String> {
     let p = path.key("path");
     let Some(v) = get(map, "path") else {
-        ctx.issue(&p, "missing required key (use \"/\" to catch everything)");
+        if has_host {
+            return Some("/".to_string());
+        }
+        ctx.issue(
+            &p,
+            "missing required key (use \"/\" to catch everything, or give a host)",
+        );
         return None;
     };
     ctx.string(v, &p, Show::Value)

@@ -2,13 +2,15 @@
 
 use super::{Backend, Config};
 
-const HEADER: [&str; 7] = ["NAME", "PATH", "KIND", "TARGET", "PORT", "IDLE", "STRIP"];
+const HEADER: [&str; 8] = [
+    "NAME", "HOST", "PATH", "KIND", "TARGET", "PORT", "IDLE", "STRIP",
+];
 
-/// One row per service: NAME, PATH, KIND (container|upstream), TARGET (image or host:port),
+/// One row per service: NAME, HOST (`*` for any name), PATH, KIND (container|upstream), TARGET (image or host:port),
 /// PORT (internal_port or -), IDLE (`300s` or `never`), STRIP (yes/no). Columns are aligned
 /// with spaces; every line ends with a newline and has no trailing spaces.
 pub fn services_table(config: &Config) -> String {
-    let mut rows: Vec<[String; 7]> = vec![HEADER.map(String::from)];
+    let mut rows: Vec<[String; 8]> = vec![HEADER.map(String::from)];
     for s in &config.services {
         let (kind, target, port) = match &s.backend {
             Backend::Container(c) => ("container", c.image.clone(), c.internal_port.to_string()),
@@ -19,8 +21,10 @@ pub fn services_table(config: &Config) -> String {
             n => format!("{n}s"),
         };
         let strip = if s.strip_prefix { "yes" } else { "no" };
+        let host = s.host.as_ref().map_or("*".to_string(), |h| h.to_string());
         rows.push([
             s.name.clone(),
+            host,
             s.path.clone(),
             kind.to_string(),
             target,
@@ -29,7 +33,7 @@ pub fn services_table(config: &Config) -> String {
             strip.to_string(),
         ]);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -73,13 +77,17 @@ services:
     path: /api
     upstream: 127.0.0.1:9000
     strip_prefix: false
+  - name: wiki
+    host: Wiki.Example.com
+    upstream: 127.0.0.1:9001
 ";
         let config = parse(text, "t.yaml", &|_| None).unwrap();
         let table = services_table(&config);
         let expected = "\
-NAME         PATH  KIND       TARGET          PORT  IDLE   STRIP
-web          /     container  nginx:latest    80    300s   yes
-api-backend  /api  upstream   127.0.0.1:9000  -     never  no
+NAME         HOST              PATH  KIND       TARGET          PORT  IDLE   STRIP
+web          *                 /     container  nginx:latest    80    300s   yes
+api-backend  *                 /api  upstream   127.0.0.1:9000  -     never  no
+wiki         wiki.example.com  /     upstream   127.0.0.1:9001  -     never  yes
 ";
         assert_eq!(table, expected);
     }

@@ -1,5 +1,5 @@
 //! The semantic pass over the parsed YAML tree: top-level shape, the sections, and the checks
-//! across services (unique names, paths and fixed host ports). Builds the `Config`.
+//! across services (unique names, host and path pairs, and fixed host ports). Builds the `Config`.
 
 use serde_yaml_ng::Value;
 
@@ -61,7 +61,7 @@ fn services(ctx: &mut Ctx, value: Option<&Value>, global: &super::Global) -> Vec
     read.into_iter().map(|(_, r)| r.service).collect()
 }
 
-/// Names, paths and fixed host ports must differ between services; the later one is flagged.
+/// Names, host and path pairs, and fixed host ports must differ between services; the later one is flagged.
 fn check_unique(ctx: &mut Ctx, read: &[(FieldPath, ReadService)]) {
     for (i, (p, s)) in read.iter().enumerate() {
         let earlier = &read[..i];
@@ -72,10 +72,16 @@ fn check_unique(ctx: &mut Ctx, read: &[(FieldPath, ReadService)]) {
             ctx.issue(&p.key("name"), msg);
         }
         if let Some(route) = &s.path
-            && let Some((q, o)) = earlier.iter().find(|(_, o)| o.path.as_ref() == Some(route))
+            && let Some((q, o)) = earlier
+                .iter()
+                .find(|(_, o)| o.path.as_ref() == Some(route) && o.host == s.host)
         {
+            let on = match &s.host {
+                Some(h) => format!(" on host {h}"),
+                None => String::new(),
+            };
             let msg = format!(
-                "path {route:?} of service {:?} is already used by service {:?} ({q})",
+                "path {route:?}{on} of service {:?} is already used by service {:?} ({q})",
                 s.service.name, o.service.name
             );
             ctx.issue(&p.key("path"), msg);

@@ -1,8 +1,9 @@
 //! What the plain HTTP port answers while HTTPS is on: the ACME challenges and
 //! `/proxy/healthz` as usual, and for everything else, whatever the method, a 308 to the same
-//! path and query on `https://<domain>` (or 426 when `http_redirect_to_https` is off). The
-//! host comes from the configuration, never from the request, so a forged Host header cannot
-//! turn the proxy into an open redirect.
+//! path and query on `https://<name>` (or 426 when `http_redirect_to_https` is off). The
+//! name is one the configuration holds (a service's `host`, or `domain`), never one only the
+//! request says, so a forged Host header cannot turn the proxy into an open redirect: the
+//! pipeline picks it.
 
 use std::net::Ipv6Addr;
 
@@ -38,6 +39,7 @@ pub(crate) fn https_url(domain: &str, port: u16, path: &str, query: Option<&str>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PortRules<'a> {
     pub redirect: bool,
+    /// The configured name to redirect to.
     pub domain: &'a str,
     pub https_port: u16,
 }

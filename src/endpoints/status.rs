@@ -75,6 +75,7 @@ fn service(v: &ServiceView<'_>) -> Value {
     };
     let mut obj = Map::new();
     obj.insert("name".into(), json!(s.name));
+    obj.insert("host".into(), json!(s.host.as_ref().map(|h| h.to_string())));
     obj.insert("path".into(), json!(s.path));
     obj.insert("kind".into(), json!(kind));
     obj.insert("target".into(), json!(target));

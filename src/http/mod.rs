@@ -6,6 +6,7 @@ pub mod body;
 pub mod bufstream;
 pub mod cookie;
 pub mod head;
+pub mod host;
 pub mod pace;
 pub mod reply;
 pub mod rewrite;

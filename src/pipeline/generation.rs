@@ -84,7 +84,12 @@ pub(super) fn build(
     activities: &Activities,
     metrics: &Metrics,
 ) -> Generation {
-    let router = Router::new(config.services.iter().map(|s| s.path.as_str()));
+    let router = Router::new(
+        config
+            .services
+            .iter()
+            .map(|s| (s.host.as_ref(), s.path.as_str())),
+    );
     let routes = config
         .services
         .into_iter()

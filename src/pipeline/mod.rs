@@ -43,6 +43,7 @@ use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
 use crate::endpoints::{Access, Endpoint};
 use crate::http::head::request_body;
+use crate::http::host::request_name;
 use crate::http::pace::Pace;
 use crate::http::target::{Target, split_target};
 use crate::http::{BodyKind, BufStream, Problem, Reply, RequestHead};
@@ -195,7 +196,7 @@ impl Proxy {
     ) -> Flow<Ended> {
         let req = framing(x)?; // 1
         let own = Endpoint::find(req.target.path); // 2
-        self.redirect_to_https(x.conn(), &req)?; // 3
+        self.redirect_to_https(g, x.conn(), &req)?; // 3
         self.authenticate(g, &req, own, x.conn())?; // 4
         if let Some(endpoint) = own {
             return Break(self.own_endpoint(g, client, x, &req, endpoint));
@@ -263,14 +264,22 @@ impl Proxy {
     }
 
     /// Phase 3: while HTTPS is on, the plain HTTP port answers everything but the open
-    /// endpoints with a redirect to HTTPS (or 426), before any auth.
-    fn redirect_to_https(&self, conn: &Conn<'_>, req: &Framed<'_>) -> Flow<()> {
+    /// endpoints with a redirect to HTTPS (or 426), before any auth. The redirect keeps the
+    /// name asked for when a service has it as its host (or it is `domain`); any other name
+    /// (a forged Host) redirects to `domain`.
+    fn redirect_to_https(&self, g: &Generation, conn: &Conn<'_>, req: &Framed<'_>) -> Flow<()> {
         if conn.tls || !self.https.is_live() {
             return Continue(());
         }
+        let name = request_name(&req.head.headers, req.target.authority);
+        let domain = self.https.domain();
+        let host = match name.as_deref() {
+            Some(n) if n == domain || g.router.knows(n) => n,
+            _ => domain,
+        };
         let rules = PortRules {
             redirect: self.https.redirects(),
-            domain: self.https.domain(),
+            domain: host,
             https_port: self.https.port(),
         };
         match rules.answer(req.target.path, req.target.query) {
@@ -345,12 +354,20 @@ fn changes_state(head: &RequestHead) -> bool {
         || crate::http::rewrite::requested_upgrade(head).is_some()
 }
 
-/// Phase 5: the service by longest prefix. From here on the request is counted and logged
+/// Phase 5: the service by host name (when any service has one), then by longest prefix. From here on the request is counted and logged
 /// under its service.
 fn route<'a>(g: &'a Generation, req: &Framed<'_>, x: &mut Exchange<'a>) -> Flow<Routed<'a>> {
-    let Some(m) = g.router.lookup(req.target.path) else {
+    let name = match g.router.has_hosts() {
+        true => request_name(&req.head.headers, req.target.authority),
+        false => None,
+    };
+    let Some(m) = g.router.lookup(name.as_deref(), req.target.path) else {
         let path = req.target.path;
-        return Break(Problem::NotFound(format!("no service for path {path}")).into());
+        let detail = match name {
+            Some(n) if g.router.has_hosts() => format!("no service for host {n} and path {path}"),
+            _ => format!("no service for path {path}"),
+        };
+        return Break(Problem::NotFound(detail).into());
     };
     let route = &g.routes[m.service];
     x.set_route(route);

@@ -344,3 +344,69 @@ fn services_are_kept_in_file_order_with_their_own_idle_timeouts() {
     assert_eq!(c.services[0].idle_timeout, Duration::from_secs(5));
     assert_eq!(c.services[1].idle_timeout, Duration::from_secs(300));
 }
+
+#[test]
+fn hosts_are_read_and_default_the_path_to_root() {
+    let text = with_services(
+        "  - name: wiki
+    host: Wiki.Example.COM
+    upstream: 127.0.0.1:9001
+  - name: any
+    host: \"*.apps.example.com\"
+    path: /x/
+    upstream: 127.0.0.1:9002
+  - name: rest
+    path: /
+    upstream: 127.0.0.1:9003
+",
+    );
+    let c = ok(&text);
+    let hosts: Vec<_> = c
+        .services
+        .iter()
+        .map(|s| (s.host.as_ref().map(|h| h.to_string()), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            (Some("wiki.example.com".to_string()), "/"),
+            (Some("*.apps.example.com".to_string()), "/x"),
+            (None, "/"),
+        ]
+    );
+}
+
+#[test]
+fn a_host_and_path_pair_is_unique_and_bad_hosts_say_why() {
+    let text = with_services(
+        "  - name: aa
+    host: a.example.com
+    upstream: 127.0.0.1:9001
+  - name: bb
+    host: A.example.com.
+    path: /
+    upstream: 127.0.0.1:9002
+  - name: cc
+    path: /
+    upstream: 127.0.0.1:9003
+",
+    );
+    expect_one(
+        &text,
+        "services[1].path",
+        Some(9),
+        "path \"/\" on host a.example.com of service \"bb\" is already used by service \"aa\"",
+    );
+    expect_one(
+        &up("    host: example.com:8443\n"),
+        "services[0].host",
+        Some(7),
+        "without a port",
+    );
+    expect_one(
+        &with_services("  - name: aa\n    upstream: 127.0.0.1:9\n"),
+        "services[0].path",
+        Some(4),
+        "or give a host",
+    );
+}
