@@ -25,7 +25,11 @@ use cli::{CliError, ValidateArgs};
 pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(CliError::Config)?;
     print!("{}", config::services_table(&cfg));
-    for w in crate::tls::config_warnings(&cfg.global) {
+    let public = config::warnings(&cfg);
+    for w in crate::tls::config_warnings(&cfg.global)
+        .iter()
+        .chain(&public)
+    {
         println!("warning: {w}");
     }
     if args.docker {

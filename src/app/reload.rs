@@ -65,6 +65,9 @@ pub(super) fn reload(rt: &Runtime) {
     };
     let after: BTreeSet<String> = new.services.iter().map(|s| s.name.clone()).collect();
     let count = new.services.len();
+    for w in crate::config::warnings(&new) {
+        log::warn!("{w}");
+    }
     rt.proxy().install(new, next.as_ref());
     let mut current = rt.lifecycle.lock();
     if let Some(prev) = current.as_ref() {

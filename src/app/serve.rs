@@ -34,7 +34,13 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     // Certificate files are checked before anything is bound: bad ones are a start-up error.
     let tls = if args.no_tls { None } else { tls::prepare(&g)? };
     for s in &config.services {
-        log::info!("route {} -> {}", s.path, s.name);
+        match &s.host {
+            Some(h) => log::info!("route {h}{} -> {}", s.path, s.name),
+            None => log::info!("route {} -> {}", s.path, s.name),
+        }
+    }
+    for w in crate::config::warnings(&config) {
+        log::warn!("{w}");
     }
     proxy.install(config, lifecycle.as_ref());
     *rt.lifecycle.lock() = lifecycle;

@@ -46,6 +46,27 @@ pub use table::services_table;
 use std::fmt;
 use std::path::Path;
 
+/// What a valid config still deserves a loud word about: the public services (`auth: none`),
+/// which anyone who reaches the proxy reaches without the token.
+pub fn warnings(config: &Config) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter(|s| s.auth == ServiceAuth::Public)
+        .map(|s| {
+            let at = match &s.host {
+                Some(h) => format!("{h}{}", s.path),
+                None => s.path.clone(),
+            };
+            format!(
+                "service {} ({at}) is PUBLIC (auth: none): anyone who can reach the proxy can \
+                 reach it and wake it without the token; only its own login protects it",
+                s.name
+            )
+        })
+        .collect()
+}
+
 /// Reads a file the config names (an `env_file`), given its path.
 pub type ReadFile<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
 

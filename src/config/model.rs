@@ -225,6 +225,8 @@ pub struct Service {
     pub allow_underscores_in_headers: bool,
     /// Sent upstream as `Authorization: Bearer <auth_token>` in place of the client's header.
     pub auth_token: Option<String>,
+    /// Whether requests need the proxy's token. Default `Token`.
+    pub auth: ServiceAuth,
     /// This service's idle timeout (its own or the global one); zero means never.
     pub idle_timeout: Duration,
     /// Path probed for readiness, e.g. `/health`.
@@ -239,6 +241,16 @@ pub struct Service {
     pub max_tunnel_lifetime: Option<Duration>,
     /// Largest request body accepted (413 above); `None` = unlimited (bodies stream).
     pub max_body_size: Option<u64>,
+}
+
+/// Who may reach a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAuth {
+    /// The bearer token or a login session (the default).
+    Token,
+    /// Anyone (`auth: none`): an app with its own login. It receives the client's own
+    /// `Authorization` header, never one that carries the proxy's token.
+    Public,
 }
 
 /// What a service forwards to.

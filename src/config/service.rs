@@ -16,7 +16,7 @@ use super::read::{Ctx, FieldPath, Show, get};
 use super::units::check_mem_bytes;
 use super::{
     Backend, ContainerSpec, EndpointMode, Global, HostPattern, Pull, PullPolicy, RunMode, Service,
-    SwarmSettings, Volume,
+    ServiceAuth, SwarmSettings, Volume,
 };
 use super::{pull, secret};
 
@@ -43,6 +43,7 @@ const SERVICE_KEYS: &[&str] = &[
     "strip_prefix",
     "allow_underscores_in_headers",
     "auth_token",
+    "auth",
     "idle_timeout",
     "health_path",
     "start_timeout",
@@ -121,6 +122,7 @@ pub(super) fn service(
     let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
     let allow_underscores = ctx.key_bool(map, path, "allow_underscores_in_headers");
     let auth_token = auth_token(ctx, map, path);
+    let auth = auth(ctx, map, path, auth_token.is_some());
     let idle_timeout = ctx.key_duration(map, path, "idle_timeout", IDLE_SPAN);
     let health_path = health_path(ctx, map, path);
     let start_timeout = ctx.key_duration(map, path, "start_timeout", TIMEOUT_SPAN);
@@ -137,6 +139,7 @@ pub(super) fn service(
             strip_prefix: strip_prefix.unwrap_or(true),
             allow_underscores_in_headers: allow_underscores.unwrap_or(false),
             auth_token,
+            auth,
             idle_timeout: idle_timeout.unwrap_or(global.idle_timeout),
             health_path,
             start_timeout: start_timeout.unwrap_or(Duration::from_secs(60)),
@@ -202,6 +205,29 @@ fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, has_host: bool) -> Opti
 fn auth_token(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
     let v = get(map, "auth_token")?;
     secret::read(ctx, v, &path.key("auth_token"))
+}
+
+/// `auth`: `token` (the default) or `none` (a public service). A public service may not send
+/// an `auth_token` upstream: anyone would then act with it.
+fn auth(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, has_auth_token: bool) -> ServiceAuth {
+    let p = path.key("auth");
+    let Some(v) = ctx.key_string(map, path, "auth", Show::Value) else {
+        return ServiceAuth::Token;
+    };
+    match v.as_str() {
+        "token" => ServiceAuth::Token,
+        "none" if has_auth_token => {
+            let msg = "auth: none cannot go with auth_token: anyone could then reach the \
+                       service with that token; let the app check its own users";
+            ctx.issue(&p, msg);
+            ServiceAuth::Public
+        }
+        "none" => ServiceAuth::Public,
+        other => {
+            ctx.issue(&p, format!("expected token or none, found {other:?}"));
+            ServiceAuth::Token
+        }
+    }
 }
 
 /// `health_path`: an absolute path without spaces (it goes into a request line).

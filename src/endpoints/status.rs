@@ -77,6 +77,11 @@ fn service(v: &ServiceView<'_>) -> Value {
     obj.insert("name".into(), json!(s.name));
     obj.insert("host".into(), json!(s.host.as_ref().map(|h| h.to_string())));
     obj.insert("path".into(), json!(s.path));
+    let auth = match s.auth {
+        crate::config::ServiceAuth::Token => "token",
+        crate::config::ServiceAuth::Public => "none",
+    };
+    obj.insert("auth".into(), json!(auth));
     obj.insert("kind".into(), json!(kind));
     obj.insert("target".into(), json!(target));
     obj.insert("status".into(), json!(status));

@@ -46,6 +46,8 @@ pub struct ForwardInfo<'a> {
     pub stripped_prefix: Option<&'a str>,
     /// Sent as `Authorization: Bearer <token>` to the upstream.
     pub auth_token: Option<&'a str>,
+    /// Otherwise, the client's own `Authorization` value passed on (a public service's).
+    pub pass_authorization: Option<&'a [u8]>,
     /// The name of the proxy's own cookie (the login session), removed from `Cookie`.
     pub own_cookie: &'a str,
     /// Forward headers whose names contain `_` (see `underscore_rule`).
@@ -161,6 +163,8 @@ pub fn upstream_request(
         out.extend_from_slice(b"Authorization: Bearer ");
         out.extend_from_slice(t.as_bytes());
         out.extend_from_slice(b"\r\n");
+    } else if let Some(v) = info.pass_authorization {
+        push_header(out, b"Authorization", v);
     }
     forwarded(req, info, out);
     out.extend_from_slice(b"\r\n");
@@ -314,6 +318,7 @@ mod tests {
             proto: "http",
             stripped_prefix: prefix,
             auth_token: token,
+            pass_authorization: None,
             own_cookie: "wakeproxy_session",
             allow_underscores: false,
             upstream_authority: "127.0.0.1:9000",
@@ -364,6 +369,13 @@ mod tests {
         let s = rewrite(raw, &info(false, None, Some("svc-token")));
         assert!(!s.contains("proxy-secret-token"));
         assert!(s.contains("Authorization: Bearer svc-token\r\n"));
+        let public = ForwardInfo {
+            pass_authorization: Some(b"Basic dTpw"),
+            ..info(false, None, None)
+        };
+        let s = rewrite(raw, &public);
+        assert!(!s.contains("proxy-secret-token"));
+        assert!(s.contains("Authorization: Basic dTpw\r\n"), "{s}");
     }
 
     #[test]

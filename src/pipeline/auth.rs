@@ -73,6 +73,19 @@ fn credential(headers: &[Header]) -> Result<Credential<'_>, Denied> {
     Ok(Credential::Bearer(&v[7..]))
 }
 
+/// The client's own `Authorization` value, passed on to a public service: the one such
+/// header, unless it carries the proxy's token anywhere (then none: the token never leaves
+/// the proxy).
+pub(super) fn own_authorization<'a>(headers: &'a [Header], token: &str) -> Option<&'a [u8]> {
+    let mut found = headers.iter().filter(|h| h.is("authorization"));
+    let v = found.next()?.value();
+    let carries = |v: &[u8]| v.windows(token.len()).any(|w| w == token.as_bytes());
+    match found.next() {
+        None if !token.is_empty() && !carries(v) => Some(v),
+        _ => None,
+    }
+}
+
 /// Wrong credentials and refusals, by path, for metrics.
 #[derive(Debug, Default)]
 pub(super) struct Failures {
@@ -355,5 +368,23 @@ mod tests {
         assert!(!constant_time_eq(b"", b"a"));
         assert!(!constant_time_eq(b"a", b""));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn a_public_service_gets_the_clients_own_authorization_never_the_token() {
+        let one = |v: &str| vec![Header::new("X-A", "1"), Header::new("authorization", v)];
+        let basic = one("Basic dXNlcjpwdw==");
+        assert_eq!(
+            own_authorization(&basic, T),
+            Some(&b"Basic dXNlcjpwdw=="[..])
+        );
+        assert_eq!(own_authorization(&one(&format!("Bearer {T}")), T), None);
+        assert_eq!(own_authorization(&one(&format!("Token x{T}y")), T), None);
+        assert_eq!(own_authorization(&[Header::new("X-A", "1")], T), None);
+        let two = [
+            Header::new("Authorization", "Basic a"),
+            Header::new("Authorization", "Basic b"),
+        ];
+        assert_eq!(own_authorization(&two, T), None, "two headers: which? none");
     }
 }

@@ -7,7 +7,7 @@ use std::ops::ControlFlow::{Break, Continue};
 
 use crate::base::Socket;
 use crate::base::load::Cut;
-use crate::config::Backend;
+use crate::config::{Backend, ServiceAuth};
 use crate::endpoints::login::COOKIE;
 use crate::http::head::{has_token, wants_keep_alive};
 use crate::http::rewrite::{ForwardInfo, requested_upgrade};
@@ -17,6 +17,7 @@ use crate::lifecycle::NotReady;
 use crate::upstream::forward::{self, may_resend};
 use crate::upstream::{Failure, Timeouts, TunnelCtx, tunnel};
 
+use super::auth::own_authorization;
 use super::respond::{Ended, Exchange};
 use super::{Conn, Flow, Framed, Generation, Proxy, Routed};
 
@@ -134,6 +135,10 @@ fn forward_info<'a>(
         proto: if conn.tls { "https" } else { "http" },
         stripped_prefix: (svc.strip_prefix && routed.prefix != "/").then_some(routed.prefix),
         auth_token: svc.auth_token.as_deref(),
+        pass_authorization: match svc.auth {
+            ServiceAuth::Public => own_authorization(&req.head.headers, &g.global.bearer_token),
+            ServiceAuth::Token => None,
+        },
         own_cookie: COOKIE,
         allow_underscores: svc.allow_underscores_in_headers,
         upstream_authority: req.target.authority.unwrap_or(addr),

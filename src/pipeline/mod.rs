@@ -6,8 +6,8 @@
 //! 1. **framing**: how the body is framed, the target split and checked;
 //! 2. **own endpoint**: whether the path is one of the proxy's own and what it takes to reach;
 //! 3. **HTTPS redirect**: while HTTPS is on, the plain port redirects (open endpoints aside);
-//! 4. **auth**: the bearer token or the login cookie (open and sign-in endpoints aside); the
-//!    proxy's own endpoints answer here;
+//! 4. **auth**: the bearer token or the login cookie (open and sign-in endpoints, and public
+//!    services, aside); the proxy's own endpoints answer here;
 //! 5. **route**: the service by longest prefix;
 //! 6. **limits**: the service's body size limit, before anything is woken;
 //! 7. **wake**: an on-demand service is made ready (a cold start holds the request);
@@ -27,6 +27,7 @@ mod respond;
 mod route;
 mod sessions;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use parking_lot::RwLock;
 use crate::base::Socket;
 use crate::base::client::ClientKey;
 use crate::base::load::Load;
-use crate::config::Config;
+use crate::config::{Config, ServiceAuth};
 use crate::endpoints::login;
 use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
@@ -197,11 +198,14 @@ impl Proxy {
         let req = framing(x)?; // 1
         let own = Endpoint::find(req.target.path); // 2
         self.redirect_to_https(g, x.conn(), &req)?; // 3
-        self.authenticate(g, &req, own, x.conn())?; // 4
+        let found = find_route(g, &req, own.is_some());
+        if !found.is_public(g) {
+            self.authenticate(g, &req, own, x.conn())?; // 4
+        }
         if let Some(endpoint) = own {
             return Break(self.own_endpoint(g, client, x, &req, endpoint));
         }
-        let route = route(g, &req, x)?; // 5
+        let route = route(g, &req, found, x)?; // 5
         limits(route, &req)?; // 6
         let _in_flight = route.activity.begin(SystemTime::now(), x.start());
         let addr = backend::wake(route)?; // 7
@@ -354,18 +358,54 @@ fn changes_state(head: &RequestHead) -> bool {
         || crate::http::rewrite::requested_upgrade(head).is_some()
 }
 
-/// Phase 5: the service by host name (when any service has one), then by longest prefix. From here on the request is counted and logged
-/// under its service.
-fn route<'a>(g: &'a Generation, req: &Framed<'_>, x: &mut Exchange<'a>) -> Flow<Routed<'a>> {
+/// The route a request's host and path lead to, looked up before auth (a public service's
+/// requests need no credential) and answered in phase 5.
+struct Found<'a> {
+    service: Option<route::Match<'a>>,
+    /// The request's name, when any service has a host.
+    name: Option<Cow<'a, str>>,
+}
+
+impl Found<'_> {
+    fn is_public(&self, g: &Generation) -> bool {
+        self.service
+            .as_ref()
+            .is_some_and(|m| g.routes[m.service].service.auth == ServiceAuth::Public)
+    }
+}
+
+/// The service by host name (when any service has one), then by longest prefix; none for the
+/// proxy's own endpoints.
+fn find_route<'a>(g: &'a Generation, req: &Framed<'a>, own: bool) -> Found<'a> {
+    if own {
+        return Found {
+            service: None,
+            name: None,
+        };
+    }
     let name = match g.router.has_hosts() {
         true => request_name(&req.head.headers, req.target.authority),
         false => None,
     };
-    let Some(m) = g.router.lookup(name.as_deref(), req.target.path) else {
+    Found {
+        service: g.router.lookup(name.as_deref(), req.target.path),
+        name,
+    }
+}
+
+/// Phase 5: the service found, or 404. From here on the request is counted and logged under
+/// its service.
+fn route<'a>(
+    g: &'a Generation,
+    req: &Framed<'_>,
+    found: Found<'a>,
+    x: &mut Exchange<'a>,
+) -> Flow<Routed<'a>> {
+    let Some(m) = found.service else {
         let path = req.target.path;
-        let detail = match name {
-            Some(n) if g.router.has_hosts() => format!("no service for host {n} and path {path}"),
-            _ => format!("no service for path {path}"),
+        let detail = match found.name {
+            Some(n) => format!("no service for host {n} and path {path}"),
+            None => format!("no service for path {path}"),
         };
         return Break(Problem::NotFound(detail).into());
     };
