@@ -10,7 +10,7 @@ use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
 use super::units::Span;
 use super::{ConnectMode, Global, IpNet, Limits, Probe, Pull, PullPolicy, RunMode};
-use super::{pull, secret};
+use super::{loading, pull, secret};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -51,6 +51,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "stop_services_on_exit",
     "certbot_path",
     "certbot_args",
+    "loading_page_after",
+    "loading_page",
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
@@ -130,6 +132,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let registry_auth_file = get(map, "registry_auth_file")
         .and_then(|_| file_path(ctx, map, path, "registry_auth_file"));
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
+    let loading_page_after = loading::after(ctx, map, path);
+    let loading_page = loading::template(ctx, map, path);
 
     Global {
         domain,
@@ -159,6 +163,8 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
         certbot_path,
         certbot_args,
+        loading_page_after: loading_page_after.unwrap_or(loading::DEFAULT_AFTER),
+        loading_page,
     }
 }
 

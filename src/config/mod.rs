@@ -25,6 +25,7 @@ mod expand;
 mod formats;
 mod global;
 mod hosts;
+mod loading;
 mod locate;
 mod names;
 mod pull;

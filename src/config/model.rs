@@ -138,6 +138,10 @@ pub struct Global {
     pub certbot_path: Option<String>,
     /// Extra certbot arguments, e.g. `[--server, https://acme.example/dir, --config-dir, /x]`.
     pub certbot_args: Vec<String>,
+    /// The default `loading_page_after` of services (1 s; zero = no waiting page).
+    pub loading_page_after: Duration,
+    /// The text of the `loading_page` template, replacing the built-in waiting page.
+    pub loading_page: Option<String>,
 }
 
 /// What commands that talk to a running proxy need from its config: where it answers and how
@@ -233,6 +237,9 @@ pub struct Service {
     pub health_path: Option<String>,
     /// How long a cold start may take before waiters get 503. Default 60 s.
     pub start_timeout: Duration,
+    /// A browser's page load that waits this long for a start gets the waiting page; zero
+    /// never. Default: the global one.
+    pub loading_page_after: Duration,
     /// Longest wait for the upstream's response head, and between two reads of a response
     /// body (a streaming response stays open as long as bytes keep coming). Default 300 s.
     pub response_timeout: Duration,

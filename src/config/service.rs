@@ -18,7 +18,7 @@ use super::{
     Backend, ContainerSpec, EndpointMode, Global, HostPattern, Pull, PullPolicy, RunMode, Service,
     ServiceAuth, SwarmSettings, Volume,
 };
-use super::{pull, secret};
+use super::{loading, pull, secret};
 
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
@@ -47,6 +47,7 @@ const SERVICE_KEYS: &[&str] = &[
     "idle_timeout",
     "health_path",
     "start_timeout",
+    "loading_page_after",
     "response_timeout",
     "max_tunnel_lifetime",
     "max_body_size",
@@ -126,6 +127,7 @@ pub(super) fn service(
     let idle_timeout = ctx.key_duration(map, path, "idle_timeout", IDLE_SPAN);
     let health_path = health_path(ctx, map, path);
     let start_timeout = ctx.key_duration(map, path, "start_timeout", TIMEOUT_SPAN);
+    let loading_page_after = loading::after(ctx, map, path);
     let response_timeout = ctx.key_duration(map, path, "response_timeout", TIMEOUT_SPAN);
     let max_tunnel_lifetime = ctx.key_duration(map, path, "max_tunnel_lifetime", TIMEOUT_SPAN);
     let max_body_size = max_body_size(ctx, map, path);
@@ -143,6 +145,7 @@ pub(super) fn service(
             idle_timeout: idle_timeout.unwrap_or(global.idle_timeout),
             health_path,
             start_timeout: start_timeout.unwrap_or(Duration::from_secs(60)),
+            loading_page_after: loading_page_after.unwrap_or(global.loading_page_after),
             response_timeout: response_timeout.unwrap_or(Duration::from_secs(300)),
             max_tunnel_lifetime,
             max_body_size,

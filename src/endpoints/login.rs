@@ -40,18 +40,21 @@ fn url_decode(s: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Whether a request without credentials is a browser opening a page, which is better sent
-/// to the login form than given a JSON 401: a GET (or HEAD) that says it is a navigation
-/// (`Sec-Fetch-Mode: navigate`) or whose `Accept` prefers `text/html` to JSON.
+/// Whether a request is a browser opening a page, which is better sent to the login form
+/// than given a JSON 401, and better shown the waiting page than a blank tab: a GET (or
+/// HEAD), not an upgrade, that says it is a navigation (`Sec-Fetch-Mode: navigate`), or,
+/// from a browser too old to say (no `Sec-Fetch-Mode`), whose `Accept` prefers `text/html`
+/// to JSON. A `fetch()` says `cors`, `no-cors` or `same-origin`: never a page load.
 pub(crate) fn is_page_load(head: &RequestHead) -> bool {
-    if !matches!(head.method.as_str(), "GET" | "HEAD") {
+    if !matches!(head.method.as_str(), "GET" | "HEAD") || header(&head.headers, "upgrade").is_some()
+    {
         return false;
     }
-    let navigate = header(&head.headers, "sec-fetch-mode")
-        .is_some_and(|h| h.value().trim_ascii().eq_ignore_ascii_case(b"navigate"));
-    navigate
-        || header(&head.headers, "accept")
-            .is_some_and(|h| prefers_html(&String::from_utf8_lossy(h.value())))
+    match header(&head.headers, "sec-fetch-mode") {
+        Some(h) => h.value().trim_ascii().eq_ignore_ascii_case(b"navigate"),
+        None => header(&head.headers, "accept")
+            .is_some_and(|h| prefers_html(&String::from_utf8_lossy(h.value()))),
+    }
 }
 
 /// Does an `Accept` value rank `text/html` above JSON (and above zero)?
@@ -289,6 +292,13 @@ mod tests {
             "GET",
             &[("Accept", "text/html, application/json")]
         )));
+        // A fetch() asking for HTML, or a WebSocket handshake from a page, is not a page load.
+        let fetch = [("Accept", browser), ("Sec-Fetch-Mode", "cors")];
+        assert!(!is_page_load(&head("GET", &fetch)));
+        let ws = [("Accept", browser), ("Upgrade", "websocket")];
+        assert!(!is_page_load(&head("GET", &ws)));
+        let nav = [("Accept", "*/*"), ("Sec-Fetch-Mode", "navigate")];
+        assert!(is_page_load(&head("GET", &nav)));
     }
 
     #[test]

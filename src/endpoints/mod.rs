@@ -8,6 +8,7 @@ pub(crate) mod login;
 pub(crate) mod metrics;
 pub(crate) mod redirect;
 pub(crate) mod status;
+pub(crate) mod waiting;
 
 use crate::http::Reply;
 
@@ -29,6 +30,9 @@ pub(crate) enum Endpoint<'a> {
     Status,
     /// `/proxy/metrics`: Prometheus text.
     Metrics,
+    /// `/proxy/waking/<service>`: whether a starting service is ready yet (the waiting page
+    /// polls it). Needs what the service needs.
+    Waking(&'a str),
     /// Any other path under `/proxy/` (404 once authenticated).
     Unknown,
 }
@@ -58,7 +62,10 @@ impl<'a> Endpoint<'a> {
             "logout" => Endpoint::Logout,
             "status" => Endpoint::Status,
             "metrics" => Endpoint::Metrics,
-            _ => Endpoint::Unknown,
+            _ => match rest.strip_prefix("waking/") {
+                Some(name) if !name.is_empty() && !name.contains('/') => Endpoint::Waking(name),
+                _ => Endpoint::Unknown,
+            },
         })
     }
 
@@ -66,7 +73,9 @@ impl<'a> Endpoint<'a> {
         match self {
             Endpoint::Healthz | Endpoint::Acme(_) => Access::Open,
             Endpoint::Login | Endpoint::Logout => Access::SignIn,
-            Endpoint::Status | Endpoint::Metrics | Endpoint::Unknown => Access::Token,
+            Endpoint::Status | Endpoint::Metrics | Endpoint::Unknown | Endpoint::Waking(_) => {
+                Access::Token
+            }
         }
     }
 }
@@ -130,6 +139,18 @@ mod tests {
             Some((Endpoint::Unknown, Access::Token))
         );
         assert_eq!(find("/proxy/"), Some((Endpoint::Unknown, Access::Token)));
+        assert_eq!(
+            find("/proxy/waking/wiki"),
+            Some((Endpoint::Waking("wiki"), Access::Token))
+        );
+        assert_eq!(
+            find("/proxy/waking/"),
+            Some((Endpoint::Unknown, Access::Token))
+        );
+        assert_eq!(
+            find("/proxy/waking/a/b"),
+            Some((Endpoint::Unknown, Access::Token))
+        );
         for routed in [
             "/proxy",
             "/proxyx/status",

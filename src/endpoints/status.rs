@@ -108,6 +108,10 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
     obj.insert("last_start_ms".into(), json!(last_start));
     obj.insert("last_error".into(), json!(r.last_error));
     obj.insert("waiting".into(), json!(r.waiting));
+    if let Some((stage, for_)) = r.stage {
+        obj.insert("stage".into(), json!(stage));
+        obj.insert("starting_ms".into(), json!(for_.as_millis() as u64));
+    }
     if let Some(n) = r.replicas {
         obj.insert("replicas_desired".into(), json!(n.desired));
         obj.insert("replicas_running".into(), json!(n.running));
@@ -162,6 +166,8 @@ mod tests {
                 bytes_total: 30,
             }),
             pull_policy: "missing",
+            stage: None,
+            failure: None,
         }
     }
 

@@ -120,12 +120,18 @@ impl Managed {
         self.start_timeout.as_secs().clamp(1, 30)
     }
 
-    /// Waits (within the start timeout) until the service is ready or its start failed.
-    fn wait_ready(&self, st: &mut MutexGuard<'_, State>) -> Result<String, String> {
-        let deadline = Instant::now() + self.longest_start();
+    /// Waits (within the start timeout) until the service is ready or its start failed;
+    /// `Ok(None)` when `patience` (shorter than the start timeout) ran out first.
+    fn wait_ready(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        patience: Duration,
+    ) -> Result<Option<String>, String> {
+        let impatient = patience < self.longest_start();
+        let deadline = Instant::now() + patience.min(self.longest_start());
         loop {
             match st.request(Instant::now()) {
-                Step::Ready(addr) => return Ok(addr),
+                Step::Ready(addr) => return Ok(Some(addr)),
                 Step::Fail(why) => return Err(why),
                 Step::Start(attempt) => {
                     let me = self.handle();
@@ -140,6 +146,9 @@ impl Managed {
                     let timed_out = self.cond.wait_until(st, deadline).timed_out();
                     if let Some(why) = attempt.and_then(|a| st.failure_of(a)) {
                         return Err(why.to_string());
+                    }
+                    if timed_out && impatient && !matches!(st.phase, Phase::Ready { .. }) {
+                        return Ok(None);
                     }
                     if timed_out && !matches!(st.phase, Phase::Ready { .. }) {
                         return Err(format!(
@@ -167,7 +176,7 @@ impl Managed {
 }
 
 impl Wake for Managed {
-    fn ensure_ready(&self) -> Result<String, NotReady> {
+    fn ensure_ready_within(&self, patience: Duration) -> Result<Option<String>, NotReady> {
         let retry_after = self.retry_after();
         let mut st = self.state.lock();
         if st.waiters >= MAX_WAITERS {
@@ -181,7 +190,7 @@ impl Wake for Managed {
             });
         }
         st.waiters += 1;
-        let result = self.wait_ready(&mut st);
+        let result = self.wait_ready(&mut st, patience);
         st.waiters -= 1;
         result.map_err(|detail| NotReady {
             detail,
@@ -216,6 +225,8 @@ impl Wake for Managed {
     fn report(&self) -> Report {
         // Asked before taking the lock: it may call Docker (swarm replica counts).
         let replicas = self.engine.replicas(self.name());
+        let pull = self.engine.pull_progress(&self.spec.container.image);
+        let pulling = pull.is_some();
         let st = self.state.lock();
         let port = match (&st.phase, self.spec.mode) {
             (Phase::Ready { addr, .. }, ConnectMode::HostPort) => {
@@ -238,8 +249,13 @@ impl Wake for Managed {
             waiting: st.waiters,
             replicas,
             docker_unreachable: self.daemon_down.load(Ordering::Relaxed),
-            pull: self.engine.pull_progress(&self.spec.container.image),
+            pull,
             pull_policy: self.spec.container.pull.policy.name(),
+            stage: match st.phase {
+                Phase::Starting { since, .. } => Some((st.stage.name(pulling), since.elapsed())),
+                _ => None,
+            },
+            failure: st.latest_failure().map(str::to_string),
         }
     }
 

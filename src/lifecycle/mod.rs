@@ -71,6 +71,10 @@ pub(crate) struct Report {
     pub pull: Option<PullFigures>,
     /// Its `pull` policy.
     pub pull_policy: &'static str,
+    /// While starting: how far the start has come (`state::Stage::name`) and for how long.
+    pub stage: Option<(&'static str, Duration)>,
+    /// Why the latest start failed, while nothing has started since.
+    pub failure: Option<String>,
 }
 
 /// Cold-start figures of an on-demand service, for `/proxy/metrics`.
@@ -85,7 +89,13 @@ pub(crate) struct StartFigures<'a> {
 pub(crate) trait Wake: Send + Sync {
     /// Makes the service ready (starting it if needed, waiting for a start under way) and
     /// returns the `host:port` to forward to.
-    fn ensure_ready(&self) -> Result<String, NotReady>;
+    fn ensure_ready(&self) -> Result<String, NotReady> {
+        self.ensure_ready_within(Duration::MAX)
+            .map(|ready| ready.expect("an unbounded wait ends ready or failed"))
+    }
+    /// The same, waiting at most `patience` (the start goes on without the caller): `None`
+    /// when it is not ready by then.
+    fn ensure_ready_within(&self, patience: Duration) -> Result<Option<String>, NotReady>;
     /// A forward to `addr` was refused: the container may have just died.
     fn forward_failed(&self, addr: &str);
     fn report(&self) -> Report;

@@ -9,7 +9,7 @@ use crate::config::{ConnectMode, EndpointMode};
 use super::engine::Progress;
 use super::managed::Managed;
 use super::probe::{self, Accept};
-use super::state::Phase;
+use super::state::{Phase, Stage};
 
 /// Why a start failed, and the id of what it started (to be stopped again), if anything.
 type StartError = (String, Option<String>);
@@ -75,6 +75,7 @@ impl Managed {
             .engine()
             .ensure_started(&self.spec)
             .map_err(|e| (e.0, None))?;
+        self.state().reached(attempt, Stage::Running);
         let deadline = Instant::now() + self.start_timeout;
         let mut wait = Readiness::new(self, id, attempt);
         loop {
@@ -156,6 +157,7 @@ impl<'a> Readiness<'a> {
                     }
                     if self.addr.is_none() {
                         self.addr = Some(self.locate()?);
+                        s.state().reached(self.attempt, Stage::Health);
                     }
                 }
             }

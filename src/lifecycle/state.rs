@@ -17,6 +17,29 @@ pub(crate) enum Phase {
     Stopping,
 }
 
+/// How far a start under way has come, for the waiting page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Its image pulled if needed, its container created and started.
+    Preparing,
+    /// Started: waiting for it to run.
+    Running,
+    /// Running: waiting for its HEALTHCHECK or its HTTP probe.
+    Health,
+}
+
+impl Stage {
+    /// What the waiting page says; `pulling` while a pull of its image is under way.
+    pub(crate) fn name(self, pulling: bool) -> &'static str {
+        match self {
+            Stage::Preparing if pulling => "pulling the image",
+            Stage::Preparing => "creating the container",
+            Stage::Running => "starting",
+            Stage::Health => "waiting for health",
+        }
+    }
+}
+
 /// What a request should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -47,6 +70,8 @@ pub(crate) struct State {
     pub conflict: Option<String>,
     /// The container exited during start `attempt` with this exit code.
     pub died: Option<(u64, i64)>,
+    /// How far the latest start has come (meaningful while starting).
+    pub stage: Stage,
 }
 
 impl Default for State {
@@ -67,6 +92,7 @@ impl State {
             last_error: None,
             conflict: None,
             died: None,
+            stage: Stage::Preparing,
         }
     }
 
@@ -86,6 +112,7 @@ impl State {
                     since: now,
                 };
                 self.died = None;
+                self.stage = Stage::Preparing;
                 Step::Start(self.attempt)
             }
         }
@@ -170,6 +197,22 @@ impl State {
                 true
             }
             Phase::Stopped | Phase::Stopping => false,
+        }
+    }
+
+    /// Start `attempt` reached `stage` (a stale start changes nothing).
+    pub(crate) fn reached(&mut self, attempt: u64, stage: Stage) {
+        if matches!(self.phase, Phase::Starting { attempt: g, .. } if g == attempt) {
+            self.stage = stage;
+        }
+    }
+
+    /// Why the latest start failed, while nothing has started since (the waiting page shows
+    /// it; the next request starts afresh).
+    pub(crate) fn latest_failure(&self) -> Option<&str> {
+        match (&self.failed, &self.phase) {
+            (Some((a, why)), Phase::Stopped | Phase::Stopping) if *a == self.attempt => Some(why),
+            _ => None,
         }
     }
 
@@ -266,6 +309,29 @@ mod tests {
         assert!(s.container_gone(Some(3)));
         assert_eq!(s.died, Some((2, 3)));
         assert!(!State::new().container_gone(None));
+    }
+
+    #[test]
+    fn stages_and_the_latest_failure_follow_the_latest_start() {
+        let now = t0();
+        let mut s = State::new();
+        assert_eq!(s.request(now), Step::Start(1));
+        assert_eq!(s.stage, Stage::Preparing);
+        assert_eq!(s.stage.name(true), "pulling the image");
+        assert_eq!(s.stage.name(false), "creating the container");
+        s.reached(1, Stage::Running);
+        s.reached(7, Stage::Health);
+        assert_eq!(s.stage, Stage::Running, "a stale start changes nothing");
+        s.reached(1, Stage::Health);
+        assert_eq!(s.stage.name(false), "waiting for health");
+        assert_eq!(s.latest_failure(), None);
+        s.start_failed(1, "exit code 3".into());
+        assert_eq!(s.latest_failure(), Some("exit code 3"));
+        assert_eq!(s.request(now), Step::Start(2));
+        assert_eq!(s.stage, Stage::Preparing);
+        assert_eq!(s.latest_failure(), None, "a new start is under way");
+        s.started(2, "a".into(), "c".into(), now);
+        assert_eq!(s.latest_failure(), None);
     }
 
     #[test]

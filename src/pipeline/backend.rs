@@ -8,7 +8,8 @@ use std::ops::ControlFlow::{Break, Continue};
 use crate::base::Socket;
 use crate::base::load::Cut;
 use crate::config::{Backend, ServiceAuth};
-use crate::endpoints::login::COOKIE;
+use crate::endpoints::login::{COOKIE, is_page_load};
+use crate::endpoints::waiting::{self, Waiting};
 use crate::http::head::{has_token, wants_keep_alive};
 use crate::http::rewrite::{ForwardInfo, requested_upgrade};
 use crate::http::target::upstream_target;
@@ -21,15 +22,39 @@ use super::auth::own_authorization;
 use super::respond::{Ended, Exchange};
 use super::{Conn, Flow, Framed, Generation, Proxy, Routed};
 
-/// Phase 7: the address to forward to; an on-demand service is made ready first.
-pub(super) fn wake<'a>(routed: Routed<'a>) -> Flow<Cow<'a, str>> {
+/// Phase 7: the address to forward to; an on-demand service is made ready first. A browser
+/// opening a page of a service that is not ready within `loading_page_after` gets the
+/// waiting page instead (and, if the start fails, the page with the reason); every other
+/// request waits for the start as long as it takes.
+pub(super) fn wake<'a>(g: &Generation, routed: Routed<'a>, req: &Framed<'_>) -> Flow<Cow<'a, str>> {
     let route = routed.route;
     match (&route.service.backend, &route.wake) {
         (Backend::Upstream(a), _) => Continue(Cow::Borrowed(a)),
-        (Backend::Container(_), Some(w)) => match w.ensure_ready() {
-            Ok(addr) => Continue(Cow::Owned(addr)),
-            Err(not_ready) => Break(unavailable(not_ready).into()),
-        },
+        (Backend::Container(_), Some(w)) => {
+            let patience = route.service.loading_page_after;
+            if patience.is_zero() || !is_page_load(req.head) {
+                return match w.ensure_ready() {
+                    Ok(addr) => Continue(Cow::Owned(addr)),
+                    Err(not_ready) => Break(unavailable(not_ready).into()),
+                };
+            }
+            let template = g.global.loading_page.as_deref();
+            let name = &route.service.name;
+            match w.ensure_ready_within(patience) {
+                Ok(Some(addr)) => Continue(Cow::Owned(addr)),
+                Ok(None) => Break(waiting::page(
+                    template,
+                    &Waiting::of(name, &w.report(), None),
+                )),
+                Err(n) => {
+                    let report = w.report();
+                    Break(waiting::page(
+                        template,
+                        &Waiting::of(name, &report, Some(&n.detail)),
+                    ))
+                }
+            }
+        }
         (Backend::Container(_), None) => Break(
             unavailable(NotReady {
                 detail: "container services need the Docker daemon, which is not connected".into(),

@@ -10,7 +10,8 @@
 //!    services, aside); the proxy's own endpoints answer here;
 //! 5. **route**: the service by longest prefix;
 //! 6. **limits**: the service's body size limit, before anything is woken;
-//! 7. **wake**: an on-demand service is made ready (a cold start holds the request);
+//! 7. **wake**: an on-demand service is made ready (a cold start holds the request; a
+//!    browser opening a page gets the waiting page after `loading_page_after`);
 //! 8. **forward**: the request goes upstream and the answer comes back, streamed.
 //!
 //! Whatever happened, [`respond`] writes the proxy's own answer (HEAD, keep-alive and framing
@@ -38,7 +39,7 @@ use parking_lot::RwLock;
 use crate::base::Socket;
 use crate::base::client::ClientKey;
 use crate::base::load::Load;
-use crate::config::{Config, ServiceAuth};
+use crate::config::{Config, Service, ServiceAuth};
 use crate::endpoints::login;
 use crate::endpoints::metrics::Metrics;
 use crate::endpoints::redirect::PortRules;
@@ -199,7 +200,7 @@ impl Proxy {
         let own = Endpoint::find(req.target.path); // 2
         self.redirect_to_https(g, x.conn(), &req)?; // 3
         let found = find_route(g, &req, own.is_some());
-        if !found.is_public(g) {
+        if !found.is_public(g, own) {
             self.authenticate(g, &req, own, x.conn())?; // 4
         }
         if let Some(endpoint) = own {
@@ -208,7 +209,7 @@ impl Proxy {
         let route = route(g, &req, found, x)?; // 5
         limits(route, &req)?; // 6
         let _in_flight = route.activity.begin(SystemTime::now(), x.start());
-        let addr = backend::wake(route)?; // 7
+        let addr = backend::wake(g, route, &req)?; // 7
         Continue(self.forward(g, client, x, &req, route, addr)) // 8
     }
 
@@ -367,10 +368,21 @@ struct Found<'a> {
 }
 
 impl Found<'_> {
-    fn is_public(&self, g: &Generation) -> bool {
-        self.service
-            .as_ref()
-            .is_some_and(|m| g.routes[m.service].service.auth == ServiceAuth::Public)
+    /// Whether the request needs no credential: it goes to a public service, or asks how a
+    /// public service's start is going.
+    fn is_public(&self, g: &Generation, own: Option<Endpoint<'_>>) -> bool {
+        let public = |s: &Service| s.auth == ServiceAuth::Public;
+        match own {
+            Some(Endpoint::Waking(name)) => g
+                .routes
+                .iter()
+                .any(|r| r.service.name == name && public(&r.service)),
+            Some(_) => false,
+            None => self
+                .service
+                .as_ref()
+                .is_some_and(|m| public(&g.routes[m.service].service)),
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The proxy's own endpoints, answered once their gates (redirect, auth) are passed: health,
-//! ACME challenges, login and logout, status and metrics, each from the current state.
+//! ACME challenges, login and logout, status and metrics, a starting service's progress, each
+//! from the current state.
 
 use crate::base::Socket;
 use crate::base::load::Cut;
+use crate::config::Backend;
 use crate::endpoints::login::{self, MAX_FORM};
-use crate::endpoints::{self, Endpoint, acme, metrics, status};
+use crate::endpoints::{self, Endpoint, acme, metrics, status, waiting};
 use crate::http::cookie::find_cookie;
 use crate::http::pace::Paced;
 use crate::http::{BufStream, Problem, Reply, copy_body};
@@ -14,6 +16,22 @@ use super::auth::Denied;
 use super::guard::Judgement;
 use super::respond::Exchange;
 use super::{Framed, Generation, Proxy, origin};
+
+/// `/proxy/waking/<name>`: where service `name`'s start has come.
+fn waking(g: &Generation, name: &str) -> Reply {
+    let Some(route) = g.routes.iter().find(|r| r.service.name == name) else {
+        return Problem::NotFound(format!("no service named {name}")).into();
+    };
+    match (&route.service.backend, &route.wake) {
+        (Backend::Upstream(_), _) => waiting::readiness(name, None),
+        (Backend::Container(_), Some(w)) => waiting::readiness(name, Some(&w.report())),
+        (Backend::Container(_), None) => Problem::Unavailable {
+            detail: "container services need the Docker daemon, which is not connected".into(),
+            retry_after: 5,
+        }
+        .into(),
+    }
+}
 
 impl Proxy {
     /// The answer of one of the proxy's own endpoints.
@@ -40,6 +58,8 @@ impl Proxy {
             Endpoint::Status if reading => self.status(g, x),
             Endpoint::Metrics if reading => self.metrics(g, x),
             Endpoint::Status | Endpoint::Metrics => Problem::MethodNotAllowed("GET, HEAD").into(),
+            Endpoint::Waking(name) if reading => waking(g, name),
+            Endpoint::Waking(_) => Problem::MethodNotAllowed("GET, HEAD").into(),
             Endpoint::Unknown => {
                 Problem::NotFound(format!("no proxy endpoint {}", req.target.path)).into()
             }

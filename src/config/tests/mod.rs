@@ -4,6 +4,7 @@ mod compose;
 mod durations;
 mod files;
 mod global;
+mod loading;
 mod probe;
 mod services;
 mod support;
