@@ -224,6 +224,13 @@ pub struct Service {
     pub backend: Backend,
     /// Remove `path` from the forwarded request target. Default true.
     pub strip_prefix: bool,
+    /// Put the stripped prefix back before a response's `Location` and `Content-Location`
+    /// paths (and URLs to the client's own host). Default: whether a prefix is stripped
+    /// (`strip_prefix` and a `path` other than `/`); true only then.
+    pub rewrite_redirects: bool,
+    /// Put the stripped prefix back before a response's `Set-Cookie` `Path` values. Default
+    /// and rule as for `rewrite_redirects`.
+    pub rewrite_cookie_paths: bool,
     /// Forward request headers whose names contain `_` (dropped by default, as nginx does:
     /// CGI, WSGI and PHP read `X_Forwarded_For` as `X-Forwarded-For`).
     pub allow_underscores_in_headers: bool,

@@ -41,6 +41,8 @@ const SERVICE_KEYS: &[&str] = &[
     "replicas",
     "endpoint_mode",
     "strip_prefix",
+    "rewrite_redirects",
+    "rewrite_cookie_paths",
     "allow_underscores_in_headers",
     "auth_token",
     "auth",
@@ -120,7 +122,11 @@ pub(super) fn service(
         Backend::Container(c) => c.host_port,
         Backend::Upstream(_) => None,
     };
-    let strip_prefix = ctx.key_bool(map, path, "strip_prefix");
+    let strip_prefix = ctx.key_bool(map, path, "strip_prefix").unwrap_or(true);
+    let rule =
+        |ctx: &mut Ctx, key| prefix_rule(ctx, map, path, key, strip_prefix, route.as_deref());
+    let rewrite_redirects = rule(ctx, "rewrite_redirects");
+    let rewrite_cookie_paths = rule(ctx, "rewrite_cookie_paths");
     let allow_underscores = ctx.key_bool(map, path, "allow_underscores_in_headers");
     let auth_token = auth_token(ctx, map, path);
     let auth = auth(ctx, map, path, auth_token.is_some());
@@ -138,7 +144,9 @@ pub(super) fn service(
             host: host.clone(),
             path: route.clone().unwrap_or_else(|| "/".to_string()),
             backend,
-            strip_prefix: strip_prefix.unwrap_or(true),
+            strip_prefix,
+            rewrite_redirects,
+            rewrite_cookie_paths,
             allow_underscores_in_headers: allow_underscores.unwrap_or(false),
             auth_token,
             auth,
@@ -202,6 +210,41 @@ fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, has_host: bool) -> Opti
                 None
             }
         })
+}
+
+/// `rewrite_redirects` or `rewrite_cookie_paths` (`key`): on by default when a prefix is
+/// stripped (`strip_prefix` and a `route` other than `/`). True when none is would do nothing,
+/// so it is refused rather than ignored.
+fn prefix_rule(
+    ctx: &mut Ctx,
+    map: &Mapping,
+    path: &FieldPath,
+    key: &str,
+    strip_prefix: bool,
+    route: Option<&str>,
+) -> bool {
+    let set = ctx.key_bool(map, path, key);
+    // An invalid `path` has its own issue.
+    let Some(route) = route else {
+        return set.unwrap_or(false);
+    };
+    let stripped = strip_prefix && route != "/";
+    match set {
+        Some(true) if !stripped => {
+            let why = match strip_prefix {
+                false => "strip_prefix is false",
+                true => "the path is \"/\"",
+            };
+            let msg = format!(
+                "true has no effect: nothing is stripped from this service's requests ({why}), \
+                 so there is no prefix to put back; leave it out or set it to false"
+            );
+            ctx.issue(&path.key(key), msg);
+            false
+        }
+        Some(on) => on,
+        None => stripped,
+    }
 }
 
 /// `auth_token`: read as a secret (`secret`), like the bearer token it stands in for.

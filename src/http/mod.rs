@@ -1,6 +1,7 @@
 //! HTTP/1.1 pieces shared by the client side and the upstream side: buffered sockets, head
-//! parsing, body framing, request targets, cookies, the header rules applied when forwarding,
-//! and the responses the proxy makes itself.
+//! parsing, body framing, request targets, cookies, the header rules applied when forwarding
+//! (a stripped prefix put back into a backend's redirects and cookie paths among them), and
+//! the responses the proxy makes itself.
 
 pub mod body;
 pub mod bufstream;
@@ -9,6 +10,7 @@ pub mod head;
 pub mod host;
 pub mod pace;
 pub mod reply;
+pub mod reprefix;
 pub mod rewrite;
 pub mod target;
 

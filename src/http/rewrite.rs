@@ -1,11 +1,13 @@
 //! The header rules applied when forwarding: hop-by-hop removal (including headers named in
-//! `Connection`), `X-Forwarded-*`, the bearer token swap, and re-framing. Pure: heads in, bytes out.
+//! `Connection`), `X-Forwarded-*`, the bearer token swap, re-framing, and on the way back the
+//! stripped prefix put back (`reprefix`). Pure: heads in, bytes out.
 
 use std::io::Write;
 use std::net::IpAddr;
 
 use super::cookie::strip_cookie;
 use super::head::{BodyKind, Header, RequestHead, ResponseHead, has_token, header, header_tokens};
+use super::reprefix::Reprefix;
 
 /// Headers that describe one hop and never cross the proxy.
 const HOP_BY_HOP: &[&str] = &[
@@ -57,6 +59,8 @@ pub struct ForwardInfo<'a> {
     /// The client asked to switch protocols (`Connection: upgrade` + `Upgrade: <value>`):
     /// the upgrade is passed on instead of being dropped as hop-by-hop.
     pub upgrade: Option<&'a [u8]>,
+    /// What the response's `Location` and `Set-Cookie` headers get of the stripped prefix.
+    pub reprefix: Reprefix<'a>,
 }
 
 fn is_listed(h: &Header, list: &[&str]) -> bool {
@@ -229,6 +233,14 @@ fn sets_own_cookie(h: &Header, own: &str) -> bool {
     }
 }
 
+/// Copies a response header, its value rewritten by `reprefix` where that applies.
+fn push_response_header(out: &mut Vec<u8>, h: &Header, reprefix: &Reprefix<'_>) {
+    out.extend_from_slice(h.name_bytes());
+    out.extend_from_slice(b": ");
+    reprefix.write_value(h, out);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the response head for the client. Returns whether a `Set-Cookie` for `own_cookie`
 /// was dropped.
 pub fn client_response(
@@ -236,6 +248,7 @@ pub fn client_response(
     framing: ClientFraming,
     keep_alive: bool,
     own_cookie: &str,
+    reprefix: &Reprefix<'_>,
     out: &mut Vec<u8>,
 ) -> bool {
     let conn_tokens = header_tokens(&res.headers, "connection");
@@ -252,7 +265,7 @@ pub fn client_response(
             dropped = true;
             continue;
         }
-        push_header(out, h.name_bytes(), h.value());
+        push_response_header(out, h, reprefix);
     }
     match framing {
         ClientFraming::Length(n) => {
@@ -271,7 +284,12 @@ pub fn client_response(
 /// Writes the `101 Switching Protocols` head for the client: the upstream's end-to-end
 /// headers (e.g. `Sec-WebSocket-Accept`) plus its `Upgrade` and `Connection: upgrade`.
 /// Returns whether a `Set-Cookie` for `own_cookie` was dropped.
-pub fn client_switching(res: &ResponseHead, own_cookie: &str, out: &mut Vec<u8>) -> bool {
+pub fn client_switching(
+    res: &ResponseHead,
+    own_cookie: &str,
+    reprefix: &Reprefix<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
     let conn_tokens = header_tokens(&res.headers, "connection");
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
     let mut dropped = false;
@@ -283,7 +301,7 @@ pub fn client_switching(res: &ResponseHead, own_cookie: &str, out: &mut Vec<u8>)
             dropped = true;
             continue;
         }
-        push_header(out, h.name_bytes(), h.value());
+        push_response_header(out, h, reprefix);
     }
     out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
     dropped
@@ -310,6 +328,11 @@ mod tests {
     use crate::http::head::parse_request;
 
     const OWN: &str = "wakeproxy_session";
+    const NONE: &Reprefix<'static> = &Reprefix {
+        redirects: None,
+        cookie_paths: None,
+        client_host: None,
+    };
 
     fn info<'a>(trusted: bool, prefix: Option<&'a str>, token: Option<&'a str>) -> ForwardInfo<'a> {
         ForwardInfo {
@@ -323,6 +346,7 @@ mod tests {
             allow_underscores: false,
             upstream_authority: "127.0.0.1:9000",
             upgrade: None,
+            reprefix: Reprefix::default(),
         }
     }
 
@@ -436,13 +460,14 @@ mod tests {
             ClientFraming::Length(0),
             true,
             OWN,
+            NONE,
             &mut out
         ));
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("Set-Cookie: app=1\r\n"), "{s}");
         assert!(!s.to_ascii_lowercase().contains("wakeproxy_session"), "{s}");
         let mut out = Vec::new();
-        assert!(client_switching(&r, OWN, &mut out));
+        assert!(client_switching(&r, OWN, NONE, &mut out));
         let (_, plain) =
             crate::http::head::parse_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\n\r\n")
                 .unwrap()
@@ -452,6 +477,7 @@ mod tests {
             ClientFraming::NoBody,
             true,
             OWN,
+            NONE,
             &mut Vec::new()
         ));
     }
@@ -498,7 +524,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
         );
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::Length(10), true, OWN, &mut out);
+        client_response(&r, ClientFraming::Length(10), true, OWN, NONE, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert_eq!(
             s,
@@ -511,7 +537,7 @@ mod tests {
     fn head_and_304_keep_their_length() {
         let r = res("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: x\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::NoBody, true, OWN, &mut out);
+        client_response(&r, ClientFraming::NoBody, true, OWN, NONE, &mut out);
         assert!(
             String::from_utf8(out)
                 .unwrap()
@@ -519,7 +545,7 @@ mod tests {
         );
         let r = res("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::NoBody, true, OWN, &mut out);
+        client_response(&r, ClientFraming::NoBody, true, OWN, NONE, &mut out);
         assert!(!String::from_utf8(out).unwrap().contains("Content-Length"));
     }
 
@@ -547,7 +573,7 @@ mod tests {
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
         );
         let mut out = Vec::new();
-        client_switching(&r, OWN, &mut out);
+        client_switching(&r, OWN, NONE, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nConnection: upgrade\r\n\r\n"
@@ -563,7 +589,7 @@ mod tests {
         );
         let r = res("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         let mut out = Vec::new();
-        client_response(&r, ClientFraming::Close, true, OWN, &mut out);
+        client_response(&r, ClientFraming::Close, true, OWN, NONE, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("Connection: close") && !s.contains("Transfer-Encoding"));
     }

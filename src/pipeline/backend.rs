@@ -10,7 +10,8 @@ use crate::base::load::Cut;
 use crate::config::{Backend, ServiceAuth};
 use crate::endpoints::login::{COOKIE, is_page_load};
 use crate::endpoints::waiting::{self, Waiting};
-use crate::http::head::{has_token, wants_keep_alive};
+use crate::http::head::{has_token, header, wants_keep_alive};
+use crate::http::reprefix::Reprefix;
 use crate::http::rewrite::{ForwardInfo, requested_upgrade};
 use crate::http::target::upstream_target;
 use crate::http::{BufStream, Problem, Reply};
@@ -154,11 +155,14 @@ fn forward_info<'a>(
 ) -> ForwardInfo<'a> {
     let svc = &routed.route.service;
     let peer = conn.peer.ip();
+    let trusted = g.global.trusted_proxies.iter().any(|n| n.contains(peer));
+    let stripped_prefix = (svc.strip_prefix && routed.prefix != "/").then_some(routed.prefix);
+    let redirects = stripped_prefix.filter(|_| svc.rewrite_redirects);
     ForwardInfo {
         peer,
-        trusted: g.global.trusted_proxies.iter().any(|n| n.contains(peer)),
+        trusted,
         proto: if conn.tls { "https" } else { "http" },
-        stripped_prefix: (svc.strip_prefix && routed.prefix != "/").then_some(routed.prefix),
+        stripped_prefix,
         auth_token: svc.auth_token.as_deref(),
         pass_authorization: match svc.auth {
             ServiceAuth::Public => own_authorization(&req.head.headers, &g.global.bearer_token),
@@ -168,7 +172,26 @@ fn forward_info<'a>(
         allow_underscores: svc.allow_underscores_in_headers,
         upstream_authority: req.target.authority.unwrap_or(addr),
         upgrade: requested_upgrade(req.head),
+        reprefix: Reprefix {
+            redirects,
+            cookie_paths: stripped_prefix.filter(|_| svc.rewrite_cookie_paths),
+            // Only looked for when a redirect may need it.
+            client_host: redirects.and_then(|_| client_host(req, trusted)),
+        },
     }
+}
+
+/// The authority the client addressed, as the backend is told it (`X-Forwarded-Host`): a
+/// trusted front proxy's `X-Forwarded-Host` (its first entry, the original client's), else
+/// the request's `Host`, else the authority of an absolute-form target (HTTP/1.0 without Host).
+fn client_host<'a>(req: &'a Framed<'_>, trusted: bool) -> Option<&'a [u8]> {
+    let headers = &req.head.headers;
+    let forwarded = header(headers, "x-forwarded-host").filter(|_| trusted);
+    let first = forwarded.and_then(|h| h.value().split(|&b| b == b',').next());
+    first
+        .or_else(|| header(headers, "host").map(|h| h.value()))
+        .or_else(|| req.target.authority.map(str::as_bytes))
+        .map(<[u8]>::trim_ascii)
 }
 
 /// What a forward's result means for the end of the request.
@@ -190,5 +213,38 @@ fn ended(x: &mut Exchange<'_>, result: Result<forward::Outcome, Failure>) -> End
             }
             Ended::Aborted { status, reason }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::BodyKind;
+    use crate::http::head::parse_request;
+    use crate::http::target::split_target;
+
+    /// The client host `client_host` finds in `raw`, from a trusted peer or not.
+    fn host_of(raw: &str, trusted: bool) -> Option<String> {
+        let head = parse_request(raw.as_bytes()).unwrap().unwrap().1;
+        let target = split_target(&head.target).unwrap();
+        let framed = Framed {
+            head: &head,
+            target,
+            body: BodyKind::Empty,
+        };
+        client_host(&framed, trusted).map(|h| String::from_utf8(h.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn the_client_host_is_the_one_the_backend_is_told() {
+        let plain = "GET /app/x HTTP/1.1\r\nHost: Example.com:8080\r\n\r\n";
+        assert_eq!(host_of(plain, false).as_deref(), Some("Example.com:8080"));
+        let fronted = "GET /app/x HTTP/1.1\r\nHost: wakeproxy:80\r\n\
+                       X-Forwarded-Host: public.example, inner.example\r\n\r\n";
+        assert_eq!(host_of(fronted, true).as_deref(), Some("public.example"));
+        assert_eq!(host_of(fronted, false).as_deref(), Some("wakeproxy:80"));
+        let absolute = "GET http://abs.example:81/app/x HTTP/1.0\r\n\r\n";
+        assert_eq!(host_of(absolute, false).as_deref(), Some("abs.example:81"));
+        assert_eq!(host_of("GET /app/x HTTP/1.0\r\n\r\n", false), None);
     }
 }

@@ -156,8 +156,9 @@ fn read_response_head<C: Socket>(
                 }
                 if head.status != 100 && client_minor >= 1 {
                     let mut out = Vec::new();
-                    let own = req.info.own_cookie;
-                    if rewrite::client_response(&head, ClientFraming::NoBody, true, own, &mut out) {
+                    let (own, rp) = (req.info.own_cookie, &req.info.reprefix);
+                    let framing = ClientFraming::NoBody;
+                    if rewrite::client_response(&head, framing, true, own, rp, &mut out) {
                         (req.on_own_cookie)();
                     }
                     client.write_all(&out).map_err(HeadFailure::Io)?;
@@ -340,7 +341,8 @@ fn relay_response<C: Socket>(
     })?;
     let framing = rewrite::client_framing(kind, req.head.minor);
     let keep = req.client_keep_alive && framing != ClientFraming::Close;
-    if rewrite::client_response(res, framing, keep, req.info.own_cookie, &mut head) {
+    let (own, rp) = (req.info.own_cookie, &req.info.reprefix);
+    if rewrite::client_response(res, framing, keep, own, rp, &mut head) {
         (req.on_own_cookie)();
     }
     let abort = |reason: String| Failure::Abort {
@@ -395,7 +397,7 @@ fn switch_protocols<C: Socket>(
         ));
     }
     let mut head = Vec::with_capacity(512);
-    if rewrite::client_switching(res, req.info.own_cookie, &mut head) {
+    if rewrite::client_switching(res, req.info.own_cookie, &req.info.reprefix, &mut head) {
         (req.on_own_cookie)();
     }
     client.write_all(&head).map_err(|e| Failure::Abort {

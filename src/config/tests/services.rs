@@ -410,3 +410,66 @@ fn a_host_and_path_pair_is_unique_and_bad_hosts_say_why() {
         "or give a host",
     );
 }
+
+/// A container service under `/app` on lines 4-6, then `extra` from line 7 on.
+fn under_app(extra: &str) -> String {
+    with_services(&format!(
+        "  - name: app\n    path: /app\n    image: app:latest\n{extra}"
+    ))
+}
+
+#[test]
+fn prefix_rewrites_are_on_exactly_when_a_prefix_is_stripped() {
+    let rules = |text: &str| {
+        let s = &ok(text).services[0];
+        (s.rewrite_redirects, s.rewrite_cookie_paths)
+    };
+    assert_eq!(rules(&under_app("")), (true, true));
+    assert_eq!(
+        rules(&up("").replace("path: /", "path: /api/v1")),
+        (true, true)
+    );
+    // Nothing stripped: nothing to put back.
+    assert_eq!(rules(&svc("")), (false, false));
+    assert_eq!(
+        rules(&under_app("    strip_prefix: false\n")),
+        (false, false)
+    );
+    // Turned off one by one, or said outright.
+    assert_eq!(
+        rules(&under_app("    rewrite_redirects: false\n")),
+        (false, true)
+    );
+    assert_eq!(
+        rules(&under_app("    rewrite_cookie_paths: false\n")),
+        (true, false)
+    );
+    let both = "    rewrite_redirects: true\n    rewrite_cookie_paths: true\n";
+    assert_eq!(rules(&under_app(both)), (true, true));
+    // False where nothing is stripped says what happens anyway.
+    let off = "    rewrite_redirects: false\n    rewrite_cookie_paths: false\n";
+    assert_eq!(rules(&svc(off)), (false, false));
+    let kept = format!("    strip_prefix: false\n{off}");
+    assert_eq!(rules(&under_app(&kept)), (false, false));
+    let env = |n: &str| (n == "REWRITE").then(|| "false".to_string());
+    let s = &ok_env(&under_app("    rewrite_redirects: ${REWRITE}\n"), &env).services[0];
+    assert!(!s.rewrite_redirects && s.rewrite_cookie_paths);
+}
+
+#[test]
+fn prefix_rewrites_refuse_what_they_cannot_do() {
+    #[rustfmt::skip]
+    let cases: Vec<(String, &str, usize, &str)> = vec![
+        (under_app("    rewrite_redirects: 1\n"), "services[0].rewrite_redirects", 7, "expected true or false, found an integer 1"),
+        (under_app("    rewrite_cookie_paths: \"on\"\n"), "services[0].rewrite_cookie_paths", 7, "expected true or false"),
+        (under_app("    rewrite_redirects: [true]\n"), "services[0].rewrite_redirects", 7, "found a list"),
+        (svc("    rewrite_redirects: true\n"), "services[0].rewrite_redirects", 7, "true has no effect: nothing is stripped from this service's requests (the path is \"/\")"),
+        (svc("    rewrite_cookie_paths: true\n"), "services[0].rewrite_cookie_paths", 7, "(the path is \"/\"), so there is no prefix to put back"),
+        (under_app("    strip_prefix: false\n    rewrite_redirects: true\n"), "services[0].rewrite_redirects", 8, "(strip_prefix is false)"),
+        (under_app("    rewrite_cookie_paths: true\n    strip_prefix: false\n"), "services[0].rewrite_cookie_paths", 7, "leave it out or set it to false"),
+        (up("    rewrite_redirects: true\n"), "services[0].rewrite_redirects", 7, "true has no effect"),
+    ];
+    for (text, field, line, fragment) in cases {
+        expect_one(&text, field, Some(line), fragment);
+    }
+}
