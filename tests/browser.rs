@@ -1,6 +1,8 @@
-//! Browser access with a real browser: a headless Chromium (Debian's
-//! `chromium` package) logs in through the form, loads a page through wakeproxy and opens a
-//! WebSocket from it, the session cookie being its only credential.
+//! Browser access with a real browser: a headless Chromium (Debian's `chromium` package) opens
+//! a protected page, is sent to the login form, logs in and comes back to the page, opens a
+//! WebSocket from it, the session cookie being its only credential; and, with containers on
+//! the real Docker daemon, sees the waiting page while a slow container starts and then the
+//! app without reloading, and the reason of a start that fails.
 //!
 //! `tests/py/browser_check.py` drives Chromium over the DevTools protocol and prints its findings
 //! as JSON. Chromium only ever talks to 127.0.0.1 (the script lists the flags that make sure and
@@ -19,7 +21,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use support::*;
 
 /// The script has its own deadlines (60 s overall); this one only guards against a hang.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(200);
 
 const INSTALL_HINT: &str = "chromium not found: apt-get install chromium";
 
@@ -30,14 +32,15 @@ struct Outcome {
     stderr: String,
 }
 
-/// Runs `browser_check.py PROXY_URL TOKEN` with a deadline; on timeout it gets SIGTERM (so it
-/// removes Chromium and its profile), then SIGKILL.
-fn browser_check(proxy_url: &str) -> Outcome {
+/// Runs `browser_check.py PROXY_URL TOKEN [EXTRA...]` with a deadline; on timeout it gets
+/// SIGTERM (so it removes Chromium and its profile), then SIGKILL.
+fn browser_check(proxy_url: &str, extra: &[&str]) -> Outcome {
     let script = format!("{}/tests/py/browser_check.py", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
         .arg(&script)
         .arg(proxy_url)
         .arg(TOKEN)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,7 +104,7 @@ fn headless_chromium_logs_in_loads_a_page_and_opens_a_websocket() {
         "  - name: app\n    path: /app\n    upstream: {}\n",
         b.addr
     )));
-    let r = browser_check(&p.url(""));
+    let r = browser_check(&p.url(""), &[]);
     let v = &r.json;
     if v["error"] == INSTALL_HINT {
         panic!("{INSTALL_HINT}");
@@ -120,7 +123,15 @@ fn headless_chromium_logs_in_loads_a_page_and_opens_a_websocket() {
         report()
     );
 
-    // The form, and a wrong token that gets the form again without a cookie.
+    // The protected page sends the browser to the form, and a wrong token gets the form
+    // again without a cookie.
+    assert_eq!(v["form"]["redirect_status"], 303, "{}", report());
+    assert_eq!(
+        v["form"]["redirect_to"],
+        "/proxy/login?next=/app/wspage",
+        "{}",
+        report()
+    );
     assert_eq!(v["form"]["status"], 200, "{}", report());
     assert_eq!(v["form"]["next"], "/app/wspage", "{}", report());
     assert_eq!(v["wrong_token"]["status"], 401, "{}", report());
@@ -161,4 +172,90 @@ fn headless_chromium_logs_in_loads_a_page_and_opens_a_websocket() {
         report()
     );
     assert_eq!(v["temp_dir_removed"], true, "{}", report());
+}
+
+#[test]
+fn headless_chromium_waits_on_the_waiting_page_then_sees_the_app() {
+    use support::docker::*;
+    let mut g = DockerGuard::new("browser");
+    let (slow, broken) = (g.name("slow"), g.name("broken"));
+    let b = Backend::start("b");
+    let global = format!(
+        "  connect_mode: host_port\n  docker_network: ''\n  instance: {}\n",
+        g.instance
+    );
+    let services = format!(
+        "  - name: app\n    path: /app\n    upstream: {}\n\
+         \x20 - name: {slow}\n    path: /slow\n    image: {IMAGE}\n    start_timeout: 60\n    environment:\n      STARTUP_DELAY_MS: 6000\n      NAME: slow-app\n\
+         \x20 - name: {broken}\n    path: /broken\n    image: {IMAGE}\n    start_timeout: 60\n    environment:\n      EXIT_AT_START: 3\n",
+        b.addr
+    );
+    let p = TestProxy::start(&config_with(&global, &services));
+    let shot = format!("{}/waiting-page.png", env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::remove_file(&shot);
+    let r = browser_check(
+        &p.url(""),
+        &[
+            "--slow",
+            "/slow/",
+            "--failing",
+            "/broken/",
+            "--screenshot",
+            &shot,
+        ],
+    );
+    let v = &r.json;
+    if v["error"] == INSTALL_HINT {
+        panic!("{INSTALL_HINT}");
+    }
+    let report = || {
+        format!(
+            "{}\nstderr: {}\nproxy log:\n{}",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| r.stdout.clone()),
+            r.stderr,
+            p.proc.log()
+        )
+    };
+    assert!(
+        r.success && v["ok"] == true,
+        "the browser check failed: {}",
+        report()
+    );
+    let w = &v["waiting"];
+    // The waiting page first: 200, never cached, naming the service and its stage.
+    assert_eq!(w["status"], 200, "{}", report());
+    assert_eq!(w["cache_control"], "no-store", "{}", report());
+    assert_eq!(w["title"], format!("Starting {slow}"), "{}", report());
+    let stages = ["creating the container", "starting", "waiting for health"];
+    assert!(
+        stages.contains(&w["stage"].as_str().unwrap_or_default()),
+        "{}",
+        report()
+    );
+    assert!(
+        w["screenshot_bytes"].as_u64().unwrap_or(0) > 1000,
+        "{}",
+        report()
+    );
+    println!("the waiting page as Chromium showed it: {shot}");
+    // Then the app, at the same URL, reached by the page itself: two documents, no more.
+    assert_eq!(w["app"]["name"], "slow-app", "{}", report());
+    assert_eq!(w["app"]["target"], "/", "{}", report());
+    assert_eq!(w["location"], "/slow/", "{}", report());
+    assert_eq!(
+        w["documents"],
+        serde_json::json!([200, 200]),
+        "{}",
+        report()
+    );
+    // A start that fails shows its reason: the exit code and the container's last words.
+    let f = &v["failing"];
+    let error = f["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("3") && error.contains("exiting at start with code 3"),
+        "{}",
+        report()
+    );
+    assert_eq!(f["stage"], "failed", "{}", report());
+    assert_eq!(f["location"], "/broken/", "{}", report());
 }

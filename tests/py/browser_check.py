@@ -2,17 +2,23 @@
 """Browser access through wakeproxy with a real browser: headless Chromium (Debian's `chromium`
 package) driven over the Chrome DevTools Protocol with the `websockets` package.
 
-Usage: browser_check.py PROXY_URL TOKEN
+Usage: browser_check.py PROXY_URL TOKEN [--slow PATH] [--failing PATH] [--screenshot FILE]
 
 PROXY_URL is `http://127.0.0.1:PORT` of a wakeproxy with a service at `/app` whose backend is
 `wakeproxy-testbackend` (for its `/wspage` and `/ws` endpoints). The browser:
 
-  1. opens /proxy/login?next=/app/wspage and finds the form (#token, hidden next, #submit);
+  1. opens /app/wspage without a session, is sent (303) to /proxy/login?next=/app/wspage and
+     finds the form (#token, hidden next, #submit);
   2. submits a wrong token: the form comes back with 401 and no cookie is set;
   3. submits the right token: 303 to /app/wspage, with an HttpOnly wakeproxy_session cookie;
   4. the page opens a WebSocket to /app/ws through the proxy (the cookie is its only credential),
      sends `hello from browser` and puts the echo in its title: `WS:hello from browser`;
-  5. a fetch() from the page reaches the backend without the wakeproxy_session cookie.
+  5. a fetch() from the page reaches the backend without the wakeproxy_session cookie;
+  6. with --slow PATH: opens PATH, a service whose container starts slowly, sees the waiting page
+     (saved as a PNG with --screenshot FILE) and ends on the app's page (its echo JSON) without
+     anybody reloading;
+  7. with --failing PATH: opens PATH, a service whose container exits at start, and finds the
+     reason on the page.
 
 Prints one JSON object on stdout and exits 0 when every check passed, 1 when one failed, 2 when
 the check could not run (no Chromium, bad arguments). Chromium and its temporary profile are
@@ -26,6 +32,7 @@ Any such request fails the check (`stray_requests`): it means a new Chromium fou
 that needs a flag.
 """
 import asyncio
+import base64
 import ctypes
 import json
 import os
@@ -55,7 +62,9 @@ NAMES = ["chromium", "chromium-browser"]
 NEXT = "/app/wspage"
 WANT_TITLE = "WS:hello from browser"
 STEP_TIMEOUT = 15.0
-TOTAL_TIMEOUT = 60.0
+# A cold start of a slow container, or its failure, may take longer than a step.
+WAIT_TIMEOUT = 60.0
+TOTAL_TIMEOUT = 150.0
 
 
 def chromium_flags(profile, trap_port, dead_port):
@@ -273,7 +282,7 @@ def session_cookies(cookies):
     return [c for c in cookies if c.get("name") == "wakeproxy_session"]
 
 
-async def check(base, token, devtools_port, browser_path, result):
+async def check(base, token, devtools_port, browser_path, result, waits):
     async with connect(
         f"ws://127.0.0.1:{devtools_port}{browser_path}", max_size=None, open_timeout=STEP_TIMEOUT, **NO_PROXY
     ) as bws:
@@ -295,9 +304,17 @@ async def check(base, token, devtools_port, browser_path, result):
         for domain in ("Page", "Network", "Runtime"):
             await cdp.call(f"{domain}.enable")
 
-        # 1. The login form.
+        # 1. The protected page, without a session: 303 to the login form, which knows where
+        # to come back to.
         start = len(cdp.events)
-        await cdp.navigate(f"{base}/proxy/login?next={quote(NEXT, safe='')}")
+        await cdp.navigate(f"{base}{NEXT}")
+        sent_on = await cdp.wait_event(
+            f"the redirect from {NEXT}",
+            lambda e: e.get("method") == "Network.requestWillBeSent"
+            and e["params"].get("redirectResponse") is not None
+            and urlsplit(e["params"]["redirectResponse"]["url"]).path == NEXT,
+            start,
+        )
         resp = await cdp.document_response(start, "/proxy/login")
         await cdp.load_fired(start)
         form = await cdp.eval(
@@ -308,7 +325,12 @@ async def check(base, token, devtools_port, browser_path, result):
                                  submit: !!document.querySelector('#submit'),
                                  next: n && n.value, title: document.title }; })()"""
         )
-        result["form"] = {"status": resp["params"]["response"]["status"], **form}
+        result["form"] = {
+            "status": resp["params"]["response"]["status"],
+            "redirect_status": sent_on["params"]["redirectResponse"]["status"],
+            "redirect_to": sent_on["params"]["request"]["url"].removeprefix(base),
+            **form,
+        }
         if result["form"]["status"] != 200 or not (form["token"] and form["submit"]):
             raise Failed(f"no login form: {result['form']}")
         if form["method"] != "post" or form["action"] != "/proxy/login" or form["next"] != NEXT:
@@ -420,7 +442,75 @@ async def check(base, token, devtools_port, browser_path, result):
         f = result["fetch"]
         if f["status"] != 200 or not f["reached_backend"] or f["session_cookie_forwarded"]:
             raise Failed(f"a fetch from the page went wrong: {f} {echo['body'][:500]}")
+        if waits.get("slow"):
+            await waiting_page(cdp, base, waits, result)
+        if waits.get("failing"):
+            await failing_start(cdp, base, waits, result)
         await cdp.close()
+
+
+STAGE = "(document.getElementById('wakeproxy-stage') || {}).textContent || null"
+ERROR = "(document.getElementById('wakeproxy-error') || {}).textContent || ''"
+
+
+async def screenshot(cdp, path):
+    shot = await cdp.call("Page.captureScreenshot", {"format": "png"})
+    with open(path, "wb") as fh:
+        fh.write(base64.b64decode(shot["data"]))
+    return os.path.getsize(path)
+
+
+async def waiting_page(cdp, base, waits, result):
+    """6. A service that starts slowly: the waiting page, then the app, with no reload asked."""
+    path = waits["slow"]
+    start = len(cdp.events)
+    await cdp.navigate(base + path)
+    resp = await cdp.document_response(start, path)
+    await cdp.load_fired(start)
+    stage = await cdp.poll("the waiting page's stage", STAGE, lambda v: bool(v))
+    title = await cdp.eval("document.title")
+    shot = waits.get("screenshot")
+    size = await screenshot(cdp, shot) if shot else None
+    # The page polls and reloads itself; the app's answer is the echo JSON.
+    app = await cdp.poll(
+        "the app's page after the wait",
+        f"({STAGE}) === null && document.body.innerText.includes('\"target\"') ? document.body.innerText : null",
+        lambda v: bool(v),
+        timeout=WAIT_TIMEOUT,
+    )
+    documents = [
+        e["params"]["response"]["status"]
+        for e in cdp.events[start:]
+        if e.get("method") == "Network.responseReceived"
+        and e["params"].get("type") == "Document"
+        and urlsplit(e["params"]["response"]["url"]).path == path
+    ]
+    result["waiting"] = {
+        "status": resp["params"]["response"]["status"],
+        "cache_control": {k.lower(): v for k, v in resp["params"]["response"]["headers"].items()}.get("cache-control"),
+        "title": title,
+        "stage": stage,
+        "screenshot_bytes": size,
+        "documents": documents,
+        "app": json.loads(app) if app.strip().startswith("{") else app[:300],
+        "location": await cdp.eval("location.pathname"),
+    }
+
+
+async def failing_start(cdp, base, waits, result):
+    """7. A service whose start fails: the page shows why."""
+    path = waits["failing"]
+    start = len(cdp.events)
+    await cdp.navigate(base + path)
+    resp = await cdp.document_response(start, path)
+    await cdp.load_fired(start)
+    error = await cdp.poll("the failure on the page", ERROR, lambda v: bool(v), timeout=WAIT_TIMEOUT)
+    result["failing"] = {
+        "first_status": resp["params"]["response"]["status"],
+        "error": error,
+        "stage": await cdp.eval(STAGE),
+        "location": await cdp.eval("location.pathname"),
+    }
 
 
 def profile_processes(profile):
@@ -495,10 +585,15 @@ def main():
         print(json.dumps(result), flush=True)
         sys.exit(code)
 
-    if len(sys.argv) != 3:
-        result["error"] = "usage: browser_check.py PROXY_URL TOKEN"
+    args = sys.argv[1:]
+    waits = {}
+    while len(args) > 2 and args[-2] in ("--slow", "--failing", "--screenshot"):
+        waits[args[-2][2:]] = args[-1]
+        args = args[:-2]
+    if len(args) != 2:
+        result["error"] = "usage: browser_check.py PROXY_URL TOKEN [--slow PATH] [--failing PATH] [--screenshot FILE]"
         finish(2)
-    base, token = sys.argv[1].rstrip("/"), sys.argv[2]
+    base, token = args[0].rstrip("/"), args[1]
     u = urlsplit(base)
     if u.scheme != "http" or u.hostname != "127.0.0.1" or u.path:
         result["error"] = f"PROXY_URL must be http://127.0.0.1:PORT, got {base!r}"
@@ -572,7 +667,7 @@ def main():
             time.sleep(0.05)
 
         async def run():
-            await asyncio.wait_for(check(base, token, port, browser_path, result), TOTAL_TIMEOUT)
+            await asyncio.wait_for(check(base, token, port, browser_path, result, waits), TOTAL_TIMEOUT)
 
         try:
             asyncio.run(run())
