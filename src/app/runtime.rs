@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::docker::{Docker, DockerError, Swarm};
-use crate::lifecycle::engine::{DockerEngine, SwarmEngine};
+use crate::lifecycle::engine::{DockerEngine, ExistingEngine, SwarmEngine};
 use crate::lifecycle::pulls::Pulls;
 use crate::lifecycle::{Lifecycle, follow_events};
 use crate::pipeline::Proxy;
@@ -52,7 +52,12 @@ pub(super) fn start_lifecycle(
         registry_auth_file: config.global.registry_auth_file.clone(),
     });
     let swarm = Arc::new(SwarmEngine::new(docker.clone()));
-    let lifecycle = Lifecycle::with_engines(config, containers, swarm, &|n| proxy.activity(n));
+    let existing = Arc::new(ExistingEngine {
+        docker: docker.clone(),
+    });
+    let lifecycle = Lifecycle::with_engines(config, containers, swarm, Some(existing), &|n| {
+        proxy.activity(n)
+    });
     if first {
         match docker.negotiate() {
             Ok(v) => log::info!("Docker daemon at {} (API {v})", docker.socket().display()),

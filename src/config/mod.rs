@@ -21,6 +21,7 @@ pub use model::*;
 mod compose;
 mod compose_values;
 mod envfile;
+mod existing;
 mod expand;
 mod formats;
 mod global;

@@ -300,6 +300,35 @@ pub struct ContainerSpec {
     /// The Compose-style settings (`command`, `user`, `labels`, ...); all unset by default.
     /// Boxed: they are large and most services set none.
     pub run: Box<RunSettings>,
+    /// `Some` when the service is a container wakeproxy did not create (`container:` or
+    /// `compose_project:`): started and stopped, never created, removed or recreated. Then
+    /// `image` is empty and only `internal_port` of the settings above means anything.
+    pub existing: Option<Existing>,
+    /// Containers started before this one (each waited on until ready) and stopped after the
+    /// last service that needs them, in dependency order (transitively, through services
+    /// that are dependencies themselves).
+    pub depends_on: Vec<Existing>,
+}
+
+/// A container wakeproxy did not create, found by name or by compose's labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Existing {
+    /// `container: NAME`.
+    Named(String),
+    /// The container of compose service `service` in project `project`
+    /// (`com.docker.compose.project` and `com.docker.compose.service`).
+    Compose { project: String, service: String },
+}
+
+impl std::fmt::Display for Existing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Existing::Named(n) => write!(f, "container {n}"),
+            Existing::Compose { project, service } => {
+                write!(f, "compose service {service} of project {project}")
+            }
+        }
+    }
 }
 
 /// Compose-style settings of a managed container. Each is unset (`None`, empty, false) unless

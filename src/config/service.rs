@@ -18,7 +18,7 @@ use super::{
     Backend, ContainerSpec, EndpointMode, Global, HostPattern, Pull, PullPolicy, RunMode, Service,
     ServiceAuth, SwarmSettings, Volume,
 };
-use super::{loading, pull, secret};
+use super::{existing, loading, pull, secret};
 
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
@@ -102,16 +102,29 @@ pub(super) fn service(
         );
         return None;
     };
-    let allowed: Vec<&str> = SERVICE_KEYS.iter().chain(COMPOSE_KEYS).copied().collect();
+    let allowed: Vec<&str> = SERVICE_KEYS
+        .iter()
+        .chain(COMPOSE_KEYS)
+        .chain(existing::EXISTING_KEYS)
+        .copied()
+        .collect();
     ctx.check_keys(map, path, &allowed);
 
     let name = name(ctx, map, path);
     let host = host(ctx, map, path);
     let route = route(ctx, map, path, host.is_some());
-    let backend = backend(ctx, map, path, global);
+    let mut backend = match existing::backend(ctx, map, path, name.as_deref(), COMPOSE_KEYS) {
+        Some(b) => b,
+        None => backend(ctx, map, path, global),
+    };
+    let depends_on = existing::depends_on(ctx, map, path, &backend);
+    if let Backend::Container(c) = &mut backend {
+        c.depends_on = depends_on;
+    }
     let name = name.filter(|n| {
         let usage = match &backend {
             Backend::Upstream(_) => NameUse::Upstream,
+            Backend::Container(c) if c.existing.is_some() => NameUse::Upstream,
             Backend::Container(c) if c.swarm.is_some() => NameUse::Swarm,
             Backend::Container(_) => NameUse::Container,
         };
@@ -308,8 +321,9 @@ fn backend(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, global: &Global) -> B
             ctx.issue_at(
                 &key("image"),
                 path,
-                "missing: a service needs an image (a container to manage) \
-                 or an upstream (host:port)",
+                "missing: a service needs an image (a container to manage), an upstream \
+                 (host:port), a container (an existing one to start and stop) or a \
+                 compose_project",
             );
             Backend::Upstream(String::new())
         }
@@ -429,6 +443,8 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
             timeout: pull::DEFAULT_PULL_TIMEOUT,
         },
         run: Box::new(run),
+        existing: None,
+        depends_on: Vec::new(),
     }
 }
 

@@ -13,7 +13,10 @@ pub fn services_table(config: &Config) -> String {
     let mut rows: Vec<[String; 8]> = vec![HEADER.map(String::from)];
     for s in &config.services {
         let (kind, target, port) = match &s.backend {
-            Backend::Container(c) => ("container", c.image.clone(), c.internal_port.to_string()),
+            Backend::Container(c) => match &c.existing {
+                Some(e) => ("existing", e.to_string(), c.internal_port.to_string()),
+                None => ("container", c.image.clone(), c.internal_port.to_string()),
+            },
             Backend::Upstream(u) => ("upstream", u.clone(), "-".to_string()),
         };
         let idle = match s.idle_timeout.as_secs() {

@@ -58,7 +58,10 @@ fn services(ctx: &mut Ctx, value: Option<&Value>, global: &super::Global) -> Vec
         })
         .collect();
     check_unique(ctx, &read);
-    read.into_iter().map(|(_, r)| r.service).collect()
+    let (paths, mut services): (Vec<FieldPath>, Vec<super::Service>) =
+        read.into_iter().map(|(p, r)| (p, r.service)).unzip();
+    super::existing::resolve(ctx, &mut services, &paths);
+    services
 }
 
 /// Names, host and path pairs, and fixed host ports must differ between services; the later one is flagged.

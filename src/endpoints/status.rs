@@ -70,8 +70,11 @@ fn connections(l: &LoadSnapshot) -> Value {
 fn service(v: &ServiceView<'_>) -> Value {
     let s = v.service;
     let (kind, target, status) = match &s.backend {
-        Backend::Container(c) => ("container", c.image.as_str(), "unknown"),
-        Backend::Upstream(a) => ("upstream", a.as_str(), "external"),
+        Backend::Container(c) => match &c.existing {
+            Some(e) => ("existing", e.to_string(), "unknown"),
+            None => ("container", c.image.clone(), "unknown"),
+        },
+        Backend::Upstream(a) => ("upstream", a.clone(), "external"),
     };
     let mut obj = Map::new();
     obj.insert("name".into(), json!(s.name));
@@ -108,6 +111,14 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
     obj.insert("last_start_ms".into(), json!(last_start));
     obj.insert("last_error".into(), json!(r.last_error));
     obj.insert("waiting".into(), json!(r.waiting));
+    if !r.dependencies.is_empty() {
+        let deps: Vec<Value> = r
+            .dependencies
+            .iter()
+            .map(|(d, by)| json!({"container": d, "held_by": by}))
+            .collect();
+        obj.insert("depends_on".into(), Value::Array(deps));
+    }
     if let Some((stage, for_)) = r.stage {
         obj.insert("stage".into(), json!(stage));
         obj.insert("starting_ms".into(), json!(for_.as_millis() as u64));
@@ -168,6 +179,7 @@ mod tests {
             pull_policy: "missing",
             stage: None,
             failure: None,
+            dependencies: Vec::new(),
         }
     }
 

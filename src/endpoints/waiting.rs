@@ -287,6 +287,7 @@ mod tests {
             pull_policy: "missing",
             stage: None,
             failure: None,
+            dependencies: Vec::new(),
         }
     }
 

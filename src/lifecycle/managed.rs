@@ -13,6 +13,7 @@ use crate::config::{ConnectMode, Global, PullPolicy, Service};
 
 use super::activity::Activity;
 use super::engine::{Engine, EngineKind};
+use super::groups::Groups;
 use super::spec::ManagedSpec;
 use super::state::{Phase, State, Step};
 use super::{MAX_WAITERS, NotReady, Report, StartFigures, Wake};
@@ -37,6 +38,15 @@ pub(crate) struct Managed {
     failures: AtomicU64,
     /// Shared with the lifecycle: set while the Docker daemon cannot be reached.
     daemon_down: Arc<AtomicBool>,
+    /// Shared with the lifecycle's other services: who holds which dependency up.
+    pub(super) groups: Arc<Groups>,
+}
+
+/// What the services of one lifecycle share.
+pub(crate) struct Shared {
+    /// Set while the Docker daemon cannot be reached.
+    pub daemon_down: Arc<AtomicBool>,
+    pub groups: Arc<Groups>,
 }
 
 impl Managed {
@@ -45,7 +55,7 @@ impl Managed {
         g: &Global,
         engine: Arc<dyn Engine>,
         activity: Arc<Activity>,
-        daemon_down: Arc<AtomicBool>,
+        shared: Shared,
     ) -> Arc<Managed> {
         let container = s.container().expect("an on-demand service").clone();
         Arc::new_cyclic(|me| Managed {
@@ -66,7 +76,8 @@ impl Managed {
             activity,
             cold_starts: Histogram::new(START_BUCKETS),
             failures: AtomicU64::new(0),
-            daemon_down,
+            daemon_down: shared.daemon_down,
+            groups: shared.groups,
         })
     }
 
@@ -256,6 +267,13 @@ impl Wake for Managed {
                 _ => None,
             },
             failure: st.latest_failure().map(str::to_string),
+            dependencies: self
+                .spec
+                .container
+                .depends_on
+                .iter()
+                .map(|d| (d.to_string(), self.groups.holders(d)))
+                .collect(),
         }
     }
 

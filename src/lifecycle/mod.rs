@@ -10,6 +10,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod engine;
+pub(crate) mod groups;
 pub(crate) mod probe;
 pub(crate) mod pulls;
 pub(crate) mod spec;
@@ -34,9 +35,11 @@ use crate::config::Config;
 use crate::docker::PullFigures;
 
 pub(crate) use activity::Activity;
-pub(crate) use engine::{Engine, EngineKind, Replicas};
+pub(crate) use engine::{Engine, EngineKind, ExistingEngine, Replicas};
 pub(crate) use events::follow_events;
-pub(crate) use managed::Managed;
+pub(crate) use managed::{Managed, Shared};
+
+use groups::Groups;
 
 /// Requests allowed to wait for one service's start; more get 503 at once.
 pub(crate) const MAX_WAITERS: usize = 1024;
@@ -75,6 +78,8 @@ pub(crate) struct Report {
     pub stage: Option<(&'static str, Duration)>,
     /// Why the latest start failed, while nothing has started since.
     pub failure: Option<String>,
+    /// Its dependencies in start order, each with the services holding it up now.
+    pub dependencies: Vec<(String, Vec<String>)>,
 }
 
 /// Cold-start figures of an on-demand service, for `/proxy/metrics`.
@@ -134,34 +139,36 @@ impl Lifecycle {
         engine: Arc<dyn Engine>,
         activity: &dyn Fn(&str) -> Arc<Activity>,
     ) -> Lifecycle {
-        Lifecycle::with_engines(config, engine.clone(), engine, activity)
+        Lifecycle::with_engines(config, engine.clone(), engine, None, activity)
     }
 
-    /// Services with `mode: swarm` on `swarm`, the others on `containers`.
+    /// Services with `mode: swarm` on `swarm`, those on containers wakeproxy did not create
+    /// (and every dependency) on `existing`, the others on `containers`.
     pub(crate) fn with_engines(
         config: &Config,
         containers: Arc<dyn Engine>,
         swarm: Arc<dyn Engine>,
+        existing: Option<Arc<ExistingEngine>>,
         activity: &dyn Fn(&str) -> Arc<Activity>,
     ) -> Lifecycle {
         let daemon_down = Arc::new(AtomicBool::new(false));
+        let groups = Arc::new(Groups::new(existing.clone()));
         let services = config
             .services
             .iter()
             .filter_map(|s| {
                 let c = s.container()?;
-                let engine = match c.swarm {
-                    Some(_) => swarm.clone(),
-                    None => containers.clone(),
+                let engine: Arc<dyn Engine> = match (&c.swarm, &c.existing, &existing) {
+                    (Some(_), _, _) => swarm.clone(),
+                    (None, Some(_), Some(e)) => e.clone(),
+                    (None, _, _) => containers.clone(),
                 };
                 let activity = activity(&s.name);
-                Some(Managed::new(
-                    s,
-                    &config.global,
-                    engine,
-                    activity,
-                    daemon_down.clone(),
-                ))
+                let shared = Shared {
+                    daemon_down: daemon_down.clone(),
+                    groups: groups.clone(),
+                };
+                Some(Managed::new(s, &config.global, engine, activity, shared))
             })
             .collect();
         Lifecycle {

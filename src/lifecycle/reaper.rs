@@ -68,6 +68,7 @@ impl Managed {
                 }
                 me.state().stopped();
                 me.notify();
+                me.groups.release(me.name(), &me.spec.container.depends_on);
             });
         if spawned.is_err() {
             self.state().stopped();

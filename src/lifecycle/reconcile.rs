@@ -105,6 +105,10 @@ impl Lifecycle {
     /// A service thought ready whose container is gone is marked stopped; a foreign container
     /// holding its name puts it in conflict.
     fn check_still_there(&self, m: &Managed, found: &[(Arc<dyn Engine>, Found)]) {
+        if m.kind() == EngineKind::Existing {
+            // Not ours, so never listed: a dead one is noticed by the next forward.
+            return;
+        }
         let engine = m.engine();
         let mine =
             |f: &&(Arc<dyn Engine>, Found)| f.1.service == m.name() && f.0.kind() == m.kind();
@@ -126,7 +130,9 @@ impl Lifecycle {
         }
         let why = || match m.kind() {
             EngineKind::Swarm => engine::swarm::foreign_service_message(m.name()),
-            EngineKind::Container => engine::container::foreign_message(m.name()),
+            EngineKind::Container | EngineKind::Existing => {
+                engine::container::foreign_message(m.name())
+            }
         };
         st.conflict = foreign.then(why);
         if foreign {

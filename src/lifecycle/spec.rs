@@ -240,6 +240,8 @@ mod tests {
                     timeout: std::time::Duration::from_secs(600),
                 },
                 run: Box::default(),
+                existing: None,
+                depends_on: Vec::new(),
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,

@@ -54,7 +54,10 @@ impl Managed {
     pub(super) fn address_of(&self, id: &str) -> Result<String, String> {
         let port = self.spec.container.internal_port;
         match self.spec.mode {
-            ConnectMode::DockerDns => Ok(format!("{}:{port}", self.spec.name)),
+            ConnectMode::DockerDns => {
+                let name = self.engine().dns_name(&self.spec, id).map_err(|e| e.0)?;
+                Ok(format!("{name}:{port}"))
+            }
             ConnectMode::HostPort => {
                 let obs = self
                     .engine()
@@ -71,6 +74,15 @@ impl Managed {
     /// Starts the service and waits until it is ready: (address, id). `start_timeout` counts
     /// from when the container is started: a pull before it has its own `pull_timeout`.
     fn start_and_wait(&self, attempt: u64) -> Result<(String, String), StartError> {
+        let deps = &self.spec.container.depends_on;
+        if !deps.is_empty() {
+            self.state().reached(attempt, Stage::Dependencies);
+            let deadline = Instant::now() + self.start_timeout;
+            self.groups
+                .wake(self.name(), deps, deadline)
+                .map_err(|e| (e, None))?;
+            self.state().reached(attempt, Stage::Preparing);
+        }
         let id = self
             .engine()
             .ensure_started(&self.spec)

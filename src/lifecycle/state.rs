@@ -20,6 +20,8 @@ pub(crate) enum Phase {
 /// How far a start under way has come, for the waiting page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
+    /// The containers it depends on being started, one after the other.
+    Dependencies,
     /// Its image pulled if needed, its container created and started.
     Preparing,
     /// Started: waiting for it to run.
@@ -32,6 +34,7 @@ impl Stage {
     /// What the waiting page says; `pulling` while a pull of its image is under way.
     pub(crate) fn name(self, pulling: bool) -> &'static str {
         match self {
+            Stage::Dependencies => "starting dependencies",
             Stage::Preparing if pulling => "pulling the image",
             Stage::Preparing => "creating the container",
             Stage::Running => "starting",

@@ -5,6 +5,7 @@
 //! idle) never knows which one it drives.
 
 pub(crate) mod container;
+pub(crate) mod existing;
 pub(crate) mod swarm;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use crate::docker::{DockerError, PullFigures};
 use super::spec::{LABEL_INSTANCE, LABEL_MANAGED, ManagedSpec};
 
 pub(crate) use container::DockerEngine;
+pub(crate) use existing::ExistingEngine;
 pub(crate) use swarm::SwarmEngine;
 
 /// Log lines quoted in the answer when a service fails while starting.
@@ -66,6 +68,8 @@ pub(crate) enum EngineKind {
     Container,
     /// A replicated swarm service, scaled between 0 and N.
     Swarm,
+    /// A container wakeproxy did not create, started and stopped.
+    Existing,
 }
 
 impl EngineKind {
@@ -74,13 +78,14 @@ impl EngineKind {
         match self {
             EngineKind::Container => "container",
             EngineKind::Swarm => "swarm",
+            EngineKind::Existing => "existing",
         }
     }
 
     /// How messages name one service's thing: `container blog`, `swarm service blog`.
     pub(crate) fn noun(self) -> &'static str {
         match self {
-            EngineKind::Container => "container",
+            EngineKind::Container | EngineKind::Existing => "container",
             EngineKind::Swarm => "swarm service",
         }
     }
@@ -143,6 +148,12 @@ pub(crate) trait Engine: Send + Sync {
             )));
         }
         Ok(Progress::Running { health: obs.health })
+    }
+
+    /// The name started container `id` of `spec` answers to on `docker_network`: the service's
+    /// name, which wakeproxy gives its containers as their alias.
+    fn dns_name(&self, spec: &ManagedSpec, _id: &str) -> Result<String, EngineError> {
+        Ok(spec.name.clone())
     }
 
     /// The replica counts of service `name` (swarm services only).

@@ -116,7 +116,7 @@ fn setup(containers: Arc<FakeEngine>, swarm: Arc<FakeEngine>, port: u16) -> Life
     let mut cfg = config::parse(&yaml, "test", &|_| None).unwrap();
     cfg.services[0].name = "127.0.0.1".to_string();
     let activity = |_: &str| Arc::new(Activity::new(Instant::now()));
-    Lifecycle::with_engines(&cfg, containers, swarm, &activity)
+    Lifecycle::with_engines(&cfg, containers, swarm, None, &activity)
 }
 
 #[test]
