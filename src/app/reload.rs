@@ -25,6 +25,10 @@ fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
         old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile,
         "tls_certfile/tls_keyfile",
     );
+    check(
+        old.tls_certificates != new.tls_certificates,
+        "tls_certificates",
+    );
     check(old.auto_certbot != new.auto_certbot, "auto_certbot");
     check(old.domain != new.domain, "domain");
     check(old.acme_webroot != new.acme_webroot, "acme_webroot");

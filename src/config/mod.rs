@@ -33,6 +33,7 @@ mod secret;
 mod service;
 mod shellwords;
 mod table;
+mod tls;
 mod units;
 mod validate;
 
