@@ -25,7 +25,7 @@ use cli::{CliError, ValidateArgs};
 pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(CliError::Config)?;
     print!("{}", config::services_table(&cfg));
-    for w in crate::tls::config_warnings(&cfg.global) {
+    for w in crate::tls::config_warnings(&cfg) {
         println!("warning: {w}");
     }
     if args.docker {
