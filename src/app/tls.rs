@@ -161,7 +161,7 @@ pub(super) fn start(
 /// Says which certificates are awaited; returns those certbot is to obtain.
 fn log_waiting(slots: &[Slot], store: &tls::CertStore, certbot: bool) -> Vec<Wanted> {
     let serving = store.has_cert();
-    let mut wanted = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
     for (i, slot) in slots
         .iter()
         .enumerate()
@@ -190,5 +190,7 @@ fn log_waiting(slots: &[Slot], store: &tls::CertStore, certbot: bool) -> Vec<Wan
             slot.files.key.display(),
         );
     }
+    // The default pair first: it answers every name until the others come.
+    wanted.sort_by_key(|w| !slots[w.slot].default);
     wanted
 }
