@@ -60,7 +60,11 @@ pub(super) fn prepare(config: &Config) -> Result<Option<TlsPlan>, CliError> {
     if let Some(c) = &certbot {
         let configured: Vec<&(Slot, Option<Initial>)> = slots.iter().chain(&default).collect();
         for (files, name) in certbot_hosts(config, c, &configured) {
-            slots.push(load(&provider, files, false, Some(name))?);
+            // Listed already (certbot's files in tls_certificates): certbot fills that one.
+            match slots.iter_mut().find(|(s, _)| s.files == files) {
+                Some((slot, _)) => slot.lineage = Some(name),
+                None => slots.push(load(&provider, files, false, Some(name))?),
+            }
         }
     }
     slots.extend(default);
@@ -87,7 +91,7 @@ fn load(
 
 /// The services' exact hosts certbot obtains a certificate for, with its files: the names no
 /// certificate of `configured` (loaded at start-up) names. Wildcard hosts are left out with a
-/// warning; a host whose files are configured already is not watched twice.
+/// warning.
 fn certbot_hosts(
     config: &Config,
     certbot: &Certbot,
@@ -113,7 +117,6 @@ fn certbot_hosts(
     plan.obtain
         .into_iter()
         .map(|name| (certbot.live_files(&name), name))
-        .filter(|(files, _)| !configured.iter().any(|(slot, _)| slot.files == *files))
         .collect()
 }
 

@@ -97,9 +97,16 @@ impl Watcher {
         }
     }
 
-    /// Warns when the default pair does not name `domain`, or certbot's certificate its name.
+    /// Warns when the default pair does not name `domain`, certbot's certificate its name, or
+    /// another certificate any name (it then only answers names no certificate names).
     fn check_names(&self, slot: usize, s: &super::x509::Summary) {
         let slot = &self.slots[slot];
+        if s.names().is_empty() && !slot.default {
+            log::warn!(
+                "the certificate in {} has no DNS name: it is only served when no certificate names the name asked for",
+                slot.files.cert.display()
+            );
+        }
         let expected = match (&slot.lineage, slot.default) {
             (Some(name), _) => name,
             (None, true) => &self.domain,
