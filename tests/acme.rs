@@ -7,6 +7,10 @@
 //! timer runs a forced renewal, new handshakes get the new serial, and a WebSocket opened
 //! before the renewal keeps running.
 //!
+//! With services that have a `host`, certbot obtains one certificate per name (the domain's and
+//! each exact host's), each name is then served its own over SNI, and one renewal run renews
+//! them all.
+//!
 //! Needs `pebble`, `pebble-challtestsrv` (package pebble), `certbot`, `openssl`, `curl` and
 //! python3 with `websockets`: scripts/test.sh installs them. A missing one fails the test.
 
@@ -152,12 +156,80 @@ impl Pebble {
         }
     }
 
-    /// Lines of Pebble's log validating a challenge over HTTP on `port`.
-    fn validations(&self, port: u16) -> usize {
+    /// Lines of Pebble's log validating a challenge for `name` over HTTP on `port`.
+    fn validations_of(&self, name: &str, port: u16) -> usize {
         let needle = format!(
-            "Attempting to validate w/ HTTP: http://{DOMAIN}:{port}/.well-known/acme-challenge/"
+            "Attempting to validate w/ HTTP: http://{name}:{port}/.well-known/acme-challenge/"
         );
         self.pebble.log().matches(&needle).count()
+    }
+
+    fn validations(&self, port: u16) -> usize {
+        self.validations_of(DOMAIN, port)
+    }
+}
+
+/// certbot as the proxy runs it: a wrapper script that forces the renewal once the test creates
+/// `renew_now` (Pebble's certificates are valid for years, so a plain `renew` would skip), and
+/// runs certbot as is otherwise, with its directories under `d/letsencrypt`.
+struct CertbotSetup {
+    wrapper: PathBuf,
+    renew_now: PathBuf,
+    /// Created by the wrapper when it forced the renewal.
+    forced: PathBuf,
+    /// certbot's `--config-dir`.
+    config_dir: PathBuf,
+    /// `WAKEPROXY_CERTBOT_ARGS`.
+    args: String,
+    xdg: PathBuf,
+}
+
+impl CertbotSetup {
+    fn new(d: &Path, pebble: &Pebble) -> CertbotSetup {
+        let certbot = need("certbot", "certbot");
+        let wrapper = d.join("certbot-wrapper.sh");
+        let renew_now = d.join("renew-now");
+        let forced = d.join("renew-forced");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = renew ] && [ -e '{go}' ] && [ ! -e '{forced}' ]; then\n  touch '{forced}'\n  exec '{certbot}' \"$@\" --force-renewal\nfi\nexec '{certbot}' \"$@\"\n",
+                go = renew_now.display(),
+                forced = forced.display(),
+                certbot = certbot.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let le = d.join("letsencrypt");
+        let args = format!(
+            "--server {} --config-dir {} --work-dir {} --logs-dir {}",
+            pebble.directory,
+            le.join("config").display(),
+            le.join("work").display(),
+            le.join("logs").display()
+        );
+        let xdg = d.join("xdg");
+        std::fs::create_dir_all(&xdg).unwrap();
+        CertbotSetup {
+            wrapper,
+            renew_now,
+            forced,
+            config_dir: le.join("config"),
+            args,
+            xdg,
+        }
+    }
+
+    /// The proxy's environment: this certbot, renewing every 3 s, trusting Pebble.
+    fn env<'a>(&'a self, pebble: &'a Pebble) -> [(&'a str, &'a str); 5] {
+        [
+            ("WAKEPROXY_CERTBOT", self.wrapper.to_str().unwrap()),
+            ("WAKEPROXY_CERTBOT_ARGS", &self.args),
+            ("WAKEPROXY_CERTBOT_RENEW_INTERVAL", "3"),
+            ("REQUESTS_CA_BUNDLE", pebble.https_ca.to_str().unwrap()),
+            ("XDG_CONFIG_HOME", self.xdg.to_str().unwrap()),
+        ]
     }
 }
 
@@ -174,31 +246,8 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     let pebble = Pebble::start(d, http_port);
     let backend = Backend::start("b");
 
-    // A certbot wrapper that forces the renewal once the test says so (Pebble's certificates
-    // are valid for years, so a plain `renew` would skip), and runs certbot as is otherwise.
-    let certbot = need("certbot", "certbot");
-    let wrapper = d.join("certbot-wrapper.sh");
-    let go = d.join("renew-now");
-    let forced = d.join("renew-forced");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = renew ] && [ -e '{go}' ] && [ ! -e '{forced}' ]; then\n  touch '{forced}'\n  exec '{certbot}' \"$@\" --force-renewal\nfi\nexec '{certbot}' \"$@\"\n",
-            go = go.display(),
-            forced = forced.display(),
-            certbot = certbot.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let le = d.join("letsencrypt");
-    let certbot_args = format!(
-        "--server {} --config-dir {} --work-dir {} --logs-dir {}",
-        pebble.directory,
-        le.join("config").display(),
-        le.join("work").display(),
-        le.join("logs").display()
-    );
+    let certbot = CertbotSetup::new(d, &pebble);
+    let (go, forced, le_config) = (&certbot.renew_now, &certbot.forced, &certbot.config_dir);
 
     // No tls_certfile: with auto_certbot the proxy serves certbot's live/<domain>/ files.
     let https_port = free_port();
@@ -209,21 +258,8 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
         d.join("webroot").display(),
         backend.addr
     );
-    let xdg = d.join("xdg");
-    std::fs::create_dir_all(&xdg).unwrap();
     let started = Instant::now();
-    let mut p = start_proxy(
-        d,
-        &yaml,
-        &[],
-        &[
-            ("WAKEPROXY_CERTBOT", wrapper.to_str().unwrap()),
-            ("WAKEPROXY_CERTBOT_ARGS", &certbot_args),
-            ("WAKEPROXY_CERTBOT_RENEW_INTERVAL", "3"),
-            ("REQUESTS_CA_BUNDLE", pebble.https_ca.to_str().unwrap()),
-            ("XDG_CONFIG_HOME", xdg.to_str().unwrap()),
-        ],
-    );
+    let mut p = start_proxy(d, &yaml, &[], &certbot.env(&pebble));
     let https = p.https.unwrap();
     p.proc
         .wait_line("waiting for certificates", Duration::from_secs(5));
@@ -299,7 +335,7 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
 
     // The proxy's renew timer runs the forced renewal; new handshakes get the new serial.
     let validations_before = pebble.validations(http_port);
-    std::fs::write(&go, "").unwrap();
+    std::fs::write(go, "").unwrap();
     let renewed = wait_for("the renewed certificate", Duration::from_secs(120), || {
         served(https).filter(|s| *s != first)
     });
@@ -315,7 +351,7 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
         pebble.validations(http_port) > validations_before,
         "the renewal skipped http-01"
     );
-    let live = le.join("config/live").join(DOMAIN);
+    let live = le_config.join("live").join(DOMAIN);
     let target = std::fs::read_link(live.join("fullchain.pem")).unwrap();
     assert!(
         target.to_string_lossy().ends_with("fullchain2.pem"),
@@ -342,4 +378,145 @@ fn certbot_obtains_and_renews_through_the_proxy_and_tls_follows() {
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(v["ticks"].as_u64().unwrap() >= 2, "{v}");
+}
+
+/// The names of the second test: `DOMAIN` has the default pair, these two hosts their own.
+const HOSTS: [&str; 2] = ["app.e2e.test", "api.e2e.test"];
+
+/// curl to `https://<name>:<port>/app/echo` trusting only Pebble's root: the name is checked.
+fn curl_verified(name: &str, port: u16, root: &Path) -> (i32, String) {
+    curl(&[
+        "-f",
+        "--cacert",
+        root.to_str().unwrap(),
+        "--resolve",
+        &format!("{name}:{port}:127.0.0.1"),
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("https://{name}:{port}/echo"),
+    ])
+}
+
+/// The serial served for each of `names`, once every one is served a certificate that
+/// verifies for it; `differ_from` (if any) must have changed for each.
+fn wait_all(p: &TlsProxy, names: &[&str], root: &Path, differ_from: &[String]) -> Vec<String> {
+    let https = p.https.unwrap();
+    wait_for(
+        "a verified certificate for every name",
+        Duration::from_secs(150),
+        || {
+            // Verified first: from then on each name has its own certificate (until renewed).
+            let verified = names
+                .iter()
+                .all(|n| curl_verified(n, https.port(), root).0 == 0);
+            let serials: Vec<String> = names
+                .iter()
+                .map(|n| served_serial(https, n))
+                .collect::<Option<_>>()?;
+            let changed = differ_from
+                .iter()
+                .zip(&serials)
+                .all(|(old, new)| old != new);
+            (changed && verified).then_some(serials)
+        },
+    )
+}
+
+#[test]
+fn certbot_obtains_one_certificate_per_host_and_sni_serves_each() {
+    need("certbot", "certbot");
+    let dir = TempDir::new("acme-hosts");
+    let d = dir.path();
+    let http_port = free_port();
+    let pebble = Pebble::start(d, http_port);
+    let backend = Backend::start("b");
+    let certbot = CertbotSetup::new(d, &pebble);
+    let https_port = free_port();
+    let mut services = String::new();
+    for (i, host) in HOSTS.iter().chain(&["*.wild.e2e.test"]).enumerate() {
+        services += &format!(
+            "  - name: s{i}\n    host: \"{host}\"\n    upstream: {}\n",
+            backend.addr
+        );
+    }
+    let yaml = format!(
+        "global:\n  bearer_token: {TOKEN}\n  listen_address: 127.0.0.1\n  listen_http: {http_port}\n  listen_https: {https_port}\n  \
+         domain: {DOMAIN}\n  email: e2e@example.com\n  auto_certbot: true\n  acme_webroot: {}\n\
+         services:\n{services}  - name: any\n    path: /\n    upstream: {}\n",
+        d.join("webroot").display(),
+        backend.addr
+    );
+    let mut p = start_proxy(d, &yaml, &[], &certbot.env(&pebble));
+    p.proc.wait_line(
+        "auto_certbot cannot obtain a certificate for the wildcard host *.wild.e2e.test",
+        Duration::from_secs(5),
+    );
+
+    // One certonly per name, each validated through the proxy's HTTP port; then each name is
+    // served a certificate of its own, which verifies against Pebble's root.
+    let names = [DOMAIN, HOSTS[0], HOSTS[1]];
+    let first = wait_all(&p, &names, &pebble.root, &[]);
+    eprintln!("serials {first:?}");
+    assert!(
+        first[0] != first[1] && first[1] != first[2] && first[0] != first[2],
+        "{first:?}"
+    );
+    for name in names {
+        assert!(
+            pebble.validations_of(name, http_port) >= 1,
+            "no validation of {name}"
+        );
+        let live = certbot.config_dir.join("live").join(name);
+        assert!(live.join("fullchain.pem").exists(), "no lineage for {name}");
+    }
+    assert!(
+        !certbot.config_dir.join("live/wild.e2e.test").exists()
+            && !pebble.pebble.log().contains("wild.e2e.test"),
+        "a wildcard was asked for"
+    );
+    let (code, out) = curl_verified(HOSTS[1], https_port, &pebble.root);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"path\":\"/echo\""), "{out}");
+
+    // Status: each certificate with the name certbot obtains it for.
+    let r = curl(&[
+        "-f",
+        "--cacert",
+        pebble.root.to_str().unwrap(),
+        "--resolve",
+        &format!("{DOMAIN}:{https_port}:127.0.0.1"),
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("https://{DOMAIN}:{https_port}/proxy/status"),
+    ]);
+    assert_eq!(r.0, 0, "{}", r.1);
+    let tls = serde_json::from_str::<serde_json::Value>(&r.1).unwrap()["tls"].clone();
+    let certs = tls["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 3, "{tls:#}");
+    for (name, serial) in names.iter().zip(&first) {
+        let c = certs
+            .iter()
+            .find(|c| c["certbot_name"] == *name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {tls:#}"));
+        assert_eq!(c["names"], serde_json::json!([name]));
+        assert_eq!(c["serial"], serial.as_str());
+        assert_eq!(c["default"], *name == DOMAIN);
+        assert_eq!(c["last_certbot_run"]["command"], "certonly");
+        assert_eq!(c["last_certbot_run"]["ok"], true);
+    }
+
+    // One forced renewal run renews every lineage; each name gets its new certificate.
+    std::fs::write(&certbot.renew_now, "").unwrap();
+    let renewed = wait_all(&p, &names, &pebble.root, &first);
+    eprintln!("renewed {first:?} -> {renewed:?}");
+    assert!(
+        certbot.forced.exists(),
+        "the renewal did not come from the proxy's timer"
+    );
+    for name in names {
+        assert!(
+            pebble.validations_of(name, http_port) >= 2,
+            "the renewal of {name} skipped http-01"
+        );
+    }
 }

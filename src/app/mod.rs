@@ -26,10 +26,7 @@ pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(CliError::Config)?;
     print!("{}", config::services_table(&cfg));
     let public = config::warnings(&cfg);
-    for w in crate::tls::config_warnings(&cfg.global)
-        .iter()
-        .chain(&public)
-    {
+    for w in crate::tls::config_warnings(&cfg).iter().chain(&public) {
         println!("warning: {w}");
     }
     if args.docker {

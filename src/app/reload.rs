@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::{self, Global};
+use crate::config::{self, Global, Service};
 use crate::lifecycle::Lifecycle;
 
 use super::runtime::{Runtime, start_lifecycle};
@@ -25,6 +25,10 @@ fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
         old.tls_certfile != new.tls_certfile || old.tls_keyfile != new.tls_keyfile,
         "tls_certfile/tls_keyfile",
     );
+    check(
+        old.tls_certificates != new.tls_certificates,
+        "tls_certificates",
+    );
     check(old.auto_certbot != new.auto_certbot, "auto_certbot");
     check(old.domain != new.domain, "domain");
     check(old.acme_webroot != new.acme_webroot, "acme_webroot");
@@ -34,6 +38,13 @@ fn needs_restart(old: &Global, new: &Global) -> Vec<&'static str> {
         "the connection limits (max_connections, max_workers, timeouts, min_body_rate)",
     );
     v
+}
+
+/// Whether `new` has an exact `host` no service of `old` had (certbot has no certificate for it).
+fn new_exact_host<'a>(old: impl Iterator<Item = &'a Service>, new: &'a [Service]) -> bool {
+    let exact = |s: &'a Service| s.host.as_ref().and_then(|h| h.exact());
+    let before: BTreeSet<&str> = old.filter_map(exact).collect();
+    new.iter().filter_map(exact).any(|h| !before.contains(h))
 }
 
 /// SIGHUP: reads and validates the config again. An invalid one changes nothing. A valid one
@@ -49,7 +60,11 @@ pub(super) fn reload(rt: &Runtime) {
         }
     };
     let old = rt.proxy().generation();
-    let fixed = needs_restart(&old.global, &new.global);
+    let mut fixed = needs_restart(&old.global, &new.global);
+    let old_services = old.routes.iter().map(|r| &r.service);
+    if new.global.auto_certbot && new_exact_host(old_services, &new.services) {
+        fixed.push("the services' hosts (auto_certbot obtains their certificates at start)");
+    }
     if !fixed.is_empty() {
         log::warn!(
             "reload: changes to {} take effect only after a restart",
@@ -87,4 +102,39 @@ pub(super) fn reload(rt: &Runtime) {
         after.difference(&before).collect::<Vec<_>>(),
         before.difference(&after).collect::<Vec<_>>()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services(hosts: &[Option<&str>]) -> Vec<Service> {
+        let mut text =
+            String::from("global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\nservices:\n");
+        for (i, h) in hosts.iter().enumerate() {
+            text += &format!("  - name: s{i}\n    path: /\n    upstream: 127.0.0.1:9\n");
+            if let Some(h) = h {
+                text += &format!("    host: \"{h}\"\n");
+            }
+        }
+        config::parse(&text, "t.yaml", &|_| None).unwrap().services
+    }
+
+    #[test]
+    fn a_new_exact_host_needs_a_restart_for_its_certificate() {
+        let old = services(&[Some("a.test"), None]);
+        let same = services(&[None, Some("A.test"), Some("*.w.test")]);
+        assert!(
+            !new_exact_host(old.iter(), &same),
+            "same name, and a wildcard"
+        );
+        assert!(
+            !new_exact_host(old.iter(), &services(&[None])),
+            "one removed"
+        );
+        assert!(new_exact_host(
+            old.iter(),
+            &services(&[Some("a.test"), Some("b.test")])
+        ));
+    }
 }

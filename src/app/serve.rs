@@ -32,7 +32,11 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
     });
     let lifecycle = start_lifecycle(&config, &proxy, true, &rt.events_running)?;
     // Certificate files are checked before anything is bound: bad ones are a start-up error.
-    let tls = if args.no_tls { None } else { tls::prepare(&g)? };
+    let tls = if args.no_tls {
+        None
+    } else {
+        tls::prepare(&config)?
+    };
     for s in &config.services {
         match &s.host {
             Some(h) => log::info!("route {h}{} -> {}", s.path, s.name),

@@ -8,9 +8,10 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
+use super::tls::file_path;
 use super::units::Span;
 use super::{ConnectMode, Global, IpNet, Limits, Probe, Pull, PullPolicy, RunMode};
-use super::{loading, pull, secret};
+use super::{loading, pull, secret, tls};
 
 /// The keys `global:` may hold.
 const GLOBAL_KEYS: &[&str] = &[
@@ -28,6 +29,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "acme_webroot",
     "tls_certfile",
     "tls_keyfile",
+    "tls_certificates",
     "auto_certbot",
     "log_level",
     "trusted_proxies",
@@ -112,7 +114,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let http_redirect_to_https = ctx.key_bool(map, path, "http_redirect_to_https");
     let acme_webroot =
         file_path(ctx, map, path, "acme_webroot").unwrap_or_else(|| PathBuf::from("/var/www/acme"));
-    let (tls_certfile, tls_keyfile) = tls_files(ctx, map, path);
+    let tls_files = tls::read(ctx, map, path);
     let auto_certbot = auto_certbot(ctx, map, path);
     let log_level = log_level(ctx, map, path);
     let trusted_proxies = trusted_proxies(ctx, map, path);
@@ -148,8 +150,9 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         mode,
         http_redirect_to_https: http_redirect_to_https.unwrap_or(true),
         acme_webroot,
-        tls_certfile,
-        tls_keyfile,
+        tls_certfile: tls_files.certfile,
+        tls_keyfile: tls_files.keyfile,
+        tls_certificates: tls_files.certificates,
         auto_certbot,
         log_level,
         trusted_proxies,
@@ -317,20 +320,6 @@ fn connect_mode(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> ConnectMode {
         .unwrap_or(ConnectMode::DockerDns)
 }
 
-/// `tls_certfile` and `tls_keyfile`: both or neither.
-fn tls_files(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> (Option<PathBuf>, Option<PathBuf>) {
-    let key = |k: &str| path.key(k);
-    let certfile = file_path(ctx, map, path, "tls_certfile");
-    let keyfile = file_path(ctx, map, path, "tls_keyfile");
-    let msg = "missing: tls_certfile and tls_keyfile must be given together";
-    match (get(map, "tls_certfile"), get(map, "tls_keyfile")) {
-        (Some(_), None) => ctx.issue_at(&key("tls_keyfile"), &key("tls_certfile"), msg),
-        (None, Some(_)) => ctx.issue_at(&key("tls_certfile"), &key("tls_keyfile"), msg),
-        _ => {}
-    }
-    (certfile, keyfile)
-}
-
 /// `auto_certbot`: default false; true needs an `email` for the ACME account.
 fn auto_certbot(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> bool {
     let auto_certbot = ctx.key_bool(map, path, "auto_certbot").unwrap_or(false);
@@ -442,16 +431,6 @@ fn port(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str, min: u64) ->
     get(map, name)
         .and_then(|v| ctx.uint(v, &path.key(name), min, 65535))
         .and_then(|n| u16::try_from(n).ok())
-}
-
-fn file_path(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, name: &str) -> Option<PathBuf> {
-    let p = path.key(name);
-    let s = get(map, name).and_then(|v| ctx.string(v, &p, Show::Value))?;
-    if s.trim().is_empty() {
-        ctx.issue(&p, "must not be empty");
-        return None;
-    }
-    Some(PathBuf::from(s))
 }
 
 fn trusted_proxies(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Vec<IpNet> {

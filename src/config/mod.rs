@@ -31,10 +31,12 @@ mod locate;
 mod names;
 mod pull;
 mod read;
+mod route;
 mod secret;
 mod service;
 mod shellwords;
 mod table;
+mod tls;
 mod units;
 mod validate;
 

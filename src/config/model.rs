@@ -107,8 +107,12 @@ pub struct Global {
     pub http_redirect_to_https: bool,
     /// Where ACME http-01 challenge files live. Default `/var/www/acme`.
     pub acme_webroot: PathBuf,
+    /// The default certificate pair: served to clients without SNI and to names no
+    /// `tls_certificates` entry covers.
     pub tls_certfile: Option<PathBuf>,
     pub tls_keyfile: Option<PathBuf>,
+    /// More certificates, each served to the names in its subject alternative names (SNI).
+    pub tls_certificates: Vec<CertPair>,
     /// Default false.
     pub auto_certbot: bool,
     /// `error`, `warn`, `info` (default), `debug` or `trace`.
@@ -142,6 +146,13 @@ pub struct Global {
     pub loading_page_after: Duration,
     /// The text of the `loading_page` template, replacing the built-in waiting page.
     pub loading_page: Option<String>,
+}
+
+/// One `tls_certificates` entry: a PEM chain and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPair {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
 }
 
 /// What commands that talk to a running proxy need from its config: where it answers and how

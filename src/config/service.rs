@@ -6,10 +6,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 use super::compose::{COMPOSE_KEYS, env_files, merge_environment, refuse_for_swarm, run_settings};
 use super::expand::is_var_name;
-use super::formats::{
-    check_bind, check_mode, check_volume_host, is_reserved_path, normalise_path, parse_bind_spec,
-    parse_upstream,
-};
+use super::formats::{check_bind, check_mode, check_volume_host, parse_bind_spec, parse_upstream};
 use super::global::{IDLE_SPAN, TIMEOUT_SPAN, run_mode, swarm_needs};
 use super::names::{NameUse, check_service_name};
 use super::read::{Ctx, FieldPath, Show, get};
@@ -18,7 +15,7 @@ use super::{
     Backend, ContainerSpec, EndpointMode, Global, HostPattern, Pull, PullPolicy, RunMode, Service,
     ServiceAuth, SwarmSettings, Volume,
 };
-use super::{existing, loading, pull, secret};
+use super::{existing, loading, pull, route, secret};
 
 /// Most replicas a swarm service may ask for.
 const MAX_REPLICAS: u64 = 1000;
@@ -111,26 +108,9 @@ pub(super) fn service(
     ctx.check_keys(map, path, &allowed);
 
     let name = name(ctx, map, path);
-    let host = host(ctx, map, path);
-    let route = route(ctx, map, path, host.is_some());
-    let mut backend = match existing::backend(ctx, map, path, name.as_deref(), COMPOSE_KEYS) {
-        Some(b) => b,
-        None => backend(ctx, map, path, global),
-    };
-    let depends_on = existing::depends_on(ctx, map, path, &backend);
-    if let Backend::Container(c) = &mut backend {
-        c.depends_on = depends_on;
-    }
-    let name = name.filter(|n| {
-        let usage = match &backend {
-            Backend::Upstream(_) => NameUse::Upstream,
-            Backend::Container(c) if c.existing.is_some() => NameUse::Upstream,
-            Backend::Container(c) if c.swarm.is_some() => NameUse::Swarm,
-            Backend::Container(_) => NameUse::Container,
-        };
-        let checked = check_service_name(n, usage);
-        checked.map_err(|e| ctx.issue(&path.key("name"), e)).is_ok()
-    });
+    let host = route::host(ctx, map, path);
+    let route = route::path(ctx, map, path, host.is_some());
+    let (backend, name) = backend_and_name(ctx, map, path, global, name);
     let host_port = match &backend {
         Backend::Container(c) => c.host_port,
         Backend::Upstream(_) => None,
@@ -178,6 +158,36 @@ pub(super) fn service(
     })
 }
 
+/// The backend (an existing container, an image or an upstream, with its dependencies), and
+/// the name if it suits what the backend makes of it.
+fn backend_and_name(
+    ctx: &mut Ctx,
+    map: &Mapping,
+    path: &FieldPath,
+    global: &Global,
+    name: Option<String>,
+) -> (Backend, Option<String>) {
+    let mut backend = match existing::backend(ctx, map, path, name.as_deref(), COMPOSE_KEYS) {
+        Some(b) => b,
+        None => backend(ctx, map, path, global),
+    };
+    let depends_on = existing::depends_on(ctx, map, path, &backend);
+    if let Backend::Container(c) = &mut backend {
+        c.depends_on = depends_on;
+    }
+    let name = name.filter(|n| {
+        let usage = match &backend {
+            Backend::Upstream(_) => NameUse::Upstream,
+            Backend::Container(c) if c.existing.is_some() => NameUse::Upstream,
+            Backend::Container(c) if c.swarm.is_some() => NameUse::Swarm,
+            Backend::Container(_) => NameUse::Container,
+        };
+        let checked = check_service_name(n, usage);
+        checked.map_err(|e| ctx.issue(&path.key("name"), e)).is_ok()
+    });
+    (backend, name)
+}
+
 /// `name`: required; a string (whether Docker accepts it depends on the backend, checked by
 /// the caller with `names`).
 fn name(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
@@ -187,42 +197,6 @@ fn name(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<String> {
         return None;
     };
     ctx.string(v, &p, Show::Value)
-}
-
-/// `host`: an exact name or `*.example.com` (`hosts`).
-fn host(ctx: &mut Ctx, map: &Mapping, path: &FieldPath) -> Option<HostPattern> {
-    let p = path.key("host");
-    let raw = ctx.key_string(map, path, "host", Show::Value)?;
-    HostPattern::parse(&raw).map_err(|e| ctx.issue(&p, e)).ok()
-}
-
-/// `path`: normalised, and not one of the proxy's own endpoints. Required unless the service
-/// has a `host` (then it defaults to `/`).
-fn route(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, has_host: bool) -> Option<String> {
-    let p = path.key("path");
-    let Some(v) = get(map, "path") else {
-        if has_host {
-            return Some("/".to_string());
-        }
-        ctx.issue(
-            &p,
-            "missing required key (use \"/\" to catch everything, or give a host)",
-        );
-        return None;
-    };
-    ctx.string(v, &p, Show::Value)
-        .and_then(|raw| match normalise_path(&raw) {
-            Ok(route) if is_reserved_path(&route) => {
-                let msg = format!("{route:?} is reserved for the proxy's own endpoints");
-                ctx.issue(&p, msg);
-                None
-            }
-            Ok(route) => Some(route),
-            Err(e) => {
-                ctx.issue(&p, e);
-                None
-            }
-        })
 }
 
 /// `rewrite_redirects` or `rewrite_cookie_paths` (`key`): on by default when a prefix is

@@ -176,7 +176,7 @@ fn gates_in_order_redirect_then_auth_then_route_limits_and_wake() {
     // Before HTTPS is live nothing is redirected.
     assert_eq!(status(&get(&p, "GET", "/proxy/login", false).0), 200);
     p.https.set_port(8443);
-    p.https.set_cert(None);
+    p.https.set_cert(0, None);
     assert!(p.https.is_live());
     for open in ["/proxy/healthz", "/.well-known/acme-challenge/x"] {
         let (answer, _) = get(&p, "GET", open, false);

@@ -1,7 +1,11 @@
-//! `auto_certbot`: wakeproxy runs certbot itself. When the certificate files are missing it
-//! runs `certbot certonly --webroot` once its HTTP port is up (the ACME server fetches the
-//! challenge from that port), retrying with a growing delay on failure; then a timer runs
-//! `certbot renew` twice a day. After a success the reload watcher checks the files at once.
+//! `auto_certbot`: wakeproxy runs certbot itself, for `domain` (the default pair) and for each
+//! service's exact `host` that no configured certificate names, one certificate (certbot
+//! lineage, `live/<name>/`) per name, so that a name failing validation never holds up the
+//! others. For each certificate whose files are missing it runs `certbot certonly --webroot`
+//! once its HTTP port is up (the ACME server fetches the challenge from that port), one name
+//! at a time, each retried on its own with a growing delay; a timer runs `certbot renew`
+//! (every lineage) twice a day. After a success the reload watcher checks the files at once.
+//! Wildcard hosts cannot be validated over http-01: they are left out, with a warning.
 //! Failures are logged with certbot's output and shown in `/proxy/status`; none is fatal.
 //!
 //! Outside the config file (they only matter to unusual set-ups and to tests):
@@ -11,17 +15,16 @@
 //!   `--server https://acme.test/dir --config-dir /srv/le`;
 //! - `WAKEPROXY_CERTBOT_RENEW_INTERVAL`: seconds between `renew` runs (default 43200).
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::CertStore;
 use super::certs::CertFiles;
+use super::command::{run_collect, split_args, tail};
 use super::state::{CertbotRun, HttpsState};
 use super::watch::Trigger;
-use crate::config::Global;
+use crate::config::{Global, Service};
 
 /// Default time between two `certbot renew` runs: twice a day, as certbot advises.
 pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(12 * 3600);
@@ -32,6 +35,69 @@ pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 const FIRST_RETRY: Duration = Duration::from_secs(15 * 60);
 /// Lines of certbot output kept for the log and the status endpoint.
 const TAIL_LINES: usize = 25;
+/// How often the thread looks whether a wanted certificate appeared by other means.
+const CHECK: Duration = Duration::from_secs(2);
+
+/// A certificate certbot is to obtain: for `name`, served from `slot`, from `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub name: String,
+    pub slot: usize,
+    pub files: CertFiles,
+}
+
+/// Which services' hosts get a certificate of their own from certbot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct HostPlan {
+    /// Exact hosts, each once, in config order; never `domain` (the default pair's name).
+    pub obtain: Vec<String>,
+    /// Exact hosts a configured certificate names already: nothing to obtain.
+    pub covered: Vec<String>,
+    /// `(service, host)` for wildcard hosts, which http-01 cannot validate.
+    pub wildcards: Vec<(String, String)>,
+}
+
+/// Sorts the services' hosts for certbot; `covered` says whether a configured certificate
+/// (`tls_certfile`, `tls_certificates`) loaded at start-up names a host.
+pub(crate) fn host_plan(
+    domain: &str,
+    services: &[Service],
+    covered: impl Fn(&str) -> bool,
+) -> HostPlan {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let mut plan = HostPlan::default();
+    for s in services {
+        let Some(host) = &s.host else { continue };
+        let Some(name) = host.exact() else {
+            plan.wildcards.push((s.name.clone(), host.to_string()));
+            continue;
+        };
+        let seen = plan.obtain.iter().chain(&plan.covered).any(|n| n == name);
+        if name == domain || seen {
+            continue;
+        }
+        match covered(name) {
+            true => plan.covered.push(name.to_string()),
+            false => plan.obtain.push(name.to_string()),
+        }
+    }
+    plan
+}
+
+/// The warning for a wildcard `host` of `service` with `auto_certbot`.
+pub(crate) fn wildcard_warning(service: &str, host: &str) -> String {
+    format!(
+        "service {service}: auto_certbot cannot obtain a certificate for the wildcard host {host} \
+         (http-01 validates exact names only); list one in tls_certificates"
+    )
+}
+
+/// One wanted certificate's turn: when `certonly` runs for it next, and the wait after that.
+struct Turn {
+    wanted: Wanted,
+    next: Instant,
+    wait: Duration,
+}
 
 /// How to run certbot for this proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,16 +142,12 @@ impl Certbot {
         })
     }
 
-    /// `certonly --webroot ...`: obtains a certificate for the domain, keeping a valid one.
-    pub(crate) fn certonly_args(&self) -> Vec<String> {
+    /// `certonly --webroot ...`: obtains a certificate for `name` alone, in the lineage of
+    /// that name, keeping a valid one.
+    pub(crate) fn certonly_args(&self, name: &str) -> Vec<String> {
         let mut a: Vec<String> = ["certonly", "--webroot", "-w"].map(String::from).to_vec();
         a.push(self.webroot.display().to_string());
-        a.extend([
-            "-d".to_string(),
-            self.domain.clone(),
-            "--cert-name".into(),
-            self.domain.clone(),
-        ]);
+        a.extend(["-d", name, "--cert-name", name].map(String::from));
         match &self.email {
             Some(e) => a.extend(["--email".to_string(), e.clone(), "--no-eff-email".into()]),
             None => a.push("--register-unsafely-without-email".into()),
@@ -104,9 +166,14 @@ impl Certbot {
         a
     }
 
-    /// Where certbot puts the domain's certificate: `<config-dir>/live/<domain>/`, with the
-    /// config dir from `--config-dir` in the extra arguments, else `/etc/letsencrypt`.
+    /// Where certbot puts the domain's certificate (see `live_files`).
     pub(crate) fn default_files(&self) -> CertFiles {
+        self.live_files(&self.domain)
+    }
+
+    /// Where certbot puts the certificate for `name`: `<config-dir>/live/<name>/`, with the
+    /// config dir from `--config-dir` in the extra arguments, else `/etc/letsencrypt`.
+    pub(crate) fn live_files(&self, name: &str) -> CertFiles {
         let mut config_dir = PathBuf::from("/etc/letsencrypt");
         let mut args = self.extra_args.iter();
         while let Some(a) = args.next() {
@@ -118,7 +185,7 @@ impl Certbot {
                 config_dir = PathBuf::from(v);
             }
         }
-        let live = config_dir.join("live").join(&self.domain);
+        let live = config_dir.join("live").join(name);
         CertFiles {
             cert: live.join("fullchain.pem"),
             key: live.join("privkey.pem"),
@@ -157,200 +224,88 @@ impl Certbot {
         }
     }
 
-    /// Starts the certbot thread: `certonly` first when `need_certificate`, then `renew` on
-    /// the timer. `files` are the files the proxy serves, to say so when certbot succeeds
-    /// but they still do not exist (a `tls_certfile` outside certbot's `live/`).
+    /// Starts the certbot thread: `certonly` for each `wanted` certificate (see `serve`), then
+    /// `renew` on the timer.
     pub(crate) fn spawn(
         self,
-        need_certificate: bool,
-        files: CertFiles,
+        wanted: Vec<Wanted>,
         store: Arc<CertStore>,
         state: Arc<HttpsState>,
         reload: Trigger,
     ) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("certbot".into())
-            .spawn(move || {
-                if need_certificate {
-                    self.obtain(&files, &store, &state, &reload);
-                }
-                loop {
-                    std::thread::sleep(self.renew_every);
-                    let run = self.run(&self.renew_args());
-                    let ok = run.ok;
-                    state.set_certbot(run);
-                    if ok {
-                        reload.check_now();
-                    }
-                }
-            })?;
+            .spawn(move || self.serve(wanted, &store, &state, &reload))?;
         Ok(())
     }
 
-    /// `certonly` until it succeeds (or the files appear by other means).
-    fn obtain(&self, files: &CertFiles, store: &CertStore, state: &HttpsState, reload: &Trigger) {
-        if let Err(e) = std::fs::create_dir_all(&self.webroot) {
-            log::warn!(
-                "cannot create the ACME webroot {}: {e}",
-                self.webroot.display()
-            );
+    /// The thread: one run at a time (certbot locks its directories), `certonly` for each
+    /// wanted certificate until it succeeds or its files appear by other means, each retried on
+    /// its own with a growing delay, and `renew` every `renew_every`.
+    fn serve(&self, wanted: Vec<Wanted>, store: &CertStore, state: &HttpsState, reload: &Trigger) {
+        if !wanted.is_empty()
+            && let Err(e) = std::fs::create_dir_all(&self.webroot)
+        {
+            let root = self.webroot.display();
+            log::warn!("cannot create the ACME webroot {root}: {e}");
         }
-        let mut wait = FIRST_RETRY.min(self.renew_every);
+        let (now, first) = (Instant::now(), FIRST_RETRY.min(self.renew_every));
+        let mut turns: Vec<Turn> = wanted
+            .into_iter()
+            .map(|wanted| Turn {
+                wanted,
+                next: now,
+                wait: first,
+            })
+            .collect();
+        let mut renew_at = now + self.renew_every;
         loop {
-            if store.has_cert() {
-                return;
-            }
-            let run = self.run(&self.certonly_args());
-            let ok = run.ok;
-            state.set_certbot(run);
-            if ok {
-                if !files.cert.exists() || !files.key.exists() {
-                    log::warn!(
-                        "certbot succeeded but {} or {} still does not exist: tls_certfile and tls_keyfile should point into certbot's live/{}/ directory",
-                        files.cert.display(),
-                        files.key.display(),
-                        self.domain
-                    );
+            turns.retain(|t| !store.is_loaded(t.wanted.slot));
+            let now = Instant::now();
+            if let Some(i) = turns.iter().position(|t| t.next <= now) {
+                if self.obtain(&turns[i].wanted, state, reload) {
+                    turns.remove(i);
+                    continue;
                 }
-                reload.check_now();
-                return;
+                let t = &mut turns[i];
+                let (name, min) = (&t.wanted.name, t.wait.as_secs() / 60);
+                log::info!("trying certbot certonly for {name} again in {min} min");
+                t.next = Instant::now() + t.wait;
+                t.wait = (t.wait * 2).min(self.renew_every.max(FIRST_RETRY));
+            } else if now >= renew_at {
+                let run = self.run(&self.renew_args());
+                let ok = run.ok;
+                state.set_certbot(run, None);
+                if ok {
+                    reload.check_now();
+                }
+                renew_at = Instant::now() + self.renew_every;
+            } else {
+                let until = turns.iter().map(|t| t.next).fold(renew_at, Instant::min);
+                std::thread::sleep(until.saturating_duration_since(now).min(CHECK));
             }
-            log::info!(
-                "trying certbot certonly again in {} min",
-                wait.as_secs() / 60
-            );
-            let until = Instant::now() + wait;
-            while Instant::now() < until && !store.has_cert() {
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            wait = (wait * 2).min(self.renew_every.max(FIRST_RETRY));
         }
     }
-}
 
-/// Runs `program args`, collecting stdout and stderr (in that order) and killing it after
-/// `timeout`.
-fn run_collect(
-    program: &str,
-    args: &[String],
-    timeout: Duration,
-) -> std::io::Result<(ExitStatus, String)> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut r| {
-        std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = r.read_to_end(&mut out);
-            out
-        })
-    })
-    .collect();
-    let end = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
+    /// One `certonly` for `w`; whether certbot succeeded.
+    fn obtain(&self, w: &Wanted, state: &HttpsState, reload: &Trigger) -> bool {
+        let run = self.run(&self.certonly_args(&w.name));
+        let ok = run.ok;
+        state.set_certbot(run, Some(w.slot));
+        if ok {
+            let (cert, key) = (&w.files.cert, &w.files.key);
+            if !cert.exists() || !key.exists() {
+                log::warn!(
+                    "certbot succeeded but {} or {} still does not exist: tls_certfile and tls_keyfile should point into certbot's live/{}/ directory",
+                    cert.display(),
+                    key.display(),
+                    w.name
+                );
+            }
+            reload.check_now();
         }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let st = child.wait()?;
-            log::error!(
-                "{program} did not finish within {} s and was killed",
-                timeout.as_secs()
-            );
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut output = String::new();
-    for r in readers {
-        output.push_str(&String::from_utf8_lossy(&r.join().unwrap_or_default()));
+        ok
     }
-    Ok((status, output))
-}
-
-/// The last `n` non-empty lines.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Splits a command line the way a shell splits words: whitespace separates, `'...'` keeps
-/// everything, `"..."` keeps everything but `\"` and `\\`, a backslash outside quotes escapes
-/// the next character.
-pub(crate) fn split_args(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated ' quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => cur.push(c),
-                            Some(c) => {
-                                cur.push('\\');
-                                cur.push(c);
-                            }
-                            None => return Err("unterminated \" quote".into()),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated \" quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => cur.push(c),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -372,7 +327,7 @@ mod tests {
     fn certonly_command_line() {
         let c = certbot(&["--server", "https://127.0.0.1:14000/dir"]);
         assert_eq!(
-            c.certonly_args().join(" "),
+            c.certonly_args("example.com").join(" "),
             "certonly --webroot -w /var/www/acme -d example.com --cert-name example.com --email ops@example.com \
              --no-eff-email --agree-tos --non-interactive --keep-until-expiring --server https://127.0.0.1:14000/dir"
         );
@@ -380,7 +335,7 @@ mod tests {
         anonymous.email = None;
         assert!(
             anonymous
-                .certonly_args()
+                .certonly_args("a.example.com")
                 .contains(&"--register-unsafely-without-email".to_string())
         );
     }
@@ -390,6 +345,42 @@ mod tests {
         assert_eq!(
             certbot(&["--config-dir", "/x"]).renew_args().join(" "),
             "renew --non-interactive --no-random-sleep-on-renew --config-dir /x"
+        );
+    }
+
+    fn service(name: &str, host: Option<&str>) -> Service {
+        let text = format!(
+            "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\nservices:\n  - name: {name}\n    path: /\n    upstream: 127.0.0.1:9\n{}",
+            host.map_or(String::new(), |h| format!("    host: \"{h}\"\n"))
+        );
+        let mut c = crate::config::parse(&text, "t.yaml", &|_| None).unwrap();
+        c.services.remove(0)
+    }
+
+    #[test]
+    fn each_exact_host_gets_its_own_certificate_once() {
+        let services = [
+            service("a", Some("A.example.com")),
+            service("any", None),
+            service("wild", Some("*.apps.example.com")),
+            service("b", Some("b.example.com")),
+            service("a2", Some("a.example.com")),
+            service("root", Some("example.com")),
+            service("mine", Some("mine.example.com")),
+        ];
+        let plan = host_plan("Example.com", &services, |h| h == "mine.example.com");
+        assert_eq!(
+            plan,
+            HostPlan {
+                obtain: vec!["a.example.com".into(), "b.example.com".into()],
+                covered: vec!["mine.example.com".into()],
+                wildcards: vec![("wild".into(), "*.apps.example.com".into())],
+            },
+            "the domain has the default pair"
+        );
+        assert_eq!(
+            host_plan("x", &services[1..2], |_| false),
+            HostPlan::default()
         );
     }
 
@@ -407,19 +398,14 @@ mod tests {
             certbot(&["--config-dir=/srv/x"]).default_files().cert,
             PathBuf::from("/srv/x/live/example.com/fullchain.pem")
         );
-    }
-
-    #[test]
-    fn splits_like_a_shell() {
-        assert_eq!(split_args("").unwrap(), Vec::<String>::new());
-        assert_eq!(split_args("  a  b\tc ").unwrap(), ["a", "b", "c"]);
+        let app = certbot(&["-c", "/le"]).live_files("app.example.com");
         assert_eq!(
-            split_args(r#"--x 'a b' "c \"d\"" e\ f ''"#).unwrap(),
-            ["--x", "a b", "c \"d\"", "e f", ""]
+            (app.cert, app.key),
+            (
+                PathBuf::from("/le/live/app.example.com/fullchain.pem"),
+                PathBuf::from("/le/live/app.example.com/privkey.pem")
+            )
         );
-        assert!(split_args("'open").is_err());
-        assert!(split_args("\"open").is_err());
-        assert!(split_args("end\\").is_err());
     }
 
     #[test]
@@ -448,11 +434,5 @@ mod tests {
             "{}",
             run.detail
         );
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail("a\n\nb\nc\n", 2), "b\nc");
-        assert_eq!(tail("a", 5), "a");
     }
 }

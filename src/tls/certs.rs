@@ -1,6 +1,5 @@
-//! Certificate files: loading a PEM chain and key as a checked pair, the files' change
-//! signature for the reload watcher, and the resolver that hands the current pair to new
-//! handshakes.
+//! Certificate files: loading a PEM chain and key as a checked pair, and the files' change
+//! signature for the reload watcher.
 
 use std::fmt;
 use std::io;
@@ -8,16 +7,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::x509::{self, Summary};
 
-/// The configured certificate chain and key files (`tls_certfile`, `tls_keyfile`).
+/// A certificate chain file and its key file (`tls_certfile` and `tls_keyfile`, a
+/// `tls_certificates` entry, or certbot's `live/<name>/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CertFiles {
     pub cert: PathBuf,
@@ -144,30 +142,6 @@ pub(crate) fn stamp(files: &CertFiles) -> io::Result<[FileStamp; 2]> {
     Ok([one(&files.cert)?, one(&files.key)?])
 }
 
-/// The certificate new handshakes get; swapped whole by the reload watcher. Open connections
-/// keep the pair they started with.
-#[derive(Debug, Default)]
-pub(crate) struct CertStore {
-    current: RwLock<Option<Arc<CertifiedKey>>>,
-}
-
-impl CertStore {
-    pub(crate) fn set(&self, key: Arc<CertifiedKey>) {
-        *self.current.write() = Some(key);
-    }
-    pub(crate) fn has_cert(&self) -> bool {
-        self.current.read().is_some()
-    }
-}
-
-impl ResolvesServerCert for CertStore {
-    /// One certificate for every name (and for clients that send no SNI). `None` before the
-    /// first certificate is loaded, which makes rustls refuse the handshake.
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,17 +252,6 @@ mod tests {
         assert!(stamp(&f).is_err());
         std::os::unix::fs::symlink("cert2.pem", &f.cert).unwrap();
         assert_ne!(stamp(&f).unwrap(), before);
-        let _ = std::fs::remove_dir_all(&d);
-    }
-
-    #[test]
-    fn the_store_serves_nothing_until_loaded() {
-        let store = CertStore::default();
-        assert!(!store.has_cert());
-        let d = dir("store");
-        let f = files(&d, EC_CERT, EC_KEY);
-        store.set(load(&f, &provider()).unwrap().key);
-        assert!(store.has_cert());
         let _ = std::fs::remove_dir_all(&d);
     }
 }

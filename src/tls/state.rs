@@ -1,5 +1,6 @@
 //! What the rest of the proxy sees of TLS: whether HTTPS is on (which decides what the plain
-//! HTTP port answers: see `endpoints::redirect`), and what `/proxy/status` can tell about the certificate and certbot.
+//! HTTP port answers: see `endpoints::redirect`), and what `/proxy/status` can tell about each
+//! certificate and certbot.
 
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::SystemTime;
@@ -7,6 +8,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use super::Slot;
 use super::x509::Summary;
 use crate::base::rfc3339;
 use crate::config::Global;
@@ -22,13 +24,30 @@ pub(crate) struct CertbotRun {
     pub detail: String,
 }
 
-#[derive(Debug, Default)]
-struct Info {
+/// One certificate served (or waited for).
+#[derive(Debug)]
+struct CertInfo {
+    slot: Slot,
     cert: Option<Summary>,
     loaded_at: Option<SystemTime>,
     /// Why the files on disk are not the ones served (a failed reload), if so.
     reload_error: Option<String>,
+    /// The last `certonly` run for this certificate (`auto_certbot`).
     certbot: Option<CertbotRun>,
+}
+
+#[derive(Debug, Default)]
+struct Info {
+    /// In slot order.
+    certs: Vec<CertInfo>,
+    /// The last certbot run of any kind.
+    certbot: Option<CertbotRun>,
+}
+
+impl Info {
+    fn default_cert(&self) -> Option<&CertInfo> {
+        self.certs.iter().find(|c| c.slot.default)
+    }
 }
 
 /// Shared between the connections, the reload watcher and the certbot timer.
@@ -68,24 +87,45 @@ impl HttpsState {
         self.port.store(port, Ordering::Release);
     }
 
-    /// A certificate is being served (the first, or a reloaded one). Returns whether HTTPS
-    /// has just become live.
-    pub(crate) fn set_cert(&self, summary: Option<Summary>) -> bool {
-        {
-            let mut info = self.info.lock();
-            info.cert = summary;
-            info.loaded_at = Some(SystemTime::now());
-            info.reload_error = None;
+    /// The certificates to serve, in slot order (at start-up, before any is loaded).
+    pub(crate) fn set_slots(&self, slots: &[Slot]) {
+        self.info.lock().certs = slots
+            .iter()
+            .map(|slot| CertInfo {
+                slot: slot.clone(),
+                cert: None,
+                loaded_at: None,
+                reload_error: None,
+                certbot: None,
+            })
+            .collect();
+    }
+
+    /// `slot` serves a certificate (its first, or a reloaded one). Returns whether HTTPS has
+    /// just become live (with the first certificate of any slot).
+    pub(crate) fn set_cert(&self, slot: usize, summary: Option<Summary>) -> bool {
+        if let Some(c) = self.info.lock().certs.get_mut(slot) {
+            c.cert = summary;
+            c.loaded_at = Some(SystemTime::now());
+            c.reload_error = None;
         }
         self.port() != 0 && !self.live.swap(true, Ordering::AcqRel)
     }
 
-    pub(crate) fn set_reload_error(&self, why: Option<String>) {
-        self.info.lock().reload_error = why;
+    /// Why `slot`'s files on disk are not served, or `None` once they are.
+    pub(crate) fn set_reload_error(&self, slot: usize, why: Option<String>) {
+        if let Some(c) = self.info.lock().certs.get_mut(slot) {
+            c.reload_error = why;
+        }
     }
 
-    pub(crate) fn set_certbot(&self, run: CertbotRun) {
-        self.info.lock().certbot = Some(run);
+    /// A certbot run: `certonly` for `slot`'s certificate, or `renew` (`None`).
+    pub(crate) fn set_certbot(&self, run: CertbotRun, slot: Option<usize>) {
+        let mut info = self.info.lock();
+        if let Some(c) = slot.and_then(|i| info.certs.get_mut(i)) {
+            c.certbot = Some(run.clone());
+        }
+        info.certbot = Some(run);
     }
 
     /// Whether the plain HTTP port redirects to HTTPS while HTTPS is live (else it answers
@@ -99,33 +139,57 @@ impl HttpsState {
         &self.domain
     }
 
-    /// The `tls` object for `/proxy/status`.
+    /// The `tls` object for `/proxy/status`: `certificate`, `loaded_at` and `reload_error`
+    /// describe the default pair; `certificates` lists every certificate.
     pub(crate) fn status_json(&self) -> Value {
         let info = self.info.lock();
-        let cert = info.cert.as_ref().map(|c| {
-            json!({
-                "subject": c.subject(),
-                "dns_names": c.dns_names,
-                "serial": c.serial,
-                "not_before": rfc3339(c.not_before),
-                "not_after": rfc3339(c.not_after),
-            })
-        });
-        let certbot = info.certbot.as_ref().map(|r| {
-            json!({
-                "command": r.command,
-                "at": rfc3339(r.at),
-                "ok": r.ok,
-                "detail": r.detail,
-            })
-        });
+        let default = info.default_cert();
         json!({
             "https": self.is_live(),
             "port": self.port(),
-            "certificate": cert,
-            "loaded_at": info.loaded_at.map(rfc3339),
-            "reload_error": info.reload_error,
-            "last_certbot_run": certbot,
+            "certificate": default.and_then(|c| c.cert.as_ref()).map(summary_json),
+            "loaded_at": default.and_then(|c| c.loaded_at).map(rfc3339),
+            "reload_error": default.and_then(|c| c.reload_error.as_ref()),
+            "certificates": info.certs.iter().map(cert_json).collect::<Vec<_>>(),
+            "last_certbot_run": info.certbot.as_ref().map(certbot_json),
         })
     }
+}
+
+fn summary_json(c: &Summary) -> Value {
+    json!({
+        "subject": c.subject(),
+        "dns_names": c.dns_names,
+        "serial": c.serial,
+        "not_before": rfc3339(c.not_before),
+        "not_after": rfc3339(c.not_after),
+    })
+}
+
+fn certbot_json(r: &CertbotRun) -> Value {
+    json!({
+        "command": r.command,
+        "at": rfc3339(r.at),
+        "ok": r.ok,
+        "detail": r.detail,
+    })
+}
+
+/// One certificate: its files and role, then what it holds once loaded (`null` before).
+fn cert_json(c: &CertInfo) -> Value {
+    let s = c.cert.as_ref();
+    json!({
+        "certfile": c.slot.files.cert.display().to_string(),
+        "keyfile": c.slot.files.key.display().to_string(),
+        "default": c.slot.default,
+        "certbot_name": c.slot.lineage,
+        "names": s.map(Summary::names),
+        "subject": s.map(Summary::subject),
+        "serial": s.map(|s| &s.serial),
+        "not_before": s.map(|s| rfc3339(s.not_before)),
+        "not_after": s.map(|s| rfc3339(s.not_after)),
+        "loaded_at": c.loaded_at.map(rfc3339),
+        "reload_error": c.reload_error,
+        "last_certbot_run": c.certbot.as_ref().map(certbot_json),
+    })
 }

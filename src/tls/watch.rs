@@ -1,8 +1,9 @@
-//! The reload watcher: polls the certificate files' stamps (through certbot's `live/`
-//! symlinks) and loads the pair again when they change. A pair that fails to load (certbot
+//! The reload watcher: polls every certificate's files' stamps (through certbot's `live/`
+//! symlinks) and loads a pair again when they change. A pair that fails to load (certbot
 //! swaps the links one by one, so a new chain can briefly meet the old key) is never served:
-//! the old certificate stays, the reason is logged once, and the pair is tried again at the
-//! next change of either file.
+//! that certificate's old version stays, the reason is logged once and shown in the status,
+//! and the pair is tried again at the next change of either file. Files missing at start-up
+//! are waited for the same way.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -10,8 +11,10 @@ use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 
-use super::certs::{self, CertFiles, CertStore, FileStamp, LoadError, Loaded};
+use super::Slot;
+use super::certs::{self, FileStamp, LoadError, Loaded};
 use super::state::HttpsState;
+use super::store::CertStore;
 
 /// How often the files are checked.
 pub(crate) const POLL: Duration = Duration::from_secs(2);
@@ -25,11 +28,12 @@ enum Attempt {
 
 /// What the watcher works on.
 pub(crate) struct Watcher {
-    pub files: CertFiles,
+    /// The certificates, in the store's slot order.
+    pub slots: Vec<Slot>,
     pub store: Arc<CertStore>,
     pub state: Arc<HttpsState>,
     pub provider: Arc<CryptoProvider>,
-    /// Configured domain, to warn when a certificate does not name it.
+    /// Configured domain, to warn when the default certificate does not name it.
     pub domain: String,
 }
 
@@ -43,75 +47,114 @@ impl Trigger {
     }
 }
 
+/// One slot's watch: the stamp last tried, and the last error taking a stamp.
+#[derive(Default)]
+struct Seen {
+    tried: Option<[FileStamp; 2]>,
+    stamp_error: Option<String>,
+}
+
 impl Watcher {
-    /// Logs and installs a freshly loaded pair.
-    pub(crate) fn install(&self, loaded: Loaded) {
+    /// Logs and installs a freshly loaded pair into `slot`.
+    pub(crate) fn install(&self, slot: usize, loaded: Loaded) {
+        let files = &self.slots[slot].files;
         let what = match &loaded.summary {
             Some(s) => {
-                if !s.covers(&self.domain) {
-                    log::warn!(
-                        "the certificate in {} names {:?}, not the configured domain {:?}",
-                        self.files.cert.display(),
-                        s.dns_names,
-                        self.domain
-                    );
-                }
+                self.check_names(slot, s);
                 if s.not_after < std::time::SystemTime::now() {
+                    let until = crate::base::rfc3339(s.not_after);
                     log::warn!(
-                        "the certificate in {} has expired ({})",
-                        self.files.cert.display(),
-                        crate::base::rfc3339(s.not_after)
+                        "the certificate in {} has expired ({until})",
+                        files.cert.display()
                     );
                 }
                 format!(
                     "serial {} for {}, valid until {}",
                     s.serial,
-                    s.subject(),
+                    s.names().join(", "),
                     crate::base::rfc3339(s.not_after)
                 )
             }
             None => "a certificate this proxy cannot describe".into(),
         };
-        self.store.set(loaded.key);
-        if self.state.set_cert(loaded.summary) {
+        let names = loaded
+            .summary
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.names().to_vec());
+        self.store.set(slot, loaded.key, names);
+        if self.state.set_cert(slot, loaded.summary) {
             log::info!(
-                "certificate loaded ({what}): HTTPS is on at port {}; the HTTP port now {}",
+                "certificate loaded from {} ({what}): HTTPS is on at port {}; the HTTP port now {}",
+                files.cert.display(),
                 self.state.port(),
                 "serves only ACME challenges and /proxy/healthz and redirects the rest"
             );
         } else {
             log::info!(
                 "certificate (re)loaded from {}: {what}",
-                self.files.cert.display()
+                files.cert.display()
             );
         }
     }
 
-    /// Tries the files once; `stamp` is their stamp taken just before.
-    fn attempt(&self, stamp: [FileStamp; 2]) -> Attempt {
-        let loaded = match certs::load(&self.files, &self.provider) {
+    /// Warns when the default pair does not name `domain`, certbot's certificate its name, or
+    /// another certificate any name (it then only answers names no certificate names).
+    fn check_names(&self, slot: usize, s: &super::x509::Summary) {
+        let slot = &self.slots[slot];
+        if s.names().is_empty() && !slot.default {
+            log::warn!(
+                "the certificate in {} has no DNS name: it is only served when no certificate names the name asked for",
+                slot.files.cert.display()
+            );
+        }
+        let expected = match (&slot.lineage, slot.default) {
+            (Some(name), _) => name,
+            (None, true) => &self.domain,
+            (None, false) => return,
+        };
+        if !s.covers(expected) {
+            log::warn!(
+                "the certificate in {} names {:?}, not {expected:?}",
+                slot.files.cert.display(),
+                s.names(),
+            );
+        }
+    }
+
+    /// Tries `slot`'s files once; `stamp` is their stamp taken just before.
+    fn attempt(&self, slot: usize, stamp: [FileStamp; 2]) -> Attempt {
+        let files = &self.slots[slot].files;
+        let loaded = match certs::load(files, &self.provider) {
             Ok(l) => l,
             Err(e) => return Attempt::Failed(e),
         };
-        if certs::stamp(&self.files).ok() != Some(stamp) {
+        if certs::stamp(files).ok() != Some(stamp) {
             // Changed while being read: the next poll sees the new stamp and tries again.
             return Attempt::Changed;
         }
-        self.install(loaded);
+        self.install(slot, loaded);
         Attempt::Installed
     }
 
-    /// Runs forever on its own thread. `tried` is the stamp of the pair loaded at start-up.
-    pub(crate) fn spawn(self, tried: Option<[FileStamp; 2]>) -> std::io::Result<Trigger> {
+    /// Runs forever on its own thread. `tried` has, per slot, the stamp of the pair loaded at
+    /// start-up.
+    pub(crate) fn spawn(self, tried: Vec<Option<[FileStamp; 2]>>) -> std::io::Result<Trigger> {
         let (tx, rx) = std::sync::mpsc::channel();
+        let seen = tried
+            .into_iter()
+            .map(|tried| Seen {
+                tried,
+                stamp_error: None,
+            })
+            .collect();
         std::thread::Builder::new()
             .name("tls-reload".into())
-            .spawn(move || self.run(tried, rx))?;
+            .spawn(move || self.run(seen, rx))?;
         Ok(Trigger(tx))
     }
 
-    fn run(self, mut tried: Option<[FileStamp; 2]>, wake: Receiver<()>) {
-        let mut stamp_error: Option<String> = None;
+    fn run(self, mut seen: Vec<Seen>, wake: Receiver<()>) {
+        seen.resize_with(self.slots.len(), Seen::default);
         loop {
             match wake.recv_timeout(POLL) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -120,39 +163,51 @@ impl Watcher {
                     std::thread::sleep(POLL);
                 }
             }
-            // Missing (not there yet, or certbot is between unlink and symlink): keep what is
-            // served and look again at the next poll.
-            let now = match certs::stamp(&self.files) {
-                Ok(now) => now,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    let why = e.to_string();
-                    if stamp_error.as_ref() != Some(&why) {
-                        log::warn!("cannot check the certificate files: {why}");
-                        stamp_error = Some(why);
-                    }
-                    continue;
-                }
-            };
-            stamp_error = None;
-            if tried == Some(now) {
-                continue;
+            for (slot, seen) in seen.iter_mut().enumerate() {
+                self.check(slot, seen);
             }
-            match self.attempt(now) {
-                Attempt::Installed => tried = Some(now),
-                Attempt::Changed => {}
-                Attempt::Failed(e) => {
-                    tried = Some(now);
-                    let keeping = if self.store.has_cert() {
-                        "keeping the certificate already served"
-                    } else {
-                        "HTTPS stays off"
-                    };
-                    log::warn!(
-                        "cannot load the new certificate files: {e}; {keeping}; trying again when the files change"
-                    );
-                    self.state.set_reload_error(Some(e.to_string()));
+        }
+    }
+
+    /// Loads `slot`'s files when their stamp differs from the one last tried.
+    fn check(&self, slot: usize, seen: &mut Seen) {
+        let files = &self.slots[slot].files;
+        // Missing (not there yet, or certbot is between unlink and symlink): keep what is
+        // served and look again at the next poll.
+        let now = match certs::stamp(files) {
+            Ok(now) => now,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                let why = e.to_string();
+                if seen.stamp_error.as_ref() != Some(&why) {
+                    log::warn!("cannot check the certificate files: {why}");
+                    seen.stamp_error = Some(why);
                 }
+                return;
+            }
+        };
+        seen.stamp_error = None;
+        if seen.tried == Some(now) {
+            return;
+        }
+        match self.attempt(slot, now) {
+            Attempt::Installed => seen.tried = Some(now),
+            Attempt::Changed => {}
+            Attempt::Failed(e) => {
+                seen.tried = Some(now);
+                let keeping = if self.store.is_loaded(slot) {
+                    "keeping the certificate already served"
+                } else if self.store.has_cert() {
+                    "this certificate is not served"
+                } else {
+                    "HTTPS stays off"
+                };
+                log::warn!(
+                    "cannot load the new certificate files {} and {}: {e}; {keeping}; trying again when the files change",
+                    files.cert.display(),
+                    files.key.display()
+                );
+                self.state.set_reload_error(slot, Some(e.to_string()));
             }
         }
     }

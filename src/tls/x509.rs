@@ -26,15 +26,19 @@ impl Summary {
             .unwrap_or_else(|| "-".into())
     }
 
+    /// The names the certificate is served for by SNI: its DNS names, or its common name when
+    /// it has none (as they are written; the SNI index lower-cases them).
+    pub(crate) fn names(&self) -> &[String] {
+        match (&self.dns_names[..], &self.common_name) {
+            ([], Some(cn)) => std::slice::from_ref(cn),
+            (names, _) => names,
+        }
+    }
+
     /// Does the certificate name `host` (exactly, or through a `*.` wildcard one label deep)?
     pub(crate) fn covers(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let names: Vec<&String> = if self.dns_names.is_empty() {
-            self.common_name.iter().collect()
-        } else {
-            self.dns_names.iter().collect()
-        };
-        names.iter().any(|n| {
+        self.names().iter().any(|n| {
             let n = n.to_ascii_lowercase();
             match n.strip_prefix("*.") {
                 Some(parent) => host.split_once('.').is_some_and(|(_, rest)| rest == parent),
@@ -275,5 +279,33 @@ mod tests {
             "the CN is ignored when SANs exist"
         );
         assert_eq!(s.subject(), "ignored.example");
+        assert_eq!(s.names(), ["example.com", "*.apps.example.com"]);
+        let cn_only = Summary {
+            dns_names: Vec::new(),
+            ..s
+        };
+        assert_eq!(cn_only.names(), ["ignored.example"]);
+        assert!(cn_only.covers("ignored.example"));
+    }
+
+    #[test]
+    fn san_dns_names_with_wildcards_without_addresses() {
+        use crate::tls::tests::certs::{EC_CERT, WILDCARD_CERT};
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(WILDCARD_CERT.as_bytes()).unwrap();
+        let s = summarize(&der).unwrap();
+        assert_eq!(s.serial, "5A17");
+        assert_eq!(s.common_name.as_deref(), Some("wildcard test"));
+        assert_eq!(
+            s.dns_names,
+            ["*.wild.example", "Wild.Example", "www.wild.example"],
+            "IP and e-mail names are left out; a critical extension is read"
+        );
+        assert!(s.covers("a.wild.example") && s.covers("wild.example"));
+        assert!(!s.covers("a.b.wild.example"));
+        assert_eq!(crate::base::rfc3339(s.not_after), "2126-11-09T22:27:14Z");
+        let der = CertificateDer::from_pem_slice(EC_CERT.as_bytes()).unwrap();
+        assert_eq!(summarize(&der).unwrap().dns_names, ["test.example"]);
     }
 }

@@ -175,6 +175,27 @@ impl Pki {
 
     /// Like `leaf`, valid for `days`.
     pub fn leaf_for(&self, tag: &str, kind: KeyKind, name: &str, serial: &str, days: u32) -> Leaf {
+        let san = format!("DNS:{name},DNS:localhost,IP:127.0.0.1");
+        self.make_leaf(tag, kind, name, &san, serial, days)
+    }
+
+    /// An ECDSA leaf for exactly `names` (DNS names, `*.` wildcards too; the first is also the
+    /// common name) with `serial` (hex digits), valid for a week.
+    pub fn leaf_names(&self, tag: &str, names: &[&str], serial: &str) -> Leaf {
+        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        self.make_leaf(tag, KeyKind::Ecdsa, names[0], &san.join(","), serial, 7)
+    }
+
+    /// A leaf with common name `cn` and subject alternative names `san` (openssl's syntax).
+    fn make_leaf(
+        &self,
+        tag: &str,
+        kind: KeyKind,
+        cn: &str,
+        san: &str,
+        serial: &str,
+        days: u32,
+    ) -> Leaf {
         let d = &self.dir;
         let key = format!("{tag}.key");
         match kind {
@@ -195,12 +216,12 @@ impl Pki {
             }
         };
         let csr_file = format!("{tag}.csr");
-        csr(d, &key, &format!("/CN={name}"), &csr_file);
+        csr(d, &key, &format!("/CN={cn}"), &csr_file);
         let ext = ext_file(
             d,
             &format!("{tag}.ext"),
             &format!(
-                "subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                "subjectAltName={san}\nbasicConstraints=CA:FALSE\n\
                  keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n\
                  crlDistributionPoints=URI:http://crl.test.invalid/intermediate.crl\n"
             ),
@@ -318,14 +339,18 @@ pub fn start_failure(dir: &Path, yaml: &str) -> (i32, String) {
 /// The serial of the certificate served on `addr` for `server_name`, or `None` when the
 /// handshake fails.
 pub fn served_serial(addr: SocketAddr, server_name: &str) -> Option<String> {
-    let out = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &addr.to_string(),
-            "-servername",
-            server_name,
-        ])
+    served_serial_sni(addr, Some(server_name))
+}
+
+/// The same, sending `server_name` as SNI, or no SNI at all.
+pub fn served_serial_sni(addr: SocketAddr, server_name: Option<&str>) -> Option<String> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string()]);
+    match server_name {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()

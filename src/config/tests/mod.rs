@@ -1,5 +1,6 @@
 //! The configuration's tests, by part of the file they exercise.
 
+mod certificates;
 mod compose;
 mod durations;
 mod files;

@@ -102,7 +102,7 @@ g1ADJyHqF/wheGI6ixNKk9z2Act5X9j1536aq0tqDOcwyL43XYs5
 
 /// A server configuration serving `EC_CERT` (signed by `CA_CERT`) for `test.example`.
 pub(crate) fn server_config() -> std::sync::Arc<rustls::ServerConfig> {
-    use crate::tls::certs::{CertFiles, CertStore};
+    use crate::tls::{CertFiles, CertStore};
     let d = std::env::temp_dir().join(format!(
         "wakeproxy-certs-{}-{:?}",
         std::process::id(),
@@ -116,8 +116,9 @@ pub(crate) fn server_config() -> std::sync::Arc<rustls::ServerConfig> {
     std::fs::write(&files.cert, format!("{EC_CERT}{CA_CERT}")).unwrap();
     std::fs::write(&files.key, EC_KEY).unwrap();
     let provider = crate::tls::provider();
-    let store = std::sync::Arc::new(CertStore::default());
-    store.set(crate::tls::certs::load(&files, &provider).unwrap().key);
+    let store = std::sync::Arc::new(CertStore::new(1, Some(0)));
+    let loaded = crate::tls::certs::load(&files, &provider).unwrap().key;
+    store.set(0, loaded, vec!["test.example".into()]);
     let _ = std::fs::remove_dir_all(&d);
     crate::tls::server_config(provider, store).unwrap()
 }
@@ -140,3 +141,20 @@ pub(crate) fn client_config(
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     std::sync::Arc::new(cfg)
 }
+/// Self-signed EC certificate, serial `5A17`, valid until 2126-11-09T22:27:14Z, whose critical
+/// subject alternative names are `*.wild.example`, `Wild.Example`, IP 10.0.0.1, an e-mail
+/// address and `www.wild.example` (key not kept: for reading only).
+pub(crate) const WILDCARD_CERT: &str = "\
+-----BEGIN CERTIFICATE-----
+MIIBzTCCAXOgAwIBAgICWhcwCgYIKoZIzj0EAwIwGDEWMBQGA1UEAwwNd2lsZGNh
+cmQgdGVzdDAgFw0yNjEyMDMyMjI3MTRaGA8yMTI2MTEwOTIyMjcxNFowGDEWMBQG
+A1UEAwwNd2lsZGNhcmQgdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABNeS
+Z/wDHFGmVPXgFkEIGQDrCyz5UA9vdBHRHQbm62dC/iL8ZA07cjNdGPVYU+R0Usro
+nWxk/HXRqO6h4nYspKWjgaowgacwHQYDVR0OBBYEFJAhAe+Axen707c1akxHDcf+
+PQFWMB8GA1UdIwQYMBaAFJAhAe+Axen707c1akxHDcf+PQFWMA8GA1UdEwEB/wQF
+MAMBAf8wVAYDVR0RAQH/BEowSIIOKi53aWxkLmV4YW1wbGWCDFdpbGQuRXhhbXBs
+ZYcECgAAAYEQb3BzQHdpbGQuZXhhbXBsZYIQd3d3LndpbGQuZXhhbXBsZTAKBggq
+hkjOPQQDAgNIADBFAiBOkgMCOXRbIYxz6e81snOitAySinEvjU6dXkmeX5HD5gIh
+APvSByFuAAt0pKW4deFzD2oL+AQRZ0C2GhH3f2rAws4a
+-----END CERTIFICATE-----
+";

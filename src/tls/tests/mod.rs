@@ -88,13 +88,18 @@ pub(crate) fn handshake(
 
 use crate::tls::*;
 
-fn global(extra: &str) -> crate::config::Global {
+fn global(extra: &str) -> crate::config::Config {
+    config(
+        extra,
+        "  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n",
+    )
+}
+
+fn config(extra: &str, services: &str) -> crate::config::Config {
     let text = format!(
-        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n{extra}services:\n  - name: app\n    path: /\n    upstream: 127.0.0.1:9\n"
+        "global:\n  bearer_token: 7b160a90a2bba89b2100d1f018f8eaa4\n{extra}services:\n{services}"
     );
-    crate::config::parse(&text, "test.yaml", &|_| None)
-        .unwrap()
-        .global
+    crate::config::parse(&text, "test.yaml", &|_| None).unwrap()
 }
 
 #[test]
@@ -116,5 +121,33 @@ fn missing_files_without_certbot_are_worth_a_warning() {
     let with_certbot = format!("{files}  auto_certbot: true\n  email: ops@example.com\n");
     assert!(config_warnings(&global(&with_certbot)).is_empty());
     assert!(config_warnings(&global("")).is_empty());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn listed_certificates_and_wildcard_hosts_are_worth_a_warning() {
+    let d = std::env::temp_dir().join(format!("wakeproxy-tlswarn2-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("a.pem"), "x").unwrap();
+    let listed = format!(
+        "  tls_certificates:\n    - certfile: {a}\n      keyfile: {a}\n    - certfile: {b}\n      keyfile: {k}\n",
+        a = d.join("a.pem").display(),
+        b = d.join("b.pem").display(),
+        k = d.join("b.key").display()
+    );
+    let w = config_warnings(&global(&listed));
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].ends_with("b.pem does not exist: tls_certificates[1] is served once it appears"));
+    assert!(w[1].contains("b.key does not exist"), "{w:?}");
+    let services = "  - name: wild\n    host: \"*.apps.example.com\"\n    upstream: 127.0.0.1:9\n  - name: app\n    host: app.example.com\n    upstream: 127.0.0.1:9\n";
+    let certbot = "  auto_certbot: true\n  email: ops@example.com\n";
+    let w = config_warnings(&config(certbot, services));
+    assert_eq!(
+        w,
+        [certbot::wildcard_warning("wild", "*.apps.example.com")],
+        "exact hosts are fine"
+    );
+    assert!(w[0].contains("list one in tls_certificates"));
+    assert!(config_warnings(&config("", services)).is_empty());
     let _ = std::fs::remove_dir_all(&d);
 }
