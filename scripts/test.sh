@@ -15,6 +15,8 @@ need pebble-challtestsrv || missing+=(pebble)
 need certbot || missing+=(certbot)
 need testssl || missing+=(testssl.sh)
 need openssl || missing+=(openssl)
+# The compose tests drive Debian's docker-compose (1.29).
+need docker-compose || missing+=(docker-compose)
 # The deployment test verifies the systemd unit.
 need systemd-analyze || missing+=(systemd)
 # The pull tests push to and pull from a real registry on 127.0.0.1.

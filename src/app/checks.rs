@@ -1,5 +1,6 @@
 //! Checks before the first request: what the Docker host offers each service (its image
-//! present, pullable, or missing with `pull: never`), whether `connect_mode: docker_dns` can
+//! present, pullable, or missing with `pull: never`; its existing container and dependencies
+//! there, and not published on all addresses), whether `connect_mode: docker_dns` can
 //! work where the proxy runs (in a container on `docker_network`), and whether the kernel offers IPVS for swarm VIPs. The facts are
 //! gathered once (`gather`); what they mean is decided from values (`findings`), so the
 //! judgement is tested without a daemon. `proxy-validate-config --docker` prints them; the
@@ -8,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{Config, ConnectMode, EndpointMode, PullPolicy};
+use crate::config::{Config, ConnectMode, EndpointMode, Existing, PullPolicy};
 use crate::docker::Docker;
+use crate::lifecycle::ExistingEngine;
 
 /// What the daemon says of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub struct Facts {
     /// The kernel offers IPVS (`/proc/net/ip_vs`), which swarm VIPs need.
     pub ipvs: bool,
     pub images: BTreeMap<String, ImageState>,
+    /// Every existing container a service runs on or depends on: `None` when it does not
+    /// exist, else the internal ports it publishes on all addresses.
+    pub existing: BTreeMap<Existing, Option<Vec<u16>>>,
 }
 
 /// One finding: `ok` lines say what is fine, the rest are warnings.
@@ -47,6 +52,10 @@ pub fn findings(cfg: &Config, facts: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in &cfg.services {
         let Some(c) = s.container() else { continue };
+        out.extend(existing_findings(&s.name, c, facts));
+        if c.existing.is_some() {
+            continue;
+        }
         let say = |ok: bool, text: String| Finding {
             service: s.name.clone(),
             ok,
@@ -112,7 +121,8 @@ pub fn findings(cfg: &Config, facts: &Facts) -> Vec<Finding> {
 /// host, ask their registry whether it has them (slow when a registry does not answer).
 pub fn gather(cfg: &Config, docker: &Docker, ask_registry: bool) -> Result<Facts, String> {
     let mut images = BTreeMap::new();
-    for c in cfg.services.iter().filter_map(|s| s.container()) {
+    let creates = cfg.services.iter().filter_map(|s| s.container());
+    for c in creates.filter(|c| c.existing.is_none()) {
         if images.contains_key(&c.image) {
             continue;
         }
@@ -131,7 +141,71 @@ pub fn gather(cfg: &Config, docker: &Docker, ask_registry: bool) -> Result<Facts
         on_network: on_network(docker, cfg.global.docker_network.as_deref()),
         ipvs: Path::new("/proc/net/ip_vs").exists(),
         images,
+        existing: existing_facts(cfg, docker)?,
     })
+}
+
+/// Whether each existing container named by the config exists, and what it publishes on all
+/// addresses.
+fn existing_facts(
+    cfg: &Config,
+    docker: &Docker,
+) -> Result<BTreeMap<Existing, Option<Vec<u16>>>, String> {
+    let engine = ExistingEngine {
+        docker: docker.clone(),
+    };
+    let mut out = BTreeMap::new();
+    for c in cfg.services.iter().filter_map(|s| s.container()) {
+        for e in c.existing.iter().chain(&c.depends_on) {
+            if out.contains_key(e) {
+                continue;
+            }
+            let found = engine.locate(e).map_err(|e| e.0)?;
+            let open = found.map(|info| {
+                let wide = |b: &crate::docker::PortBinding| {
+                    matches!(b.host_ip.as_str(), "" | "0.0.0.0" | "::")
+                };
+                let ports = info.ports.iter().filter(|(_, b)| b.iter().any(wide));
+                ports
+                    .filter_map(|(p, _)| p.split('/').next()?.parse().ok())
+                    .collect()
+            });
+            out.insert(e.clone(), open);
+        }
+    }
+    Ok(out)
+}
+
+/// What the facts say of a service's existing container and its dependencies.
+fn existing_findings(
+    service: &str,
+    c: &crate::config::ContainerSpec,
+    facts: &Facts,
+) -> Vec<Finding> {
+    let say = |ok: bool, text: String| Finding {
+        service: service.to_string(),
+        ok,
+        text,
+    };
+    let mut out = Vec::new();
+    for e in c.existing.iter().chain(&c.depends_on) {
+        match facts.existing.get(e) {
+            None => {}
+            Some(None) => out.push(say(
+                false,
+                format!("{e} does not exist: every request gets 503 until it does"),
+            )),
+            Some(Some(open)) if !open.is_empty() => out.push(say(
+                false,
+                format!(
+                    "{e} publishes port {open:?} on all addresses: anyone can reach it there \
+                     without the token; publish it on 127.0.0.1 only"
+                ),
+            )),
+            Some(Some(_)) => out.push(say(true, format!("{e} present"))),
+        }
+    }
+    out
 }
 
 /// Whether this process runs in a container of this daemon attached to `network`: Docker
@@ -179,6 +253,7 @@ mod tests {
                     ImageState::Unavailable("manifest unknown".into()),
                 ),
             ]),
+            existing: BTreeMap::new(),
         };
         let f = findings(&cfg, &facts);
         let of = |name: &str| f.iter().find(|x| x.service == name).unwrap();
@@ -199,6 +274,7 @@ mod tests {
             on_network: false,
             ipvs: false,
             images: BTreeMap::from([("app:1".into(), ImageState::Present)]),
+            existing: BTreeMap::new(),
         };
         let f = findings(&cfg, &facts);
         assert!(
@@ -217,5 +293,48 @@ mod tests {
             ..facts
         };
         assert!(findings(&cfg, &fine).iter().all(|x| x.ok));
+    }
+
+    #[test]
+    fn existing_containers_missing_or_published_widely_are_warned() {
+        let cfg = config(
+            "  connect_mode: host_port\n",
+            "  - name: web\n    path: /\n    container: web-c\n    depends_on: [db-c, gone-c]\n",
+        );
+        let named = |n: &str| Existing::Named(n.into());
+        let facts = Facts {
+            existing: BTreeMap::from([
+                (named("web-c"), Some(vec![8000])),
+                (named("db-c"), Some(vec![])),
+                (named("gone-c"), None),
+            ]),
+            ..Facts::default()
+        };
+        let f = findings(&cfg, &facts);
+        let texts: Vec<(bool, &str)> = f.iter().map(|x| (x.ok, x.text.as_str())).collect();
+        assert!(
+            texts.contains(&(
+                false,
+                "container web-c publishes port [8000] on all addresses: anyone can reach it there \
+             without the token; publish it on 127.0.0.1 only"
+            )),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&(true, "container db-c present")),
+            "{texts:?}"
+        );
+        assert!(
+            texts.contains(&(
+                false,
+                "container gone-c does not exist: every request gets 503 until it does"
+            )),
+            "{texts:?}"
+        );
+        assert_eq!(
+            f.len(),
+            3,
+            "no image findings for an existing container: {f:?}"
+        );
     }
 }

@@ -29,7 +29,10 @@ pub fn run_pull(args: &PullArgs) -> Result<(), CliError> {
     let tty = std::io::stdout().is_terminal();
     let mut failed = Vec::new();
     for s in chosen {
-        let Some(c) = s.container() else { continue };
+        // Upstreams and existing containers have no image of wakeproxy's to pull.
+        let Some(c) = s.container().filter(|c| c.existing.is_none()) else {
+            continue;
+        };
         let outcome = match c.pull.policy {
             PullPolicy::Never => present(&engine, &c.image, "pull: never"),
             _ => pull_one(&engine, &s.name, &c.image, c.pull.timeout, tty),

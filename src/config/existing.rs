@@ -57,12 +57,19 @@ pub(super) fn backend(
             ctx.issue(&path.key("compose_project"), msg);
             return None;
         }
-        (Some(v), None) => Existing::Named(docker_name(ctx, v, &path.key("container"))?),
+        (Some(v), None) => match docker_name(ctx, v, &path.key("container")) {
+            Some(n) => Existing::Named(n),
+            // Refused (the issue is recorded): no other backend is looked for.
+            None => return Some(Backend::Upstream(String::new())),
+        },
         (None, Some(v)) => {
-            let project = docker_name(ctx, v, &path.key("compose_project"))?;
+            let project = docker_name(ctx, v, &path.key("compose_project"));
             let service = match get(map, "compose_service") {
-                Some(v) => docker_name(ctx, v, &path.key("compose_service"))?,
-                None => name?.to_string(),
+                Some(v) => docker_name(ctx, v, &path.key("compose_service")),
+                None => name.map(str::to_string),
+            };
+            let (Some(project), Some(service)) = (project, service) else {
+                return Some(Backend::Upstream(String::new()));
             };
             Existing::Compose { project, service }
         }
@@ -89,7 +96,12 @@ pub(super) fn backend(
         .key_uint(map, path, "internal_port", 1, 65535)
         .and_then(|n| u16::try_from(n).ok())
         .unwrap_or(8000);
-    Some(Backend::Container(ContainerSpec {
+    Some(Backend::Container(spec(target, internal_port)))
+}
+
+/// The spec of a service on existing container `target`: nothing to create, nothing to pull.
+fn spec(target: Existing, internal_port: u16) -> ContainerSpec {
+    ContainerSpec {
         image: String::new(),
         internal_port,
         host_port: None,
@@ -106,7 +118,7 @@ pub(super) fn backend(
         run: Box::default(),
         existing: Some(target),
         depends_on: Vec::new(),
-    }))
+    }
 }
 
 /// A container or project name as Docker accepts it.

@@ -113,6 +113,31 @@ impl Groups {
         Ok(())
     }
 
+    /// After `service` became ready: are its dependencies still running? A dependency that
+    /// looked ready once running (it has no HEALTHCHECK) may have exited right after; the
+    /// start then fails with its exit code.
+    pub(crate) fn still_up(&self, deps: &[Existing]) -> Result<(), String> {
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        for dep in deps {
+            let gone = |why: String| format!("dependency {dep}: {why}");
+            let c = engine.locate(dep).map_err(|e| gone(e.0))?;
+            let Some(c) = c else {
+                return Err(gone("its container is gone".into()));
+            };
+            if !c.running {
+                let logs = engine.logs_tail(&c.id, START_LOG_LINES);
+                return Err(format!(
+                    "dependency {dep} exited with code {} while starting; last log lines:\n{}",
+                    c.exit_code,
+                    logs.trim_end()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `service` stopped: its dependencies nobody else holds are stopped, in reverse order.
     pub(crate) fn release(&self, service: &str, deps: &[Existing]) {
         let free = self.holds.lock().release(service, deps);

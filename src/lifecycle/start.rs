@@ -92,6 +92,8 @@ impl Managed {
         let mut wait = Readiness::new(self, id, attempt);
         loop {
             if let Some(ready) = wait.look()? {
+                let id = Some(ready.1.clone());
+                self.groups.still_up(deps).map_err(|e| (e, id))?;
                 return Ok(ready);
             }
             if Instant::now() >= deadline {

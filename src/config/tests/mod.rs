@@ -3,6 +3,7 @@
 mod certificates;
 mod compose;
 mod durations;
+mod existing;
 mod files;
 mod global;
 mod loading;
