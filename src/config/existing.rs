@@ -118,6 +118,7 @@ fn spec(target: Existing, internal_port: u16) -> ContainerSpec {
         run: Box::default(),
         existing: Some(target),
         depends_on: Vec::new(),
+        compose_depends_on: false,
     }
 }
 

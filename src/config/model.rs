@@ -319,6 +319,9 @@ pub struct ContainerSpec {
     /// last service that needs them, in dependency order (transitively, through services
     /// that are dependencies themselves).
     pub depends_on: Vec<Existing>,
+    /// A compose service without `depends_on`: its dependencies are read from compose v2's
+    /// `com.docker.compose.depends_on` label on its container at each start.
+    pub compose_depends_on: bool,
 }
 
 /// A container wakeproxy did not create, found by name or by compose's labels.

@@ -174,6 +174,8 @@ fn backend_and_name(
     let depends_on = existing::depends_on(ctx, map, path, &backend);
     if let Backend::Container(c) = &mut backend {
         c.depends_on = depends_on;
+        let compose = matches!(c.existing, Some(crate::config::Existing::Compose { .. }));
+        c.compose_depends_on = compose && get(map, "depends_on").is_none();
     }
     let name = name.filter(|n| {
         let usage = match &backend {
@@ -419,6 +421,7 @@ fn container(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, image: &Value) -> C
         run: Box::new(run),
         existing: None,
         depends_on: Vec::new(),
+        compose_depends_on: false,
     }
 }
 

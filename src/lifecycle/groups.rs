@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use crate::config::Existing;
 
+use super::engine::existing::compose_depends_on;
 use super::engine::{Engine, ExistingEngine, START_LOG_LINES};
 
 /// Which services hold which dependencies up. Pure.
@@ -111,6 +112,18 @@ impl Groups {
             wait_ready(engine, dep, &id, deadline)?;
         }
         Ok(())
+    }
+
+    /// The dependencies compose v2 recorded on `target`'s container (none without the daemon
+    /// or the label).
+    pub(crate) fn recorded(&self, target: &Existing) -> Vec<Existing> {
+        let (Some(engine), Existing::Compose { project, .. }) = (&self.engine, target) else {
+            return Vec::new();
+        };
+        match engine.locate(target) {
+            Ok(Some(c)) => compose_depends_on(&c.labels, project),
+            _ => Vec::new(),
+        }
     }
 
     /// After `service` became ready: are its dependencies still running? A dependency that

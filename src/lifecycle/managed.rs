@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::base::Histogram;
-use crate::config::{ConnectMode, Global, PullPolicy, Service};
+use crate::config::{ConnectMode, Existing, Global, PullPolicy, Service};
 
 use super::activity::Activity;
 use super::engine::{Engine, EngineKind};
@@ -40,6 +40,8 @@ pub(crate) struct Managed {
     daemon_down: Arc<AtomicBool>,
     /// Shared with the lifecycle's other services: who holds which dependency up.
     pub(super) groups: Arc<Groups>,
+    /// The dependencies the latest start holds up (`depends_on`, or compose's record).
+    pub(super) held: Mutex<Vec<Existing>>,
 }
 
 /// What the services of one lifecycle share.
@@ -78,6 +80,7 @@ impl Managed {
             failures: AtomicU64::new(0),
             daemon_down: shared.daemon_down,
             groups: shared.groups,
+            held: Mutex::new(Vec::new()),
         })
     }
 
@@ -175,6 +178,25 @@ impl Managed {
 }
 
 impl Managed {
+    /// The dependencies a start holds: `depends_on`, or what compose recorded.
+    pub(super) fn dependencies(&self) -> Vec<Existing> {
+        let c = &self.spec.container;
+        match (&c.existing, c.compose_depends_on) {
+            (Some(target), true) => self.groups.recorded(target),
+            _ => c.depends_on.clone(),
+        }
+    }
+
+    /// The dependencies status shows: those held, else those configured.
+    fn dependencies_shown(&self) -> Vec<Existing> {
+        let held = self.held.lock().clone();
+        if held.is_empty() {
+            self.spec.container.depends_on.clone()
+        } else {
+            held
+        }
+    }
+
     /// The longest a start may take: its `start_timeout`, after a pull's `pull_timeout` when
     /// the image may be pulled first.
     fn longest_start(&self) -> Duration {
@@ -268,9 +290,7 @@ impl Wake for Managed {
             },
             failure: st.latest_failure().map(str::to_string),
             dependencies: self
-                .spec
-                .container
-                .depends_on
+                .dependencies_shown()
                 .iter()
                 .map(|d| (d.to_string(), self.groups.holders(d)))
                 .collect(),

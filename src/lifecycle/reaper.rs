@@ -68,7 +68,8 @@ impl Managed {
                 }
                 me.state().stopped();
                 me.notify();
-                me.groups.release(me.name(), &me.spec.container.depends_on);
+                let held = std::mem::take(&mut *me.held.lock());
+                me.groups.release(me.name(), &held);
             });
         if spawned.is_err() {
             self.state().stopped();

@@ -242,6 +242,7 @@ mod tests {
                 run: Box::default(),
                 existing: None,
                 depends_on: Vec::new(),
+                compose_depends_on: false,
             },
             network: Some("net".into()),
             mode: ConnectMode::HostPort,

@@ -74,7 +74,8 @@ impl Managed {
     /// Starts the service and waits until it is ready: (address, id). `start_timeout` counts
     /// from when the container is started: a pull before it has its own `pull_timeout`.
     fn start_and_wait(&self, attempt: u64) -> Result<(String, String), StartError> {
-        let deps = &self.spec.container.depends_on;
+        let deps = &self.dependencies();
+        *self.held.lock() = deps.clone();
         if !deps.is_empty() {
             self.state().reached(attempt, Stage::Dependencies);
             let deadline = Instant::now() + self.start_timeout;

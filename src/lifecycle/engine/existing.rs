@@ -13,6 +13,8 @@ const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const COMPOSE_ONEOFF: &str = "com.docker.compose.oneoff";
 const COMPOSE_NUMBER: &str = "com.docker.compose.container-number";
+/// Compose v2's record of a service's `depends_on`: `service:condition:restart`, by commas.
+const COMPOSE_DEPENDS_ON: &str = "com.docker.compose.depends_on";
 
 /// The Engine API for existing containers.
 pub(crate) struct ExistingEngine {
@@ -71,6 +73,26 @@ impl ExistingEngine {
             None => Err(EngineError("the container disappeared".into())),
         }
     }
+}
+
+/// The dependencies compose v2 recorded on a container of project `project`, in the order
+/// listed (compose v1 records none: empty).
+pub(crate) fn compose_depends_on(
+    labels: &std::collections::BTreeMap<String, String>,
+    project: &str,
+) -> Vec<Existing> {
+    let Some(v) = labels.get(COMPOSE_DEPENDS_ON) else {
+        return Vec::new();
+    };
+    v.split(',')
+        .filter_map(|entry| entry.split(':').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|service| Existing::Compose {
+            project: project.to_string(),
+            service: service.to_string(),
+        })
+        .collect()
 }
 
 /// What a request is told when the container is not there.
@@ -148,5 +170,45 @@ impl Engine for ExistingEngine {
 
     fn dns_name(&self, _spec: &ManagedSpec, id: &str) -> Result<String, EngineError> {
         self.name_of(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Config.Labels` of a container made by compose v2 (2.29) for service `web`, as
+    /// `docker inspect` printed it.
+    const INSPECT: &str = r#"{"Config": {"Labels": {
+        "com.docker.compose.config-hash": "5e0a6f2c1b",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.depends_on": "db:service_healthy:false,cache:service_started:true",
+        "com.docker.compose.image": "sha256:9f1c",
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.project": "shop",
+        "com.docker.compose.project.working_dir": "/srv/shop",
+        "com.docker.compose.service": "web",
+        "com.docker.compose.version": "2.29.7"}}}"#;
+
+    #[test]
+    fn compose_v2_records_the_dependencies_in_a_label() {
+        let v: serde_json::Value = serde_json::from_str(INSPECT).unwrap();
+        let labels: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(v["Config"]["Labels"].clone()).unwrap();
+        let deps = compose_depends_on(&labels, "shop");
+        let names: Vec<String> = deps.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "compose service db of project shop",
+                "compose service cache of project shop"
+            ]
+        );
+        assert!(
+            compose_depends_on(&Default::default(), "shop").is_empty(),
+            "compose v1"
+        );
+        let odd = [(COMPOSE_DEPENDS_ON.to_string(), ",db,,:x".to_string())].into();
+        assert_eq!(compose_depends_on(&odd, "p").len(), 1);
     }
 }
