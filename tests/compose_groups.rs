@@ -279,3 +279,69 @@ fn a_hand_made_container_starts_and_stops_on_demand_and_outlives_the_proxy() {
         r.text()
     );
 }
+
+#[test]
+fn labelled_containers_become_services_and_go_away_with_them() {
+    let mut g = DockerGuard::new("labels");
+    let (disc, clash) = (g.name("disc"), g.name("clash"));
+    let b = Backend::start("file");
+    let services = format!(
+        "  - name: taken\n    path: /taken\n    upstream: {}\n",
+        b.addr
+    );
+    let global = global() + "  discover_labels: true\n";
+    let mut proxy = TestProxy::start(&config_with(&global, &services));
+    let started = Instant::now();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &disc,
+        "-p",
+        "127.0.0.1::8000",
+        "-e",
+        "NAME=disc",
+        "--label",
+        "wakeproxy.path=/disc",
+        "--label",
+        "wakeproxy.idle_timeout=5m",
+        IMAGE,
+    ]);
+    let r = wait_for(
+        "the labelled container's route",
+        Duration::from_secs(20),
+        || {
+            let r = get(proxy.addr, "/disc/hello");
+            (r.status == 200).then_some(r)
+        },
+    );
+    println!(
+        "route added {} ms after docker run",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(r.json()["name"], "disc");
+    assert_eq!(r.json()["target"], "/hello");
+    assert_eq!(service_status(proxy.addr, &disc)["kind"], "existing");
+    // A label that takes a route of proxy.yaml is refused, naming both.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &clash,
+        "-e",
+        "NAME=clash",
+        "--label",
+        "wakeproxy.path=/taken",
+        IMAGE,
+    ]);
+    proxy.proc.wait_line(
+        &format!("container {clash} (label wakeproxy.path=/taken) is refused: it conflicts with service taken of proxy.yaml"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(get(proxy.addr, "/taken/x").json()["name"], "file");
+    // Removing the container removes its route.
+    docker(&["rm", "-f", &disc]);
+    wait_for("the route to go", Duration::from_secs(20), || {
+        (get(proxy.addr, "/disc/hello").status == 404).then_some(())
+    });
+}

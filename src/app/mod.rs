@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod cli;
 pub mod daemon;
+mod discovery;
 mod probe;
 pub mod pull;
 mod reload;

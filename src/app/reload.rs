@@ -52,13 +52,28 @@ fn new_exact_host<'a>(old: impl Iterator<Item = &'a Service>, new: &'a [Service]
 /// previous configuration. Removed (and changed) services are stopped once idle; changed
 /// services are recreated on their next start.
 pub(super) fn reload(rt: &Runtime) {
-    let new = match config::load(&rt.config_path) {
+    let file = match config::load(&rt.config_path) {
         Ok(c) => c,
         Err(e) => {
             log::error!("reload refused, the running configuration stays:\n{e}");
             return;
         }
     };
+    let discovered = rt.discovered.lock().clone();
+    let (kept, refused) = config::admit_discovered(&file.services, discovered);
+    for why in refused {
+        log::warn!("{why}");
+    }
+    *rt.discovered.lock() = kept.clone();
+    *rt.file.lock() = file.clone();
+    let mut new = file;
+    new.services.extend(kept);
+    apply(rt, new, "configuration reloaded");
+}
+
+/// Makes `new` (the file's services and those discovered by labels) the running
+/// configuration, as a reload does; `what` starts the log line that says what changed.
+pub(super) fn apply(rt: &Runtime, new: config::Config, what: &str) {
     let old = rt.proxy().generation();
     let mut fixed = needs_restart(&old.global, &new.global);
     let old_services = old.routes.iter().map(|r| &r.service);
@@ -98,7 +113,7 @@ pub(super) fn reload(rt: &Runtime) {
     *current = next;
     let before: BTreeSet<String> = old.routes.iter().map(|r| r.service.name.clone()).collect();
     log::info!(
-        "configuration reloaded: {count} services (added: {:?}, removed: {:?})",
+        "{what}: {count} services (added: {:?}, removed: {:?})",
         after.difference(&before).collect::<Vec<_>>(),
         before.difference(&after).collect::<Vec<_>>()
     );

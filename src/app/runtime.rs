@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::docker::{Docker, DockerError, Swarm};
 use crate::lifecycle::engine::{DockerEngine, ExistingEngine, SwarmEngine};
 use crate::lifecycle::pulls::Pulls;
@@ -24,6 +24,10 @@ pub(super) struct Runtime {
     pub(super) config_path: PathBuf,
     pub(super) lifecycle: Mutex<Option<Lifecycle>>,
     pub(super) events_running: AtomicBool,
+    /// The configuration as the file says it (the services discovered by labels apart).
+    pub(super) file: Mutex<Config>,
+    /// The services discovered by labels now (with `discover_labels`).
+    pub(super) discovered: Mutex<Vec<Service>>,
 }
 
 impl Runtime {

@@ -29,6 +29,8 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
         config_path: args.config.clone(),
         lifecycle: Mutex::new(None),
         events_running: AtomicBool::new(false),
+        file: Mutex::new(config.clone()),
+        discovered: Mutex::new(Vec::new()),
     });
     let lifecycle = start_lifecycle(&config, &proxy, true, &rt.events_running)?;
     // Certificate files are checked before anything is bound: bad ones are a start-up error.
@@ -58,6 +60,9 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
         tls::start(&mut server, &hub, &g, plan)?;
     }
     watch_signals(rt.clone())?;
+    if g.discover_labels {
+        super::discovery::spawn(rt.clone())?;
+    }
     server
         .run()
         .map_err(|e| CliError::Startup(format!("cannot start the poller: {e}")))?;

@@ -10,7 +10,7 @@ use super::formats::is_docker_name;
 use super::read::{Ctx, FieldPath, Show, get};
 use super::tls::file_path;
 use super::units::Span;
-use super::{ConnectMode, Global, IpNet, Limits, Probe, Pull, PullPolicy, RunMode};
+use super::{ConnectMode, Global, IpNet, Limits, Probe, RunMode};
 use super::{loading, pull, secret, tls};
 
 /// The keys `global:` may hold.
@@ -55,6 +55,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "certbot_args",
     "loading_page_after",
     "loading_page",
+    "discover_labels",
 ];
 
 /// Longest accepted timeout: ten years, so later `Instant` arithmetic cannot overflow.
@@ -126,14 +127,11 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
     let shutdown_timeout = shutdown_timeout(ctx, map, path);
     let session_span = Span::secs(60, 366 * 24 * 3600);
     let session_lifetime = ctx.key_duration(map, path, "session_lifetime", session_span);
-    let pull_default = Pull {
-        policy: PullPolicy::Missing,
-        timeout: pull::DEFAULT_PULL_TIMEOUT,
-    };
-    let pull = pull::read(ctx, map, path, pull_default);
+    let pull = pull::read(ctx, map, path, pull::DEFAULT);
     let registry_auth_file = get(map, "registry_auth_file")
         .and_then(|_| file_path(ctx, map, path, "registry_auth_file"));
     let stop_services_on_exit = ctx.key_bool(map, path, "stop_services_on_exit");
+    let discover_labels = ctx.key_bool(map, path, "discover_labels");
     let loading_page_after = loading::after(ctx, map, path);
     let loading_page = loading::template(ctx, map, path);
 
@@ -164,6 +162,7 @@ fn read_global(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, present: bool) ->
         pull,
         registry_auth_file,
         stop_services_on_exit: stop_services_on_exit.unwrap_or(false),
+        discover_labels: discover_labels.unwrap_or(false),
         certbot_path,
         certbot_args,
         loading_page_after: loading_page_after.unwrap_or(loading::DEFAULT_AFTER),

@@ -26,6 +26,7 @@ mod expand;
 mod formats;
 mod global;
 mod hosts;
+mod labels;
 mod loading;
 mod locate;
 mod names;
@@ -45,6 +46,7 @@ mod tests;
 
 pub use expand::{ExpandError, expand};
 pub use hosts::HostPattern;
+pub use labels::{PATH_LABEL, admit_discovered, discovered_service};
 pub use table::services_table;
 
 use std::fmt;

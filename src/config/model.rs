@@ -138,6 +138,8 @@ pub struct Global {
     /// Stop managed containers when the proxy exits (default false: they are adopted on the
     /// next start).
     pub stop_services_on_exit: bool,
+    /// Containers labelled `wakeproxy.path=...` become services (default false).
+    pub discover_labels: bool,
     /// The certbot program for `auto_certbot` (default `certbot` on the PATH).
     pub certbot_path: Option<String>,
     /// Extra certbot arguments, e.g. `[--server, https://acme.example/dir, --config-dir, /x]`.

@@ -13,6 +13,11 @@ use super::units::Span;
 const MAX_PULL_SECS: u64 = 24 * 3600;
 /// Default time a pull may take.
 pub(super) const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// The global default: pull a missing image, within ten minutes.
+pub(super) const DEFAULT: Pull = Pull {
+    policy: PullPolicy::Missing,
+    timeout: DEFAULT_PULL_TIMEOUT,
+};
 
 /// `pull` and `pull_timeout` at `path`, each defaulting to `default`'s.
 pub(super) fn read(ctx: &mut Ctx, map: &Mapping, path: &FieldPath, default: Pull) -> Pull {

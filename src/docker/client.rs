@@ -27,6 +27,7 @@ pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The actions wakeproxy follows on the event stream.
 const EVENT_ACTIONS: &[&str] = &[
+    "create",
     "start",
     "die",
     "stop",
