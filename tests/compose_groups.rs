@@ -169,6 +169,7 @@ fn a_compose_project_wakes_with_its_dependencies_and_sleeps_after_its_last_user(
         .cloned()
         .unwrap_or_default();
     assert_eq!(held.len(), 2, "db held by web and admin: {st}");
+    assert_eq!(st["depends_on"][0]["state"], "healthy", "{st}");
 
     // Idle: web goes first, db stays for admin, then admin, then db.
     wait_stopped("web to be stopped when idle", &p.container("web"));
@@ -344,4 +345,41 @@ fn labelled_containers_become_services_and_go_away_with_them() {
     wait_for("the route to go", Duration::from_secs(20), || {
         (get(proxy.addr, "/disc/hello").status == 404).then_some(())
     });
+}
+
+#[test]
+fn validate_with_docker_refuses_unknown_containers_at_their_line() {
+    let mut g = DockerGuard::new("unknown");
+    let name = g.name("here");
+    docker(&["create", "--name", &name, "-p", "127.0.0.1::8000", IMAGE]);
+    let dir = TempDir::new("unknown-deps");
+    let file = dir.path().join("proxy.yaml");
+    let services = format!(
+        "  - name: app\n    path: /app\n    container: {name}\n    depends_on: [wpt-no-such-db]\n"
+    );
+    std::fs::write(&file, config_with(&global(), &services)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wakeproxy"))
+        .args(["proxy-validate-config", "--docker", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("unknown dependency: container wpt-no-such-db does not exist"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("unknown dependency"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("services[0].depends_on") && line.contains(":12"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ok: app: container {name} present")),
+        "{text}"
+    );
 }

@@ -176,6 +176,31 @@ fn existing_facts(
     Ok(out)
 }
 
+/// `proxy-validate-config --docker`: the existing containers that do not exist, as errors at
+/// their field (`services[i].container`, `.compose_project` or `.depends_on`).
+pub fn unknown_containers(cfg: &Config, facts: &Facts) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let Some(c) = s.container() else { continue };
+        let missing = |e: &Existing| matches!(facts.existing.get(e), Some(None));
+        if let Some(e) = c.existing.as_ref().filter(|e| missing(e)) {
+            let key = match e {
+                Existing::Named(_) => "container",
+                Existing::Compose { .. } => "compose_project",
+            };
+            out.push((
+                format!("services[{i}].{key}"),
+                format!("{e} does not exist"),
+            ));
+        }
+        for e in c.depends_on.iter().filter(|e| missing(e)) {
+            let msg = format!("unknown dependency: {e} does not exist");
+            out.push((format!("services[{i}].depends_on"), msg));
+        }
+    }
+    out
+}
+
 /// What the facts say of a service's existing container and its dependencies.
 fn existing_findings(
     service: &str,

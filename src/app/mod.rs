@@ -39,6 +39,7 @@ pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
             let mark = if f.ok { "ok" } else { "warning" };
             println!("{mark}: {}: {}", f.service, f.text);
         }
+        unknown_containers(args, &cfg, &facts)?;
     }
     println!(
         "{}: valid ({} services)",
@@ -46,4 +47,29 @@ pub fn run_validate(args: &ValidateArgs) -> Result<(), CliError> {
         cfg.services.len()
     );
     Ok(())
+}
+
+/// With `--docker`, a container the config names that does not exist is an error at its line.
+fn unknown_containers(
+    args: &ValidateArgs,
+    cfg: &config::Config,
+    facts: &checks::Facts,
+) -> Result<(), CliError> {
+    let unknown = checks::unknown_containers(cfg, facts);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&args.config).unwrap_or_default();
+    let issues = unknown
+        .into_iter()
+        .map(|(field, message)| config::ConfigIssue {
+            line: config::line_of(&text, &field),
+            field,
+            message,
+        })
+        .collect();
+    Err(CliError::Config(config::ConfigErrors {
+        source: args.config.display().to_string(),
+        issues,
+    }))
 }

@@ -227,6 +227,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })
 }
 
+/// The 1-based line of `field` (`services[1].depends_on`) in config `text`, when it can be
+/// found (for problems found after the config was read, such as a missing container).
+pub fn line_of(text: &str, field: &str) -> Option<usize> {
+    locate::Locator::new(text).line(field)
+}
+
 /// Reads the file and calls [`parse_probe`] with the process environment.
 pub fn load_probe(path: &Path) -> Result<Probe, ConfigErrors> {
     read_file(path, parse_probe)

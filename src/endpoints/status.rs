@@ -115,7 +115,7 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
         let deps: Vec<Value> = r
             .dependencies
             .iter()
-            .map(|(d, by)| json!({"container": d, "held_by": by}))
+            .map(|(d, state, by)| json!({"container": d, "state": state, "held_by": by}))
             .collect();
         obj.insert("depends_on".into(), Value::Array(deps));
     }

@@ -81,6 +81,20 @@ impl Groups {
         self.holds.lock().holders(dep)
     }
 
+    /// What `dep`'s container is doing now: `running`, `healthy`, `exited (code N)`,
+    /// `missing`, or why that cannot be told.
+    pub(crate) fn state(&self, dep: &Existing) -> String {
+        let Some(engine) = &self.engine else {
+            return "unknown (no Docker daemon)".into();
+        };
+        match engine.locate(dep) {
+            Ok(Some(c)) if c.running => c.health.unwrap_or_else(|| "running".into()),
+            Ok(Some(c)) => format!("{} (code {})", c.status, c.exit_code),
+            Ok(None) => "missing".into(),
+            Err(e) => format!("unknown ({e})"),
+        }
+    }
+
     /// Starts `service`'s dependencies in order, each ready before the next, by `deadline`.
     /// On failure the reason (exit code and last log lines); what nobody else holds is
     /// stopped again.

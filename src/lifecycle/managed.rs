@@ -260,6 +260,12 @@ impl Wake for Managed {
         let replicas = self.engine.replicas(self.name());
         let pull = self.engine.pull_progress(&self.spec.container.image);
         let pulling = pull.is_some();
+        // Docker is asked before the lock is taken.
+        let dependencies = self
+            .dependencies_shown()
+            .iter()
+            .map(|d| (d.to_string(), self.groups.state(d), self.groups.holders(d)))
+            .collect();
         let st = self.state.lock();
         let port = match (&st.phase, self.spec.mode) {
             (Phase::Ready { addr, .. }, ConnectMode::HostPort) => {
@@ -289,11 +295,7 @@ impl Wake for Managed {
                 _ => None,
             },
             failure: st.latest_failure().map(str::to_string),
-            dependencies: self
-                .dependencies_shown()
-                .iter()
-                .map(|d| (d.to_string(), self.groups.holders(d)))
-                .collect(),
+            dependencies,
         }
     }
 

@@ -78,8 +78,9 @@ pub(crate) struct Report {
     pub stage: Option<(&'static str, Duration)>,
     /// Why the latest start failed, while nothing has started since.
     pub failure: Option<String>,
-    /// Its dependencies in start order, each with the services holding it up now.
-    pub dependencies: Vec<(String, Vec<String>)>,
+    /// Its dependencies in start order: each one's name, state, and the services holding it
+    /// up now.
+    pub dependencies: Vec<(String, String, Vec<String>)>,
 }
 
 /// Cold-start figures of an on-demand service, for `/proxy/metrics`.
