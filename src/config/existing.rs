@@ -16,31 +16,16 @@ pub(super) const EXISTING_KEYS: &[&str] = &[
     "depends_on",
 ];
 
-/// Keys an existing container's service may not have: they shape a container wakeproxy
-/// creates, and it creates none.
-const CREATE_ONLY: &[&str] = &[
-    "pull",
-    "pull_timeout",
-    "host_port",
-    "environment",
-    "volumes",
-    "mem_limit",
-    "cpus",
-    "init",
-    "mode",
-    "replicas",
-    "endpoint_mode",
-];
-
 /// The backend of a service on an existing container, when the entry names one (`container`
-/// or `compose_project`); `None` otherwise. `compose` are the Compose-style keys, refused
-/// here like `CREATE_ONLY`.
+/// or `compose_project`); `None` otherwise. `container_keys` and `compose` are the keys of a
+/// container wakeproxy creates, and the Compose-style ones: refused here (all but
+/// `internal_port`).
 pub(super) fn backend(
     ctx: &mut Ctx,
     map: &Mapping,
     path: &FieldPath,
     name: Option<&str>,
-    compose: &[&str],
+    (container_keys, compose): (&[&str], &[&str]),
 ) -> Option<Backend> {
     let target = match (get(map, "container"), get(map, "compose_project")) {
         (None, None) => {
@@ -74,9 +59,11 @@ pub(super) fn backend(
             Existing::Compose { project, service }
         }
     };
+    // Every key that shapes a container wakeproxy creates, but the port it listens on.
+    let create_only = container_keys.iter().filter(|k| **k != "internal_port");
     for k in ["image", "upstream"]
         .iter()
-        .chain(CREATE_ONLY)
+        .chain(create_only)
         .chain(compose)
     {
         if get(map, k).is_some() {

@@ -167,7 +167,13 @@ fn backend_and_name(
     global: &Global,
     name: Option<String>,
 ) -> (Backend, Option<String>) {
-    let mut backend = match existing::backend(ctx, map, path, name.as_deref(), COMPOSE_KEYS) {
+    let mut backend = match existing::backend(
+        ctx,
+        map,
+        path,
+        name.as_deref(),
+        (CONTAINER_KEYS, COMPOSE_KEYS),
+    ) {
         Some(b) => b,
         None => backend(ctx, map, path, global),
     };

@@ -9,7 +9,10 @@ use crate::config::PullPolicy;
 use crate::docker::{Docker, DockerError, PullFailure, PullFigures, credential_for_image};
 use crate::lifecycle::pulls::Pulls;
 
-use super::{Engine, EngineError, Found, LABEL_SWARM_TASK, Observed, ours};
+use super::{
+    Engine, EngineError, Found, LABEL_SWARM_TASK, Observed, container_logs, observe_container,
+    ours, stop_container,
+};
 use crate::lifecycle::spec::{LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec};
 
 /// The Docker Engine API behind `Engine`.
@@ -179,27 +182,15 @@ impl Engine for DockerEngine {
     }
 
     fn observe(&self, id: &str, internal_port: u16) -> Result<Option<Observed>, EngineError> {
-        Ok(self.docker.inspect(id)?.map(|c| Observed {
-            host_port: c.host_port(internal_port),
-            id: c.id,
-            running: c.running,
-            exit_code: c.exit_code,
-            oom_killed: c.oom_killed,
-            health: c.health,
-        }))
+        observe_container(&self.docker, id, internal_port)
     }
 
     fn logs_tail(&self, id: &str, n: usize) -> String {
-        self.docker
-            .logs_tail(id, n)
-            .unwrap_or_else(|e| format!("(logs unavailable: {e})"))
+        container_logs(&self.docker, id, n)
     }
 
     fn stop(&self, id: &str) -> Result<(), EngineError> {
-        match self.docker.stop(id, None) {
-            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        stop_container(&self.docker, id)
     }
 
     fn list_ours(&self, instance: &str) -> Result<Vec<Found>, EngineError> {

@@ -3,9 +3,12 @@
 //! removed or recreated. Also starts and stops the containers services depend on.
 
 use crate::config::Existing;
-use crate::docker::{ContainerInfo, Docker, DockerError};
+use crate::docker::{ContainerInfo, Docker};
 
-use super::{Engine, EngineError, EngineKind, Found, Observed};
+use super::{
+    Engine, EngineError, EngineKind, Found, Observed, container_logs, observe_container,
+    stop_container,
+};
 use crate::lifecycle::spec::ManagedSpec;
 
 /// Compose's labels on the containers it makes.
@@ -130,27 +133,15 @@ impl Engine for ExistingEngine {
     }
 
     fn observe(&self, id: &str, internal_port: u16) -> Result<Option<Observed>, EngineError> {
-        Ok(self.docker.inspect(id)?.map(|c| Observed {
-            host_port: c.host_port(internal_port),
-            id: c.id,
-            running: c.running,
-            exit_code: c.exit_code,
-            oom_killed: c.oom_killed,
-            health: c.health,
-        }))
+        observe_container(&self.docker, id, internal_port)
     }
 
     fn logs_tail(&self, id: &str, n: usize) -> String {
-        self.docker
-            .logs_tail(id, n)
-            .unwrap_or_else(|e| format!("(logs unavailable: {e})"))
+        container_logs(&self.docker, id, n)
     }
 
     fn stop(&self, id: &str) -> Result<(), EngineError> {
-        match self.docker.stop(id, None) {
-            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        stop_container(&self.docker, id)
     }
 
     /// Nothing is ours: existing containers carry no wakeproxy label, and reconcile must never

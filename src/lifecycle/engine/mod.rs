@@ -183,6 +183,37 @@ impl From<DockerError> for EngineError {
     }
 }
 
+/// A container as `Engine::observe` reports it, from the Engine API (`None`: gone).
+pub(super) fn observe_container(
+    docker: &crate::docker::Docker,
+    id: &str,
+    internal_port: u16,
+) -> Result<Option<Observed>, EngineError> {
+    Ok(docker.inspect(id)?.map(|c| Observed {
+        host_port: c.host_port(internal_port),
+        id: c.id,
+        running: c.running,
+        exit_code: c.exit_code,
+        oom_killed: c.oom_killed,
+        health: c.health,
+    }))
+}
+
+/// The last `n` log lines of container `id`, or why they cannot be read.
+pub(super) fn container_logs(docker: &crate::docker::Docker, id: &str, n: usize) -> String {
+    docker
+        .logs_tail(id, n)
+        .unwrap_or_else(|e| format!("(logs unavailable: {e})"))
+}
+
+/// Stops container `id` (its own stop timeout applies); one already gone is stopped.
+pub(super) fn stop_container(docker: &crate::docker::Docker, id: &str) -> Result<(), EngineError> {
+    match docker.stop(id, None) {
+        Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Does a container or service with these labels belong to this instance?
 pub(super) fn ours(labels: &BTreeMap<String, String>, instance: &str) -> bool {
     labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
