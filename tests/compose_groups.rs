@@ -147,8 +147,10 @@ fn a_compose_project_wakes_with_its_dependencies_and_sleeps_after_its_last_user(
     while unix_now() < since {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let services = service(&p.name, "web", 3, "db")
-        + &service(&p.name, "admin", 8, "db")
+    // Idle times far apart, so that admin starts well before web goes idle and web stops well
+    // before admin, however slow a busy machine makes each step.
+    let services = service(&p.name, "web", 6, "db")
+        + &service(&p.name, "admin", 14, "db")
         + &service(&p.name, "bad", 300, "baddb");
     let proxy = TestProxy::start(&config_with(&global(), &services));
 
