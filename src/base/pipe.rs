@@ -149,7 +149,8 @@ fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
 pub(crate) struct Lease(Option<Pipe>);
 
 impl Lease {
-    /// This thread's pipe, or a new one; `None` when none can be made (out of descriptors).
+    /// This thread's pipe, or a new one; `None` when none can be made (out of descriptors, or
+    /// the user's pipe budget is spent).
     pub(crate) fn take() -> Option<Lease> {
         let spare = SPARE.with(|s| s.borrow_mut().take());
         spare

@@ -351,18 +351,17 @@ fn relay_response<C: Socket>(
     // The head goes out with the body bytes that came along with it, in one write; a body of
     // known length is then spliced between plain TCP sockets, others are copied.
     let chunked = framing == ClientFraming::Chunked;
-    let (up, dir) = (&mut conn.stream, Direction::Response);
-    let bytes_out = relay_body(
+    let relayed = relay_body(
         kind,
-        up,
+        &mut conn.stream,
         &mut client.inner,
         &head,
         chunked,
         None,
-        dir,
+        Direction::Response,
         &mut |_| {},
-    )
-    .map_err(|e| Failure::Abort {
+    );
+    let bytes_out = relayed.map_err(|e| Failure::Abort {
         status: res.status,
         reason: format!("relaying response body: {e}"),
     })?;
