@@ -473,13 +473,8 @@ mod tests {
                 sessions: 3,
                 ..AuthFigures::default()
             },
-            spliced: Spliced {
-                request: 0,
-                response: 70_000,
-            },
+            spliced: Spliced::default(),
         });
-        assert!(text.contains("wakeproxy_spliced_bytes_total{direction=\"request\"} 0\n"));
-        assert!(text.contains("wakeproxy_spliced_bytes_total{direction=\"response\"} 70000\n"));
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"header\"} 5\n"));
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"cookie\"} 0\n"));
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"form\"} 2\n"));
@@ -508,5 +503,18 @@ mod tests {
         assert!(
             text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n")
         );
+    }
+
+    #[test]
+    fn spliced_bytes_are_counted_by_direction() {
+        let mut out = String::new();
+        let s = Spliced {
+            request: 0,
+            response: 70_000,
+        };
+        spliced(&mut out, &s);
+        assert!(out.contains("# TYPE wakeproxy_spliced_bytes_total counter\n"));
+        assert!(out.contains("wakeproxy_spliced_bytes_total{direction=\"request\"} 0\n"));
+        assert!(out.contains("wakeproxy_spliced_bytes_total{direction=\"response\"} 70000\n"));
     }
 }
