@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,12 @@ pub trait Socket: Read + Write {
     fn tunnel_halves(&self) -> io::Result<Halves>;
     /// Frees buffers the socket keeps between uses (called before waiting idle).
     fn release_buffers(&self) {}
+    /// The descriptor of a plain TCP socket, whose bytes the kernel may move by `splice(2)`
+    /// without passing them through user space; `None` (the default) for anything else, so a
+    /// TLS stream, whose bytes must be decrypted or encrypted here, never takes that path.
+    fn raw_tcp(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 }
 
 impl Socket for TcpStream {
@@ -31,6 +38,9 @@ impl Socket for TcpStream {
     }
     fn tunnel_halves(&self) -> io::Result<Halves> {
         tcp_halves(self)
+    }
+    fn raw_tcp(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.as_fd())
     }
 }
 
@@ -70,6 +80,9 @@ impl Socket for SharedTcp {
     }
     fn tunnel_halves(&self) -> io::Result<Halves> {
         Ok(shared_halves(self.0.clone()))
+    }
+    fn raw_tcp(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.0.as_fd())
     }
 }
 

@@ -101,6 +101,26 @@ pub(crate) struct Scrape<'a> {
     pub auth: AuthFigures,
     /// Image pulls that ended.
     pub pulls: PullCounts,
+    /// Body bytes moved by `splice(2)`: request bodies, response bodies.
+    pub spliced: Spliced,
+}
+
+/// Body bytes moved by `splice(2)` since start, by direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Spliced {
+    pub request: u64,
+    pub response: u64,
+}
+
+impl Spliced {
+    /// The counts now.
+    pub(crate) fn now() -> Spliced {
+        use crate::http::splice::{Direction, spliced_bytes};
+        Spliced {
+            request: spliced_bytes(Direction::Request),
+            response: spliced_bytes(Direction::Response),
+        }
+    }
 }
 
 /// Credential figures at the moment of a scrape.
@@ -154,6 +174,7 @@ fn render(s: &Scrape<'_>) -> String {
         .chain(std::iter::once(("-".to_string(), s.unrouted)))
         .collect();
     requests(&mut out, &rows);
+    spliced(&mut out, &s.spliced);
     gauges(&mut out, s);
     let on_demand: Vec<(String, &StartFigures<'_>)> = s
         .services
@@ -202,6 +223,16 @@ fn requests(out: &mut String, rows: &[(String, &ServiceMetrics)]) {
     counter(out, "wakeproxy_sent_bytes_total", help, rows, |sm| {
         &sm.bytes_out
     });
+}
+
+/// Body bytes that went between plain TCP sockets by `splice(2)`, by direction.
+fn spliced(out: &mut String, s: &Spliced) {
+    let name = "wakeproxy_spliced_bytes_total";
+    let help = "Body bytes moved socket to socket by splice(2) without passing through the \
+                proxy's memory (plain HTTP, bodies of known length), by direction.";
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name}{{direction=\"request\"}} {}", s.request);
+    let _ = writeln!(out, "{name}{{direction=\"response\"}} {}", s.response);
 }
 
 fn counter(
@@ -442,6 +473,7 @@ mod tests {
                 sessions: 3,
                 ..AuthFigures::default()
             },
+            spliced: Spliced::default(),
         });
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"header\"} 5\n"));
         assert!(text.contains("wakeproxy_auth_failures_total{via=\"cookie\"} 0\n"));
@@ -471,5 +503,18 @@ mod tests {
         assert!(
             text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n")
         );
+    }
+
+    #[test]
+    fn spliced_bytes_are_counted_by_direction() {
+        let mut out = String::new();
+        let s = Spliced {
+            request: 0,
+            response: 70_000,
+        };
+        spliced(&mut out, &s);
+        assert!(out.contains("# TYPE wakeproxy_spliced_bytes_total counter\n"));
+        assert!(out.contains("wakeproxy_spliced_bytes_total{direction=\"request\"} 0\n"));
+        assert!(out.contains("wakeproxy_spliced_bytes_total{direction=\"response\"} 70000\n"));
     }
 }

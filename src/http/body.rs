@@ -59,7 +59,7 @@ pub fn write_all_vectored<W: Write + ?Sized>(
     Ok(())
 }
 
-fn eof() -> CopyError {
+pub(crate) fn eof() -> CopyError {
     CopyError::Read(io::Error::new(
         io::ErrorKind::UnexpectedEof,
         "connection closed mid-body",

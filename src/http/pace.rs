@@ -4,11 +4,13 @@
 //! a while) applies besides.
 
 use std::io::{self, BufRead, Read};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use crate::base::Socket;
 
 use super::BufStream;
+use super::splice::SpliceSource;
 
 /// The schedule a body must keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,26 @@ impl<S: Socket> BufRead for Paced<'_, S> {
     }
 }
 
+/// A spliced body keeps the pace too: each splice from the socket is a read, armed with the
+/// time the body has left and counted.
+impl<S: Socket> SpliceSource for Paced<'_, S> {
+    fn unread(&self) -> &[u8] {
+        self.inner.buffered()
+    }
+    fn tcp_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inner.inner.raw_tcp()
+    }
+    fn arm(&mut self) -> io::Result<()> {
+        Paced::arm(self)
+    }
+    fn spliced(&mut self, n: usize) {
+        self.received += n as u64;
+    }
+    fn explain(&self, e: io::Error) -> io::Error {
+        Paced::explain(self, e)
+    }
+}
+
 impl<S> Paced<'_, S> {
     /// A read that timed out because of the pace says so.
     fn explain(&self, e: io::Error) -> io::Error {
@@ -116,6 +138,38 @@ impl<S> Paced<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::BodyKind;
+    use crate::http::splice::{Direction, relay_body};
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_spliced_body_that_falls_behind_is_cut_off() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (from, _) = l.accept().unwrap();
+        let mut to = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_upstream, _) = l.accept().unwrap();
+        // 200 KB at once, then nothing: at 1 MB/s that is behind 0.2 s after the grace.
+        client.write_all(&vec![7u8; 200_000]).unwrap();
+        let start = Instant::now();
+        let pace = Pace {
+            start,
+            grace: Duration::from_millis(100),
+            rate: 1_000_000,
+            stall: Duration::from_secs(10),
+        };
+        let mut src = BufStream::new(from, 1024, 1024);
+        let mut body = Paced::new(&mut src, pace);
+        let kind = BodyKind::Length(10 << 20);
+        let dir = Direction::Request;
+        let r = relay_body(kind, &mut body, &mut to, &[], false, None, dir, &mut |_| {});
+        let e = r.unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(e.to_string().contains("slower than 1000000 bytes/s"), "{e}");
+        assert_eq!(body.received, 200_000);
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn a_body_must_keep_the_rate_after_the_grace_period() {

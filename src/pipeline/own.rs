@@ -169,6 +169,7 @@ impl Proxy {
             load: x.conn().load.snapshot(),
             auth: self.auth_figures(),
             pulls: Pulls::shared().counts(),
+            spliced: metrics::Spliced::now(),
         })
     }
 

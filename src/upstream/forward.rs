@@ -2,16 +2,17 @@
 //! bodies both ways, interim responses, one retry on a stale pooled connection, and the
 //! mapping of upstream failures to 502/504.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::base::Socket;
-use crate::http::body::{CopyError, copy_body, write_all_vectored};
+use crate::http::body::CopyError;
 use crate::http::head::{
     BodyKind, RequestHead, ResponseHead, is_idempotent, parse_response, response_body,
 };
 use crate::http::pace::{Pace, Paced};
 use crate::http::rewrite::{self, ClientFraming, ForwardInfo};
+use crate::http::splice::{Direction, relay_body};
 use crate::http::{BufStream, Problem};
 
 use super::pool::{ConnectError, MAX_RESPONSE_HEAD, Pool, UpstreamConn};
@@ -280,12 +281,14 @@ fn send_body<C: Socket>(
     let chunked = req.body == BodyKind::Chunked;
     let upstream = &mut conn.stream.inner;
     let mut body = Paced::new(client, req.pace);
-    let copied = copy_body(
+    let copied = relay_body(
         req.body,
         &mut body,
         upstream,
+        &[],
         chunked,
         req.max_body,
+        Direction::Request,
         &mut |_| {},
     );
     copied.map_err(|e| match e {
@@ -345,28 +348,23 @@ fn relay_response<C: Socket>(
     if rewrite::client_response(res, framing, keep, own, rp, &mut head) {
         (req.on_own_cookie)();
     }
-    let abort = |reason: String| Failure::Abort {
+    // The head goes out with the body bytes that came along with it, in one write; a body of
+    // known length is then spliced between plain TCP sockets, others are copied.
+    let chunked = framing == ClientFraming::Chunked;
+    let relayed = relay_body(
+        kind,
+        &mut conn.stream,
+        &mut client.inner,
+        &head,
+        chunked,
+        None,
+        Direction::Response,
+        &mut |_| {},
+    );
+    let bytes_out = relayed.map_err(|e| Failure::Abort {
         status: res.status,
-        reason,
-    };
-    let bytes_out = match kind {
-        BodyKind::Length(n) if conn.stream.buffered().len() as u64 >= n => {
-            // The whole body is already here: one write for head and body.
-            let body = &conn.stream.buffered()[..n as usize];
-            write_all_vectored(client, &mut [IoSlice::new(&head), IoSlice::new(body)])
-                .map_err(|e| abort(format!("writing to client: {e}")))?;
-            conn.stream.consume_buffered(n as usize);
-            n
-        }
-        _ => {
-            client
-                .write_all(&head)
-                .map_err(|e| abort(format!("writing to client: {e}")))?;
-            let chunked = framing == ClientFraming::Chunked;
-            copy_body(kind, &mut conn.stream, client, chunked, None, &mut |_| {})
-                .map_err(|e| abort(format!("relaying response body: {e}")))?
-        }
-    };
+        reason: format!("relaying response body: {e}"),
+    })?;
     if rewrite::upstream_reusable(res, kind) {
         pool.put(addr, conn);
     }
