@@ -196,19 +196,12 @@ impl Drop for Lease {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
     use std::os::fd::{AsFd, AsRawFd};
     use std::time::{Duration, Instant};
 
-    /// A connected pair of TCP sockets on 127.0.0.1.
     fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (b, _) = l.accept().unwrap();
-        for s in [&a, &b] {
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        }
-        (a, b)
+        crate::base::socket::loopback_pair()
     }
 
     #[test]

@@ -136,6 +136,18 @@ pub(crate) fn shared_halves(shared: Arc<TcpStream>) -> Halves {
     }
 }
 
+/// A connected pair of TCP sockets on 127.0.0.1 with 10 s read timeouts (for tests).
+#[cfg(test)]
+pub(crate) fn loopback_pair() -> (TcpStream, TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (b, _) = l.accept().unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

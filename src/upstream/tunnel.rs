@@ -226,14 +226,10 @@ pub(crate) fn run(
 mod tests {
     use super::*;
     use crate::base::socket::tcp_halves;
-    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::net::{Shutdown, TcpStream};
 
-    /// A connected pair of sockets.
     fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (b, _) = l.accept().unwrap();
-        (a, b)
+        crate::base::socket::loopback_pair()
     }
 
     struct Setup {
