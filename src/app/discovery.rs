@@ -53,6 +53,8 @@ fn follow(rt: &Runtime, docker: &Docker) {
 /// Lists the labelled containers and applies their services if they changed. Refusals are
 /// logged once each (`said` remembers them).
 fn rescan(rt: &Runtime, docker: &Docker, said: &mut BTreeSet<String>) {
+    // A reload meanwhile would otherwise be undone by the file config read here.
+    let _one_at_a_time = rt.applying.lock();
     let global = rt.file.lock().global.clone();
     let containers = match docker.list_containers(PATH_LABEL, true) {
         Ok(c) => c,

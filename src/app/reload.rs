@@ -59,6 +59,7 @@ pub(super) fn reload(rt: &Runtime) {
             return;
         }
     };
+    let _one_at_a_time = rt.applying.lock();
     let discovered = rt.discovered.lock().clone();
     let (kept, refused) = config::admit_discovered(&file.services, discovered);
     for why in refused {
@@ -73,6 +74,7 @@ pub(super) fn reload(rt: &Runtime) {
 
 /// Makes `new` (the file's services and those discovered by labels) the running
 /// configuration, as a reload does; `what` starts the log line that says what changed.
+/// The caller holds `rt.applying` from before it read `rt.file` and `rt.discovered`.
 pub(super) fn apply(rt: &Runtime, new: config::Config, what: &str) {
     let old = rt.proxy().generation();
     let mut fixed = needs_restart(&old.global, &new.global);

@@ -28,6 +28,9 @@ pub(super) struct Runtime {
     pub(super) file: Mutex<Config>,
     /// The services discovered by labels now (with `discover_labels`).
     pub(super) discovered: Mutex<Vec<Service>>,
+    /// Held while a configuration is applied, so that a reload and a discovery never
+    /// interleave (each installs a generation and swaps the lifecycle).
+    pub(super) applying: Mutex<()>,
 }
 
 impl Runtime {

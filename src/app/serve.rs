@@ -31,6 +31,7 @@ pub fn run_proxy(args: &ProxyArgs, config: Config) -> Result<(), CliError> {
         events_running: AtomicBool::new(false),
         file: Mutex::new(config.clone()),
         discovered: Mutex::new(Vec::new()),
+        applying: Mutex::new(()),
     });
     let lifecycle = start_lifecycle(&config, &proxy, true, &rt.events_running)?;
     // Certificate files are checked before anything is bound: bad ones are a start-up error.
