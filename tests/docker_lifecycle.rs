@@ -25,7 +25,7 @@ fn service(name: &str, path: &str, extra: &str) -> String {
 fn fifty_concurrent_first_requests_share_one_start() {
     let mut g = DockerGuard::new("fifty");
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
+    let mut p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
     let handles: Vec<_> = (0..50)
         .map(|i| {
             let addr = p.addr;
@@ -38,6 +38,8 @@ fn fifty_concurrent_first_requests_share_one_start() {
         assert_eq!(r.json()["target"], format!("/req/{i}"));
     }
     assert_eq!(g.containers().len(), 1, "exactly one container");
+    p.proc
+        .wait_line("created container", Duration::from_secs(10));
     assert_eq!(
         p.proc.log().matches("created container").count(),
         1,
@@ -146,18 +148,14 @@ fn a_killed_proxy_adopts_its_running_container_and_still_reaps_it() {
     let id = inspect(&name, "{{.Id}}").unwrap();
     first.proc.child.kill().unwrap(); // SIGKILL: no chance to clean up
     let _ = first.proc.child.wait();
-    let second = TestProxy::start(&cfg);
+    let mut second = TestProxy::start(&cfg);
     assert_eq!(
         service_status(second.addr, &name)["status"],
         "running",
         "{}",
         second.proc.log()
     );
-    assert!(
-        second.proc.log().contains("adopted"),
-        "{}",
-        second.proc.log()
-    );
+    second.proc.wait_line("adopted", Duration::from_secs(10));
     let r = get(second.addr, "/svc/y");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -261,7 +259,7 @@ fn a_foreign_container_holding_the_name_is_never_touched() {
     let mut g = DockerGuard::new("foreign");
     let name = g.name("svc");
     docker(&["create", "--name", &name, IMAGE]);
-    let p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
+    let mut p = TestProxy::start(&config_with(&global(&g, ""), &service(&name, "/svc", "")));
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 503);
     assert!(
@@ -272,10 +270,8 @@ fn a_foreign_container_holding_the_name_is_never_touched() {
         "{}",
         r.text()
     );
-    assert!(
-        p.proc.log().contains("did not create"),
-        "the start-up log says so"
-    );
+    // The start-up log says so.
+    p.proc.wait_line("did not create", Duration::from_secs(10));
     assert_eq!(
         inspect(&name, "{{.State.Status}}").as_deref(),
         Some("created"),
@@ -314,7 +310,7 @@ fn docker_healthcheck_is_used_for_readiness_and_network_is_created() {
 fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
     let mut g = DockerGuard::new("wsidle");
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(
+    let mut p = TestProxy::start(&config_with(
         &global(&g, ""),
         &service(&name, "/svc", "    idle_timeout: 2\n"),
     ));
@@ -333,6 +329,8 @@ fn an_open_websocket_keeps_its_container_up_and_the_stop_follows_its_close() {
     );
     // The socket was open (idle) for 10 s with idle_timeout 2 s, and it still echoed at the end:
     // the container was not stopped under it.
+    p.proc
+        .wait_line("created container", Duration::from_secs(10));
     assert!(
         p.proc.log().matches("created container").count() == 1,
         "{}",

@@ -322,7 +322,7 @@ impl LingerZero for TcpStream {
 #[test]
 fn at_max_connections_new_clients_get_503_at_once_and_it_is_counted() {
     let b = Backend::start("b");
-    let p = TestProxy::start(&config_with(
+    let mut p = TestProxy::start(&config_with(
         "  max_connections: 2\n",
         &format!("  - name: app\n    path: /\n    upstream: {}\n", b.addr),
     ));
@@ -369,6 +369,8 @@ fn at_max_connections_new_clients_get_503_at_once_and_it_is_counted() {
         3 + refused_while_closing,
         "{v}"
     );
+    p.proc
+        .wait_line("connection limit reached", Duration::from_secs(10));
     assert_eq!(
         p.proc.log().matches("connection limit reached").count(),
         1,

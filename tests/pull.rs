@@ -51,7 +51,7 @@ fn an_image_missing_on_the_host_is_pulled_once_by_the_first_requests() {
     );
     let (a, b) = (g.name("a"), g.name("b"));
     let services = service(&a, "/a", &image, "") + &service(&b, "/b", &image, "");
-    let p = TestProxy::start(&config_with(&global(&g, ""), &services));
+    let mut p = TestProxy::start(&config_with(&global(&g, ""), &services));
     // 20 first requests at once, 10 for each of the two services sharing the image.
     let handles: Vec<_> = (0..20)
         .map(|i| {
@@ -64,6 +64,7 @@ fn an_image_missing_on_the_host_is_pulled_once_by_the_first_requests() {
         let r = h.join().unwrap();
         assert_eq!(r.status, 200, "request {i}: {}\n{}", r.text(), p.proc.log());
     }
+    p.proc.wait_line("pulling ", Duration::from_secs(10));
     let log = p.proc.log();
     assert_eq!(log.matches("pulling ").count(), 1, "one pull: {log}");
     let m = prom_parse(&get(p.addr, "/proxy/metrics").text());
@@ -84,7 +85,7 @@ fn pull_always_picks_up_a_new_digest_and_recreates_the_container() {
     let first = reg.push(IMAGE, &image);
     let _untag = Untag(vec![image.clone()]);
     let name = g.name("svc");
-    let p = TestProxy::start(&config_with(
+    let mut p = TestProxy::start(&config_with(
         &global(&g, ""),
         &service(
             &name,
@@ -106,7 +107,7 @@ fn pull_always_picks_up_a_new_digest_and_recreates_the_container() {
     assert_eq!(get(p.addr, "/svc/x").status, 200, "{}", p.proc.log());
     assert_eq!(image_of(&name), second, "{}", p.proc.log());
     assert_ne!(inspect(&name, "{{.Id}}").unwrap(), id1, "a new container");
-    assert!(p.proc.log().contains("has a new image"), "{}", p.proc.log());
+    p.proc.wait_line("has a new image", Duration::from_secs(10));
 }
 
 #[test]
@@ -239,15 +240,15 @@ fn registry_credentials_are_sent_and_wrong_ones_give_503_unauthorized() {
         ))
     };
     let wrong_password = "not-the-password-0123";
-    let p = proxy_with(&format!(
+    let mut p = proxy_with(&format!(
         "\"{}\": {{\"username\": \"deployer\", \"password\": \"{wrong_password}\"}}",
         reg.addr
     ));
     let r = get(p.addr, "/svc/x");
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("unauthorized"), "{}", r.text());
+    p.proc.wait_line("unauthorized", Duration::from_secs(10));
     let log = p.proc.log();
-    assert!(log.contains("unauthorized"), "{log}");
     assert!(!log.contains(wrong_password) && !r.text().contains(wrong_password));
     drop(p);
     // The right ones, as `docker login` writes them: base64 of user:password under "auth".

@@ -273,7 +273,7 @@ fn chunked_bodies_are_copied_byte_exact() {
 #[test]
 fn an_upstream_that_stops_or_stalls_mid_response_ends_the_client_connection() {
     let (up, b) = (Upstream::start(), Backend::start("b"));
-    let p = proxy(&up, &b, "", "    response_timeout: 1\n");
+    let mut p = proxy(&up, &b, "", "    response_timeout: 1\n");
     for what in ["cut", "stall"] {
         let n = 4 << 20;
         let mut c = Client::connect(p.addr);
@@ -301,15 +301,18 @@ fn an_upstream_that_stops_or_stalls_mid_response_ends_the_client_connection() {
             "{what}: the broken one was not reused"
         );
     }
-    let log = p.proc.log();
-    assert_eq!(log.matches("relaying response body").count(), 2, "{log}");
-    assert!(log.contains("connection closed mid-body"), "{log}");
+    let relayed = p
+        .proc
+        .wait_lines("relaying response body", 2, Duration::from_secs(10));
+    assert_eq!(relayed.len(), 2, "{}", p.proc.log());
+    p.proc
+        .wait_line("connection closed mid-body", Duration::from_secs(10));
 }
 
 #[test]
 fn a_client_that_stops_mid_upload_is_cut_off_and_its_upstream_connection_dropped() {
     let (up, b) = (Upstream::start(), Backend::start("b"));
-    let p = proxy(&up, &b, "  min_body_rate: 1000000\n", "");
+    let mut p = proxy(&up, &b, "  min_body_rate: 1000000\n", "");
     // Each upload follows an echo on the same client connection, so it goes over the upstream
     // connection the echo used (parked before the proxy reads the client's next request).
     let peer = |c: &mut Client| c.get("/b/echo").json()["peer"].clone();
@@ -342,15 +345,16 @@ fn a_client_that_stops_mid_upload_is_cut_off_and_its_upstream_connection_dropped
     );
     let third = peer(&mut Client::connect(p.addr));
     assert_ne!(third, second, "nor is the one whose body stalled");
-    let log = p.proc.log();
     let stopped = "POST b: reading request body from client: connection closed mid-body";
-    assert!(log.contains(stopped), "{log}");
-    assert!(log.contains("\"POST /b/sink\" 400 "), "{log}");
-    assert!(
-        log.contains("request body slower than 1000000 bytes/s"),
-        "{log}"
-    );
-    assert!(log.contains("\"POST /b/sink\" 408 "), "{log}");
+    let wait = Duration::from_secs(10);
+    for line in [
+        stopped,
+        "\"POST /b/sink\" 400 ",
+        "request body slower than 1000000 bytes/s",
+        "\"POST /b/sink\" 408 ",
+    ] {
+        p.proc.wait_line(line, wait);
+    }
 }
 
 #[test]

@@ -100,16 +100,25 @@ impl Proc {
 
     /// Waits for an output line containing `needle` and returns it.
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_lines(needle, 1, timeout).swap_remove(0)
+    }
+
+    /// Waits until `count` output lines contain `needle` and returns them.
+    /// Output is read by other threads, so a line the process wrote before it
+    /// answered a request may not be here yet when the answer arrives.
+    pub fn wait_lines(&mut self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
         let end = Instant::now() + timeout;
         loop {
-            if let Some(l) = self
+            let found: Vec<String> = self
                 .lines
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
+                .filter(|l| l.contains(needle))
+                .cloned()
+                .collect();
+            if found.len() >= count {
+                return found;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -121,7 +130,7 @@ impl Proc {
             }
             if Instant::now() > end {
                 panic!(
-                    "{} did not print {needle:?} within {timeout:?}; output:\n{}",
+                    "{} did not print {needle:?} {count} time(s) within {timeout:?}; output:\n{}",
                     self.name,
                     self.log()
                 );
