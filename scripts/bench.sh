@@ -8,9 +8,15 @@
 #   DURATION=3 ROUNDS=1 scripts/bench.sh      # smoke run (~2 minutes)
 #
 # Settings (environment): DURATION (s per measured cell, 10), ROUNDS (3), WARMUP (s of load
-# before each measured cell, 2), CONNS (wrk connections, 64), IDLE_CONNS (idle keep-alive
+# before each measured cell, 2), CONNS (wrk connections, 64), SWEEP (the other connection counts
+# of the keep-alive 13 B cell, "16 256 1024"; empty: no sweep), IDLE_CONNS (idle keep-alive
 # connections for the memory figures, 2000), STARTS (launches for the start-to-listening time,
-# 10), BENCH_OUT (target/bench).
+# 10), BENCH_OUT (target/bench), WAKEPROXY_BIN (a wakeproxy binary to measure instead of
+# building this checkout's; WAKEPROXY_REV names it in the report).
+#
+# Context switches and syscalls per request are counted with `perf stat` attached to the loaded
+# proxy during each cell's warm-up run (the tracepoint costs time on every syscall, so never
+# during the measured run); with WARMUP=0 they are not counted.
 #
 # Layout on the 2 cores: the backend nginx and wrk on core 0, the proxies on core 1. The proxies
 # run for the whole benchmark; only one is loaded at a time (the idle ones hold a few idle
@@ -34,6 +40,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-2}"
 CONNS="${CONNS:-64}"
+SWEEP="${SWEEP-16 256 1024}"
 IDLE_CONNS="${IDLE_CONNS:-2000}"
 STARTS="${STARTS:-10}"
 OUT="${BENCH_OUT:-$repo/target/bench}"
@@ -55,14 +62,21 @@ ON_CLIENT=(nice -n "$BENCH_NICE" taskset -c "$CLIENT_CPU")
 ON_PROXY=(nice -n "$BENCH_NICE" taskset -c "$PROXY_CPU")
 
 [[ "$(nproc)" -ge 2 ]] || bench_die "needs at least 2 CPUs (client+backend on 0, proxy on 1)"
-bench_need nginx:nginx-light wrk:wrk taskset:util-linux openssl:openssl curl:curl python3:python3 pgrep:procps \
+bench_need nginx:nginx-light wrk:wrk perf:linux-perf taskset:util-linux openssl:openssl curl:curl python3:python3 pgrep:procps \
     strip:binutils getent:libc-bin ldd:libc-bin
 command -v cargo >/dev/null || bench_die "cargo not found"
+sweep_max="$CONNS"
+for c in $SWEEP; do
+    [[ "$c" =~ ^[1-9][0-9]*$ ]] || bench_die "SWEEP: $c is not a connection count"
+    ((c > sweep_max)) && sweep_max="$c"
+done
 
-# 2,000 idle connections need file descriptors in the proxies and in the helper.
+# 2,000 idle connections (and the sweep's busiest cell) need file descriptors in the proxies
+# (a client and an upstream socket each) and in the clients.
+fds_needed=$(((IDLE_CONNS > sweep_max ? IDLE_CONNS : sweep_max) * 2 + 512))
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[[ "$(ulimit -n)" -ge $((IDLE_CONNS * 2 + 512)) ]] || ulimit -n $((IDLE_CONNS * 2 + 512)) ||
-    bench_die "cannot raise the open-files limit to $((IDLE_CONNS * 2 + 512))"
+[[ "$(ulimit -n)" -ge "$fds_needed" ]] || ulimit -n "$fds_needed" ||
+    bench_die "cannot raise the open-files limit to $fds_needed"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/wakeproxy-bench.XXXXXX")"
 cleanup() {
@@ -76,12 +90,19 @@ mkdir -p "$OUT/wrk"
 rm -f "$OUT"/wrk/*.txt "$OUT/raw.tsv" "$OUT/memory.tsv" "$OUT/startup.tsv"
 
 # ---------------------------------------------------------------- build
-bench_log "building target/release/wakeproxy"
-(cd "$repo" && cargo build --release --locked --bin wakeproxy 2>&1 | tail -n 2) >&2
-# A private copy: a concurrent rebuild of target/ cannot swap the binary mid-run.
-cp "$repo/target/release/wakeproxy" "$tmp/wakeproxy"
-rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-git -C "$repo" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || rev="$rev+dirty"
+if [[ -n "${WAKEPROXY_BIN:-}" ]]; then
+    # Another build (an earlier commit's, for a before/after comparison in one machine state).
+    [[ -x "$WAKEPROXY_BIN" ]] || bench_die "WAKEPROXY_BIN=$WAKEPROXY_BIN is not an executable"
+    cp "$WAKEPROXY_BIN" "$tmp/wakeproxy"
+    rev="${WAKEPROXY_REV:-$("$WAKEPROXY_BIN" --version 2>/dev/null | tr ' ' _ || echo unknown)} (WAKEPROXY_BIN)"
+else
+    bench_log "building target/release/wakeproxy"
+    (cd "$repo" && cargo build --release --locked --bin wakeproxy 2>&1 | tail -n 2) >&2
+    # A private copy: a concurrent rebuild of target/ cannot swap the binary mid-run.
+    cp "$repo/target/release/wakeproxy" "$tmp/wakeproxy"
+    rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    git -C "$repo" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || rev="$rev+dirty"
+fi
 
 # Binary size. The release profile keeps line tables for backtraces (Cargo.toml: debug =
 # "line-tables-only") and does not strip, so a copy is stripped; nginx's binary likewise (Debian
@@ -238,7 +259,8 @@ global:
   listen_http: $1
   http_redirect_to_https: false
   log_level: warn          # no per-request access log
-  max_connections: $((IDLE_CONNS + 1024))
+  max_connections: $((IDLE_CONNS + sweep_max + 1024))
+  max_connections_per_ip: $((IDLE_CONNS + sweep_max + 1024))   # every client is 127.0.0.1
 EOF
     if [[ -n "${2:-}" ]]; then
         cat <<EOF
@@ -408,6 +430,40 @@ def med(xs):
     xs = [x for x in xs if x == x]
     return statistics.median(xs) if xs else float("nan")
 
+def counted(p, data, cells, labels, meta):
+    """Context switches and syscalls per request, counted during the warm-up runs."""
+    p("Per request, counted by `perf stat -e context-switches,raw_syscalls:sys_enter` attached to the loaded "
+      "proxy (nginx: master and worker; wakeproxy: every thread) during each cell's warm-up run, medians over "
+      "the rounds" + (f" ({meta['count_note']})" if meta.get("count_note") else "") + ":")
+    p("")
+    p("| cell | nginx switches/req | wakeproxy switches/req | nginx syscalls/req | wakeproxy syscalls/req |")
+    p("|---|---:|---:|---:|---:|")
+    f = lambda x: f"{x:.2f}" if x == x else "-"
+    for cell in cells:
+        n, w = data[cell].get("nginx", {}), data[cell].get("wakeproxy", {})
+        g = lambda d, k: med([v[k] for v in d.values()])
+        p(f"| {labels.get(cell, cell)} | {f(g(n, 'cs'))} | {f(g(w, 'cs'))} | {f(g(n, 'sc'))} | {f(g(w, 'sc'))} |")
+    p("")
+
+def sweep(p, data, meta):
+    """The keep-alive 13 B cell at each connection count, side by side."""
+    rows = sorted(((int(c), cell) for cell, c in (e.split("|") for e in meta.get("sweep", "").split(";") if e)
+                   if cell in data))
+    if len(rows) < 2:
+        return
+    p("Connection sweep, keep-alive 13 B (medians over the rounds; ratio as above):")
+    p("")
+    p("| connections | nginx req/s | wakeproxy req/s | ratio | nginx p99 | wakeproxy p99 | p99 ratio | nginx µs/req | wakeproxy µs/req |")
+    p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for conns, cell in rows:
+        n, w = data[cell].get("nginx", {}), data[cell].get("wakeproxy", {})
+        g = lambda d, k: med([v[k] for v in d.values()])
+        ratios = [w[k]["rps"] / n[k]["rps"] for k in w if k in n and n[k]["rps"]]
+        p99r = [w[k]["p99"] / n[k]["p99"] for k in w if k in n and n[k]["p99"]]
+        p(f"| {conns:,} | {g(n, 'rps'):,.0f} | {g(w, 'rps'):,.0f} | {med(ratios):.2f}× | {g(n, 'p99')/1000:.2f} ms | "
+          f"{g(w, 'p99')/1000:.2f} ms | {med(p99r):.2f}× | {g(n, 'us_req'):.1f} | {g(w, 'us_req'):.1f} |")
+    p("")
+
 def report(raw, memory, startup_tsv, meta_file):
     meta = dict(line.rstrip("\n").split("=", 1) for line in open(meta_file) if "=" in line)
     rows = [l.rstrip("\n").split("\t") for l in open(raw) if not l.startswith("#")]
@@ -417,7 +473,8 @@ def report(raw, memory, startup_tsv, meta_file):
         rnd, cell, proxy = r[0], r[1], r[2]
         v = dict(rps=float(r[3]), p50=float(r[4]), p99=float(r[5]), reqs=int(r[6]), errs=int(r[7]),
                  non2xx=int(r[8]), ticks=int(r[9]), rss=int(r[10]), c0=float(r[11]), other=float(r[12]),
-                 tries=int(r[13]))
+                 tries=int(r[13]), cs=float(r[14]) if len(r) > 15 else float("nan"),
+                 sc=float(r[15]) if len(r) > 15 else float("nan"))
         v["pcore"] = v["ticks"] * 100 / int(meta["clk_tck"]) / float(meta["duration"])
         v["us_req"] = v["ticks"] * 1e6 / int(meta["clk_tck"]) / v["reqs"] if v["reqs"] else float("nan")
         data.setdefault(cell, {}).setdefault(proxy, {})[rnd] = v
@@ -460,6 +517,8 @@ def report(raw, memory, startup_tsv, meta_file):
     all_v = [v for c in data.values() for d in c.values() for v in d.values()]
     worst = max(v["other"] for v in all_v)
     repeats = sum(v["tries"] - 1 for v in all_v)
+    counted(p, data, cells, labels, meta)
+    sweep(p, data, meta)
     p(f"Other processes on the machine used at most {worst:.0f}% of a core during a kept reading "
       f"({repeats} reading(s) were repeated because other load exceeded {other_max:.0f}%)"
       + ("; † marks cells with a reading still disturbed by other load." if worst > other_max else "."))
@@ -707,13 +766,18 @@ snapshot wakeproxy idle
 snapshot wakeproxy idle-tls https
 
 # ---------------------------------------------------------------- load cells
-# id|scheme|connection|path|label. run_cell skips a cell a proxy has no URL for.
+# id|scheme|connection|path|label[|connections]. run_cell skips a cell a proxy has no URL for.
 CELLS=(
     "ka-small|http|keep-alive|/small|keep-alive 13 B"
     "ka-big|http|keep-alive|/big|keep-alive 64 KiB"
     "close-small|http|close|/small|new connection per request, 13 B"
     "close-big|http|close|/big|new connection per request, 64 KiB"
 )
+# The connection sweep: the keep-alive 13 B cell at other connection counts.
+for c in $SWEEP; do
+    [[ "$c" == "$CONNS" ]] && continue
+    CELLS+=("ka-small-c$c|http|keep-alive|/small|keep-alive 13 B, $c connections|$c")
+done
 TLS_CELLS=(
     "tls-ka-small|https|keep-alive|/small|TLS keep-alive 13 B"
     "tls-ka-big|https|keep-alive|/big|TLS keep-alive 64 KiB"
@@ -722,20 +786,56 @@ TLS_CELLS=(
 CELLS+=("${TLS_CELLS[@]}")
 
 clk_tck="$(getconf CLK_TCK)"
+
+# What perf can count here: context switches (a software event) and, when tracefs is there (it
+# is mounted when missing and we may), syscalls through the raw_syscalls:sys_enter tracepoint.
+count_events=""
+count_note="not counted: WARMUP=0"
+if [[ "$WARMUP" != 0 ]]; then
+    if ! command -v perf >/dev/null; then
+        count_note="not counted: perf not found (Debian: linux-perf)"
+    elif perf stat -e context-switches -p $$ -- true >/dev/null 2>&1; then
+        count_events=context-switches
+        count_note="syscalls not counted: the raw_syscalls tracepoint is not available"
+        if [[ ! -d /sys/kernel/tracing/events/raw_syscalls && -d /sys/kernel/tracing ]]; then
+            mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+        fi
+        if perf stat -e raw_syscalls:sys_enter -p $$ -- true >/dev/null 2>&1; then
+            count_events=context-switches,raw_syscalls:sys_enter
+            count_note=""
+        fi
+    else
+        count_note="not counted: perf may not attach to processes here (kernel.perf_event_paranoid)"
+    fi
+fi
+[[ -z "$count_note" ]] || bench_log "context switches and syscalls per request: $count_note"
+
+# per_request FILE REQUESTS: "switches<TAB>syscalls" per request from a `perf stat -x,` output
+# ("nan" for what was not counted).
+per_request() {
+    awk -F, -v n="$2" '
+        $3 == "context-switches" && $1 ~ /^[0-9]+$/ {cs = $1}
+        $3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ {sc = $1}
+        END {
+            printf "%s\t%s\n", (cs != "" && n > 0 ? sprintf("%.3f", cs / n) : "nan"),
+                (sc != "" && n > 0 ? sprintf("%.3f", sc / n) : "nan")
+        }' "$1" 2>/dev/null || printf 'nan\tnan\n'
+}
 # cpu_busy CPU: busy ticks of one core so far (everything but idle and iowait).
 cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 : >"$OUT/raw.tsv"
-echo "# round cell proxy rps p50_us p99_us requests errors non2xx proxy_ticks rss_end_kib core0_busy% other_load% tries" >"$OUT/raw.tsv"
+echo "# round cell proxy rps p50_us p99_us requests errors non2xx proxy_ticks rss_end_kib core0_busy% other_load% tries switches/req syscalls/req" >"$OUT/raw.tsv"
 
 backend_pids() { echo "$backend_pid $(bench_children "$backend_pid")"; }
 
 # run_cell ROUND CELL PROXY: warm-up, then one measured wrk run; repeated (up to CELL_TRIES
 # times) when other processes used more than OTHER_MAX % of a core during it.
 run_cell() {
-    local round="$1" spec="$2" proxy="$3" id scheme conn path label base hdr=() pids bpids f rss_file try
-    local t0 t1 b0 b1 k0 k1 w0 w1 c00 c01 sampler parsed pct0 other rps p50 p99 reqs
-    IFS='|' read -r id scheme conn path label <<<"$spec"
+    local round="$1" spec="$2" proxy="$3" id scheme conn path label conns base hdr=() pids bpids f rss_file try
+    local t0 t1 b0 b1 k0 k1 w0 w1 c00 c01 sampler parsed pct0 other rps p50 p99 reqs counts=$'nan\tnan' warm
+    IFS='|' read -r id scheme conn path label conns <<<"$spec"
+    conns="${conns:-$CONNS}"
     base="$(proxy_url "$proxy" "$scheme")"
     [[ -n "$base" ]] || return 0
     hdr=(-H "Authorization: Bearer $token")
@@ -752,8 +852,15 @@ run_cell() {
             quiet_spent=$((quiet_spent + SECONDS - started))
         fi
         started=$SECONDS
-        if [[ "$WARMUP" != 0 ]]; then
-            "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "${hdr[@]}" "$base$path" >/dev/null 2>&1 || true
+        if [[ -n "$count_events" ]]; then
+            # perf counts the proxy's processes (with every thread, also those started meanwhile)
+            # for as long as the warm-up wrk runs.
+            warm="$OUT/wrk/r${round}-${id}-${proxy}-warmup.txt"
+            "${ON_CLIENT[@]}" perf stat -x, -o "$tmp/counts" -e "$count_events" -p "$(echo $pids | tr ' ' ,)" -- \
+                wrk -t1 -c"$conns" -d"${WARMUP}s" "${hdr[@]}" "$base$path" >"$warm" 2>&1 || true
+            counts="$(per_request "$tmp/counts" "$(tool wrk "$warm" | cut -f4)")"
+        elif [[ "$WARMUP" != 0 ]]; then
+            "${ON_CLIENT[@]}" wrk -t1 -c"$conns" -d"${WARMUP}s" "${hdr[@]}" "$base$path" >/dev/null 2>&1 || true
         fi
         rm -f "$rss_file"
         # RSS half a second before the cell ends, while still under load.
@@ -763,7 +870,7 @@ run_cell() {
         # shellcheck disable=SC2086
         { bench_times "$tmp/times"; t0="$(bench_cpu_ticks $pids)"; k0="$(bench_cpu_ticks $bpids)"; w0="$(bench_children_ticks "$tmp/times")"
           b0="$(bench_busy_ticks)"; c00="$(cpu_busy "$CLIENT_CPU")"; }
-        "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "$base$path" >"$f" 2>&1 ||
+        "${ON_CLIENT[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency "${hdr[@]}" "$base$path" >"$f" 2>&1 ||
             bench_die "wrk failed against $proxy $label: $(cat "$f")"
         # shellcheck disable=SC2086
         { bench_times "$tmp/times"; t1="$(bench_cpu_ticks $pids)"; k1="$(bench_cpu_ticks $bpids)"; w1="$(bench_children_ticks "$tmp/times")"
@@ -782,14 +889,16 @@ run_cell() {
         quiet_spent=$((quiet_spent + SECONDS - started))
         bench_log "other processes used ${other}% of a core during that cell (> ${OTHER_MAX}%): repeating it"
     done
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$id" "$proxy" "$parsed" "$((t1 - t0))" \
-        "$(cat "$rss_file" 2>/dev/null || echo 0)" "$pct0" "$other" "$try" >>"$OUT/raw.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$id" "$proxy" "$parsed" "$((t1 - t0))" \
+        "$(cat "$rss_file" 2>/dev/null || echo 0)" "$pct0" "$other" "$try" "$counts" >>"$OUT/raw.tsv"
 }
 
 cells_meta=""
+sweep_meta=""
 for spec in "${CELLS[@]}"; do
-    IFS='|' read -r id _ _ _ label <<<"$spec"
+    IFS='|' read -r id _ _ _ label conns <<<"$spec"
     cells_meta+="$id|$label;"
+    [[ "$id" == ka-small* ]] && sweep_meta+="$id|${conns:-$CONNS};"
 done
 total=$((ROUNDS * ${#CELLS[@]} * 2 * (DURATION + WARMUP)))
 bench_log "$ROUNDS round(s) × ${#CELLS[@]} cells × 2 proxies × (${WARMUP} s warm-up + ${DURATION} s): about $((total / 60)) min $((total % 60)) s of load"
@@ -849,7 +958,7 @@ temp_files="$(grep -c 'buffered to a temporary file' "$tmp/proxy-error.log" 2>/d
     echo "rev=$rev"
     echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     echo "wrk=wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}')"
-    echo "command=DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS STARTS=$STARTS scripts/bench.sh"
+    echo "command=DURATION=$DURATION ROUNDS=$ROUNDS WARMUP=$WARMUP CONNS=$CONNS SWEEP=\"$SWEEP\" IDLE_CONNS=$IDLE_CONNS STARTS=$STARTS scripts/bench.sh"
     echo "conns=$CONNS"
     echo "duration=$DURATION"
     echo "warmup=$WARMUP"
@@ -859,6 +968,8 @@ temp_files="$(grep -c 'buffered to a temporary file' "$tmp/proxy-error.log" 2>/d
     echo "clk_tck=$clk_tck"
     echo "other_max=$OTHER_MAX"
     echo "cells=$cells_meta"
+    echo "sweep=$sweep_meta"
+    echo "count_note=$count_note"
     echo "tls_host=$tls_host"
     echo "tls_nginx=$tls_nginx"
     echo "tls_wakeproxy=$tls_wakeproxy"

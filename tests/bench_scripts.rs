@@ -127,7 +127,7 @@ fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
         &[
             ("DURATION", "1"),
             ("ROUNDS", "1"),
-            ("WARMUP", "0"),
+            ("WARMUP", "1"),
             ("IDLE_CONNS", "100"),
             ("STARTS", "2"),
             ("QUIET_BUDGET", "0"),
@@ -136,15 +136,19 @@ fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
         "results.md",
         Duration::from_secs(900),
     );
-    for cell in [
+    let cells = [
         "keep-alive 13 B",
         "keep-alive 64 KiB",
         "new connection per request, 13 B",
         "new connection per request, 64 KiB",
+        "keep-alive 13 B, 16 connections",
+        "keep-alive 13 B, 256 connections",
+        "keep-alive 13 B, 1024 connections",
         "TLS keep-alive 13 B",
         "TLS keep-alive 64 KiB",
         "TLS new connection per request, 13 B",
-    ] {
+    ];
+    for cell in cells {
         let r = row(&report, cell);
         assert!(number(r[1]) > 0.0, "{cell}: nginx served nothing: {r:?}");
         assert!(
@@ -152,6 +156,28 @@ fn bench_sh_runs_every_cell_on_both_proxies_and_reports_memory_and_footprint() {
             "{cell}: wakeproxy served nothing: {r:?}"
         );
         assert_eq!(r.last(), Some(&"0/0"), "{cell}: errors: {r:?}");
+    }
+    // Switches and syscalls per request, counted during the warm-up: every cell, both proxies
+    // (a proxy makes at least one syscall per request; nginx may not switch at all).
+    let (_, counted) = report
+        .split_once("Per request, counted by")
+        .unwrap_or_else(|| panic!("no per-request counts:\n{report}"));
+    for cell in cells {
+        let r = row(counted, cell);
+        for (i, what) in [(1, "nginx switches"), (2, "wakeproxy switches")] {
+            assert!(number(r[i]) >= 0.0, "{cell}: {what}: {r:?}");
+        }
+        for (i, what) in [(3, "nginx syscalls"), (4, "wakeproxy syscalls")] {
+            assert!(number(r[i]) > 0.0, "{cell}: {what}: {r:?}");
+        }
+    }
+    // The sweep, side by side.
+    let (_, sweep) = report
+        .split_once("Connection sweep")
+        .unwrap_or_else(|| panic!("no connection sweep:\n{report}"));
+    for conns in ["16", "64", "256", "1,024"] {
+        let r = row(sweep, conns);
+        assert!(number(r[1]) > 0.0 && number(r[2]) > 0.0, "{conns}: {r:?}");
     }
     for label in [
         "idle, before any load",
