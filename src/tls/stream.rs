@@ -60,13 +60,20 @@ pub(crate) struct TlsStream {
 }
 
 impl TlsStream {
-    /// A connection whose handshake was driven elsewhere (by the poller), for blocking use.
-    pub(crate) fn from_parts(tcp: Arc<TcpStream>, conn: ServerConnection) -> TlsStream {
+    /// A connection whose handshake was driven elsewhere (by the poller), for blocking use;
+    /// `pending` is ciphertext read from the socket that rustls has not taken yet.
+    pub(crate) fn from_parts(
+        tcp: Arc<TcpStream>,
+        (conn, pending): (ServerConnection, Vec<u8>),
+    ) -> TlsStream {
         TlsStream {
             shared: Arc::new(Link {
                 tcp,
                 conn: Mutex::new(conn),
-                rx: Mutex::new(Rx::default()),
+                rx: Mutex::new(Rx {
+                    pending,
+                    large: Vec::new(),
+                }),
                 tx: Mutex::new(Vec::new()),
             }),
         }

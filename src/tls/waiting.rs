@@ -46,9 +46,10 @@ impl TlsWaiting {
         TlsWaiting { conn, pending }
     }
 
-    /// The state for a worker (the socket then becomes blocking).
-    pub(crate) fn into_connection(self) -> ServerConnection {
-        self.conn
+    /// The state for a worker (the socket then becomes blocking), with the ciphertext rustls
+    /// has not taken yet.
+    pub(crate) fn into_connection(self) -> (ServerConnection, Vec<u8>) {
+        (self.conn, self.pending)
     }
 
     pub(crate) fn is_handshaking(&self) -> bool {
