@@ -83,7 +83,7 @@ pub(crate) fn handshake(
         Ok(())
     })();
     result.map_err(HandshakeError)?;
-    Ok(TlsStream::from_parts(tcp, conn))
+    Ok(TlsStream::from_parts(tcp, (conn, Vec::new())))
 }
 
 use crate::tls::*;
