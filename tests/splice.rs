@@ -12,8 +12,8 @@ mod tls_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ring::digest::{Context, SHA256};
@@ -96,7 +96,9 @@ impl Upstream {
     fn connection_of(&self, path: &str) -> usize {
         let served = self.served.lock().unwrap();
         let found = served.iter().rev().find(|(_, p)| p == path);
-        found.unwrap_or_else(|| panic!("{path} never arrived: {served:?}")).0
+        found
+            .unwrap_or_else(|| panic!("{path} never arrived: {served:?}"))
+            .0
     }
 }
 

@@ -81,6 +81,9 @@ pub(crate) struct Load {
     /// period (the worker went on), or it did not (the connection went back to the poller).
     pub(crate) kept: AtomicU64,
     pub(crate) handed_back: AtomicU64,
+    /// After an answer while complete heads waited for a worker: the connection went back to
+    /// the poller at once, so the worker took the oldest waiting head instead.
+    pub(crate) yielded: AtomicU64,
     cuts: [AtomicU64; 9],
 }
 
@@ -96,6 +99,7 @@ pub(crate) struct LoadSnapshot {
     pub(crate) queued: usize,
     pub(crate) kept: u64,
     pub(crate) handed_back: u64,
+    pub(crate) yielded: u64,
     pub(crate) cuts: Vec<(Cut, u64)>,
 }
 
@@ -116,6 +120,7 @@ impl Load {
             queued: get(&self.queued),
             kept: self.kept.load(Ordering::Relaxed),
             handed_back: self.handed_back.load(Ordering::Relaxed),
+            yielded: self.yielded.load(Ordering::Relaxed),
             cuts: Cut::ALL
                 .iter()
                 .map(|&c| (c, self.cuts[c as usize].load(Ordering::Relaxed)))

@@ -353,10 +353,11 @@ fn server(out: &mut String, l: &LoadSnapshot) {
         let _ = writeln!(out, "{name} {n}");
     }
     let name = "wakeproxy_keep_alive_waits_total";
-    let help = "After an answer on a keep-alive connection: the next request came within the worker's grace period, or the connection went back to the poller.";
+    let help = "After an answer on a keep-alive connection: the next request came within the worker's grace period, or the connection went back to the poller, or it went back at once because requests waited for a worker.";
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name}{{outcome=\"next_request\"}} {}", l.kept);
     let _ = writeln!(out, "{name}{{outcome=\"handed_back\"}} {}", l.handed_back);
+    let _ = writeln!(out, "{name}{{outcome=\"yielded\"}} {}", l.yielded);
     for (name, refusal, help) in [
         (
             "wakeproxy_connections_refused_total",
@@ -459,6 +460,7 @@ mod tests {
                 queued: 0,
                 kept: 0,
                 handed_back: 0,
+                yielded: 0,
                 cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
             },
             pulls: PullCounts {

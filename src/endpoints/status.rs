@@ -210,6 +210,7 @@ mod tests {
                 queued: 0,
                 kept: 0,
                 handed_back: 0,
+                yielded: 0,
                 cuts: vec![(Cut::ClientCap, 7), (Cut::Head, 2)],
             },
             tls: json!({"https": false}),

@@ -19,6 +19,7 @@ use crate::tls::stream::TlsStream;
 use crate::tls::waiting::TlsWaiting;
 
 use super::admission::Stage;
+use super::fairness::{self, Turn};
 use super::waiting::{MAX_HEAD, Ready, Waiting};
 use super::{Hub, Seat};
 
@@ -35,6 +36,7 @@ const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 /// 64 connections, about 25,000 requests/s through one core): with 2 ms, 124,719 next requests
 /// came within the grace and 259 connections went back (0.2%, mostly as wrk stopped); a client
 /// with a pause between requests goes back after 2 ms and costs no thread while it thinks.
+/// With more hot connections than workers, `fairness` decides when a worker lets go anyway.
 const GRACE: Duration = Duration::from_millis(2);
 
 /// Serves a connection whose request head is complete, until it closes or goes quiet.
@@ -91,6 +93,7 @@ enum After {
 
 impl On<'_> {
     fn run<C: Resume>(self, mut client: BufStream<C>, mut head: Box<RequestHead>, tls: bool) {
+        let taken = Instant::now();
         loop {
             let conn = Conn {
                 peer: self.peer,
@@ -103,6 +106,10 @@ impl On<'_> {
                 Next::KeepAlive => {}
                 Next::Close => return client.inner.finish(),
                 Next::Linger => return self.linger(client),
+            }
+            if C::YIELDS && client.buffered().is_empty() && self.others_wait(taken) {
+                self.hub.load.yielded.fetch_add(1, Ordering::Relaxed);
+                return self.give_back(client, None);
             }
             head = match next_head(&mut client) {
                 After::Head(h) => {
@@ -117,6 +124,20 @@ impl On<'_> {
                 After::Closed => return client.inner.finish(),
             };
         }
+    }
+
+    /// Complete heads wait for a worker. Then this worker does not keep its connection through
+    /// the grace period but takes the oldest of them: with more hot connections than workers,
+    /// each request waits its turn in one queue (first come, first served) instead of the
+    /// connections that hold a worker being served again and again while the others wait.
+    fn others_wait(&self, taken: Instant) -> bool {
+        let load = &self.hub.load;
+        fairness::yields(Turn {
+            queued: load.queued.load(Ordering::Relaxed),
+            open: load.open.load(Ordering::Relaxed),
+            busy: load.busy_workers.load(Ordering::Relaxed),
+            held: taken.elapsed(),
+        })
     }
 
     /// Back to the poller to wait for the next request.
@@ -223,6 +244,9 @@ fn too_large(buffered: &[u8]) -> Problem {
 
 /// A client socket that can go back to waiting in the poller.
 trait Resume: Socket + Sized {
+    /// It may go back to the poller between requests to let waiting ones go first. Not for
+    /// TLS: rustls may hold the next request's plaintext, which the poller would not see.
+    const YIELDS: bool;
     /// The socket, non-blocking again, and its TLS state; `None` when it cannot go back
     /// (a tunnel still shares it).
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)>;
@@ -237,12 +261,14 @@ fn unshare(tcp: Arc<TcpStream>) -> Option<TcpStream> {
 }
 
 impl Resume for SharedTcp {
+    const YIELDS: bool = true;
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
         Some((unshare(self.0)?, None))
     }
 }
 
 impl Resume for TlsStream {
+    const YIELDS: bool = false;
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
         let (tcp, conn, pending): (_, ServerConnection, _) = self.into_parts().ok()?;
         let tls = TlsWaiting::resume(conn, pending);

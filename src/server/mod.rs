@@ -9,6 +9,7 @@ mod admission;
 mod connection;
 mod dispatch;
 pub(crate) mod drain;
+mod fairness;
 mod poller;
 mod waiting;
 mod waitroom;
