@@ -25,8 +25,9 @@ use super::{Hub, Seat};
 
 /// Initial read buffer of a connection on a worker; grows up to `MAX_HEAD` for large heads.
 const CLIENT_BUF: usize = 8 * 1024;
-/// Time a write to a client may block (a client that stops reading is dropped).
-const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time a write to a client may block (a client that stops reading is dropped). Set on the
+/// socket once, when it is accepted.
+pub(super) const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a worker waits for the next request on a keep-alive connection before giving
 /// the connection back to the poller. A client that sends its next request as soon as it has
 /// the answer (a browser loading a page's assets, an API client in a loop, a benchmark) needs
@@ -53,7 +54,6 @@ pub(super) fn serve(hub: &Arc<Hub>, r: Ready, on_tunnel: &dyn Fn()) {
     if w.stream.set_nonblocking(false).is_err() {
         return;
     }
-    let _ = w.stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
     let tcp = Arc::new(w.stream);
     let on = On {
         hub,

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rustix::buffer::spare_capacity;
 use rustix::event::Timespec;
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::net::SocketFlags;
 
 use crate::base::load::Cut;
 use crate::http::{Problem, Reply};
@@ -28,6 +29,7 @@ use super::Hub;
 use crate::base::client::ClientKey;
 
 use super::admission::{self, Stage};
+use super::connection::CLIENT_WRITE_TIMEOUT;
 use super::dispatch::Dispatch;
 use super::waiting::{Arrival, Ready, Waiting};
 use super::waitroom::{Token, Waitroom};
@@ -177,7 +179,7 @@ impl Poller {
             return;
         }
         loop {
-            match self.listeners[i].socket.accept() {
+            match accept_nonblocking(&self.listeners[i].socket) {
                 Ok((stream, peer)) => self.admit(stream, peer, i, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -215,10 +217,10 @@ impl Poller {
                 Err(e) => return log::error!("cannot start TLS: {e}"),
             },
         };
-        if stream.set_nonblocking(true).is_err() {
-            return;
-        }
         let _ = stream.set_nodelay(true);
+        // Set once: it applies whenever a worker has the socket (blocking); the poller's own
+        // writes never block.
+        let _ = stream.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
         let stage = if tls.is_some() {
             Stage::Handshake
         } else {
@@ -263,7 +265,6 @@ impl Poller {
             }),
         }
         if cut == Cut::ConnectionCap && self.listeners[i].tls.is_none() {
-            let _ = stream.set_nonblocking(true);
             let p = Problem::Unavailable {
                 detail: "the proxy is at its connection limit".into(),
                 retry_after: 1,
@@ -460,4 +461,15 @@ impl AsFd for Listener {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.socket.as_fd()
     }
+}
+
+/// Accepts a connection already non-blocking (`accept4` with `SOCK_NONBLOCK`): no second
+/// system call to make it so.
+fn accept_nonblocking(l: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let (fd, peer) = rustix::net::acceptfrom_with(l, flags)?;
+    let peer = peer
+        .and_then(|a| SocketAddr::try_from(a).ok())
+        .ok_or_else(|| io::Error::other("accepted a connection without an IP peer address"))?;
+    Ok((TcpStream::from(fd), peer))
 }

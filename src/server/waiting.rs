@@ -156,15 +156,22 @@ impl Waiting {
     }
 }
 
-/// Reads a non-blocking socket into `buf` (up to `max` bytes in all) until it would block.
-/// Returns whether the client closed.
+/// Reads a non-blocking socket into `buf` (up to `max` bytes in all) until it has nothing more:
+/// a read that fills less than it asked for took all there was, so it stops there instead of
+/// asking again to be told so (one system call less per request; what comes later wakes the
+/// poller again). Returns whether the client closed.
 fn read_plain(stream: &TcpStream, buf: &mut Vec<u8>, max: usize) -> io::Result<bool> {
     let mut chunk = [0u8; READ_CHUNK];
     while buf.len() < max {
         let room = (max - buf.len()).min(READ_CHUNK);
         match (&*stream).read(&mut chunk[..room]) {
             Ok(0) => return Ok(true),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < room {
+                    return Ok(false);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

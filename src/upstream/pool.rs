@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use rustix::net::RecvFlags;
 
 use crate::http::BufStream;
 
@@ -121,14 +122,11 @@ pub(crate) fn connect(addr: &str, timeout: Duration) -> Result<UpstreamConn, Con
 }
 
 /// A parked connection is usable when a non-blocking peek finds nothing to read (no EOF, no
-/// stray bytes).
+/// stray bytes). One system call: the peek itself does not block, the socket stays blocking.
 fn still_open(s: &TcpStream) -> bool {
-    if s.set_nonblocking(true).is_err() {
-        return false;
-    }
     let mut b = [0u8; 1];
-    let open = matches!(s.peek(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-    s.set_nonblocking(false).is_ok() && open
+    let peeked = rustix::net::recv(s, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT);
+    matches!(peeked, Err(rustix::io::Errno::AGAIN))
 }
 
 #[cfg(test)]
