@@ -502,19 +502,3 @@ fn status_over_tls(https: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> serde_
     let body = &text[text.find("\r\n\r\n").expect("an answer") + 4..];
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
-
-/// A client configuration that trusts the test PKI's root.
-fn trusting(root: &std::path::Path) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(cfg)
-}

@@ -225,6 +225,52 @@ fn bench_coldstart_sh_measures_the_overhead_and_one_start_per_burst() {
     );
 }
 
+#[test]
+fn profile_sh_splits_the_cpu_of_both_loads_into_named_costs() {
+    let report = run_script(
+        "scripts/profile.sh",
+        &[("SECONDS_PER_LOAD", "1")],
+        "report.md",
+        Duration::from_secs(600),
+    );
+    for load in ["keep-alive, 13 B", "a new connection per request, 13 B"] {
+        let at = report
+            .find(&format!("## {load}"))
+            .unwrap_or_else(|| panic!("no section for {load}:\n{report}"));
+        let section = &report[at..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let cpu = section
+            .split("CPU per request: **")
+            .nth(1)
+            .map(number)
+            .unwrap_or_else(|| panic!("{load}: no CPU figure:\n{section}"));
+        assert!(cpu > 0.0, "{load}: {section}");
+        let costs: Vec<Vec<&str>> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.ends_with(" |") && l.contains('%'))
+            .take_while(|l| !l.contains('`'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let share: f64 = costs.iter().map(|r| number(r[1])).sum();
+        assert!(
+            (share - 100.0).abs() < 1.0,
+            "{load}: shares add up to {share}:\n{section}"
+        );
+        let named = costs
+            .iter()
+            .filter(|r| !r[0].starts_with("unresolved"))
+            .count();
+        assert!(
+            named >= 3,
+            "{load}: the samples fall into named costs:\n{section}"
+        );
+        assert!(
+            section.contains("context-switches per request"),
+            "{section}"
+        );
+    }
+}
+
 /// A made-up report in the scripts' format, for the row lookup's own tests (no script runs).
 const SAMPLE_REPORT: &str = "\
 | cell | nginx req/s | wakeproxy req/s | errors (n/w) |

@@ -107,7 +107,7 @@ impl On<'_> {
                 Next::Close => return client.inner.finish(),
                 Next::Linger => return self.linger(client),
             }
-            if C::YIELDS && client.buffered().is_empty() && self.others_wait(taken) {
+            if client.buffered().is_empty() && self.others_wait(taken) && client.inner.may_yield() {
                 self.hub.load.yielded.fetch_add(1, Ordering::Relaxed);
                 return self.give_back(client, None);
             }
@@ -247,9 +247,9 @@ fn too_large(buffered: &[u8]) -> Problem {
 
 /// A client socket that can go back to waiting in the poller.
 trait Resume: Socket + Sized {
-    /// It may go back to the poller between requests to let waiting ones go first. Not for
-    /// TLS: rustls may hold the next request's plaintext, which the poller would not see.
-    const YIELDS: bool;
+    /// It may go back to the poller between requests to let waiting ones go first: nothing
+    /// of the next request is held above the socket, where the poller would not see it.
+    fn may_yield(&self) -> bool;
     /// The socket, non-blocking again, and its TLS state; `None` when it cannot go back
     /// (a tunnel still shares it).
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)>;
@@ -264,14 +264,18 @@ fn unshare(tcp: Arc<TcpStream>) -> Option<TcpStream> {
 }
 
 impl Resume for SharedTcp {
-    const YIELDS: bool = true;
+    fn may_yield(&self) -> bool {
+        true
+    }
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
         Some((unshare(self.0)?, None))
     }
 }
 
 impl Resume for TlsStream {
-    const YIELDS: bool = false;
+    fn may_yield(&self) -> bool {
+        !self.holds_input()
+    }
     fn resume(self) -> Option<(TcpStream, Option<Box<TlsWaiting>>)> {
         let (tcp, conn, pending): (_, ServerConnection, _) = self.into_parts().ok()?;
         let tls = TlsWaiting::resume(conn, pending);

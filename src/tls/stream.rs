@@ -92,6 +92,13 @@ impl TlsStream {
         }
     }
 
+    /// Input is held here that the socket would not show: ciphertext rustls has not taken, or
+    /// plaintext not read yet (rustls then does not ask for more: `wants_read` is false, as it
+    /// is after the client's close_notify, when holding on is right too).
+    pub(crate) fn holds_input(&self) -> bool {
+        !self.shared.rx.lock().pending.is_empty() || !self.shared.conn.lock().wants_read()
+    }
+
     /// The negotiated protocol version, e.g. `TLSv1_3`.
     #[cfg(test)]
     pub(crate) fn protocol(&self) -> Option<rustls::ProtocolVersion> {
