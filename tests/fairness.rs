@@ -38,7 +38,7 @@ fn plain_hot_connections_beyond_the_workers_each_get_their_turn() {
     let p = TestProxy::start(&yaml);
     let addr = p.addr;
     let connect = move || -> Box<dyn Stream> { Box::new(TcpStream::connect(addr).unwrap()) };
-    hot_clients(Arc::new(connect.clone()), &p.proc);
+    hot_clients(Arc::new(connect), &p.proc);
     assert!(
         yielded(connect()) > 0.0,
         "workers let go of hot connections"
