@@ -100,11 +100,13 @@ wp_pid=$BENCH_LAST_PID
 url="http://127.0.0.1:$wp_port/small"
 bench_wait_http "$url" 20 "$wp_pid" || bench_die "wakeproxy did not answer: $(cat "$OUT/wakeproxy.log")"
 
-# wrk_run LOAD SECONDS OUTFILE: the load, on core 0.
+# wrk_run LOAD SECONDS OUTFILE [PREFIX...]: the load, on core 0; PREFIX (a perf command that
+# measures for as long as its command runs) runs it, so the measurement covers exactly the load.
 wrk_run() {
-    local hdr=(-H "Authorization: Bearer $token")
-    [[ "$1" == close ]] && hdr+=(-H "Connection: close")
-    "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"$2s" "${hdr[@]}" "$url" >"$3" 2>&1
+    local load="$1" secs="$2" out="$3" hdr=(-H "Authorization: Bearer $token")
+    shift 3
+    [[ "$load" == close ]] && hdr+=(-H "Connection: close")
+    "$@" "${ON_CLIENT[@]}" wrk -t1 -c"$CONNS" -d"${secs}s" "${hdr[@]}" "$url" >"$out"
 }
 requests() { awk '/ requests in / {print $1}' "$1"; }
 
@@ -126,15 +128,11 @@ for load in $LOADS; do
     [[ "${n:-0}" -gt 0 ]] || bench_die "$load: wrk made no requests: $(cat "$OUT/$load-clean.txt")"
     cpu_us="$(python3 -c "print(($t1 - $t0) * 1e6 / $hz / $n)")"
     bench_log "$load: counts per request (perf stat)"
-    perf stat -x, -e "context-switches$syscalls" -p "$wp_pid" -o "$OUT/$load-stat.csv" -- sleep "$SECS" &
-    stat_pid=$!
-    wrk_run "$load" "$SECS" "$OUT/$load-stat.txt"
-    wait "$stat_pid" || true
+    wrk_run "$load" "$SECS" "$OUT/$load-stat.txt" \
+        perf stat -x, -e "context-switches$syscalls" -p "$wp_pid" -o "$OUT/$load-stat.csv" --
     bench_log "$load: call graphs (perf record on core 1)"
-    perf record -q -C 1 -F 999 --call-graph dwarf,16384 -o "$OUT/$load.perf.data" -- sleep "$SECS" 2>"$OUT/$load-record.log" &
-    rec_pid=$!
-    wrk_run "$load" "$SECS" "$OUT/$load-record.txt"
-    wait "$rec_pid" || true
+    wrk_run "$load" "$SECS" "$OUT/$load-record.txt" \
+        perf record -q -C 1 -F 999 --call-graph dwarf,16384 -o "$OUT/$load.perf.data" --
     printf '%s\t%s\t%s\t%s\t%s\n' "$load" "$cpu_us" "$(requests "$OUT/$load-stat.txt")" \
         "$OUT/$load-stat.csv" "$OUT/$load.perf.data" >>"$OUT/summary.tsv"
 done

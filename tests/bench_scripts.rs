@@ -1,5 +1,5 @@
-//! The benchmark scripts keep working: `scripts/bench.sh` and `scripts/bench-coldstart.sh` run
-//! end to end with tiny settings and write complete reports. Nothing here checks a speed (the
+//! The benchmark scripts keep working: `scripts/bench.sh`, `scripts/bench-coldstart.sh` and
+//! `scripts/profile.sh` run end to end with tiny settings and write complete reports. Nothing here checks a speed (the
 //! figures of a one-second cell mean nothing) or how busy the machine was (a row is found with
 //! or without the mark bench.sh puts on cells other load disturbed); it checks that every cell
 //! ran on both proxies with no errors, that the memory, footprint and cold-start rows are
