@@ -425,6 +425,22 @@ mod tests {
     use super::*;
     use crate::base::load::Cut;
 
+    /// The load figures of the rendering test.
+    fn load() -> LoadSnapshot {
+        LoadSnapshot {
+            open: 2,
+            parked: 1,
+            active: 1,
+            workers: 3,
+            busy_workers: 1,
+            queued: 0,
+            kept: 0,
+            handed_back: 0,
+            yielded: 6,
+            cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
+        }
+    }
+
     #[test]
     fn requests_are_counted_by_class_and_service() {
         let m = Metrics::new();
@@ -451,18 +467,7 @@ mod tests {
                 }),
             }],
             unrouted: m.unrouted(),
-            load: LoadSnapshot {
-                open: 2,
-                parked: 1,
-                active: 1,
-                workers: 3,
-                busy_workers: 1,
-                queued: 0,
-                kept: 0,
-                handed_back: 0,
-                yielded: 0,
-                cuts: vec![(Cut::ClientCap, 4), (Cut::KeepAlive, 9)],
-            },
+            load: load(),
             pulls: PullCounts {
                 ok: 2,
                 failed: 1,
@@ -493,6 +498,7 @@ mod tests {
         assert!(text.contains("wakeproxy_received_bytes_total{service=\"we\\\"b\"} 10\n"));
         assert!(text.contains("wakeproxy_sent_bytes_total{service=\"-\"} 1\n"));
         assert!(text.contains("wakeproxy_open_connections 2\n"));
+        assert!(text.contains("wakeproxy_keep_alive_waits_total{outcome=\"yielded\"} 6\n"));
         assert!(text.contains("wakeproxy_waiting_connections 1\n"));
         assert!(text.contains("wakeproxy_connections_refused_total{reason=\"client_cap\"} 4\n"));
         assert!(
