@@ -418,18 +418,11 @@ fn an_idle_keep_alive_connection_costs_a_few_kib_plain_or_tls() {
     let _turn = one_at_a_time();
     let dir = TempDir::new("idle-cost");
     let b = Backend::start("b");
-    let pki = Pki::new(dir.path());
-    let leaf = pki.leaf("proxy", KeyKind::Ecdsa, "proxy.test", "2b");
-    let yaml = tls_config(
-        "proxy.test",
-        free_port(),
-        &leaf.fullchain,
-        &leaf.key,
+    let (p, pki) = proxy_test_tls(
         dir.path(),
         "  keep_alive_timeout_busy: 600\n  max_connections_per_ip: 30000\n",
         &format!("  - name: app\n    path: /app\n    upstream: {}\n", b.addr),
     );
-    let p = start_proxy(dir.path(), &yaml, &[], &[]);
     let pid = p.proc.pid();
     let request = b"GET /proxy/healthz HTTP/1.1\r\nHost: h\r\n\r\n";
     let plain = |i: usize| {

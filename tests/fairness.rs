@@ -49,18 +49,8 @@ fn plain_hot_connections_beyond_the_workers_each_get_their_turn() {
 fn tls_hot_connections_beyond_the_workers_each_get_their_turn() {
     let dir = TempDir::new("fair-tls");
     let b = Backend::start("b");
-    let pki = Pki::new(dir.path());
-    let leaf = pki.leaf("proxy", KeyKind::Ecdsa, "proxy.test", "3c");
-    let yaml = tls_config(
-        "proxy.test",
-        free_port(),
-        &leaf.fullchain,
-        &leaf.key,
-        dir.path(),
-        LIMITS,
-        &format!("  - name: b\n    path: /b\n    upstream: {}\n", b.addr),
-    );
-    let p = start_proxy(dir.path(), &yaml, &[], &[]);
+    let services = format!("  - name: b\n    path: /b\n    upstream: {}\n", b.addr);
+    let (p, pki) = proxy_test_tls(dir.path(), LIMITS, &services);
     let (https, cfg) = (p.https.unwrap(), trusting(&pki.root));
     let connect = move || -> Box<dyn Stream> {
         let s = TcpStream::connect(https).unwrap();

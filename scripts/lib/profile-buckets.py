@@ -11,7 +11,6 @@ cost found walking its call chain from the leaf; the shares times the CPU per re
 
 import collections
 import gzip
-import os
 import re
 import sys
 

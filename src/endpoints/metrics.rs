@@ -353,7 +353,7 @@ fn server(out: &mut String, l: &LoadSnapshot) {
         let _ = writeln!(out, "{name} {n}");
     }
     let name = "wakeproxy_keep_alive_waits_total";
-    let help = "After an answer on a keep-alive connection: the next request came within the worker's grace period, or the connection went back to the poller, or it went back at once because requests waited for a worker.";
+    let help = "After an answer on a keep-alive connection: the next request came within the worker's grace period, or the connection went back to the poller, or it went back at once to let connections waiting for a worker go first.";
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name}{{outcome=\"next_request\"}} {}", l.kept);
     let _ = writeln!(out, "{name}{{outcome=\"handed_back\"}} {}", l.handed_back);

@@ -126,10 +126,10 @@ impl On<'_> {
         }
     }
 
-    /// Complete heads wait for a worker. Then this worker does not keep its connection through
-    /// the grace period but takes the oldest of them: with more hot connections than workers,
-    /// each request waits its turn in one queue (first come, first served) instead of the
-    /// connections that hold a worker being served again and again while the others wait.
+    /// Other connections wait for a worker (`fairness` decides): then this worker does not keep
+    /// its connection through the grace period but lets it queue behind the others, so that
+    /// with more hot connections than workers each request waits its turn instead of the
+    /// connections that hold a worker being served again and again.
     fn others_wait(&self, taken: Instant) -> bool {
         let load = &self.hub.load;
         let turn = Turn {

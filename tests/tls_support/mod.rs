@@ -463,3 +463,20 @@ pub fn trusting(root: &Path) -> std::sync::Arc<rustls::ClientConfig> {
         .with_no_client_auth();
     std::sync::Arc::new(cfg)
 }
+
+/// A proxy for `proxy.test` with TLS on: a new test PKI in `dir`, an ECDSA leaf for the name,
+/// `extra` global lines and `services`. The PKI goes with it, for clients to trust its root.
+pub fn proxy_test_tls(dir: &Path, extra: &str, services: &str) -> (TlsProxy, Pki) {
+    let pki = Pki::new(dir);
+    let leaf = pki.leaf("proxy", KeyKind::Ecdsa, "proxy.test", "2b");
+    let yaml = tls_config(
+        "proxy.test",
+        free_port(),
+        &leaf.fullchain,
+        &leaf.key,
+        dir,
+        extra,
+        services,
+    );
+    (start_proxy(dir, &yaml, &[], &[]), pki)
+}
