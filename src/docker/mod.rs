@@ -38,5 +38,5 @@ pub use error::DockerError;
 pub use events::{Event, EventStream, EventStreamCloser};
 pub use pull::{PullFailure, PullFigures, PullProgress, split_reference};
 pub use swarm::{Swarm, is_not_manager};
-pub use swarm_types::{NetworkInfo, ServiceInfo, SwarmInfo, TaskInfo};
+pub use swarm_types::{NetworkInfo, NodeInfo, ServiceInfo, SwarmInfo, TaskInfo};
 pub use types::{ContainerInfo, ContainerSummary, ImageInfo, PortBinding};

@@ -18,8 +18,8 @@ use super::error::{DockerError, from_status};
 use super::logs::demux_to_string;
 use super::request::{ApiResponse, Method};
 use super::swarm_types::{
-    NetworkInfo, RawImageDigests, RawInfo, RawNetworkInfo, RawService, RawTask, RawUpdated,
-    ServiceInfo, SwarmInfo, TaskInfo,
+    NetworkInfo, NodeInfo, RawImageDigests, RawInfo, RawNetworkInfo, RawNode, RawService, RawTask,
+    RawUpdated, ServiceInfo, SwarmInfo, TaskInfo,
 };
 use super::transport::agent;
 use super::types::RawCreated;
@@ -211,6 +211,19 @@ impl Swarm {
                 .json::<Vec<RawTask>>("GET /tasks")?
                 .into_iter()
                 .map(TaskInfo::from)
+                .collect()),
+            s => Err(from_status(s, &a.body)),
+        }
+    }
+
+    /// Every node of the swarm (a manager only).
+    pub fn nodes(&self) -> Result<Vec<NodeInfo>, DockerError> {
+        let a = self.call(Method::Get, "/nodes", None)?;
+        match a.status {
+            200 => Ok(a
+                .json::<Vec<RawNode>>("GET /nodes")?
+                .into_iter()
+                .map(NodeInfo::from)
                 .collect()),
             s => Err(from_status(s, &a.body)),
         }

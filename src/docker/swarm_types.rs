@@ -75,6 +75,27 @@ impl TaskInfo {
     }
 }
 
+/// A node of the swarm (`GET /nodes`), reduced to what wakeproxy shows and decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: String,
+    /// `Description.Hostname`: how people name the node.
+    pub hostname: String,
+    /// `Status.State`: `ready`, `down`, `disconnected` or `unknown`.
+    pub state: String,
+    /// `Spec.Availability`: `active`, `pause` or `drain`.
+    pub availability: String,
+    /// `Status.Addr`: the address the node talks to the swarm from.
+    pub addr: String,
+}
+
+impl NodeInfo {
+    /// Ready, and taking tasks.
+    pub fn takes_tasks(&self) -> bool {
+        self.state == "ready" && self.availability == "active"
+    }
+}
+
 /// A network as `GET /networks/{name}` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkInfo {
@@ -147,6 +168,29 @@ impl From<RawService> for ServiceInfo {
                 .then(|| spec["Mode"]["Replicated"]["Replicas"].as_u64().unwrap_or(0)),
             image: str_of(&spec["TaskTemplate"]["ContainerSpec"]["Image"]),
             spec,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct RawNode {
+    #[serde(rename = "ID")]
+    id: String,
+    spec: Value,
+    description: Value,
+    status: Value,
+}
+
+impl From<RawNode> for NodeInfo {
+    fn from(r: RawNode) -> Self {
+        let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        NodeInfo {
+            id: r.id,
+            hostname: str_of(&r.description["Hostname"]),
+            state: str_of(&r.status["State"]),
+            availability: str_of(&r.spec["Availability"]),
+            addr: str_of(&r.status["Addr"]),
         }
     }
 }
@@ -280,5 +324,31 @@ mod tests {
         .unwrap();
         let t = TaskInfo::from(pending);
         assert!(!t.has_failed() && !t.is_running() && t.exit_code.is_none());
+    }
+
+    #[test]
+    fn node_shape() {
+        let raw: RawNode = serde_json::from_str(
+            r#"{"ID":"n2","Spec":{"Role":"worker","Availability":"active"},
+               "Description":{"Hostname":"wpswarm-n2"},"Status":{"State":"down","Addr":"10.213.213.2"}}"#,
+        )
+        .unwrap();
+        let n = NodeInfo::from(raw);
+        assert_eq!(
+            (n.id.as_str(), n.hostname.as_str(), n.state.as_str()),
+            ("n2", "wpswarm-n2", "down")
+        );
+        assert_eq!(n.addr, "10.213.213.2");
+        assert!(!n.takes_tasks());
+        let ready = NodeInfo {
+            state: "ready".into(),
+            ..n.clone()
+        };
+        assert!(ready.takes_tasks());
+        let drained = NodeInfo {
+            availability: "drain".into(),
+            ..ready
+        };
+        assert!(!drained.takes_tasks());
     }
 }

@@ -123,9 +123,17 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
         obj.insert("stage".into(), json!(stage));
         obj.insert("starting_ms".into(), json!(for_.as_millis() as u64));
     }
-    if let Some(n) = r.replicas {
+    if let Some(n) = &r.replicas {
         obj.insert("replicas_desired".into(), json!(n.desired));
         obj.insert("replicas_running".into(), json!(n.running));
+        let tasks = n.tasks.as_ref().map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    json!({"task": t.task, "node": t.node, "node_state": t.node_state, "state": t.state})
+                })
+                .collect::<Vec<_>>()
+        });
+        obj.insert("tasks".into(), json!(tasks));
     }
     if r.docker_unreachable {
         obj.insert("docker".into(), json!("unreachable"));
@@ -146,7 +154,7 @@ fn on_demand(obj: &mut Map<String, Value>, r: &Report) {
 mod tests {
     use super::*;
     use crate::base::load::Cut;
-    use crate::lifecycle::{EngineKind, Replicas};
+    use crate::lifecycle::{EngineKind, Replicas, TaskPlace};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn config() -> crate::config::Config {
@@ -168,6 +176,12 @@ mod tests {
             replicas: Some(Replicas {
                 desired: Some(1),
                 running: None,
+                tasks: Some(vec![TaskPlace {
+                    task: "t1".into(),
+                    node: "worker-2".into(),
+                    node_state: "down".into(),
+                    state: "running".into(),
+                }]),
             }),
             docker_unreachable: true,
             pull: Some(crate::docker::PullFigures {
@@ -237,6 +251,10 @@ mod tests {
         assert_eq!(app["last_start_ms"], 1500);
         assert_eq!(app["replicas_desired"], 1);
         assert_eq!(app["replicas_running"], Value::Null);
+        assert_eq!(
+            app["tasks"],
+            json!([{"task": "t1", "node": "worker-2", "node_state": "down", "state": "running"}])
+        );
         assert_eq!(app["pull"]["layers_total"], 3);
         assert_eq!(app["pull_policy"], "missing");
         assert_eq!(app["docker"], "unreachable");

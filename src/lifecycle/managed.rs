@@ -14,6 +14,7 @@ use crate::config::{ConnectMode, Existing, Global, PullPolicy, Service};
 use super::activity::Activity;
 use super::engine::{Engine, EngineKind};
 use super::groups::Groups;
+use super::shared_activity::Marks;
 use super::spec::ManagedSpec;
 use super::state::{Phase, State, Step};
 use super::{MAX_WAITERS, NotReady, Report, StartFigures, Wake};
@@ -42,6 +43,8 @@ pub(crate) struct Managed {
     pub(super) groups: Arc<Groups>,
     /// The dependencies the latest start holds up (`depends_on`, or compose's record).
     pub(super) held: Mutex<Vec<Existing>>,
+    /// What this proxy recorded of the service's activity for other proxies (swarm services).
+    pub(super) marks: Marks,
 }
 
 /// What the services of one lifecycle share.
@@ -81,6 +84,7 @@ impl Managed {
             daemon_down: shared.daemon_down,
             groups: shared.groups,
             held: Mutex::new(Vec::new()),
+            marks: Marks::default(),
         })
     }
 
@@ -236,22 +240,34 @@ impl Wake for Managed {
             Phase::Ready { id, addr: a } if a == addr => id.clone(),
             _ => return,
         };
-        let running = self
-            .engine
-            .observe(&id, self.spec.container.internal_port)
-            .ok()
-            .flatten()
-            .is_some_and(|o| o.running);
-        if !running {
-            log::info!(
+        // A swarm task on a node that just vanished is reported running until swarm notices:
+        // go through readiness again (which waits for a task that answers) rather than ask.
+        let recheck = self.engine.recheck_after_failed_forward();
+        if !recheck
+            && self
+                .engine
+                .observe(&id, self.spec.container.internal_port)
+                .ok()
+                .flatten()
+                .is_some_and(|o| o.running)
+        {
+            return;
+        }
+        match recheck {
+            true => log::info!(
+                "{} {} did not answer at {addr}: waiting until one of its tasks answers",
+                self.engine.noun(),
+                self.name()
+            ),
+            false => log::info!(
                 "{} {} is not running any more: it will be started again",
                 self.engine.noun(),
                 self.name()
-            );
-            let mut st = self.state.lock();
-            if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
-                st.container_gone(None);
-            }
+            ),
+        }
+        let mut st = self.state.lock();
+        if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
+            st.container_gone(None);
         }
     }
 

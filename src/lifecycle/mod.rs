@@ -21,6 +21,7 @@ mod managed;
 mod reaper;
 mod reconcile;
 mod runspec;
+mod shared_activity;
 mod start;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,8 @@ use crate::config::Config;
 use crate::docker::PullFigures;
 
 pub(crate) use activity::Activity;
+#[cfg(test)]
+pub(crate) use engine::TaskPlace;
 pub(crate) use engine::{Engine, EngineKind, ExistingEngine, Replicas};
 pub(crate) use events::follow_events;
 pub(crate) use managed::{Managed, Shared};

@@ -180,6 +180,16 @@ impl State {
         }
     }
 
+    /// An idle stop found the service in use after all (another proxy sharing it recorded
+    /// activity): back to serving at `addr`. Returns false when something else happened since.
+    pub(crate) fn resume(&mut self, addr: String, id: String) -> bool {
+        if self.phase != Phase::Stopping {
+            return false;
+        }
+        self.phase = Phase::Ready { addr, id };
+        true
+    }
+
     /// The stop finished (successfully or not: the next start re-checks the container).
     pub(crate) fn stopped(&mut self) {
         if self.phase == Phase::Stopping {
@@ -291,6 +301,10 @@ mod tests {
         assert!(s.should_stop(Some(Duration::from_secs(10)), idle));
         assert_eq!(s.begin_stop(), Some("cid".into()));
         assert_eq!(s.begin_stop(), None);
+        assert!(s.resume("a:1".into(), "cid".into()));
+        assert_eq!(s.request(Instant::now()), Step::Ready("a:1".into()));
+        assert!(!s.resume("a:1".into(), "cid".into()));
+        assert_eq!(s.begin_stop(), Some("cid".into()));
         assert_eq!(
             s.request(now),
             Step::Wait(None),

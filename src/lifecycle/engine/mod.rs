@@ -7,8 +7,11 @@
 pub(crate) mod container;
 pub(crate) mod existing;
 pub(crate) mod swarm;
+mod swarm_activity;
+mod swarm_nodes;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use crate::docker::{DockerError, PullFigures};
 
@@ -92,10 +95,33 @@ impl EngineKind {
 }
 
 /// The replica counts of a swarm service, as far as they could be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Replicas {
     pub desired: Option<u64>,
     pub running: Option<u64>,
+    /// The tasks that run or are on their way, and their nodes (`None`: could not be read).
+    pub tasks: Option<Vec<TaskPlace>>,
+}
+
+/// One task of a swarm service, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskPlace {
+    /// The task id, shortened.
+    pub task: String,
+    /// The node's hostname (its id when the node is not known).
+    pub node: String,
+    /// The node's state (`ready`, `down`, ...).
+    pub node_state: String,
+    /// The task's state.
+    pub state: String,
+}
+
+/// What an idle stop came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdleStop {
+    Stopped,
+    /// Not stopped: another proxy sharing the service recorded activity at this time.
+    ActiveElsewhere(SystemTime),
 }
 
 /// What the lifecycle needs from a container engine.
@@ -159,6 +185,41 @@ pub(crate) trait Engine: Send + Sync {
     /// The replica counts of service `name` (swarm services only).
     fn replicas(&self, _name: &str) -> Option<Replicas> {
         None
+    }
+
+    /// Stops `id`, found idle for `idle` at `now` by this proxy, unless another proxy sharing
+    /// it recorded activity within `idle` (swarm services; a container is just stopped).
+    fn stop_when_idle(
+        &self,
+        id: &str,
+        _idle: Duration,
+        _now: SystemTime,
+    ) -> Result<IdleStop, EngineError> {
+        self.stop(id).map(|()| IdleStop::Stopped)
+    }
+
+    /// Whether this engine's services are shared by several proxies, which record their
+    /// activity with `record_activity`.
+    fn shares_activity(&self) -> bool {
+        false
+    }
+
+    /// Records `last` as this proxy's latest activity of `id` where the other proxies see it.
+    /// Returns whether a write was made.
+    fn record_activity(
+        &self,
+        _spec: &ManagedSpec,
+        _id: &str,
+        _last: SystemTime,
+    ) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
+    /// Whether a forward that could not connect sends the service back through readiness even
+    /// while the engine still reports it running (a swarm task on a node that just vanished
+    /// is reported running until swarm notices).
+    fn recheck_after_failed_forward(&self) -> bool {
+        false
     }
 
     /// The pull of `image` under way, if any.

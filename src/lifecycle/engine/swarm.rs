@@ -16,7 +16,7 @@
 //!   never sees) are noticed too.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -27,8 +27,10 @@ use crate::lifecycle::spec::{
     LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec, STOP_TIMEOUT_SECS,
 };
 
+use super::swarm_activity::{proxy_identity, with_activity};
 use super::{
-    Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas, START_LOG_LINES, ours,
+    Engine, EngineError, EngineKind, Found, IdleStop, Observed, Progress, Replicas,
+    START_LOG_LINES, ours,
 };
 
 /// Budget of the Docker calls made for `/proxy/status`.
@@ -42,6 +44,8 @@ pub(crate) struct SwarmEngine {
     /// Per service id, the tasks that existed before its latest scale-up: a start is judged
     /// by the tasks it caused, not by failures left over from an earlier one.
     before: Mutex<HashMap<String, HashSet<String>>>,
+    /// This proxy, as the activity labels name it.
+    identity: String,
 }
 
 impl SwarmEngine {
@@ -50,7 +54,20 @@ impl SwarmEngine {
             swarm: Swarm::from_docker(docker.clone()),
             quick: Swarm::new(docker, STATUS_TIMEOUT),
             before: Mutex::new(HashMap::new()),
+            identity: proxy_identity(),
         }
+    }
+
+    pub(super) fn swarm(&self) -> &Swarm {
+        &self.swarm
+    }
+
+    pub(super) fn quick(&self) -> &Swarm {
+        &self.quick
+    }
+
+    pub(super) fn identity(&self) -> &str {
+        &self.identity
     }
 
     fn require_manager(&self, name: &str) -> Result<(), EngineError> {
@@ -99,9 +116,12 @@ impl SwarmEngine {
 
     /// The image reference to put in the service: pinned to what this node has, so swarm
     /// does not pull it (see `Swarm::pinned_image`).
-    fn image_for(&self, image: &str) -> Result<String, EngineError> {
+    fn image_for(&self, service: &str, image: &str) -> Result<String, EngineError> {
         match self.swarm.pinned_image(image)? {
-            Some(pinned) => Ok(pinned),
+            Some(pinned) => {
+                self.check_image_reaches_nodes(service, image, &pinned)?;
+                Ok(pinned)
+            }
             None => {
                 log::info!("image {image} is not on this node: the swarm nodes will pull it");
                 Ok(image.to_string())
@@ -145,27 +165,32 @@ impl SwarmEngine {
     }
 
     /// Brings existing service `id` to `target`: the whole spec when its settings or image
-    /// changed, else its replica count, else (`alive` false) new tasks. Returns its id.
+    /// changed, else its replica count, else new tasks when none was alive when `judged`
+    /// (the service's version then, and whether a task was alive). Returns its id.
     fn update_to(
         &self,
         spec: &ManagedSpec,
         id: &str,
         target: &DesiredService,
-        alive: bool,
+        judged: (u64, bool),
     ) -> Result<String, EngineError> {
         let name = spec.name.as_str();
         let (mut foreign, mut forced) = (false, false);
+        let now = SystemTime::now();
         let outcome = self.swarm.update_service_with(id, &mut |s| {
             if !ours(&s.labels, &spec.instance) {
                 foreign = true;
                 return None;
             }
             if !target.is_current(s) {
-                return Some(target.want.clone());
+                return Some(with_activity(target.want.clone(), now, &self.identity));
             }
+            // Changed since its tasks were judged (another proxy scaled it up, or forced new
+            // tasks): those tasks are on their way; forcing more would replace them.
+            let alive = judged.1 || s.version != judged.0;
             let (new, force) = scaled_spec(s, target.replicas, alive)?;
             forced |= force;
-            Some(new)
+            Some(with_activity(new, now, &self.identity))
         })?;
         if foreign {
             return Err(EngineError(foreign_service_message(name)));
@@ -197,6 +222,40 @@ impl SwarmEngine {
             Ok(t) if !t.is_empty() => Ok(Some(t)),
             Ok(t) => Ok(self.swarm.service(id)?.map(|_| t)),
             Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Scales service `id` to 0, unless `keep` (asked of every read of it) says to keep it,
+    /// and waits for its tasks to end (each gets `STOP_TIMEOUT_SECS` after SIGTERM).
+    pub(super) fn scale_to_zero(
+        &self,
+        id: &str,
+        keep: &mut dyn FnMut(&ServiceInfo) -> bool,
+    ) -> Result<(), EngineError> {
+        let outcome = self.swarm.update_service_with(id, &mut |s| {
+            if s.replicas == Some(0) || s.replicas.is_none() || keep(s) {
+                return None;
+            }
+            let mut new = s.spec.clone();
+            new["Mode"]["Replicated"]["Replicas"] = json!(0);
+            Some(new)
+        });
+        match outcome {
+            Ok(None) | Err(DockerError::NotFound(_)) => Ok(()),
+            Ok(Some((read, updated))) => {
+                if updated {
+                    log::info!(
+                        "scaling swarm service {} from {} to 0 replicas",
+                        read.name,
+                        read.replicas.unwrap_or(0)
+                    );
+                }
+                if updated || read.replicas == Some(0) {
+                    self.wait_tasks_ended(&read.id);
+                }
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -317,8 +376,12 @@ impl Engine for SwarmEngine {
         if let Some(net) = &spec.network {
             self.ensure_network(net)?;
         }
-        let image = self.image_for(&spec.container.image)?;
-        let want = spec.service_spec(&image, replicas);
+        let image = self.image_for(name, &spec.container.image)?;
+        let want = with_activity(
+            spec.service_spec(&image, replicas),
+            SystemTime::now(),
+            &self.identity,
+        );
         let Some(existing) = self.swarm.service(name)? else {
             return self.create(name, &want, &image, replicas);
         };
@@ -332,7 +395,7 @@ impl Engine for SwarmEngine {
             hash: spec.settings_hash(),
             replicas,
         };
-        self.update_to(spec, &existing.id, &target, alive)
+        self.update_to(spec, &existing.id, &target, (existing.version, alive))
     }
 
     fn progress(&self, id: &str, name: &str, _internal_port: u16) -> Result<Progress, EngineError> {
@@ -359,7 +422,7 @@ impl Engine for SwarmEngine {
             });
             return Ok(Progress::Failed(task_failure(name, &t, logs.as_deref())));
         }
-        if tasks.iter().any(TaskInfo::is_running) {
+        if self.serving(&tasks) {
             // Swarm only calls a task with a HEALTHCHECK running once it is healthy.
             return Ok(Progress::Running { health: None });
         }
@@ -398,29 +461,33 @@ impl Engine for SwarmEngine {
 
     /// Scales to 0 and waits for the tasks to end (each gets `STOP_TIMEOUT_SECS` after SIGTERM).
     fn stop(&self, id: &str) -> Result<(), EngineError> {
-        let outcome = self.swarm.update_service_with(id, &mut |s| {
-            if s.replicas == Some(0) || s.replicas.is_none() {
-                return None;
-            }
-            let mut new = s.spec.clone();
-            new["Mode"]["Replicated"]["Replicas"] = json!(0);
-            Some(new)
-        });
-        match outcome {
-            Ok(None) | Err(DockerError::NotFound(_)) => Ok(()),
-            Ok(Some((read, updated))) => {
-                if updated {
-                    log::info!(
-                        "scaling swarm service {} from {} to 0 replicas",
-                        read.name,
-                        read.replicas.unwrap_or(0)
-                    );
-                }
-                self.wait_tasks_ended(&read.id);
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.scale_to_zero(id, &mut |_| false)
+    }
+
+    fn stop_when_idle(
+        &self,
+        id: &str,
+        idle: Duration,
+        now: SystemTime,
+    ) -> Result<IdleStop, EngineError> {
+        self.scale_down_when_idle(id, idle, now)
+    }
+
+    fn shares_activity(&self) -> bool {
+        true
+    }
+
+    fn record_activity(
+        &self,
+        spec: &ManagedSpec,
+        id: &str,
+        last: SystemTime,
+    ) -> Result<bool, EngineError> {
+        self.write_activity(&spec.instance, id, last)
+    }
+
+    fn recheck_after_failed_forward(&self) -> bool {
+        true
     }
 
     fn list_ours(&self, instance: &str) -> Result<Vec<Found>, EngineError> {
@@ -458,22 +525,23 @@ impl Engine for SwarmEngine {
     }
 
     fn replicas(&self, name: &str) -> Option<Replicas> {
-        let (desired, running) = match self.quick.service(name) {
-            Ok(Some(s)) => {
-                let running = self
-                    .quick
-                    .tasks(&s.id)
-                    .ok()
-                    .map(|t| t.iter().filter(|t| t.is_running()).count() as u64);
-                (Some(s.replicas.unwrap_or(0)), running)
-            }
-            Ok(None) => (Some(0), Some(0)),
+        let (desired, tasks) = match self.quick.service(name) {
+            Ok(Some(s)) => (Some(s.replicas.unwrap_or(0)), self.quick.tasks(&s.id).ok()),
+            Ok(None) => (Some(0), Some(Vec::new())),
             Err(e) => {
                 log::debug!("status of swarm service {name}: {e}");
                 (None, None)
             }
         };
-        Some(Replicas { desired, running })
+        let running = tasks
+            .as_ref()
+            .map(|t| t.iter().filter(|t| t.is_running()).count() as u64);
+        let tasks = tasks.and_then(|t| self.task_places(&t));
+        Some(Replicas {
+            desired,
+            running,
+            tasks,
+        })
     }
 }
 

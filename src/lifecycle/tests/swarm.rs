@@ -100,6 +100,7 @@ impl Engine for FakeEngine {
         (self.kind == "swarm").then_some(Replicas {
             desired: Some(2),
             running: Some(1),
+            tasks: None,
         })
     }
 }
@@ -155,7 +156,8 @@ fn twenty_concurrent_requests_scale_up_once_and_wait_for_a_running_task() {
         st.replicas,
         Some(Replicas {
             desired: Some(2),
-            running: Some(1)
+            running: Some(1),
+            tasks: None,
         })
     );
     assert_eq!(lc.status(1).engine, EngineKind::Container);
