@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -12,7 +12,7 @@ use crate::config;
 use crate::lifecycle::Activity;
 use crate::lifecycle::Lifecycle;
 use crate::lifecycle::engine::{
-    Engine, EngineError, EngineKind, Found, Observed, Progress, Replicas,
+    Engine, EngineError, EngineKind, Found, IdleStop, Observed, Progress, Replicas,
 };
 use crate::lifecycle::spec::ManagedSpec;
 
@@ -28,6 +28,10 @@ struct FakeEngine {
     pending_polls: usize,
     outcome: Progress,
     found: Vec<Found>,
+    /// Idle stops answered "active elsewhere at …" (then stopped once this is empty).
+    elsewhere: Mutex<Vec<SystemTime>>,
+    /// Activity records made.
+    records: Mutex<Vec<SystemTime>>,
 }
 
 impl FakeEngine {
@@ -45,6 +49,8 @@ impl FakeEngine {
             pending_polls,
             outcome,
             found,
+            elsewhere: Mutex::new(Vec::new()),
+            records: Mutex::new(Vec::new()),
         })
     }
 }
@@ -78,6 +84,29 @@ impl Engine for FakeEngine {
         std::thread::sleep(Duration::from_millis(100));
         self.stops.lock().push(id.to_string());
         Ok(())
+    }
+    fn stop_when_idle(
+        &self,
+        id: &str,
+        _: Duration,
+        _: SystemTime,
+    ) -> Result<IdleStop, EngineError> {
+        if let Some(at) = self.elsewhere.lock().pop() {
+            return Ok(IdleStop::ActiveElsewhere(at));
+        }
+        self.stop(id).map(|()| IdleStop::Stopped)
+    }
+    fn shares_activity(&self) -> bool {
+        self.kind == "swarm"
+    }
+    fn record_activity(
+        &self,
+        _: &ManagedSpec,
+        _: &str,
+        last: SystemTime,
+    ) -> Result<bool, EngineError> {
+        self.records.lock().push(last);
+        Ok(true)
     }
     fn list_ours(&self, _instance: &str) -> Result<Vec<Found>, EngineError> {
         Ok(self.found.clone())
@@ -300,4 +329,50 @@ fn a_service_scaled_up_with_nothing_running_is_scaled_down_at_start_up() {
     assert_eq!(lc.ensure_ready(0), Ok(format!("127.0.0.1:{port}")));
     assert_eq!(*swarm.stops.lock(), ["svc-1"]);
     assert_eq!(swarm.starts.load(Ordering::SeqCst), 1);
+}
+
+/// Polls `what` until it holds, for up to 5 s.
+fn eventually(what: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if what() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn an_idle_stop_that_finds_another_proxy_active_keeps_serving_and_activity_is_recorded() {
+    let port = app();
+    let containers = FakeEngine::new("container", 0, Progress::Running { health: None }, vec![]);
+    let swarm = FakeEngine::new("swarm", 0, Progress::Running { health: None }, vec![]);
+    let lc = setup(containers, swarm.clone(), port);
+    assert_eq!(lc.ensure_ready(0), Ok(format!("127.0.0.1:{port}")));
+    // Active now (later than the scale-up's record): one record, then no second one so soon.
+    std::thread::sleep(Duration::from_millis(5));
+    let t = Instant::now();
+    lc.reap(t);
+    assert!(eventually(|| swarm.records.lock().len() == 1));
+    std::thread::sleep(Duration::from_millis(5));
+    lc.reap(Instant::now());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(swarm.records.lock().len(), 1, "writes are spaced");
+    // Idle past the 300 s timeout, but another proxy was active 100 s ago: serve on.
+    let elsewhere = SystemTime::now() - Duration::from_secs(100);
+    swarm.elsewhere.lock().push(elsewhere);
+    lc.reap(t + Duration::from_secs(400));
+    assert!(eventually(|| swarm.elsewhere.lock().is_empty()));
+    assert!(eventually(|| lc.status(0).status == "running"));
+    assert!(swarm.stops.lock().is_empty());
+    // The idle clock restarted from the other proxy's activity: 150 s later it is not idle
+    // yet; 200 s later (300 s after that activity) it is scaled down.
+    let now = Instant::now();
+    lc.reap(now + Duration::from_secs(150));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(swarm.stops.lock().is_empty(), "idle since 250 s only");
+    lc.reap(now + Duration::from_secs(201));
+    assert!(eventually(|| swarm.stops.lock().len() == 1));
+    assert!(eventually(|| lc.status(0).status == "stopped"));
 }
