@@ -557,6 +557,7 @@ pub fn curl(args: &[&str]) -> (i32, String) {
 pub mod docker;
 pub mod proxy_container;
 pub mod registry;
+pub mod swarm_guard;
 
 /// Parses exposition text with prometheus_client; fails the test if the parser rejects it.
 pub fn prom_parse(text: &str) -> Vec<serde_json::Value> {

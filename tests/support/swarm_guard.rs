@@ -1,0 +1,434 @@
+//! The swarm a swarm test borrows the local daemon for, and the turn-taking between runs: a
+//! guard that waits for its turn, makes the swarm (a single node on 127.0.0.1, or the two
+//! nodes of scripts/swarm-nodes.sh), and leaves it again in every case on drop; and the
+//! `docker service` readings the swarm tests share.
+//!
+//! Everything that coordinates runs lives in the daemon, not in files, because the daemon is
+//! shared by sessions that share neither `/tmp` nor process ids: the swarm a test creates
+//! carries node labels (`wakeproxy.swarm-test`, whether `docker_gwbridge` existed before, and
+//! a heartbeat the running test renews every few seconds). Another run that finds such a swarm
+//! with a fresh heartbeat waits for it to be left; with a stale one (its run was killed before
+//! its guard ran) it leaves it and goes on. A swarm without the label is not ours: the test
+//! fails at once with a message and touches nothing.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::docker::{docker, docker_try};
+
+/// Node label: this swarm was created by this test.
+pub const LABEL_OWNER: &str = "wakeproxy.swarm-test";
+/// Node label: Unix time of the owner's last sign of life.
+pub const LABEL_HEARTBEAT: &str = "wakeproxy.swarm-test.heartbeat";
+/// Node label: whether `docker_gwbridge` existed before the swarm.
+pub const LABEL_GWBRIDGE: &str = "wakeproxy.swarm-test.gwbridge-before";
+/// How often the owner renews its heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
+/// A heartbeat older than this means the owner died.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
+/// Longest wait for another run of this test to finish with its swarm.
+pub const TURN_WAIT: Duration = Duration::from_secs(600);
+/// Longest wait for a moment when leaving the swarm cannot hurt other containers.
+pub const QUIET_WAIT: Duration = Duration::from_secs(180);
+/// Names of every run's containers and networks start with this (then the process id).
+pub const FAMILY: &str = "wpt-swarm-";
+
+pub fn network_exists(name: &str) -> bool {
+    docker_try(&["network", "inspect", "-f", "{{.Name}}", name]).is_some_and(|n| n == name)
+}
+
+pub fn swarm_state() -> String {
+    docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// What the daemon's swarm state means for this test.
+#[derive(Debug)]
+pub enum Seen {
+    /// In no swarm.
+    Inactive,
+    /// A swarm another run of this test is using right now.
+    OursBusy,
+    /// A swarm a run of this test created and then died without leaving.
+    OursLeftover { gwbridge_before: bool },
+    /// Someone else's swarm.
+    Foreign { state: String, node: String },
+}
+
+pub fn look() -> Seen {
+    let state = swarm_state();
+    if state == "inactive" {
+        return Seen::Inactive;
+    }
+    let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    let labels: BTreeMap<String, String> = docker_try(&[
+        "node",
+        "inspect",
+        &node,
+        "--format",
+        "{{json .Spec.Labels}}",
+    ])
+    .and_then(|j| serde_json::from_str(&j).ok())
+    .unwrap_or_default();
+    if labels.get(LABEL_OWNER).map(String::as_str) != Some("1") {
+        return Seen::Foreign { state, node };
+    }
+    let beat = labels
+        .get(LABEL_HEARTBEAT)
+        .and_then(|b| b.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if unix_now() - beat > HEARTBEAT_STALE.as_secs_f64() {
+        Seen::OursLeftover {
+            gwbridge_before: labels.get(LABEL_GWBRIDGE).map(String::as_str) == Some("true"),
+        }
+    } else {
+        Seen::OursBusy
+    }
+}
+
+/// Running containers attached to a user-defined network, other than this test family's: on
+/// Engine 20.10 their DNS names would not survive `docker swarm leave` (moby/moby#45144).
+pub fn dns_at_risk() -> Vec<String> {
+    let out = docker_try(&["ps", "--format", "{{.Names}}\t{{.Networks}}"]).unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(name, nets)| {
+            !name.starts_with(FAMILY)
+                && nets
+                    .split(',')
+                    .any(|n| !matches!(n.trim(), "" | "bridge" | "host" | "none" | "ingress"))
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Waits (up to `QUIET_WAIT`) until leaving the swarm cannot break another container's DNS.
+pub fn wait_for_quiet() {
+    let deadline = Instant::now() + QUIET_WAIT;
+    let mut said = false;
+    loop {
+        let busy = dns_at_risk();
+        if busy.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "swarm test: WARNING: leaving the swarm while {} still run on user-defined networks; \
+                 Docker 20.10 drops their DNS names on leave (moby/moby#45144): reconnect or restart them",
+                busy.join(", ")
+            );
+            return;
+        }
+        if !said {
+            eprintln!(
+                "swarm test: waiting for {} to finish before leaving the swarm (Docker 20.10 drops the DNS \
+                 names of containers on user-defined networks on leave, moby/moby#45144)",
+                busy.join(", ")
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Leaves the swarm (at a quiet moment) and removes what joining it created.
+pub fn leave_swarm(gwbridge_before: bool) {
+    wait_for_quiet();
+    for _ in 0..3 {
+        if docker_try(&["swarm", "leave", "--force"]).is_some() || swarm_state() == "inactive" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if !gwbridge_before {
+        // Left behind by `swarm leave`; busy for a moment while endpoints go away.
+        for _ in 0..40 {
+            if !network_exists("docker_gwbridge")
+                || docker_try(&["network", "rm", "docker_gwbridge"]).is_some()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Removes containers (and their `-br` networks) of this test family that runs killed long
+/// ago left behind: a run lasts minutes, so anything older than half an hour is an orphan.
+pub fn remove_orphans() {
+    let out = docker_try(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name=^{FAMILY}"),
+        "--format",
+        "{{.Names}}\t{{.RunningFor}}",
+    ])
+    .unwrap_or_default();
+    for (name, age) in out.lines().filter_map(|l| l.split_once('\t')) {
+        let minutes = age
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok());
+        let old = ["hour", "day", "week", "month", "year"]
+            .iter()
+            .any(|u| age.contains(u))
+            || (age.contains("minute") && minutes.is_some_and(|m| m >= 30));
+        if old {
+            eprintln!("swarm test: removing {name}, left behind {age} by a killed run");
+            let _ = docker_try(&["rm", "-f", "-v", name]);
+            if let Some(base) = name.strip_suffix("-brc") {
+                let _ = docker_try(&["network", "rm", &format!("{base}-br")]);
+            }
+        }
+    }
+}
+
+/// Removes every container and network of this test family: called when a run died in its
+/// swarm (stale heartbeat). No live run has any then: runs make them only once the swarm is
+/// theirs, and the swarm is still the dead run's.
+pub fn remove_family() {
+    let ids = docker_try(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name=^{FAMILY}"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .unwrap_or_default();
+    for name in ids.lines().filter(|n| n.starts_with(FAMILY)) {
+        eprintln!("swarm test: removing {name}, left behind by a killed run");
+        let _ = docker_try(&["rm", "-f", "-v", name]);
+    }
+    let nets = docker_try(&["network", "ls", "--format", "{{.Name}}"]).unwrap_or_default();
+    for net in nets.lines().filter(|n| n.starts_with(FAMILY)) {
+        let _ = docker_try(&["network", "rm", net]);
+    }
+}
+
+/// The single-node swarm of this test: entered on creation, left on drop.
+pub struct SwarmGuard {
+    pub gwbridge_before: bool,
+    stop: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl SwarmGuard {
+    /// Waits for its turn, then creates the swarm. `prepare` runs just before `swarm init`
+    /// (so what it makes exists before swarm mode); it may run again if another run got in
+    /// first.
+    pub fn enter<T>(mut prepare: impl FnMut() -> T) -> (SwarmGuard, T) {
+        let deadline = Instant::now() + TURN_WAIT;
+        let mut waiting = false;
+        let mut second_look = false;
+        loop {
+            match look() {
+                // Another run labels its swarm right after `swarm init`: look once more.
+                Seen::Foreign { .. } if !second_look => {
+                    second_look = true;
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Seen::Foreign { state, node } => panic!(
+                    "REFUSING to run: the Docker daemon is already part of a swarm (state {state:?}, node \
+                     {node:?}) that this test did not create (its node has no {LABEL_OWNER} label). The test \
+                     will not touch it. Run it on a daemon that is in no swarm (`docker info` says Swarm: inactive)."
+                ),
+                Seen::OursBusy => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "another run of this test has been using the swarm for more than {TURN_WAIT:?}"
+                    );
+                    if !waiting {
+                        eprintln!(
+                            "swarm test: another run of this test is using the swarm: waiting for its turn"
+                        );
+                        waiting = true;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Seen::OursLeftover { gwbridge_before } => {
+                    eprintln!(
+                        "swarm test: leaving the swarm a killed run of this test left behind"
+                    );
+                    remove_family();
+                    leave_swarm(gwbridge_before);
+                }
+                Seen::Inactive => {
+                    let gwbridge_before = network_exists("docker_gwbridge");
+                    let prepared = prepare();
+                    let init = Command::new("docker")
+                        .args([
+                            "swarm",
+                            "init",
+                            "--listen-addr",
+                            "127.0.0.1:2377",
+                            "--advertise-addr",
+                            "127.0.0.1",
+                        ])
+                        .output()
+                        .expect("docker swarm init");
+                    if !init.status.success() {
+                        // Another run got in first: let it label its swarm, then look again.
+                        eprintln!(
+                            "swarm test: docker swarm init: {}",
+                            String::from_utf8_lossy(&init.stderr).trim()
+                        );
+                        drop(prepared);
+                        std::thread::sleep(Duration::from_secs(3));
+                        continue;
+                    }
+                    let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+                    let beat = |node: &str| {
+                        docker_try(&[
+                            "node",
+                            "update",
+                            "--label-add",
+                            &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
+                            node,
+                        ])
+                    };
+                    docker(&[
+                        "node",
+                        "update",
+                        "--label-add",
+                        &format!("{LABEL_OWNER}=1"),
+                        "--label-add",
+                        &format!("{LABEL_GWBRIDGE}={gwbridge_before}"),
+                        "--label-add",
+                        &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
+                        &node,
+                    ]);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let s = stop.clone();
+                    let heartbeat = std::thread::spawn(move || {
+                        let mut last = Instant::now();
+                        while !s.load(Ordering::SeqCst) {
+                            if last.elapsed() >= HEARTBEAT_EVERY {
+                                beat(&node);
+                                last = Instant::now();
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    });
+                    remove_orphans();
+                    let guard = SwarmGuard {
+                        gwbridge_before,
+                        stop,
+                        heartbeat: Some(heartbeat),
+                    };
+                    return (guard, prepared);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SwarmGuard {
+    fn drop(&mut self) {
+        // The heartbeat goes on while waiting for a quiet moment: still ours, still in use.
+        wait_for_quiet();
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        leave_swarm(self.gwbridge_before);
+    }
+}
+
+/// Swarm services and overlay networks of the test, removed on drop (before the swarm is left).
+pub struct SwarmObjects {
+    pub services: Vec<String>,
+    pub network: String,
+}
+
+impl Drop for SwarmObjects {
+    fn drop(&mut self) {
+        for s in &self.services {
+            let _ = docker_try(&["service", "rm", s]);
+        }
+        // The network is busy until the tasks are gone.
+        for _ in 0..40 {
+            if !network_exists(&self.network)
+                || docker_try(&["network", "rm", &self.network]).is_some()
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// IPVS (the kernel's load balancer behind a swarm VIP) is missing on some kernels (this
+/// test machine's among them); then the services use DNS round robin, which needs nothing.
+pub fn endpoint_mode() -> &'static str {
+    let ipvs = Path::new("/proc/net/ip_vs").exists()
+        || Path::new("/sys/module/ip_vs").exists()
+        || Command::new("modinfo")
+            .arg("ip_vs")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if ipvs { "vip" } else { "dnsrr" }
+}
+
+pub fn service_field(name: &str, format: &str) -> String {
+    docker(&["service", "inspect", "-f", format, name])
+}
+
+pub fn replicas(name: &str) -> u64 {
+    service_field(name, "{{.Spec.Mode.Replicated.Replicas}}")
+        .parse()
+        .unwrap()
+}
+
+/// The daemon's `update` events for service `name` between two times (from its own event
+/// log): one per update of the service, whoever made it.
+pub fn service_updates(name: &str, since: f64, until: f64) -> Vec<String> {
+    let out = docker(&[
+        "events",
+        "--since",
+        &format!("{since:.3}"),
+        "--until",
+        &format!("{until:.3}"),
+        "--filter",
+        "type=service",
+        "--filter",
+        "event=update",
+        "--filter",
+        &format!("service={name}"),
+        "--format",
+        "{{.Action}} {{json .Actor.Attributes}}",
+    ]);
+    out.lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Tasks of the service that run (and are meant to).
+pub fn running_tasks(name: &str) -> usize {
+    docker(&[
+        "service",
+        "ps",
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.CurrentState}}",
+        name,
+    ])
+    .lines()
+    .filter(|l| l.starts_with("Running"))
+    .count()
+}
