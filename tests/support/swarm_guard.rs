@@ -28,6 +28,11 @@ pub const LABEL_OWNER: &str = "wakeproxy.swarm-test";
 pub const LABEL_HEARTBEAT: &str = "wakeproxy.swarm-test.heartbeat";
 /// Node label: whether `docker_gwbridge` existed before the swarm.
 pub const LABEL_GWBRIDGE: &str = "wakeproxy.swarm-test.gwbridge-before";
+/// Node label: this swarm was made by scripts/swarm-nodes.sh.
+pub const LABEL_NODES: &str = "wakeproxy.swarm-nodes";
+/// Longest time scripts/swarm-nodes.sh takes to make its swarm, after which a swarm it made
+/// without an owner's label is a killed run's.
+pub const NODES_UP_MAX: Duration = Duration::from_secs(300);
 /// How often the owner renews its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
 /// A heartbeat older than this means the owner died.
@@ -61,10 +66,22 @@ pub enum Seen {
     Inactive,
     /// A swarm another run of this test is using right now.
     OursBusy,
-    /// A swarm a run of this test created and then died without leaving.
-    OursLeftover { gwbridge_before: bool },
+    /// A swarm a run of a swarm test created and then died without leaving (`two_nodes`:
+    /// made by scripts/swarm-nodes.sh).
+    OursLeftover {
+        gwbridge_before: bool,
+        two_nodes: bool,
+    },
     /// Someone else's swarm.
     Foreign { state: String, node: String },
+}
+
+/// How long ago node `node` joined the swarm (its `CreatedAt`); long ago when unknown.
+fn node_age(node: &str) -> Duration {
+    let created = docker_try(&["node", "inspect", node, "--format", "{{.CreatedAt.Unix}}"])
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Duration::from_secs_f64((unix_now() - created).max(0.0))
 }
 
 pub fn look() -> Seen {
@@ -82,8 +99,17 @@ pub fn look() -> Seen {
     ])
     .and_then(|j| serde_json::from_str(&j).ok())
     .unwrap_or_default();
+    let two_nodes = labels.get(LABEL_NODES).map(String::as_str) == Some("1");
     if labels.get(LABEL_OWNER).map(String::as_str) != Some("1") {
-        return Seen::Foreign { state, node };
+        // Made by scripts/swarm-nodes.sh for a run that labels it once the script is done.
+        return match two_nodes {
+            true if node_age(&node) < NODES_UP_MAX => Seen::OursBusy,
+            true => Seen::OursLeftover {
+                gwbridge_before: true,
+                two_nodes,
+            },
+            false => Seen::Foreign { state, node },
+        };
     }
     let beat = labels
         .get(LABEL_HEARTBEAT)
@@ -92,6 +118,7 @@ pub fn look() -> Seen {
     if unix_now() - beat > HEARTBEAT_STALE.as_secs_f64() {
         Seen::OursLeftover {
             gwbridge_before: labels.get(LABEL_GWBRIDGE).map(String::as_str) == Some("true"),
+            two_nodes,
         }
     } else {
         Seen::OursBusy
@@ -219,24 +246,139 @@ pub fn remove_family() {
     }
 }
 
-/// The single-node swarm of this test: entered on creation, left on drop.
+/// Which swarm a test borrows the daemon for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The daemon alone, on 127.0.0.1.
+    Single,
+    /// The daemon as manager and a second engine as worker (scripts/swarm-nodes.sh).
+    TwoNodes,
+}
+
+/// The set-up script of the two-node swarm.
+pub fn nodes_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/swarm-nodes.sh")
+}
+
+/// Runs scripts/swarm-nodes.sh with `args`: (success, stdout, stderr).
+pub fn run_nodes_script(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(nodes_script())
+        .args(args)
+        .output()
+        .expect("running scripts/swarm-nodes.sh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The swarm of this test: entered on creation, left on drop.
 pub struct SwarmGuard {
     pub gwbridge_before: bool,
+    pub shape: Shape,
+    /// What `swarm-nodes.sh up` printed (`KEY=value`), for `Shape::TwoNodes`.
+    pub env: BTreeMap<String, String>,
     stop: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
+/// Makes the swarm of `shape`; `Err` when another run got in first.
+fn create(shape: Shape) -> Result<BTreeMap<String, String>, String> {
+    match shape {
+        Shape::Single => {
+            let init = Command::new("docker")
+                .args(["swarm", "init", "--listen-addr", "127.0.0.1:2377"])
+                .args(["--advertise-addr", "127.0.0.1"])
+                .output()
+                .expect("docker swarm init");
+            match init.status.success() {
+                true => Ok(BTreeMap::new()),
+                false => Err(String::from_utf8_lossy(&init.stderr).trim().to_string()),
+            }
+        }
+        Shape::TwoNodes => {
+            let (ok, out, err) = run_nodes_script(&["up"]);
+            if !ok && err.contains("that swarm-nodes did not create") {
+                // Another run's swarm appeared in between: the script touched nothing.
+                return Err(err);
+            }
+            if !ok {
+                let (_, _, down) = run_nodes_script(&["down"]);
+                panic!("scripts/swarm-nodes.sh up failed:\n{err}\n(down after it:\n{down})");
+            }
+            Ok(out
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect())
+        }
+    }
+}
+
+/// Labels the manager node as this run's and renews its heartbeat until `stop` is set.
+fn claim(gwbridge_before: bool, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    let beat = |node: &str| {
+        docker_try(&[
+            "node",
+            "update",
+            "--label-add",
+            &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
+            node,
+        ])
+    };
+    docker(&[
+        "node",
+        "update",
+        "--label-add",
+        &format!("{LABEL_OWNER}=1"),
+        "--label-add",
+        &format!("{LABEL_GWBRIDGE}={gwbridge_before}"),
+        "--label-add",
+        &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
+        &node,
+    ]);
+    std::thread::spawn(move || {
+        let mut last = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            if last.elapsed() >= HEARTBEAT_EVERY {
+                beat(&node);
+                last = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Leaves a swarm a killed run left behind (the two-node one through its script).
+fn remove_leftover(gwbridge_before: bool, two_nodes: bool) {
+    eprintln!("swarm test: leaving the swarm a killed run of a swarm test left behind");
+    remove_family();
+    if two_nodes {
+        let (ok, _, err) = run_nodes_script(&["down"]);
+        assert!(ok, "scripts/swarm-nodes.sh down failed:\n{err}");
+    } else {
+        leave_swarm(gwbridge_before);
+    }
+}
+
 impl SwarmGuard {
-    /// Waits for its turn, then creates the swarm. `prepare` runs just before `swarm init`
-    /// (so what it makes exists before swarm mode); it may run again if another run got in
-    /// first.
-    pub fn enter<T>(mut prepare: impl FnMut() -> T) -> (SwarmGuard, T) {
+    /// Waits for its turn, then creates the single-node swarm. `prepare` runs just before
+    /// `swarm init` (so what it makes exists before swarm mode); it may run again if another
+    /// run got in first.
+    pub fn enter<T>(prepare: impl FnMut() -> T) -> (SwarmGuard, T) {
+        SwarmGuard::enter_shaped(Shape::Single, prepare)
+    }
+
+    /// Waits for its turn, then creates the swarm of `shape` (see `enter`).
+    pub fn enter_shaped<T>(shape: Shape, mut prepare: impl FnMut() -> T) -> (SwarmGuard, T) {
         let deadline = Instant::now() + TURN_WAIT;
         let mut waiting = false;
         let mut second_look = false;
         loop {
             match look() {
-                // Another run labels its swarm right after `swarm init`: look once more.
+                // Another run labels its swarm right after it made it: look once more.
                 Seen::Foreign { .. } if !second_look => {
                     second_look = true;
                     std::thread::sleep(Duration::from_secs(2));
@@ -249,83 +391,40 @@ impl SwarmGuard {
                 Seen::OursBusy => {
                     assert!(
                         Instant::now() < deadline,
-                        "another run of this test has been using the swarm for more than {TURN_WAIT:?}"
+                        "another run of a swarm test has been using the swarm for more than {TURN_WAIT:?}"
                     );
                     if !waiting {
                         eprintln!(
-                            "swarm test: another run of this test is using the swarm: waiting for its turn"
+                            "swarm test: another run of a swarm test is using the swarm: waiting for its turn"
                         );
                         waiting = true;
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                Seen::OursLeftover { gwbridge_before } => {
-                    eprintln!(
-                        "swarm test: leaving the swarm a killed run of this test left behind"
-                    );
-                    remove_family();
-                    leave_swarm(gwbridge_before);
-                }
+                Seen::OursLeftover {
+                    gwbridge_before,
+                    two_nodes,
+                } => remove_leftover(gwbridge_before, two_nodes),
                 Seen::Inactive => {
                     let gwbridge_before = network_exists("docker_gwbridge");
                     let prepared = prepare();
-                    let init = Command::new("docker")
-                        .args([
-                            "swarm",
-                            "init",
-                            "--listen-addr",
-                            "127.0.0.1:2377",
-                            "--advertise-addr",
-                            "127.0.0.1",
-                        ])
-                        .output()
-                        .expect("docker swarm init");
-                    if !init.status.success() {
-                        // Another run got in first: let it label its swarm, then look again.
-                        eprintln!(
-                            "swarm test: docker swarm init: {}",
-                            String::from_utf8_lossy(&init.stderr).trim()
-                        );
-                        drop(prepared);
-                        std::thread::sleep(Duration::from_secs(3));
-                        continue;
-                    }
-                    let node = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
-                    let beat = |node: &str| {
-                        docker_try(&[
-                            "node",
-                            "update",
-                            "--label-add",
-                            &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
-                            node,
-                        ])
-                    };
-                    docker(&[
-                        "node",
-                        "update",
-                        "--label-add",
-                        &format!("{LABEL_OWNER}=1"),
-                        "--label-add",
-                        &format!("{LABEL_GWBRIDGE}={gwbridge_before}"),
-                        "--label-add",
-                        &format!("{LABEL_HEARTBEAT}={:.0}", unix_now()),
-                        &node,
-                    ]);
-                    let stop = Arc::new(AtomicBool::new(false));
-                    let s = stop.clone();
-                    let heartbeat = std::thread::spawn(move || {
-                        let mut last = Instant::now();
-                        while !s.load(Ordering::SeqCst) {
-                            if last.elapsed() >= HEARTBEAT_EVERY {
-                                beat(&node);
-                                last = Instant::now();
-                            }
-                            std::thread::sleep(Duration::from_millis(100));
+                    let env = match create(shape) {
+                        Ok(env) => env,
+                        Err(why) => {
+                            // Another run got in first: let it label its swarm, then look again.
+                            eprintln!("swarm test: making the swarm: {why}");
+                            drop(prepared);
+                            std::thread::sleep(Duration::from_secs(3));
+                            continue;
                         }
-                    });
+                    };
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let heartbeat = claim(gwbridge_before, stop.clone());
                     remove_orphans();
                     let guard = SwarmGuard {
                         gwbridge_before,
+                        shape,
+                        env,
                         stop,
                         heartbeat: Some(heartbeat),
                     };
@@ -344,7 +443,15 @@ impl Drop for SwarmGuard {
         if let Some(h) = self.heartbeat.take() {
             let _ = h.join();
         }
-        leave_swarm(self.gwbridge_before);
+        match self.shape {
+            Shape::Single => leave_swarm(self.gwbridge_before),
+            Shape::TwoNodes => {
+                let (ok, _, err) = run_nodes_script(&["down"]);
+                if !ok {
+                    eprintln!("swarm test: scripts/swarm-nodes.sh down failed:\n{err}");
+                }
+            }
+        }
     }
 }
 
