@@ -32,6 +32,8 @@ pub struct ServiceInfo {
     pub image: String,
     /// The whole `Spec`, to send back changed on update.
     pub spec: Value,
+    /// `UpdatedAt`, as the daemon wrote it (RFC 3339; empty when absent).
+    pub updated_at: String,
 }
 
 /// A task of a service (`GET /tasks`).
@@ -148,6 +150,7 @@ pub(super) struct RawService {
     id: String,
     version: RawVersion,
     spec: Value,
+    updated_at: String,
 }
 
 impl From<RawService> for ServiceInfo {
@@ -168,6 +171,7 @@ impl From<RawService> for ServiceInfo {
                 .then(|| spec["Mode"]["Replicated"]["Replicas"].as_u64().unwrap_or(0)),
             image: str_of(&spec["TaskTemplate"]["ContainerSpec"]["Image"]),
             spec,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -291,7 +295,7 @@ mod tests {
     #[test]
     fn service_and_task_shapes() {
         let raw: RawService = serde_json::from_str(
-            r#"{"ID":"abc","Version":{"Index":14},"Spec":{"Name":"blog","Labels":{"wakeproxy.managed":"true"},
+            r#"{"ID":"abc","Version":{"Index":14},"UpdatedAt":"2026-12-04T10:00:00.5Z","Spec":{"Name":"blog","Labels":{"wakeproxy.managed":"true"},
                "TaskTemplate":{"ContainerSpec":{"Image":"sha256:1"}},"Mode":{"Replicated":{"Replicas":2}}}}"#,
         )
         .unwrap();
@@ -302,6 +306,7 @@ mod tests {
         );
         assert_eq!((s.replicas, s.image.as_str()), (Some(2), "sha256:1"));
         assert_eq!(s.labels["wakeproxy.managed"], "true");
+        assert_eq!(s.updated_at, "2026-12-04T10:00:00.5Z");
         let global: RawService =
             serde_json::from_str(r#"{"ID":"g","Spec":{"Name":"g","Mode":{"Global":{}}}}"#).unwrap();
         assert_eq!(ServiceInfo::from(global).replicas, None);

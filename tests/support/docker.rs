@@ -10,22 +10,42 @@ pub const IMAGE_HEALTHCHECK: &str = "wakeproxy-testbackend:healthcheck";
 
 /// Runs `docker` with arguments; returns trimmed stdout, panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
+    docker_at(None, args)
+}
+
+/// Like `docker` but returns None on failure.
+pub fn docker_try(args: &[&str]) -> Option<String> {
+    docker_try_at(None, args)
+}
+
+/// The docker CLI for the daemon at `host` (`-H`; `None`: the default one).
+fn cli(host: Option<&str>, args: &[&str]) -> Command {
+    let mut c = Command::new("docker");
+    if let Some(h) = host {
+        c.args(["-H", h]);
+    }
+    c.args(args);
+    c
+}
+
+/// `docker` against the daemon at `host` (`None`: the default one).
+pub fn docker_at(host: Option<&str>, args: &[&str]) -> String {
+    let out = cli(host, args)
         .output()
         .expect("the docker CLI is needed for these tests");
     assert!(
         out.status.success(),
-        "docker {} failed: {}",
+        "docker {}{} failed: {}",
+        host.map(|h| format!("-H {h} ")).unwrap_or_default(),
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Like `docker` but returns None on failure.
-pub fn docker_try(args: &[&str]) -> Option<String> {
-    let out = Command::new("docker").args(args).output().ok()?;
+/// `docker_try` against the daemon at `host`.
+pub fn docker_try_at(host: Option<&str>, args: &[&str]) -> Option<String> {
+    let out = cli(host, args).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -3,12 +3,12 @@
 //! `swarm` tests.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::docker::{PROXY_IMAGE, docker, docker_try, inspect, is_running, published_addr};
+use super::docker::{PROXY_IMAGE, docker_at, docker_try_at};
 use super::{try_get, wait_for};
 
 /// Port the proxy listens on inside its container.
@@ -26,6 +26,10 @@ pub fn host_socket() -> String {
 /// The proxy's container: its `docker logs` are printed when the test fails; removed on drop.
 pub struct ProxyContainer {
     pub name: String,
+    /// The daemon it runs on (`-H`), when not the default one.
+    host: Option<String>,
+    /// The address its published port is reached at, when not 127.0.0.1.
+    reach: Option<IpAddr>,
 }
 
 impl ProxyContainer {
@@ -33,43 +37,82 @@ impl ProxyContainer {
     /// configuration (`--no-tls`, listening on `LISTEN`, published on a free 127.0.0.1 port).
     /// Unprivileged, as docker/proxy/Dockerfile documents: nobody plus the socket's group.
     pub fn run(name: &str, network: &str, config: &Path) -> ProxyContainer {
+        ProxyContainer::run_on(None, name, network, config)
+    }
+
+    /// Like `run`, on the daemon at `on` (`-H`) and reached at the address given with it, its
+    /// port published on every address of that daemon's host. It still mounts this host's
+    /// Docker socket (a second engine on this machine shares its file system).
+    pub fn run_on(
+        on: Option<(&str, IpAddr)>,
+        name: &str,
+        network: &str,
+        config: &Path,
+    ) -> ProxyContainer {
         let socket_gid = std::os::unix::fs::MetadataExt::gid(
             &std::fs::metadata(host_socket()).expect("the Docker socket on this host"),
         )
         .to_string();
         let socket_mount = format!("{}:/var/run/docker.sock", host_socket());
         let config_mount = format!("{}:/etc/wakeproxy/proxy.yaml:ro", config.display());
-        let published = format!("127.0.0.1::{LISTEN}");
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            "--user",
-            "65534:65534",
-            "--group-add",
-            &socket_gid,
-            "-v",
-            &socket_mount,
-            "-v",
-            &config_mount,
-            "-p",
-            &published,
-            PROXY_IMAGE,
-            "proxy",
-            "--config",
-            "/etc/wakeproxy/proxy.yaml",
-            "--no-tls",
-        ]);
+        let published = match on {
+            None => format!("127.0.0.1::{LISTEN}"),
+            Some(_) => LISTEN.to_string(),
+        };
+        let host = on.map(|(h, _)| h.to_string());
+        docker_at(
+            host.as_deref(),
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                network,
+                "--user",
+                "65534:65534",
+                "--group-add",
+                &socket_gid,
+                "-v",
+                &socket_mount,
+                "-v",
+                &config_mount,
+                "-p",
+                &published,
+                PROXY_IMAGE,
+                "proxy",
+                "--config",
+                "/etc/wakeproxy/proxy.yaml",
+                "--no-tls",
+            ],
+        );
         ProxyContainer {
             name: name.to_string(),
+            host,
+            reach: on.map(|(_, ip)| ip),
         }
     }
 
+    fn inspect(&self, format: &str) -> Option<String> {
+        docker_try_at(self.host.as_deref(), &["inspect", "-f", format, &self.name])
+    }
+
+    fn published(&self) -> Option<SocketAddr> {
+        let port = format!("{LISTEN}/tcp");
+        let out = docker_try_at(self.host.as_deref(), &["port", &self.name, &port])?;
+        let addr: SocketAddr = out.lines().find_map(|l| l.trim().parse().ok())?;
+        Some(SocketAddr::new(
+            self.reach.unwrap_or(addr.ip()),
+            addr.port(),
+        ))
+    }
+
     pub fn logs(&self) -> String {
-        match Command::new("docker").args(["logs", &self.name]).output() {
+        let mut cmd = Command::new("docker");
+        if let Some(h) = &self.host {
+            cmd.args(["-H", h]);
+        }
+        match cmd.args(["logs", &self.name]).output() {
             Ok(o) => {
                 String::from_utf8_lossy(&o.stdout).into_owned()
                     + &String::from_utf8_lossy(&o.stderr)
@@ -89,10 +132,10 @@ impl ProxyContainer {
         let addr = wait_for(
             "the proxy's published port",
             Duration::from_secs(10),
-            || published_addr(&self.name, LISTEN),
+            || self.published(),
         );
         assert!(
-            addr.ip().is_loopback(),
+            addr.ip().is_loopback() || self.reach == Some(addr.ip()),
             "published on {addr}, not on loopback"
         );
         wait_for(
@@ -100,10 +143,10 @@ impl ProxyContainer {
             Duration::from_secs(30),
             || {
                 assert!(
-                    is_running(&self.name),
+                    self.inspect("{{.State.Running}}").as_deref() == Some("true"),
                     "the proxy container stopped (state {:?}, exit code {:?}):\n{}",
-                    inspect(&self.name, "{{.State.Status}}"),
-                    inspect(&self.name, "{{.State.ExitCode}}"),
+                    self.inspect("{{.State.Status}}"),
+                    self.inspect("{{.State.ExitCode}}"),
                     self.logs()
                 );
                 try_get(addr, "/proxy/healthz")
@@ -124,6 +167,6 @@ impl Drop for ProxyContainer {
                 self.name
             );
         }
-        let _ = docker_try(&["rm", "-f", "-v", &self.name]);
+        let _ = docker_try_at(self.host.as_deref(), &["rm", "-f", "-v", &self.name]);
     }
 }

@@ -185,9 +185,10 @@ impl SwarmEngine {
             if !target.is_current(s) {
                 return Some(with_activity(target.want.clone(), now, &self.identity));
             }
-            // Changed since its tasks were judged (another proxy scaled it up, or forced new
-            // tasks): those tasks are on their way; forcing more would replace them.
-            let alive = judged.1 || s.version != judged.0;
+            // Changed since its tasks were judged, or just before (another proxy scaled it up,
+            // or forced new tasks): those tasks are on their way; forcing more would replace
+            // them.
+            let alive = judged.1 || s.version != judged.0 || just_changed(s, now);
             let (new, force) = scaled_spec(s, target.replicas, alive)?;
             forced |= force;
             Some(with_activity(new, now, &self.identity))
@@ -310,6 +311,18 @@ fn scaled_spec(s: &ServiceInfo, replicas: u64, alive: bool) -> Option<(Value, bo
     }
     new["Mode"]["Replicated"]["Replicas"] = json!(replicas);
     Some((new, false))
+}
+
+/// How long after a change of a service its new tasks may take to appear.
+const TASKS_APPEAR_WITHIN: Duration = Duration::from_secs(10);
+
+/// Whether service `s` was changed within `TASKS_APPEAR_WITHIN` of `now` (its tasks may not
+/// exist yet).
+fn just_changed(s: &ServiceInfo, now: SystemTime) -> bool {
+    crate::base::rfc3339::parse_utc(&s.updated_at).is_some_and(|at| {
+        now.duration_since(at)
+            .map_or(true, |ago| ago < TASKS_APPEAR_WITHIN)
+    })
 }
 
 /// A task that is done, one way or another.
