@@ -235,10 +235,11 @@ impl Wake for Managed {
         })
     }
 
-    fn forward_failed(&self, addr: &str) {
+    fn forward_failed(&self, addr: &str) -> bool {
         let id = match &self.state.lock().phase {
             Phase::Ready { id, addr: a } if a == addr => id.clone(),
-            _ => return,
+            // Already on its way back (another request saw it fail first).
+            _ => return true,
         };
         // A swarm task on a node that just vanished is reported running until swarm notices:
         // go through readiness again (which waits for a task that answers) rather than ask.
@@ -251,7 +252,7 @@ impl Wake for Managed {
                 .flatten()
                 .is_some_and(|o| o.running)
         {
-            return;
+            return false;
         }
         match recheck {
             true => log::info!(
@@ -269,6 +270,7 @@ impl Wake for Managed {
         if matches!(&st.phase, Phase::Ready { id: cur, .. } if *cur == id) {
             st.container_gone(None);
         }
+        true
     }
 
     fn report(&self) -> Report {

@@ -105,8 +105,10 @@ pub(crate) trait Wake: Send + Sync {
     /// The same, waiting at most `patience` (the start goes on without the caller): `None`
     /// when it is not ready by then.
     fn ensure_ready_within(&self, patience: Duration) -> Result<Option<String>, NotReady>;
-    /// A forward to `addr` was refused: the container may have just died.
-    fn forward_failed(&self, addr: &str);
+    /// A forward to `addr` was refused or could not connect in time: the container may have
+    /// just died, or a swarm task's node vanished. Returns true when the service goes through
+    /// readiness again (so a retry waits for it), false when it still runs as far as known.
+    fn forward_failed(&self, addr: &str) -> bool;
     fn report(&self) -> Report;
     fn start_figures(&self) -> StartFigures<'_>;
 }

@@ -2,7 +2,7 @@
 //! image has one, else an HTTP probe (`health_path`, or any answer at all); a container that
 //! exits while starting fails the start at once with its exit code and last log lines.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::config::{ConnectMode, EndpointMode};
 
@@ -23,8 +23,9 @@ impl Managed {
             Ok((addr, id)) => {
                 if st.started(attempt, addr.clone(), id, Instant::now()) {
                     self.activity.touch(Instant::now());
-                    // A swarm scale-up recorded its time in the service's labels.
-                    self.marks.reset(Some(SystemTime::now()));
+                    // Record this proxy's use soon (a scale-up recorded its time already, but a
+                    // proxy that found the service up has recorded nothing yet).
+                    self.marks.reset(None);
                     self.record_start(st.last_start, true);
                     log::info!(
                         "{} ready at {addr} after {} ms",

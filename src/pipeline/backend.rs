@@ -118,19 +118,17 @@ impl Proxy {
             read: svc.response_timeout,
         };
         let mut result = forward::forward(client, &request, &self.pool, &addr, timeouts);
-        if let (
-            Err(Failure::Problem {
-                problem: Problem::BadGateway(_),
-                sent,
-                ..
-            }),
-            Some(w),
-        ) = (&result, &routed.wake)
-        {
-            // A container that just became ready (or just died) may refuse once: check and
-            // retry, unless the request may have reached it and is not safe to repeat.
-            if may_resend(req.head, req.body, *sent) {
-                w.forward_failed(&addr);
+        if let (Err(Failure::Problem { problem, sent, .. }), Some(w)) = (&result, &routed.wake) {
+            // A container that just became ready (or just died) may refuse once, and a swarm
+            // task whose node vanished lets the connect time out: check and retry (waiting
+            // for readiness), unless the request may have reached it and is not safe to repeat.
+            // A connect that timed out is retried only when the service went back to readiness.
+            let retry = match problem {
+                Problem::BadGateway(_) => may_resend(req.head, req.body, *sent),
+                Problem::GatewayTimeout(_) => !*sent && may_resend(req.head, req.body, false),
+                _ => false,
+            };
+            if retry && (w.forward_failed(&addr) || matches!(problem, Problem::BadGateway(_))) {
                 result = match w.ensure_ready() {
                     Ok(addr) => forward::forward(client, &request, &self.pool, &addr, timeouts),
                     Err(n) => Err(Failure::Problem {
