@@ -27,6 +27,7 @@
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -317,12 +318,13 @@ fn concurrent_first_requests_scale_up_once(a: SocketAddr, b: SocketAddr, app: &s
 /// Starts `app` with its only task on node 2: node 1 drained of tasks until the service is
 /// idle at 0 and a request started it there; then active again, so that swarm can move the
 /// task back.
-fn start_on_node_2(n: &Nodes, a: SocketAddr, app: &str) {
+fn start_on_node_2(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) {
     n.drain_manager(true);
+    let stopped = |p| service_status(p, app)["status"] == "stopped";
     wait_for(
-        "the idle service to be scaled to zero",
-        Duration::from_secs(IDLE * 2 + 30),
-        || (replicas(app) == 0).then_some(()),
+        "the idle service to be scaled to zero and stopped for both proxies",
+        Duration::from_secs(IDLE * 3 + 30),
+        || (replicas(app) == 0 && stopped(a) && stopped(b)).then_some(()),
     );
     let r = get(a, "/app/hello");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -334,8 +336,8 @@ fn start_on_node_2(n: &Nodes, a: SocketAddr, app: &str) {
 
 /// Node 2 lost while it holds the only task: the request in flight fails with a detail, the
 /// next one waits for swarm to move the task and is answered.
-fn node_loss_moves_the_task(n: &Nodes, a: SocketAddr, app: &str) {
-    start_on_node_2(n, a, app);
+fn node_loss_moves_the_task(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) {
+    start_on_node_2(n, a, b, app);
     let in_flight =
         std::thread::spawn(move || get_patient(a, "/app/sleep?ms=4000", Duration::from_secs(60)));
     std::thread::sleep(Duration::from_millis(500));
@@ -396,12 +398,48 @@ fn two_nodes_and_two_proxies_share_one_swarm() {
     let stopped = steady_traffic_through_one_proxy_keeps_it_up(a, b, &proxy_b, &app);
     idle_on_both_scales_to_zero_once([&proxy_a, &proxy_b], &app, stopped);
     concurrent_first_requests_scale_up_once(a, b, &app);
-    node_loss_moves_the_task(&n, a, &app);
+    node_loss_moves_the_task(&n, a, b, &app);
 
     drop((proxy_b, proxy_a, objects));
     let _ = docker_try(&["rmi", &image]);
     drop(guard);
     let (clean, out, err) = run_nodes_script(&["leftovers"]);
     assert!(clean, "swarm-nodes.sh left something behind:\n{out}{err}");
+    assert_nothing_left();
+}
+
+/// Looks for what the two-node set-up makes, independently of the script's own `leftovers`.
+fn assert_nothing_left() {
     assert_eq!(swarm_state(), "inactive");
+    let run = |cmd: &str, args: &[&str]| {
+        let out = Command::new(cmd).args(args).output().expect(cmd);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let netns = run("ip", &["netns", "list"]);
+    assert!(!netns.contains("wpswarm-n2"), "namespace left: {netns}");
+    let links = run("ip", &["-o", "link", "show"]);
+    assert!(!links.contains("wpsw-"), "link left: {links}");
+    let procs = run("ps", &["-eo", "args"]);
+    let ours: Vec<&str> = procs
+        .lines()
+        .filter(|l| l.contains("wakeproxy-swarm-nodes"))
+        .collect();
+    assert!(ours.is_empty(), "processes left: {ours:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("wakeproxy-swarm-nodes"),
+        "mounts left under /var/lib/wakeproxy-swarm-nodes"
+    );
+    for path in [
+        "/var/lib/wakeproxy-swarm-nodes",
+        "/etc/docker/certs.d/10.213.213.1:5000",
+        "/run/netns/wpswarm-n2",
+    ] {
+        assert!(!Path::new(path).exists(), "{path} left");
+    }
+    let nets = docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !nets.lines().any(|n| n.starts_with("wpt-swarm-")),
+        "networks left: {nets}"
+    );
 }

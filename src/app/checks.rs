@@ -233,8 +233,9 @@ fn existing_findings(
     out
 }
 
-/// Whether this process runs in a container of this daemon attached to `network`: Docker
-/// names a container's host after its id, so the hostname finds it.
+/// Whether this process runs in a container attached to `network`: Docker names a container's
+/// host after its id, so the hostname finds it on this daemon (a container this daemon does not
+/// know, on another swarm node, is taken at its word).
 fn on_network(docker: &Docker, network: Option<&str>) -> bool {
     let (Some(net), Ok(host)) = (
         network,
@@ -242,8 +243,13 @@ fn on_network(docker: &Docker, network: Option<&str>) -> bool {
     ) else {
         return false;
     };
-    let me = docker.inspect(host.trim()).ok().flatten();
-    me.is_some_and(|c| c.networks.contains_key(net))
+    match docker.inspect(host.trim()) {
+        Ok(Some(c)) => c.networks.contains_key(net),
+        // In a container this daemon does not know: one on another swarm node, whose
+        // attachments only that node's daemon can tell; trust the operator.
+        Ok(None) => std::path::Path::new("/.dockerenv").exists(),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ impl Lifecycle {
                 st.container_gone(exit_code);
                 m.notify();
             }
+            // 143: SIGTERM, as swarm stops a task when the service is scaled down (by another
+            // proxy sharing it) or updated; a request that cannot reach it then waits for a task.
+            Phase::Ready { .. } if exit_code == Some(143) => {
+                log::info!("a task of swarm service {service} was stopped (exit code 143, SIGTERM)")
+            }
             Phase::Ready { .. } if exit_code != Some(0) => log::warn!(
                 "a task of swarm service {service} exited with code {}; swarm replaces it",
                 exit_code.map_or("unknown".into(), |c| c.to_string())

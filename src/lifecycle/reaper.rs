@@ -42,25 +42,27 @@ impl Lifecycle {
             let mut st = m.state();
             busy |= !matches!(st.phase, Phase::Stopped);
             let idle = m.activity.idle_for(now);
-            let Phase::Ready { addr, id } = &st.phase else {
-                continue;
-            };
-            let (addr, id) = (addr.clone(), id.clone());
-            if !st.should_stop(idle, m.idle_timeout) {
+            if let Phase::Ready { addr, id } = &st.phase
+                && st.should_stop(idle, m.idle_timeout)
+            {
+                let (addr, id) = (addr.clone(), id.clone());
+                st.begin_stop();
                 drop(st);
-                if m.engine().shares_activity() {
-                    m.share_activity(id, idle.unwrap_or_default(), now);
-                }
+                log::info!(
+                    "stopping {}: idle for {} s",
+                    m.name(),
+                    idle.unwrap_or_default().as_secs()
+                );
+                m.spawn_idle_stop(id, addr);
                 continue;
             }
-            st.begin_stop();
+            // Requests waiting for a start count as activity too: another proxy must not
+            // scale the service away under them.
+            let in_use = matches!(st.phase, Phase::Ready { .. } | Phase::Starting { .. });
             drop(st);
-            log::info!(
-                "stopping {}: idle for {} s",
-                m.name(),
-                idle.unwrap_or_default().as_secs()
-            );
-            m.spawn_idle_stop(id, addr);
+            if in_use && m.engine().shares_activity() {
+                m.share_activity(idle.unwrap_or_default(), now);
+            }
         }
         handed_over.is_none() || busy
     }
@@ -120,9 +122,9 @@ impl Managed {
         self.notify();
     }
 
-    /// Records this proxy's latest activity of `id` (idle for `idle` at `now`) where the other
-    /// proxies see it, when a write is due; the write runs on its own thread.
-    fn share_activity(&self, id: String, idle: Duration, now: Instant) {
+    /// Records this proxy's latest activity (idle for `idle` at `now`) where the other proxies
+    /// see it, when a write is due; the write runs on its own thread.
+    fn share_activity(&self, idle: Duration, now: Instant) {
         let last = SystemTime::now()
             .checked_sub(idle)
             .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -135,15 +137,17 @@ impl Managed {
         let me = self.handle();
         let spawned = std::thread::Builder::new()
             .name("activity".into())
-            .spawn(
-                move || match me.engine().record_activity(me.spec(), &id, last) {
-                    Ok(_) => me.marks.written(last, Instant::now()),
+            .spawn(move || {
+                match me.engine().record_activity(me.spec(), me.name(), last) {
+                    Ok(true) => me.marks.written(last, Instant::now()),
+                    // Nothing to write to yet, or a later time recorded: look again later.
+                    Ok(false) => me.marks.failed(Instant::now()),
                     Err(e) => {
                         log::debug!("recording the activity of {}: {e}", me.name());
                         me.marks.failed(Instant::now());
                     }
-                },
-            );
+                }
+            });
         if spawned.is_err() {
             self.marks.failed(now);
         }

@@ -204,8 +204,8 @@ pub(crate) trait Engine: Send + Sync {
         false
     }
 
-    /// Records `last` as this proxy's latest activity of `id` where the other proxies see it.
-    /// Returns whether a write was made.
+    /// Records `last` as this proxy's latest activity of service `id` (its id or name) where
+    /// the other proxies see it. Returns whether a write was made.
     fn record_activity(
         &self,
         _spec: &ManagedSpec,

@@ -261,12 +261,28 @@ impl SwarmEngine {
         }
     }
 
-    /// Waits (up to the grace period and a little) until no task of service `id` runs.
+    /// Waits (up to the grace period and a little) until the tasks service `id` has now have
+    /// ended. Tasks that appear later are not waited for: another proxy may scale the service
+    /// up again meanwhile.
     fn wait_tasks_ended(&self, id: &str) {
         let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS + 5);
-        while Instant::now() < deadline {
+        let Ok(tasks) = self.swarm.tasks(id) else {
+            return;
+        };
+        let ending: HashSet<String> = tasks
+            .into_iter()
+            .filter(|t| !is_terminal(t))
+            .map(|t| t.id)
+            .collect();
+        while Instant::now() < deadline && !ending.is_empty() {
             match self.swarm.tasks(id) {
-                Ok(tasks) if tasks.iter().all(is_terminal) => return,
+                Ok(tasks)
+                    if !tasks
+                        .iter()
+                        .any(|t| ending.contains(&t.id) && !is_terminal(t)) =>
+                {
+                    return;
+                }
                 Ok(_) => {}
                 Err(_) => return,
             }
