@@ -20,6 +20,7 @@
 //! - node 2's engine killed (and its containers, and its link cut) while it holds the only
 //!   task: a request in flight gets a 502/504 with a detail, and the next request is answered
 //!   once swarm moved the task to node 1.
+//!
 //! Then the set-up script's `leftovers` must find nothing.
 //!
 //! Traffic: 127.0.0.1, the namespace's 10.213.213.0/24 and the test's own overlay network.
@@ -196,15 +197,30 @@ fn first_request_lands_on_node_2(n: &Nodes, a: SocketAddr, app: &str, local: &st
     n.drain_manager(false);
 }
 
-/// A GET with the token and a read timeout of `patience`: (status, body), or the I/O error.
+/// A GET with the token and a read timeout of `patience`: (status, whole answer), or the I/O
+/// error.
 fn get_patient(addr: SocketAddr, path: &str, patience: Duration) -> Result<(u16, String), String> {
+    request_patient(addr, "GET", path, patience)
+}
+
+/// A request of `method` (a POST carries a small body) with the token and a read timeout of
+/// `patience`: (status, whole answer), or the I/O error.
+fn request_patient(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    patience: Duration,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(patience))
         .map_err(|e| e.to_string())?;
+    let body = if method == "POST" { "x=1" } else { "" };
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: test.local\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test.local\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -338,19 +354,31 @@ fn start_on_node_2(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) {
 /// next one waits for swarm to move the task and is answered.
 fn node_loss_moves_the_task(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) {
     start_on_node_2(n, a, b, app);
-    let in_flight =
-        std::thread::spawn(move || get_patient(a, "/app/sleep?ms=4000", Duration::from_secs(60)));
+    // Two requests in flight on the task when its node goes: a POST, which may have reached
+    // it, fails with a detail; a GET that got no byte of answer is sent again once a task
+    // answers.
+    let in_flight = |method: &'static str| {
+        std::thread::spawn(move || {
+            request_patient(a, method, "/app/sleep?ms=4000", Duration::from_secs(150))
+        })
+    };
+    let (post, get_again) = (in_flight("POST"), in_flight("GET"));
     std::thread::sleep(Duration::from_millis(500));
     let (ok, _, err) = run_nodes_script(&["kill-node2"]);
     assert!(ok, "swarm-nodes.sh kill-node2 failed:\n{err}");
     let lost = Instant::now();
-    let (status, body) = in_flight
+    let (status, body) = post
         .join()
         .unwrap()
-        .expect("the in-flight request is answered");
+        .expect("the POST in flight is answered");
     assert!(
         [502, 504].contains(&status) && body.contains("upstream"),
-        "the request in flight: {status} {body}"
+        "the POST in flight: {status} {body}"
+    );
+    let again = get_again.join().unwrap();
+    assert!(
+        matches!(&again, Ok((200, _))),
+        "the GET in flight, sent again: {again:?}"
     );
     let next = get_patient(a, "/app/hello", Duration::from_secs(150));
     assert!(

@@ -9,6 +9,7 @@ pub(crate) mod existing;
 pub(crate) mod swarm;
 mod swarm_activity;
 mod swarm_nodes;
+mod swarm_tasks;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
