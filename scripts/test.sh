@@ -23,6 +23,7 @@ need systemd-analyze || missing+=(systemd)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 # ...one of them with basic auth (bcrypt htpasswd) over TLS.
 need htpasswd || missing+=(apache2-utils)
+need ip || missing+=(iproute2)  # scripts/swarm-nodes.sh (tests/swarm_nodes.rs)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -28,7 +28,8 @@
 //! - cold request: the service is created with 1 replica and answers; the proxy restarted
 //!   adopts it; idle: it is scaled to 0; a cold request scales it 0 → 1; idle again → 0;
 //! - 20 concurrent first requests: exactly one scale-up (one `update` event of the service in
-//!   the daemon's event log, one log line of the proxy), all 20 answered.
+//!   the daemon's event log that changes its replicas, one log line of the proxy; the other
+//!   updates are activity label writes), all 20 answered.
 //!
 //! Traffic: 127.0.0.1 and the test's own networks only. Swarm would pull a task's image on
 //! every start; wakeproxy pins the image to its local id, so nothing is pulled.
@@ -390,10 +391,11 @@ fn swarm_services_scale_from_zero_on_demand_and_back_when_idle() {
     assert_eq!(proxy.count(&up_line), 2, "exactly one more scale-up");
     let updates = service_updates(&n.svc, since, until);
     eprintln!("service updates during the burst: {updates:?}");
+    let (scales, label_writes) = scale_events(&n.svc, since);
     assert_eq!(
-        updates.len(),
-        1,
-        "exactly one update of the service: {updates:?}"
+        scales,
+        [(0, 1)],
+        "exactly one scale of the service (and {label_writes} activity label writes): {updates:?}"
     );
     assert_eq!(replicas(&n.svc), 1);
     assert_eq!(service_status(addr, &n.svc)["cold_starts"], 2);

@@ -147,23 +147,6 @@ fn current_tasks(svc: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `update` events of `svc` since `since` whose replica count went from `from` to `to`, and
-/// those that kept it (label writes).
-fn scale_events(svc: &str, since: f64) -> (Vec<(u64, u64)>, usize) {
-    let mut scales = Vec::new();
-    let mut kept = 0;
-    for line in service_updates(svc, since, unix_now() + 1.0) {
-        let attrs = line.split_once(' ').map_or("", |(_, j)| j);
-        let v: serde_json::Value = serde_json::from_str(attrs).unwrap_or_default();
-        let num = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok());
-        match (num("replicas.old"), num("replicas.new")) {
-            (Some(o), Some(n)) if o != n => scales.push((o, n)),
-            _ => kept += 1,
-        }
-    }
-    (scales, kept)
-}
-
 fn first_request_lands_on_node_2(n: &Nodes, a: SocketAddr, app: &str, local: &str) {
     n.drain_manager(true);
     let r = get(a, "/app/hello");
@@ -296,6 +279,10 @@ fn idle_on_both_scales_to_zero_once(proxies: [&ProxyContainer; 2], app: &str, st
         after >= Duration::from_secs(IDLE),
         "scaled to zero {after:?} after the last request, before the idle timeout"
     );
+    eprintln!(
+        "swarm_nodes: scaled to zero {:.1} s after the last request",
+        after.as_secs_f64()
+    );
     // Both proxies find it idle; the second finds it scaled down already.
     std::thread::sleep(Duration::from_secs(2));
     let (scales, _) = scale_events(app, since);
@@ -385,6 +372,10 @@ fn node_loss_moves_the_task(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) 
         matches!(&next, Ok((200, body)) if body.contains("nodes-backend")),
         "the next request after node 2 was lost ({:?} later): {next:?}",
         lost.elapsed()
+    );
+    eprintln!(
+        "swarm_nodes: node 2 lost; the next request was answered {:.1} s later",
+        lost.elapsed().as_secs_f64()
     );
     let tasks = current_tasks(app);
     assert_eq!(tasks.len(), 1, "{tasks:?}");

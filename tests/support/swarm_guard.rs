@@ -539,3 +539,20 @@ pub fn running_tasks(name: &str) -> usize {
     .filter(|l| l.starts_with("Running"))
     .count()
 }
+
+/// The `update` events of `svc` since `since` that changed its replica count (old, new), and
+/// how many kept it (activity label writes).
+pub fn scale_events(svc: &str, since: f64) -> (Vec<(u64, u64)>, usize) {
+    let mut scales = Vec::new();
+    let mut kept = 0;
+    for line in service_updates(svc, since, unix_now() + 1.0) {
+        let attrs = line.split_once(' ').map_or("", |(_, j)| j);
+        let v: serde_json::Value = serde_json::from_str(attrs).unwrap_or_default();
+        let num = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok());
+        match (num("replicas.old"), num("replicas.new")) {
+            (Some(o), Some(n)) if o != n => scales.push((o, n)),
+            _ => kept += 1,
+        }
+    }
+    (scales, kept)
+}
