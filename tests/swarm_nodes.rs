@@ -412,6 +412,9 @@ fn two_nodes_and_two_proxies_share_one_swarm() {
     let on2 = Some((n.node2_host.as_str(), n.node2_addr));
     let proxy_b = ProxyContainer::run_on(on2, &g.name("proxy-b"), &net, &cfg);
     let (a, b) = (proxy_a.wait_ready(), proxy_b.wait_ready());
+    // Proxy B's container is not one the manager's daemon knows, but it is on the overlay.
+    let wrong = "does not run in a container on it";
+    assert_eq!(proxy_b.count(wrong), 0, "{}", proxy_b.logs());
 
     first_request_lands_on_node_2(&n, a, &app, &local);
     let stopped = steady_traffic_through_one_proxy_keeps_it_up(a, b, &proxy_b, &app);

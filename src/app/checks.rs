@@ -245,16 +245,54 @@ fn on_network(docker: &Docker, network: Option<&str>) -> bool {
     };
     match docker.inspect(host.trim()) {
         Ok(Some(c)) => c.networks.contains_key(net),
-        // In a container this daemon does not know: one on another swarm node, whose
-        // attachments only that node's daemon can tell; trust the operator.
-        Ok(None) => std::path::Path::new("/.dockerenv").exists(),
+        // Not a container of this daemon: maybe one on another swarm node, attached to the
+        // overlay there. Then it has a route to the overlay's subnet (which, unlike a bridge
+        // network's, no host has).
+        Ok(None) => {
+            let swarm = crate::docker::Swarm::from_docker(docker.clone());
+            let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+            swarm.network(net).ok().flatten().is_some_and(|n| {
+                n.driver == "overlay" && n.subnets.iter().any(|s| routes_to(&routes, s))
+            })
+        }
         Err(_) => false,
     }
+}
+
+/// Whether the IPv4 route table `routes` (`/proc/net/route`) has a route for exactly the
+/// subnet `cidr` (`10.0.1.0/24`), as an interface on that network has.
+fn routes_to(routes: &str, cidr: &str) -> bool {
+    let Some((addr, bits)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(addr), Ok(bits)) = (addr.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let mask = u32::MAX.checked_shl(32 - bits.min(32)).unwrap_or(0);
+    let want = (u32::from(addr) & mask, mask);
+    // Destination and Mask are 32-bit hex in the kernel's (little-endian) byte order.
+    let hex = |f: &str| u32::from_str_radix(f, 16).ok().map(u32::swap_bytes);
+    routes.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 7 && hex(f[1]).zip(hex(f[7])) == Some(want)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_to_the_subnet_tells_an_attached_container() {
+        let routes = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                      eth1\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                      eth0\t0001000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert!(routes_to(routes, "10.0.1.0/24"));
+        assert!(!routes_to(routes, "10.0.2.0/24"));
+        assert!(!routes_to(routes, "10.0.0.0/16"));
+        assert!(!routes_to(routes, "bogus"));
+        assert!(!routes_to("", "10.0.1.0/24"));
+    }
 
     fn config(extra_global: &str, services: &str) -> Config {
         let text = format!(

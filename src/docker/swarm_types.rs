@@ -109,6 +109,8 @@ pub struct NetworkInfo {
     pub scope: String,
     /// Whether standalone containers may join it (overlay networks only).
     pub attachable: bool,
+    /// Its subnets (`IPAM.Config[].Subnet`), e.g. `10.0.1.0/24`.
+    pub subnets: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -266,6 +268,8 @@ pub(super) struct RawNetworkInfo {
     driver: String,
     scope: String,
     attachable: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Value,
 }
 
 impl From<RawNetworkInfo> for NetworkInfo {
@@ -276,6 +280,14 @@ impl From<RawNetworkInfo> for NetworkInfo {
             driver: n.driver,
             scope: n.scope,
             attachable: n.attachable,
+            subnets: n.ipam["Config"]
+                .as_array()
+                .map(|c| {
+                    c.iter()
+                        .filter_map(|c| c["Subnet"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

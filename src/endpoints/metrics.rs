@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use crate::base::Histogram;
 use crate::base::load::LoadSnapshot;
 use crate::http::Reply;
-use crate::lifecycle::StartFigures;
 use crate::lifecycle::pulls::PullCounts;
+use crate::lifecycle::{SharedFigures, StartFigures};
 
 /// Bucket upper bounds in seconds for request durations.
 const REQUEST_BUCKETS: &[f64] = &[
@@ -182,6 +182,7 @@ fn render(s: &Scrape<'_>) -> String {
         .filter_map(|f| f.starts.as_ref().map(|st| (escape(f.name), st)))
         .collect();
     starts(&mut out, &on_demand);
+    shared(&mut out, &on_demand);
     out
 }
 
@@ -420,6 +421,34 @@ fn starts(out: &mut String, on_demand: &[(String, &StartFigures<'_>)]) {
     let _ = writeln!(out, "{name} {running}");
 }
 
+/// What this proxy did to share swarm services with other proxies, per swarm service.
+fn shared(out: &mut String, on_demand: &[(String, &StartFigures<'_>)]) {
+    let shared: Vec<(&String, SharedFigures)> = on_demand
+        .iter()
+        .filter_map(|(service, st)| st.shared.map(|f| (service, f)))
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    for (name, help, value) in [
+        (
+            "wakeproxy_swarm_activity_writes_total",
+            "Activity records written to a swarm service's labels, by service.",
+            (|f: SharedFigures| f.writes) as fn(SharedFigures) -> u64,
+        ),
+        (
+            "wakeproxy_swarm_scale_downs_kept_total",
+            "Idle scale-downs not made because another proxy was active, by service.",
+            |f: SharedFigures| f.kept,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        for (service, f) in &shared {
+            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {}", value(*f));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +493,7 @@ mod tests {
                     cold_starts: &h,
                     failures: 1,
                     running: true,
+                    shared: None,
                 }),
             }],
             unrouted: m.unrouted(),
@@ -511,6 +541,32 @@ mod tests {
         assert!(
             text.contains("wakeproxy_cold_start_duration_seconds_count{service=\"we\\\"b\"} 1\n")
         );
+    }
+
+    #[test]
+    fn swarm_services_count_their_shared_activity() {
+        let h = Histogram::new(&[1.0]);
+        let st = |shared| StartFigures {
+            cold_starts: &h,
+            failures: 0,
+            running: true,
+            shared,
+        };
+        let (api, web) = (
+            st(Some(SharedFigures {
+                writes: 12,
+                kept: 3,
+            })),
+            st(None),
+        );
+        let mut out = String::new();
+        shared(&mut out, &[("api".into(), &api), ("web".into(), &web)]);
+        assert!(out.contains("wakeproxy_swarm_activity_writes_total{service=\"api\"} 12\n"));
+        assert!(out.contains("wakeproxy_swarm_scale_downs_kept_total{service=\"api\"} 3\n"));
+        assert!(!out.contains("service=\"web\""), "{out}");
+        let mut none = String::new();
+        shared(&mut none, &[("web".into(), &web)]);
+        assert_eq!(none, "", "no swarm service, no such metric");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::groups::Groups;
 use super::shared_activity::Marks;
 use super::spec::ManagedSpec;
 use super::state::{Phase, State, Step};
-use super::{MAX_WAITERS, NotReady, Report, StartFigures, Wake};
+use super::{MAX_WAITERS, NotReady, Report, SharedFigures, StartFigures, Wake};
 
 /// Bucket upper bounds in seconds for cold starts.
 const START_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
@@ -322,6 +322,10 @@ impl Wake for Managed {
             cold_starts: &self.cold_starts,
             failures: self.failures.load(Ordering::Relaxed),
             running: matches!(self.state.lock().phase, Phase::Ready { .. }),
+            shared: self.engine.shares_activity().then(|| {
+                let (writes, kept) = self.marks.counts();
+                SharedFigures { writes, kept }
+            }),
         }
     }
 }

@@ -92,6 +92,16 @@ pub(crate) struct StartFigures<'a> {
     pub cold_starts: &'a Histogram,
     pub failures: u64,
     pub running: bool,
+    /// For a service several proxies share (swarm): activity records written, and idle stops
+    /// not made because another proxy was active.
+    pub shared: Option<SharedFigures>,
+}
+
+/// What this proxy did to share a swarm service with other proxies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SharedFigures {
+    pub writes: u64,
+    pub kept: u64,
 }
 
 /// An on-demand service as the request pipeline sees it.

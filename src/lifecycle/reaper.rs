@@ -118,6 +118,7 @@ impl Managed {
         let now = Instant::now();
         self.activity.touch(now.checked_sub(ago).unwrap_or(now));
         self.marks.reset(Some(at));
+        self.marks.kept();
         self.state().resume(addr, id);
         self.notify();
     }

@@ -10,9 +10,11 @@
 //! whole timeout.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
+use serde_json::{Value, json};
 
 /// Service label: the latest activity any proxy recorded, in Unix milliseconds.
 pub(crate) const LABEL_LAST_ACTIVITY: &str = "wakeproxy.last-activity";
@@ -33,6 +35,16 @@ pub(crate) fn write_interval(idle_timeout: Duration) -> Duration {
 pub(crate) fn encode(t: SystemTime) -> String {
     let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
     ms.to_string()
+}
+
+/// `spec` (a swarm service spec) with its activity labels saying `at`, by `by`.
+pub(crate) fn with_activity(mut spec: Value, at: SystemTime, by: &str) -> Value {
+    if !spec["Labels"].is_object() {
+        spec["Labels"] = json!({});
+    }
+    spec["Labels"][LABEL_LAST_ACTIVITY] = json!(encode(at));
+    spec["Labels"][LABEL_LAST_ACTIVITY_BY] = json!(by);
+    spec
 }
 
 /// The activity recorded in a service's labels, if any (a label that is not a number is none).
@@ -74,6 +86,10 @@ pub(crate) fn newer(ours: SystemTime, recorded: Option<SystemTime>) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Marks {
     inner: Mutex<Mark>,
+    /// Records written, for the metrics.
+    writes: AtomicU64,
+    /// Idle stops not made because another proxy was active, for the metrics.
+    kept: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -104,6 +120,7 @@ impl Marks {
 
     /// The claimed write of `value` ended at `now` (written, or found already recorded).
     pub(crate) fn written(&self, value: SystemTime, now: Instant) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         let mut m = self.inner.lock();
         m.written = Some(m.written.map_or(value, |w| w.max(value)));
         m.at = Some(now);
@@ -115,6 +132,19 @@ impl Marks {
         let mut m = self.inner.lock();
         m.at = Some(now);
         m.writing = false;
+    }
+
+    /// An idle stop was not made: another proxy was active.
+    pub(crate) fn kept(&self) {
+        self.kept.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (records written, idle stops not made).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.kept.load(Ordering::Relaxed),
+        )
     }
 
     /// The service was scaled up (its labels carry `value`) or down: start afresh from `value`.
@@ -142,6 +172,18 @@ mod tests {
         let junk = BTreeMap::from([(LABEL_LAST_ACTIVITY.to_string(), "soon".to_string())]);
         assert_eq!(recorded(&junk), None);
         assert_eq!(recorded(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn activity_labels_join_the_others() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_500);
+        let spec = json!({"Name": "api", "Labels": {"wakeproxy.managed": "true"}});
+        let s = with_activity(spec, at, "h:1");
+        assert_eq!(s["Labels"]["wakeproxy.managed"], "true");
+        assert_eq!(s["Labels"][LABEL_LAST_ACTIVITY], "1500");
+        assert_eq!(s["Labels"][LABEL_LAST_ACTIVITY_BY], "h:1");
+        let bare = with_activity(json!({"Name": "api"}), at, "h:1");
+        assert_eq!(bare["Labels"][LABEL_LAST_ACTIVITY], "1500");
     }
 
     #[test]
@@ -194,6 +236,8 @@ mod tests {
         assert!(!marks.claim(at(3_000), t0 + Duration::from_secs(20), interval));
         assert!(marks.claim(at(3_000), t0 + Duration::from_secs(30), interval));
         marks.written(at(3_000), t0 + Duration::from_secs(30));
+        marks.kept();
+        assert_eq!(marks.counts(), (2, 1));
         // Traffic stopped: the last activity was written, nothing more to write.
         assert!(!marks.claim(at(3_000), t0 + Duration::from_secs(90), interval));
     }

@@ -27,12 +27,12 @@ use crate::lifecycle::spec::{
     LABEL_HASH, LABEL_MANAGED, LABEL_SERVICE, ManagedSpec, STOP_TIMEOUT_SECS,
 };
 
-use super::swarm_activity::{proxy_identity, with_activity};
 use super::swarm_tasks::{is_terminal, latest, short, task_failure};
 use super::{
     Engine, EngineError, EngineKind, Found, IdleStop, Observed, Progress, Replicas,
     START_LOG_LINES, ours,
 };
+use crate::lifecycle::shared_activity::with_activity;
 
 /// Budget of the Docker calls made for `/proxy/status`.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
@@ -290,6 +290,14 @@ impl SwarmEngine {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// This proxy, as the `wakeproxy.last-activity-by` label names it: `host:pid`.
+fn proxy_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    let host = if host.is_empty() { "unknown" } else { host };
+    format!("{host}:{}", std::process::id())
 }
 
 /// What a start wants a swarm service to be.

@@ -10,33 +10,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
-
 use crate::docker::{DockerError, ServiceInfo};
 use crate::lifecycle::shared_activity::{
-    LABEL_LAST_ACTIVITY, LABEL_LAST_ACTIVITY_BY, Verdict, encode, judge, newer, recorded,
+    LABEL_LAST_ACTIVITY_BY, Verdict, judge, newer, recorded, with_activity,
 };
 
 use super::swarm::SwarmEngine;
 use super::{EngineError, IdleStop, ours};
-
-/// This proxy, as the `wakeproxy.last-activity-by` label names it: `host:pid`.
-pub(super) fn proxy_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host = host.trim();
-    let host = if host.is_empty() { "unknown" } else { host };
-    format!("{host}:{}", std::process::id())
-}
-
-/// `spec` with its activity labels saying `at`, by `by`.
-pub(super) fn with_activity(mut spec: Value, at: SystemTime, by: &str) -> Value {
-    if !spec["Labels"].is_object() {
-        spec["Labels"] = json!({});
-    }
-    spec["Labels"][LABEL_LAST_ACTIVITY] = json!(encode(at));
-    spec["Labels"][LABEL_LAST_ACTIVITY_BY] = json!(by);
-    spec
-}
 
 impl SwarmEngine {
     /// Records `last` as service `id`'s latest activity unless a later one is recorded.
@@ -94,24 +74,5 @@ fn by_whom(s: &ServiceInfo) -> String {
     match s.labels.get(LABEL_LAST_ACTIVITY_BY) {
         Some(by) if !by.is_empty() => format!("proxy {by}"),
         _ => "a proxy".to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    #[test]
-    fn activity_labels_join_the_others() {
-        let at = UNIX_EPOCH + Duration::from_millis(1_500);
-        let spec = json!({"Name": "api", "Labels": {"wakeproxy.managed": "true"}});
-        let s = with_activity(spec, at, "h:1");
-        assert_eq!(s["Labels"]["wakeproxy.managed"], "true");
-        assert_eq!(s["Labels"][LABEL_LAST_ACTIVITY], "1500");
-        assert_eq!(s["Labels"][LABEL_LAST_ACTIVITY_BY], "h:1");
-        let bare = with_activity(json!({"Name": "api"}), at, "h:1");
-        assert_eq!(bare["Labels"][LABEL_LAST_ACTIVITY], "1500");
-        assert!(proxy_identity().ends_with(&format!(":{}", std::process::id())));
     }
 }
