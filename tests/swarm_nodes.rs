@@ -261,6 +261,13 @@ fn steady_traffic_through_one_proxy_keeps_it_up(
         "proxy B found the service idle and kept it up for A:\n{}",
         proxy_b.logs()
     );
+    let metrics = get(b, "/proxy/metrics").text();
+    let kept = format!("wakeproxy_swarm_scale_downs_kept_total{{service=\"{app}\"}} ");
+    let n: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&kept)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {kept} in proxy B's metrics:\n{metrics}"));
+    assert!(n >= 1, "{kept}{n}");
     last
 }
 
