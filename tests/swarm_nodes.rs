@@ -17,9 +17,10 @@
 //!   activity labels are written a few times per idle period and the task is never replaced;
 //! - traffic stops on both: the service is scaled to zero once, an idle timeout later;
 //! - 20 concurrent first requests split across A and B: one scale-up, all answered;
-//! - node 2's engine killed (and its containers, and its link cut) while it holds the only
-//!   task: a request in flight gets a 502/504 with a detail, and the next request is answered
-//!   once swarm moved the task to node 1.
+//! - node 2 killed (engine, containerd, shims, containers) while it holds the only task: a
+//!   POST in flight gets a 502/504 with a detail, a GET in flight is sent again, and the next
+//!   request is answered once swarm moved the task to node 1; proxy B died with node 2, and
+//!   proxy A alone scales the service down when idle (a dead proxy holds nothing).
 //!
 //! Then the set-up script's `leftovers` must find nothing.
 //!
@@ -392,6 +393,12 @@ fn node_loss_moves_the_task(n: &Nodes, a: SocketAddr, b: SocketAddr, app: &str) 
         ts.iter().filter_map(|t| t["node"].as_str()).collect()
     });
     assert!(on.contains(&n.manager_name.as_str()), "{st}");
+    // Proxy B died with node 2 and holds nothing: A alone scales the service down when idle.
+    wait_for(
+        "proxy A alone to scale the idle service to zero",
+        Duration::from_secs(IDLE * 3 + 30),
+        || (replicas(app) == 0).then_some(()),
+    );
 }
 
 #[test]
