@@ -128,26 +128,6 @@ services:
     )
 }
 
-/// Task ids of `svc` meant to run, with their nodes.
-fn current_tasks(svc: &str) -> Vec<(String, String)> {
-    docker(&[
-        "service",
-        "ps",
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.ID}} {{.Node}} {{.CurrentState}}",
-        svc,
-    ])
-    .lines()
-    .filter(|l| l.contains("Running"))
-    .filter_map(|l| {
-        let mut w = l.split_whitespace();
-        Some((w.next()?.to_string(), w.next()?.to_string()))
-    })
-    .collect()
-}
-
 fn first_request_lands_on_node_2(n: &Nodes, a: SocketAddr, app: &str, local: &str) {
     n.drain_manager(true);
     let r = get(a, "/app/hello");

@@ -524,20 +524,29 @@ pub fn service_updates(name: &str, since: f64, until: f64) -> Vec<String> {
         .collect()
 }
 
-/// Tasks of the service that run (and are meant to).
-pub fn running_tasks(name: &str) -> usize {
+/// Task ids of `svc` meant to run, with their nodes.
+pub fn current_tasks(svc: &str) -> Vec<(String, String)> {
     docker(&[
         "service",
         "ps",
         "--filter",
         "desired-state=running",
         "--format",
-        "{{.CurrentState}}",
-        name,
+        "{{.ID}} {{.Node}} {{.CurrentState}}",
+        svc,
     ])
     .lines()
-    .filter(|l| l.starts_with("Running"))
-    .count()
+    .filter(|l| l.contains("Running"))
+    .filter_map(|l| {
+        let mut w = l.split_whitespace();
+        Some((w.next()?.to_string(), w.next()?.to_string()))
+    })
+    .collect()
+}
+
+/// Tasks of the service that run (and are meant to).
+pub fn running_tasks(name: &str) -> usize {
+    current_tasks(name).len()
 }
 
 /// The `update` events of `svc` since `since` that changed its replica count (old, new), and
